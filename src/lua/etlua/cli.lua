@@ -1,0 +1,89 @@
+-- etlua.cli: the command line (DESIGN.md "Command line"). Parses argv, answers --help and
+-- --version, and hands everything else to the runner.
+local fail = require "etlua.fail"
+local host = require "etlua.host"
+
+local M = {}
+
+M.usage = [[
+usage: etlua SCRIPT [--drain] [--dry-run] [--input FILE|-] [--rules DIR] [--log-format text|json]
+       etlua --version | --help
+
+Drains an SQS queue of JSON events into PostgreSQL through a Lua pipeline script
+(scripts/login_etl.lua: validation, app_version normalisation, masking of ip and device_id).
+
+options:
+  --drain              exit 0 once the queue is empty (after the last commit and delete);
+                       without it etlua runs as a service until SIGTERM/SIGINT
+  --dry-run            print the rows it would write as JSON lines on stdout; write and delete nothing
+  --input FILE|-       read message bodies, one per line, from FILE or stdin instead of SQS
+  --rules DIR          load analysts' rule files (DIR/*.lua, in name order)
+  --log-format FORMAT  text (default) or json lines, on stderr
+  --version, --help
+
+environment:
+  SQS_QUEUE_URL | SQS_QUEUE         the queue (a name is resolved with GetQueueUrl)
+  AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL   endpoint override (emulators); else from the queue URL
+  AWS_REGION | AWS_DEFAULT_REGION   SigV4 region (default us-east-1)
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
+                                    credentials (test/test for a loopback endpoint with none set)
+  AWS_CA_BUNDLE                     CA file for https endpoints
+  ETLUA_SQS_PROTOCOL                auto (default), json or query
+  DATABASE_URL | PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGSSLMODE   Postgres
+  ETLUA_MASK_KEY | ETLUA_MASK_KEY_FILE   HMAC key, at least 32 bytes (required)
+  ETLUA_BATCH_SIZE                  messages per transaction (default 500)
+  ETLUA_BATCH_MAX_WAIT_MS           longest a received message waits for its batch (default 500)
+  ETLUA_WAIT_SECONDS                long-poll wait as a service (default 20)
+  ETLUA_DRAIN_WAIT_SECONDS          long-poll wait that proves the queue empty with --drain (default 1)
+
+exit status: 0 done; 1 a run that could not finish (one line on stderr says why); 2 usage.
+]]
+
+local function usage_error(fmt, ...)
+  io.stderr:write("etlua: ", string.format(fmt, ...), "\n", "try 'etlua --help'\n")
+  return 2
+end
+
+function M.parse(argv)
+  local opts = { log_format = "text" }
+  local i = 1
+  local function value(flag)
+    i = i + 1
+    local v = argv[i]
+    if v == nil then return nil, flag .. " needs a value" end
+    return v
+  end
+  while i <= #argv do
+    local a = argv[i]
+    local err
+    if a == "--help" or a == "-h" then opts.help = true
+    elseif a == "--version" then opts.version = true
+    elseif a == "--drain" then opts.drain = true
+    elseif a == "--dry-run" then opts.dry_run = true
+    elseif a == "--input" then opts.input, err = value(a)
+    elseif a == "--rules" then opts.rules, err = value(a)
+    elseif a == "--log-format" then opts.log_format, err = value(a)
+    elseif a:sub(1, 2) == "--" then err = "unknown option " .. a
+    elseif opts.script == nil then opts.script = a
+    else err = "unexpected argument " .. a
+    end
+    if err then return nil, err end
+    i = i + 1
+  end
+  return opts
+end
+
+function M.main(argv)
+  local opts, err = M.parse(argv)
+  if not opts then return usage_error("%s", err) end
+  if opts.help then io.stdout:write(M.usage) return 0 end
+  if opts.version then io.stdout:write("etlua ", host.version, "\n") return 0 end
+  if not opts.script then return usage_error("no script given (e.g. etlua scripts/login_etl.lua --drain)") end
+  if opts.log_format ~= "text" and opts.log_format ~= "json" then
+    return usage_error("--log-format must be text or json, not '%s'", opts.log_format)
+  end
+  local log = require("etlua.log").new(opts.log_format)
+  return require("etlua.runner").run(opts, log)
+end
+
+return M

@@ -1,0 +1,15 @@
+-- etlua.fail: how the Lua half reports a user mistake. fail.user(...) raises {user_error = line};
+-- the host (src/host.c) prints that one line as `etlua: line` and exits 1, without a traceback.
+-- Anything else raised is an internal error and gets a traceback.
+local M = {}
+
+function M.user(fmt, ...)
+  error({ user_error = string.format(fmt, ...) }, 0)
+end
+
+-- Returns true when err is a user error raised by fail.user.
+function M.is_user(err)
+  return type(err) == "table" and type(err.user_error) == "string"
+end
+
+return M

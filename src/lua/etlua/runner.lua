@@ -1,0 +1,154 @@
+-- etlua.runner: the loop, top to bottom as the data flows:
+--   receive → process each body (decode → validate → rules → transform) → commit → delete
+-- A message is deleted (acknowledged) only after the transaction holding its row or its reject
+-- has committed; the ledger in that transaction makes any redelivery land once.
+local config = require "etlua.config"
+local script_loader = require "etlua.script"
+local record = require "etlua.record"
+local source = require "etlua.source"
+local sink = require "etlua.sink"
+local dryrun = require "etlua.dryrun"
+local retry = require "etlua.retry"
+local fail = require "etlua.fail"
+local mask = require "etlua.mask"
+local pg = require "etlua.pg"
+local host = require "etlua.host"
+
+local M = {}
+
+-- Postgres ------------------------------------------------------------------------------------
+local function connect(cfg, log)
+  local db, err = retry.call(log, "postgres", function()
+    local conn, msg = pg.connect(cfg.database_url)
+    if conn then return conn end
+    return nil, msg, "connection"
+  end)
+  if not db then
+    fail.user("cannot connect to Postgres: %s; check DATABASE_URL or PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE", err)
+  end
+  return db
+end
+
+local function open_sink(cfg, script, queue, log)
+  local db = connect(cfg, log)
+  local s, err = sink.open(db, {
+    table = script.table, schema = script.schema, columns = script.columns,
+    create_table = script.create_table, queue = queue,
+  })
+  if not s then fail.user("cannot prepare the tables in Postgres: %s", err) end
+  return s, db
+end
+
+-- Process one batch: every message gets exactly one outcome, a row or a reject.
+local function process(proc, messages, stats, log, verbose)
+  local items = {}
+  for i, m in ipairs(messages) do
+    local out = proc:process(m.body, m)
+    if out.row then
+      items[i] = { id = m.id, row = out.row }
+    else
+      items[i] = { id = m.id, reject = out.reject }
+      if verbose then
+        log:info("rejected", { message_id = m.id, reason = out.reject.reason, detail = out.reject.detail })
+      end
+    end
+  end
+  stats.received = stats.received + #messages
+  return items
+end
+
+local function count(stats, summary, items)
+  stats.written = stats.written + summary.written
+  stats.rejected = stats.rejected + summary.rejected
+  stats.duplicates = stats.duplicates + (summary.duplicates or 0)
+  for _, item in ipairs(items) do
+    if item.reject then
+      local r = item.reject.reason
+      stats.by_reason[r] = (stats.by_reason[r] or 0) + 1
+    end
+  end
+end
+
+-- Commit, re-making the connection when it is lost; nothing is acknowledged until this returns.
+local function commit(state, items, log)
+  while true do
+    local summary, err, code = state.out:commit(items)
+    if summary then return summary end
+    if code ~= "connection" then
+      fail.user("cannot write the batch to Postgres: %s; nothing was deleted from the queue", err)
+    end
+    log:warn("lost the Postgres connection; reconnecting", { error = err })
+    if host.stopping() then fail.user("stopped while Postgres was unreachable; nothing was deleted") end
+    state.db:close()
+    host.sleep(0.5)
+    state.out, state.db = state.reopen()
+  end
+end
+
+-- run(opts, log) -> exit status. opts: script, drain, dry_run, input, rules.
+function M.run(opts, log)
+  local script = script_loader.load(opts.script)
+  local cfg = config.load(script.config, os.getenv,
+    { sqs = opts.input == nil, db = not opts.dry_run, mask = true })
+  local masker = mask.new(cfg.mask_key)
+  cfg.mask_key = #cfg.mask_key -- the key lives only in the masker from here on
+  local desc = config.describe(cfg)
+  desc.mask_key = nil
+  desc.script = opts.script
+  desc.mode = (opts.dry_run and "dry-run " or "") .. (opts.drain and "drain" or (opts.input and "input" or "service"))
+  log:info("starting etlua " .. host.version, desc)
+
+  local rules = record.load_rules(opts.rules or script.rules)
+  local proc = record.new(script, { masker = masker, rules = rules })
+  local src = opts.input and source.file(opts.input) or source.sqs(cfg, log)
+  local queue = opts.input and ("input:" .. opts.input) or cfg.queue_url
+
+  local state = {}
+  if opts.dry_run then
+    state.out = dryrun.new(io.stdout, script.columns)
+  else
+    state.reopen = function() return open_sink(cfg, script, queue, log) end
+    state.out, state.db = state.reopen()
+  end
+
+  host.install_signals()
+  local stats = { received = 0, written = 0, rejected = 0, duplicates = 0, deleted = 0, by_reason = {} }
+  local started = host.mono()
+  local stop_when_drained = opts.drain or opts.input ~= nil
+  local wait = stop_when_drained and cfg.drain_wait_seconds or cfg.wait_seconds
+  while not host.stopping() do
+    local messages, drained = src:next_batch(cfg.batch_size, cfg.batch_max_wait_ms, wait)
+    if not messages then
+      fail.user("cannot receive from SQS: %s; nothing in hand was lost", drained)
+    end
+    if #messages > 0 then
+      local items = process(proc, messages, stats, log, opts.dry_run)
+      local summary = commit(state, items, log)
+      count(stats, summary, items)
+      if not opts.dry_run then
+        local deleted, err = src:ack(messages)
+        if not deleted then
+          log:warn("delete failed after commit; the messages will be redelivered and skipped by the ledger", { error = err })
+        else
+          stats.deleted = stats.deleted + deleted
+        end
+      end
+    end
+    if drained and stop_when_drained then break end
+  end
+
+  local seconds = host.mono() - started
+  local summary = {
+    received = stats.received, written = stats.written, rejected = stats.rejected,
+    duplicates = stats.duplicates, deleted = stats.deleted,
+    seconds = string.format("%.2f", seconds),
+    rate = string.format("%.0f", stats.received / math.max(seconds, 1e-3)),
+  }
+  for reason, n in pairs(stats.by_reason) do summary["rejected." .. reason] = n end
+  log:info(host.stopping() and "stopped" or "done", summary)
+  src:close()
+  if state.db then state.db:close() end
+  return 0
+end
+
+return M
