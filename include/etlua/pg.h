@@ -1,0 +1,26 @@
+/* pg.h: the etlua.pg module (libpq connection handle, parameterised exec, COPY of row arrays)
+ * and the pure COPY text-format escaping it uses, exposed for unit tests. */
+#ifndef ETLUA_PG_H
+#define ETLUA_PG_H
+
+#include <stddef.h>
+
+struct lua_State;
+
+/* Returned by etl_pg_copy_escape when the value holds a NUL byte, which COPY text cannot carry. */
+#define ETL_PG_ESCAPE_NUL ((size_t)-1)
+
+/* Escapes len bytes of src for one field of COPY text format into dst (backslash, tab, newline,
+ * carriage return become \\, \t, \n, \r; every other byte is copied). dst must hold 2 * len
+ * bytes; nothing is NUL-terminated. Returns the number of bytes written, or ETL_PG_ESCAPE_NUL
+ * (dst untouched) when src contains a NUL byte. */
+size_t etl_pg_copy_escape(char *dst, const char *src, size_t len);
+
+/* Replaces every occurrence of secret (when non-empty) in msg by "***", writing at most cap bytes
+ * (NUL-terminated) into out. Used on libpq connection errors. Returns out. */
+char *etl_pg_redact(char *out, size_t cap, const char *msg, const char *secret);
+
+/* require "etlua.pg": pushes the module table {connect = ...}. */
+int luaopen_etlua_pg(struct lua_State *L);
+
+#endif
