@@ -1,0 +1,35 @@
+/* mask.h: the masking primitive (etlua.mask). SHA-256 and HMAC-SHA-256 to lowercase hex, and
+ * the canonical text form of an IP address, so that equal addresses mask equal.
+ * The C functions below are what the Lua module wraps; tests call them directly.
+ * Crypto is OpenSSL 3 (EVP_MAC / EVP_Digest), address parsing is inet_pton/inet_ntop: no
+ * hand-written crypto or address parser. */
+#ifndef ETLUA_MASK_H
+#define ETLUA_MASK_H
+
+#include <stddef.h>
+
+struct lua_State;
+
+#define ETL_MASK_HEX_LEN 64 /* SHA-256 as lowercase hex, without the terminating NUL */
+#define ETL_MASK_IP_MAX 46  /* INET6_ADDRSTRLEN: the longest canonical text plus its NUL */
+
+/* Writes the lowercase hex SHA-256 of data[0..len) and a NUL to out.
+ * Returns 0, or -1 when OpenSSL fails (out is then an empty string). */
+int etl_mask_sha256_hex(const void *data, size_t len, char out[ETL_MASK_HEX_LEN + 1]);
+
+/* Writes the lowercase hex HMAC-SHA-256(key, data) and a NUL to out. Any key bytes, any length.
+ * Returns 0, or -1 when OpenSSL fails (out is then an empty string). */
+int etl_mask_hmac_hex(const void *key, size_t keylen, const void *data, size_t len,
+                      char out[ETL_MASK_HEX_LEN + 1]);
+
+/* Canonical text of the IP address s[0..len) (not NUL-terminated; embedded NULs, zone ids,
+ * surrounding blanks and over-long input are rejected). IPv4: dotted quad by inet_pton rules.
+ * IPv6: RFC 5952 text from inet_ntop (lowercase, longest zero run as ::, IPv4-mapped as
+ * ::ffff:a.b.c.d). Returns 4 or 6 and fills out, or 0 when s is not a valid address. */
+int etl_mask_canonical_ip(const char *s, size_t len, char out[ETL_MASK_IP_MAX]);
+
+/* Lua module: mask.sha256_hex, mask.hmac_sha256_hex, mask.new(key) -> "etlua.mask.hasher"
+ * with :hex(s) and :close(), mask.canonical_ip(s) -> text, 4|6 or nil. */
+int luaopen_etlua_mask(struct lua_State *L);
+
+#endif
