@@ -19,6 +19,10 @@ extern const struct etl_embedded etl_embedded_modules[];
  * modules in package.preload. Returns nothing; raises on memory exhaustion only. */
 void etl_host_preload(struct lua_State *L);
 
+/* Non-zero once SIGTERM/SIGINT has asked the process to stop (after host.install_signals()).
+ * Long network waits (a long poll) poll it to cut themselves short. Async-signal safe to read. */
+int etl_host_stop_requested(void);
+
 /* Runs etlua.cli.main(argv) in a fresh state; returns the process exit status. */
 int etl_host_main(int argc, char **argv);
 
