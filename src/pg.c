@@ -220,11 +220,16 @@ static int etl_pg_quote_ident(lua_State *L)
 /* ---- exec ---------------------------------------------------------------------------------- */
 
 /* Converts the Lua array at idx into a Postgres array literal {"a","b",NULL} (each element
- * double-quoted, \ and " escaped), left on the stack. */
+ * double-quoted, \ and " escaped), left on the stack. Its length is field n when that is an
+ * integer (arrays with nil holes), else its raw length. */
 static void etl_pg_array_literal(lua_State *L, int idx)
 {
     luaL_Buffer b;
     lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+    lua_getfield(L, idx, "n");
+    if (lua_isinteger(L, -1))
+        n = lua_tointeger(L, -1);
+    lua_pop(L, 1);
     luaL_buffinit(L, &b);
     luaL_addchar(&b, '{');
     for (lua_Integer i = 1; i <= n; i++) {
@@ -274,7 +279,7 @@ static void etl_pg_push_rows(lua_State *L, const PGresult *res)
 
 /* db:exec(sql, ...) -> rows, affected, ncols | nil, msg, code
  * Parameters: nil -> NULL, strings and numbers as text (lua_tolstring), booleans -> true/false,
- * arrays (tables) -> a text array literal for $n::text[]. One statement only. */
+ * arrays (tables, length n or #) -> a text array literal for $n::text[]. One statement only. */
 static int etl_pg_exec(lua_State *L)
 {
     PGconn *conn = etl_pg_check(L);
