@@ -1,0 +1,228 @@
+--[[ login_etl.lua: the default pipeline for login events (shared/DESIGN.md, "Rules of
+scripts/login_etl.lua"). This file is meant to be read and changed by analysts.
+
+How etlua uses this file (the hook contract; src/lua/etlua/record.lua calls it):
+  * It returns one table. `table`, `columns`, `create_table` and `pii` are read once at start.
+  * For every message etlua decodes the JSON body. A body that is not JSON, or not a JSON object,
+    is rejected before this file sees it (`invalid_json`, `not_object`).
+  * validate(rec) gets the decoded object. JSON null arrives as `null` (cjson.null), a missing
+    field as nil; numbers arrive as Lua floats (lua-cjson 2.1 decodes every number that way).
+    It returns true, or false, reason, detail. The detail is stored in the rejects table: it
+    must never contain an ip or device_id value.
+  * Then the analysts' rule files run (--rules DIR); then transform(rec, ctx) builds the row,
+    keyed by column name. A column left nil is written as NULL.
+      ctx.mask(s)          -> lowercase hex HMAC-SHA-256 of s with the secret key
+      ctx.canonical_ip(s)  -> canonical address text, 4|6   or nil
+      ctx.message          -> {id=, sent_ms=, received_ms=} of the SQS message
+  * Rejected messages are stored with every field named in `pii` masked.
+  * validate and transform must not raise for any input: a raise is treated as a bug in this
+    file, not as a bad message.
+]]
+
+local null = require("cjson").null
+
+local MAX_USER_ID_CHARS = 128      -- user_logins.user_id varchar(128)
+local MAX_SHORT_TEXT_CHARS = 32    -- device_type, locale: varchar(32)
+local MAJOR_LIMIT = 2147           -- MAJOR*1000000 must fit a Postgres integer (max 2147483647)
+local PART_LIMIT = 1000            -- MINOR and PATCH each take three decimal digits
+local MAX_EPOCH_SECONDS = 253402300799   -- 9999-12-31T23:59:59Z, the last day Postgres' date
+                                         -- and os.date both print with a 4-digit year
+
+-- ---- small helpers -------------------------------------------------------------------------
+
+-- A field counts as absent when it is missing or JSON null.
+local function absent(v)
+  return v == nil or v == null
+end
+
+-- Length in characters (UTF-8 code points), or nil when s is not valid UTF-8 text or holds a
+-- NUL byte (Postgres text cannot store NUL).
+local function char_count(s)
+  if s:find("\0", 1, true) then return nil end
+  return utf8.len(s)   -- strict: nil for invalid bytes, overlong forms and surrogates
+end
+
+-- Value of a run of ASCII digits, or nil when it is `limit` or more. Leading zeros are just
+-- zeros: "003" is 3, so "02.003" reads as 2.3.0.
+local function digits_below(s, limit)
+  local significant = s:match("^0*(%d*)$")
+  if #significant > 4 then return nil end        -- every limit here has at most 4 digits
+  local n = tonumber(significant) or 0
+  if n >= limit then return nil end
+  return n
+end
+
+-- ---- app_version ---------------------------------------------------------------------------
+
+-- MAJOR*1000000 + MINOR*1000 + PATCH (missing parts are 0), or nil, detail.
+--   "2.3.0" -> 2003000, "0.2.6" -> 2006, "2.10.1" -> 2010001, "2" -> 2000000
+-- A JSON integer N reads as "N". lua-cjson does not keep a number's spelling, so 2, 2.0 and
+-- 2e0 all read as 2; 2.5 and negatives are refused.
+local function app_version_value(v)
+  if type(v) == "number" then
+    local n = math.tointeger(v)
+    if n == nil or n < 0 then
+      return nil, "app_version number must be a non-negative integer"
+    end
+    if n >= MAJOR_LIMIT then return nil, "app_version MAJOR must be below 2147" end
+    return n * 1000000
+  end
+  if type(v) ~= "string" then
+    return nil, "app_version must be a string or an integer"
+  end
+  -- ASCII digits only ([0-9], not %d: that would follow the C locale); no signs, blanks or
+  -- empty parts.
+  local major, minor, patch = v:match("^([0-9]+)%.([0-9]+)%.([0-9]+)$")
+  if not major then major, minor = v:match("^([0-9]+)%.([0-9]+)$") end
+  if not major then major = v:match("^([0-9]+)$") end
+  if not major then
+    return nil, "app_version must be MAJOR[.MINOR[.PATCH]] in digits"
+  end
+  local M = digits_below(major, MAJOR_LIMIT)
+  if M == nil then return nil, "app_version MAJOR must be below 2147" end
+  local m = digits_below(minor or "0", PART_LIMIT)
+  local p = digits_below(patch or "0", PART_LIMIT)
+  if m == nil or p == nil then
+    return nil, "app_version MINOR and PATCH must be below 1000"
+  end
+  return M * 1000000 + m * 1000 + p
+end
+
+-- ---- one check per rule: each returns nothing when the field is fine, or reason, detail ---
+
+-- user_id is required: a non-empty string of at most 128 characters.
+local function check_user_id(v)
+  if absent(v) then return "invalid_user_id", "user_id is missing" end
+  if type(v) ~= "string" then return "invalid_user_id", "user_id must be a string" end
+  local n = char_count(v)
+  if n == nil then return "invalid_user_id", "user_id is not valid UTF-8 text" end
+  if n == 0 then return "invalid_user_id", "user_id is empty" end
+  if n > MAX_USER_ID_CHARS then
+    return "invalid_user_id", "user_id is longer than 128 characters"
+  end
+end
+
+-- device_type and locale are optional: when present, a string of at most 32 characters.
+-- (An empty string is allowed: the contract only limits the length.)
+local function check_short_text(field)
+  local reason = "invalid_" .. field
+  return function(v)
+    if absent(v) then return end
+    if type(v) ~= "string" then return reason, field .. " must be a string" end
+    local n = char_count(v)
+    if n == nil then return reason, field .. " is not valid UTF-8 text" end
+    if n > MAX_SHORT_TEXT_CHARS then
+      return reason, field .. " is longer than 32 characters"
+    end
+  end
+end
+
+-- ip is optional: when present, a valid IPv4 or IPv6 address (no zone id, no blanks).
+local canonical_ip = require("etlua.mask").canonical_ip
+local function check_ip(v)
+  if absent(v) then return end
+  if type(v) ~= "string" or canonical_ip(v) == nil then
+    return "invalid_ip", "ip is not a valid IPv4 or IPv6 address"
+  end
+end
+
+-- device_id is optional: when present, a non-empty string.
+local function check_device_id(v)
+  if absent(v) then return end
+  if type(v) ~= "string" then return "invalid_device_id", "device_id must be a string" end
+  if v == "" then return "invalid_device_id", "device_id is empty" end
+  if char_count(v) == nil then return "invalid_device_id", "device_id is not valid UTF-8 text" end
+end
+
+-- app_version is optional: when present, see app_version_value.
+local function check_app_version(v)
+  if absent(v) then return end
+  local value, detail = app_version_value(v)
+  if value == nil then return "invalid_app_version", detail end
+end
+
+-- The checks in the order they run; the first failure is the reason.
+local CHECKS = {
+  {"user_id", check_user_id},
+  {"device_type", check_short_text("device_type")},
+  {"locale", check_short_text("locale")},
+  {"ip", check_ip},
+  {"device_id", check_device_id},
+  {"app_version", check_app_version},
+}
+
+-- ---- create_date -----------------------------------------------------------------------------
+
+-- Epoch seconds when v is a usable number of seconds, else nil.
+local function epoch_seconds(v)
+  if type(v) == "number" and v >= 0 and v <= MAX_EPOCH_SECONDS then
+    return math.floor(v)
+  end
+end
+
+-- Epoch seconds from a millisecond count (a number or a numeric string), else nil.
+local function epoch_from_ms(ms)
+  ms = tonumber(ms)
+  if ms == nil then return nil end
+  return epoch_seconds(ms / 1000)
+end
+
+-- create_date: the UTC date of the body's `timestamp` (epoch seconds) when present, else of
+-- the SQS SentTimestamp, else of the moment the message was received. A `timestamp` that is
+-- there but unusable (a string, negative, past year 9999, milliseconds) is not a reject reason
+-- in the contract, so it falls back like a missing one.
+local function create_date(rec, message)
+  local secs = epoch_seconds(rec.timestamp)
+      or epoch_from_ms(message.sent_ms)
+      or epoch_from_ms(message.received_ms)
+      or os.time()
+  return os.date("!%Y-%m-%d", secs)
+end
+
+-- ---- the script ------------------------------------------------------------------------------
+
+local function optional(v)
+  if v == null then return nil end
+  return v
+end
+
+return {
+  table = "user_logins",
+
+  columns = {"user_id", "device_type", "masked_ip", "masked_device_id", "locale",
+             "app_version", "create_date"},
+
+  -- The take-home's DDL. An existing table with app_version varchar(32) also works: the value
+  -- is written as the text of the integer.
+  create_table = [[CREATE TABLE IF NOT EXISTS %s(
+    user_id varchar(128), device_type varchar(32),
+    masked_ip varchar(256), masked_device_id varchar(256),
+    locale varchar(32), app_version integer, create_date date)]],
+
+  pii = {"ip", "device_id"},
+
+  rules = nil,
+
+  validate = function(rec)
+    for i = 1, #CHECKS do
+      local field, check = CHECKS[i][1], CHECKS[i][2]
+      local reason, detail = check(rec[field])
+      if reason then return false, reason, detail end
+    end
+    return true
+  end,
+
+  transform = function(rec, ctx)
+    local ip, device_id, version = rec.ip, rec.device_id, rec.app_version
+    return {
+      user_id = rec.user_id,
+      device_type = optional(rec.device_type),
+      -- equal addresses mask equal: IPv6 is put in RFC 5952 form first
+      masked_ip = not absent(ip) and ctx.mask((ctx.canonical_ip(ip))) or nil,
+      masked_device_id = not absent(device_id) and ctx.mask(device_id) or nil,
+      locale = optional(rec.locale),
+      app_version = not absent(version) and app_version_value(version) or nil,
+      create_date = create_date(rec, ctx.message),
+    }
+  end,
+}
