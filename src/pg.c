@@ -2,8 +2,8 @@
  * parameterised exec (values travel as $n text parameters, never inside the SQL), and COPY of
  * Lua row arrays in text format. Expected failures return nil, message, code where code is the
  * SQLSTATE, or "connection" when the connection is gone; misuse raises.
- * Messages carry only libpq's primary message: DETAIL can echo row values (PII), and connection
- * errors are scrubbed of the password. */
+ * Messages carry only libpq's primary message (DETAIL can echo row values, which may be PII), with
+ * quoted values elided for data exceptions; connection errors are scrubbed of the password. */
 #include "etlua/pg.h"
 
 #include <libpq-fe.h>
@@ -60,6 +60,27 @@ char *etl_pg_redact(char *out, size_t cap, const char *msg, const char *secret)
 
 /* ---- errors -------------------------------------------------------------------------------- */
 
+/* Data exceptions quote the offending value (value "..." is out of range for type integer;
+ * invalid input syntax for type integer: "..."), and the value may itself hold quotes: everything
+ * from the first to the last double quote is replaced by "...". */
+static void etl_pg_push_unquoted(lua_State *L, const char *msg, size_t len)
+{
+    const char *first = memchr(msg, '"', len), *last = NULL;
+    for (const char *p = msg + len; first != NULL && p > first; p--)
+        if (p[-1] == '"') {
+            last = p - 1;
+            break;
+        }
+    if (first == NULL || last == first) {
+        lua_pushlstring(L, msg, len);
+        return;
+    }
+    lua_pushlstring(L, msg, (size_t)(first - msg));
+    lua_pushliteral(L, "\"...\"");
+    lua_pushlstring(L, last + 1, len - (size_t)(last + 1 - msg));
+    lua_concat(L, 3);
+}
+
 /* Pushes nil, message, code for a failed result (res may be NULL) and returns 3. */
 static int etl_pg_push_error(lua_State *L, PGconn *conn, const PGresult *res)
 {
@@ -70,6 +91,8 @@ static int etl_pg_push_error(lua_State *L, PGconn *conn, const PGresult *res)
     lua_pushnil(L);
     if (len == 0)
         lua_pushliteral(L, "postgres: unknown error");
+    else if (state != NULL && strncmp(state, "22", 2) == 0)
+        etl_pg_push_unquoted(L, msg, len);
     else
         lua_pushlstring(L, msg, len);
     if (PQstatus(conn) != CONNECTION_OK)

@@ -24,5 +24,9 @@ set_tests_properties(sigv4.botocore PROPERTIES LABELS "unit")
 # --- busted specs -------------------------------------------------------------------------------
 
 # --- Postgres sink ------------------------------------------------------------------------------
+# etlua.pg + etlua.sink against a throwaway cluster (tests/harness/pg.sh), busted under lua5.4.
+add_test(NAME integration.sink
+         COMMAND ${CMAKE_SOURCE_DIR}/tests/integration/sink.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(integration.sink PROPERTIES LABELS "integration;postgres" TIMEOUT 180)
 
 # --- integration (real Postgres + SQS emulators) -----------------------------------------------

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# sink.sh [BUILD_DIR]: runs tests/integration/sink_spec.lua (busted under lua5.4) against a
+# throwaway Postgres from tests/harness/pg.sh, which is stopped and removed however the run ends.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=$(cd "${1:-$root/build}" && pwd)
+[ -f "$build/etlua.so" ] || { echo "sink.sh: $build/etlua.so not built" >&2; exit 1; }
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/etlua-pg.XXXXXX")
+trap '"$root/tests/harness/pg.sh" stop "$dir"' EXIT
+"$root/tests/harness/pg.sh" start "$dir"
+# shellcheck disable=SC1091
+. "$dir/env"
+
+export LUA_PATH="$root/src/lua/?.lua;;" LUA_CPATH="$build/?.so;;"
+# A sanitizer build of etlua.so loads into plain lua5.4 only with the ASan runtime preloaded.
+if ldd "$build/etlua.so" | grep -q libasan; then
+    LD_PRELOAD=$(gcc -print-file-name=libasan.so)
+    export LD_PRELOAD ASAN_OPTIONS=detect_leaks=0
+fi
+cd "$here"
+lua5.4 /usr/bin/busted --output=TAP sink_spec.lua

@@ -1,0 +1,401 @@
+-- sink_spec.lua: etlua.pg and etlua.sink against a real, throwaway Postgres (run by sink.sh,
+-- which starts tests/harness/pg.sh and exports PG* / DATABASE_URL). Every test works in its own
+-- schema, so the ledger and rejects tables of one test never see another's rows.
+local pg = require "etlua.pg"
+local sink = require "etlua.sink"
+
+local COLUMNS = { "user_id", "device_type", "masked_ip", "masked_device_id", "locale",
+  "app_version", "create_date" }
+local CREATE = "CREATE TABLE IF NOT EXISTS %s (user_id varchar(128), device_type varchar(32), "
+  .. "masked_ip varchar(256), masked_device_id varchar(256), locale varchar(32), "
+  .. "app_version integer, create_date date)"
+
+local schema_seq = 0
+local function fresh_schema()
+  schema_seq = schema_seq + 1
+  return ("spec_%d_%d"):format(os.time() % 100000, schema_seq)
+end
+
+local function connect()
+  local db, err = pg.connect(os.getenv("DATABASE_URL"))
+  assert(db, err)
+  return db
+end
+
+local function open(db, schema, extra)
+  local opts = { table = "user_logins", schema = schema, columns = COLUMNS,
+    create_table = CREATE, queue = "spec-queue" }
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  local s, err = sink.open(db, opts)
+  assert(s, err)
+  return s
+end
+
+local function row(user, device, app_version)
+  return { user, device or "android", "ip-hash", "dev-hash", "RU", app_version or 2003000, "2024-01-02" }
+end
+
+local function one(db, sql, ...)
+  local rows, err = db:exec(sql, ...)
+  assert(rows, err)
+  return rows[1] and rows[1][1]
+end
+
+-- Runs a Lua chunk in a separate lua5.4 process (same LUA_PATH / LUA_CPATH / DATABASE_URL).
+local function spawn(chunk)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(chunk)
+  f:close()
+  return { pipe = assert(io.popen("lua5.4 " .. path .. " 2>&1")), path = path }
+end
+
+local function finish(p)
+  local out = p.pipe:read("a")
+  p.pipe:close()
+  os.remove(p.path)
+  return out
+end
+
+describe("etlua.pg", function()
+  local db
+  before_each(function() db = connect() end)
+  after_each(function() db:close() end)
+
+  it("returns rows with NULLs as nil, the row count and the column count", function()
+    local rows, n, ncols = db:exec("SELECT $1::text, $2::int, $3::text", "a", 7, nil)
+    assert.are.equal(1, n)
+    assert.are.equal(3, ncols)
+    assert.are.same({ "a", "7", nil, n = 3 }, rows[1])
+    local _, affected = db:exec("SELECT generate_series(1, 5)")
+    assert.are.equal(5, affected)
+  end)
+
+  it("passes arrays (with nil holes when n is set) as text[] parameters", function()
+    local rows = db:exec("SELECT x FROM unnest($1::text[]) WITH ORDINALITY AS u(x, i) ORDER BY i",
+      { 'a"b', "c\\d", nil, "e,f{}", n = 4 })
+    assert.are.equal(4, #rows)
+    assert.are.equal('a"b', rows[1][1])
+    assert.are.equal("c\\d", rows[2][1])
+    assert.is_nil(rows[3][1])
+    assert.are.equal("e,f{}", rows[4][1])
+  end)
+
+  it("never splices values into SQL", function()
+    local evil = "x'); DROP TABLE pg_class; --"
+    assert.are.equal(evil, one(db, "SELECT $1::text", evil))
+  end)
+
+  it("returns nil, primary message, sqlstate on errors and stays usable", function()
+    local rows, msg, code = db:exec("SELECT 1/0")
+    assert.is_nil(rows)
+    assert.are.equal("division by zero", msg)
+    assert.are.equal("22012", code)
+    assert.are.equal("1", one(db, "SELECT 1"))
+    -- data exceptions never echo the value, even one holding quotes
+    rows, msg, code = db:exec("SELECT $1::int", 'se"cr"et')
+    assert.are.equal("22P02", code)
+    assert.are.equal('invalid input syntax for type integer: "..."', msg)
+  end)
+
+  it("refuses NUL bytes in parameters and COPY values instead of truncating", function()
+    local rows, _, code = db:exec("SELECT $1::text", "a\0b")
+    assert.is_nil(rows)
+    assert.are.equal("22021", code)
+    assert(db:exec("CREATE TEMP TABLE nul_t (a text)"))
+    local n, msg
+    n, msg, code = db:copy("COPY nul_t FROM STDIN", 1, { { "a\0b" } })
+    assert.is_nil(n)
+    assert.are.equal("22021", code)
+    assert.is_nil(msg:find("a\0b", 1, true))
+    assert.are.equal("0", one(db, "SELECT count(*) FROM nul_t"))
+    assert.are.equal("ok", db:status())
+  end)
+
+  it("copies values larger than its 64 KiB buffer exactly", function()
+    assert(db:exec("CREATE TEMP TABLE big_t (a text, b text)"))
+    local big = string.rep("\\\t\n\r" .. string.rep("z", 1000), 300)
+    assert.are.equal(2, db:copy("COPY big_t FROM STDIN", 2, { { big, "x" }, { "y", big } }))
+    assert.are.equal("2", one(db, "SELECT count(*) FROM big_t WHERE a = $1 OR b = $1", big))
+  end)
+
+  it("quotes identifiers and closes twice safely", function()
+    assert.are.equal('"we""ird"', db:quote_ident('we"ird'))
+    db:close()
+    db:close()
+    assert.are.equal("bad", db:status())
+    assert.has_error(function() db:exec("SELECT 1") end)
+  end)
+
+  it("never puts the password in a connection error", function()
+    local pw = os.getenv("PGPASSWORD")
+    local url = ("postgresql://%s:%s@127.0.0.1:%s/%s"):format(os.getenv("PGUSER"), pw .. "x",
+      os.getenv("PGPORT"), os.getenv("PGDATABASE"))
+    local c, msg, code = pg.connect(url)
+    assert.is_nil(c)
+    assert.are.equal("connection", code)
+    assert.truthy(msg:find("password authentication failed", 1, true))
+    assert.is_nil(msg:find(pw, 1, true))
+    c, msg = pg.connect("host=127.0.0.1 port=1 password=" .. pw)
+    assert.is_nil(c)
+    assert.is_nil(msg:find(pw, 1, true))
+    c, msg = pg.connect("password=" .. pw .. " nonsense")
+    assert.is_nil(c)
+    assert.is_nil(msg:find(pw, 1, true))
+  end)
+
+  it("reports a lost connection as code connection", function()
+    local pid = one(db, "SELECT pg_backend_pid()")
+    local other = connect()
+    assert(other:exec("SELECT pg_terminate_backend($1::int)", pid))
+    other:close()
+    local rows, _, code = db:exec("SELECT 1")
+    assert.is_nil(rows)
+    assert.are.equal("connection", code)
+    assert.are.equal("bad", db:status())
+  end)
+end)
+
+describe("etlua.sink", function()
+  local db
+  before_each(function() db = connect() end)
+  after_each(function() db:close() end)
+
+  it("creates the target, rejects and ledger tables when absent", function()
+    local schema = fresh_schema()
+    open(db, schema)
+    local cols = db:exec("SELECT column_name, data_type FROM information_schema.columns "
+      .. "WHERE table_schema = $1 AND table_name = 'user_logins_rejects' ORDER BY ordinal_position", schema)
+    assert.are.same({ "message_id", "reason", "detail", "body", "rejected_at" },
+      { cols[1][1], cols[2][1], cols[3][1], cols[4][1], cols[5][1] })
+    assert.are.equal(5, #cols)
+    assert.are.equal("timestamp with time zone", cols[5][2])
+    assert.are.equal("integer", one(db, "SELECT data_type FROM information_schema.columns "
+      .. "WHERE table_schema = $1 AND table_name = 'user_logins' AND column_name = 'app_version'", schema))
+    assert.truthy(one(db, "SELECT to_regclass($1)", schema .. ".etlua_ledger"))
+  end)
+
+  it("creates the tables in the default schema too, and opening again is harmless", function()
+    open(db, nil)
+    open(db, nil)
+    assert.truthy(one(db, "SELECT to_regclass('public.user_logins')"))
+    assert.truthy(one(db, "SELECT to_regclass('public.user_logins_rejects')"))
+  end)
+
+  it("uses an existing table as it is (varchar(32) app_version)", function()
+    local schema = fresh_schema()
+    assert(db:exec("CREATE SCHEMA " .. db:quote_ident(schema)))
+    assert(db:exec("CREATE TABLE " .. db:quote_ident(schema) .. ".user_logins (user_id varchar(128), "
+      .. "device_type varchar(32), masked_ip varchar(256), masked_device_id varchar(256), "
+      .. "locale varchar(32), app_version varchar(32), create_date date)"))
+    local s = open(db, schema)
+    local sum = assert(s:commit({ { id = "m1", row = row("u1", "ios", "2.3.0") } }))
+    assert.are.equal(1, sum.written)
+    assert.are.equal("character varying", one(db, "SELECT data_type FROM information_schema.columns "
+      .. "WHERE table_schema = $1 AND table_name = 'user_logins' AND column_name = 'app_version'", schema))
+    assert.are.equal("2.3.0", one(db, "SELECT app_version FROM " .. db:quote_ident(schema) .. ".user_logins"))
+  end)
+
+  it("stores exact values: NULLs, tabs, newlines, backslashes, quotes, non-ASCII", function()
+    local schema = fresh_schema()
+    local s = open(db, schema)
+    local tricky = {
+      { "tab\there", "nl\nhere", "cr\rhere", "back\\slash", "q'uo\"te", 1, "2024-02-29" },
+      { "\\N", "", nil, "Ünïcödé ✓ 日本", nil, nil, nil },
+      { "\\\\\\t", "end\\", "a\r\nb", " lead and trail ", "𝄞", -5, "1999-12-31" },
+    }
+    local items = {}
+    for i, r in ipairs(tricky) do items[i] = { id = "v" .. i, row = r } end
+    local sum = assert(s:commit(items))
+    assert.are.equal(3, sum.written)
+    for i, r in ipairs(tricky) do
+      local got = db:exec("SELECT user_id, device_type, masked_ip, masked_device_id, locale, "
+        .. "app_version, create_date::text FROM " .. db:quote_ident(schema) .. ".user_logins "
+        .. "WHERE user_id = $1", r[1])
+      assert.are.equal(1, #got)
+      for c = 1, 7 do
+        local want = r[c] ~= nil and tostring(r[c]) or nil
+        assert.are.equal(want, got[1][c], ("row %d column %d"):format(i, c))
+      end
+    end
+    assert.are.equal("0", one(db, "SELECT count(*) FROM " .. db:quote_ident(schema)
+      .. ".user_logins WHERE device_type IS NULL"))
+    assert.are.equal("1", one(db, "SELECT count(*) FROM " .. db:quote_ident(schema)
+      .. ".user_logins WHERE masked_ip IS NULL"))
+  end)
+
+  it("lands a message id committed twice once, counting the duplicate", function()
+    local schema = fresh_schema()
+    local s = open(db, schema)
+    local first = assert(s:commit({ { id = "dup", row = row("u1") }, { id = "other", row = row("u2") } }))
+    assert.are.same({ written = 2, rejected = 0, duplicates = 0, refused = 0 }, first)
+    local again = assert(s:commit({ { id = "dup", row = row("u1") }, { id = "new", row = row("u3") } }))
+    assert.are.same({ written = 1, rejected = 0, duplicates = 1, refused = 0 }, again)
+    local within = assert(s:commit({ { id = "twice", row = row("u4") }, { id = "twice", row = row("u4") } }))
+    assert.are.same({ written = 1, rejected = 0, duplicates = 1, refused = 0 }, within)
+    assert.are.equal("4", one(db, "SELECT count(*) FROM " .. db:quote_ident(schema) .. ".user_logins"))
+    assert.are.equal("4", one(db, "SELECT count(*) FROM " .. db:quote_ident(schema) .. ".etlua_ledger"))
+  end)
+
+  it("stores rejects with their reason, detail, body and time", function()
+    local schema = fresh_schema()
+    local s = open(db, schema)
+    local sum = assert(s:commit({
+      { id = "r1", reject = { reason = "invalid_json", detail = "unexpected end", body = "{\"a\":" } },
+      { id = "r2", reject = { reason = "not_object", detail = nil, body = "[1]" } },
+    }))
+    assert.are.same({ written = 0, rejected = 2, duplicates = 0, refused = 0 }, sum)
+    local rows = db:exec("SELECT message_id, reason, detail, body, rejected_at IS NOT NULL FROM "
+      .. db:quote_ident(schema) .. ".user_logins_rejects ORDER BY message_id")
+    assert.are.same({ "r1", "invalid_json", "unexpected end", "{\"a\":", "t", n = 5 }, rows[1])
+    assert.are.same({ "r2", "not_object", nil, "[1]", "t", n = 5 }, rows[2])
+  end)
+
+  it("isolates a refused row as a db_refused reject while the rest of the batch lands", function()
+    local schema = fresh_schema()
+    local s = open(db, schema)
+    local long_device = string.rep("d", 40)
+    local items = {}
+    for i = 1, 50 do items[i] = { id = ("id%02d"):format(i), row = row("user" .. i) } end
+    items[17].row = row("user17", long_device)
+    items[33].row = row("user33", "ios", "99999999999") -- too large for integer
+    items[33].body = "{\"masked\":true}"
+    items[51] = { id = "rej", reject = { reason = "invalid_ip", detail = "not an address", body = "{}" } }
+    local sum = assert(s:commit(items))
+    assert.are.same({ written = 48, rejected = 3, duplicates = 0, refused = 2 }, sum)
+    local q = db:quote_ident(schema)
+    assert.are.equal("48", one(db, "SELECT count(*) FROM " .. q .. ".user_logins"))
+    local rej = db:exec("SELECT message_id, reason, detail, body FROM " .. q
+      .. ".user_logins_rejects WHERE reason = 'db_refused' ORDER BY message_id")
+    assert.are.equal(2, #rej)
+    assert.are.equal("id17", rej[1][1])
+    assert.are.equal("value too long for type character varying(32)", rej[1][3])
+    assert.is_nil(rej[1][3]:find(long_device, 1, true))
+    assert.are.equal("id33", rej[2][1])
+    assert.are.equal('value "..." is out of range for type integer', rej[2][3])
+    assert.is_nil(rej[2][3]:find("99999999999", 1, true))
+    assert.are.equal("{\"masked\":true}", rej[2][4])
+    assert.are.equal("db_refused", items[17].reject.reason)
+    assert.are.equal("51", one(db, "SELECT count(*) FROM " .. q .. ".etlua_ledger"))
+    -- the refused message is done: redelivery is a duplicate, not a second reject
+    local again = assert(s:commit({ items[17] }))
+    assert.are.same({ written = 0, rejected = 0, duplicates = 1, refused = 0 }, again)
+  end)
+
+  it("isolates a row holding a NUL byte", function()
+    local schema = fresh_schema()
+    local s = open(db, schema)
+    local sum = assert(s:commit({ { id = "a", row = row("ok") }, { id = "b", row = row("bad\0id") } }))
+    assert.are.same({ written = 1, rejected = 1, duplicates = 0, refused = 1 }, sum)
+  end)
+
+  it("reports a lost connection without splitting or writing anything", function()
+    local schema = fresh_schema()
+    local s = open(db, schema)
+    local other = connect()
+    assert(other:exec("SELECT pg_terminate_backend($1::int)", one(db, "SELECT pg_backend_pid()")))
+    local sum, _, code = s:commit({ { id = "x1", row = row("u1") }, { id = "x2", row = row("u2") } })
+    assert.is_nil(sum)
+    assert.are.equal("connection", code)
+    assert.are.equal("0", one(other, "SELECT count(*) FROM " .. other:quote_ident(schema) .. ".etlua_ledger"))
+    other:close()
+  end)
+
+  it("lands an id committed concurrently by several connections once", function()
+    local schema = fresh_schema()
+    open(db, schema)
+    local chunk = ([[
+      local pg, sink = require "etlua.pg", require "etlua.sink"
+      local db = assert(pg.connect(os.getenv("DATABASE_URL")))
+      local s = assert(sink.open(db, { table = "user_logins", schema = %q, columns = { "user_id" },
+        create_table = "CREATE TABLE %%s (user_id text)", queue = "q" }))
+      local items = {}
+      for i = 1, 200 do items[i] = { id = "c" .. ((i * 7919) %% 200), row = { "u" .. i } } end
+      local sum, err = s:commit(items)
+      print(sum and ("written=" .. sum.written .. " dup=" .. sum.duplicates) or ("error " .. tostring(err)))
+    ]]):format(schema)
+    local procs = {}
+    for i = 1, 4 do procs[i] = spawn(chunk) end
+    local written, dups = 0, 0
+    for i = 1, 4 do
+      local out = finish(procs[i])
+      local w, d = out:match("written=(%d+) dup=(%d+)")
+      assert(w, out)
+      written, dups = written + tonumber(w), dups + tonumber(d)
+    end
+    assert.are.equal(200, written)
+    assert.are.equal(600, dups)
+    local q = db:quote_ident(schema)
+    assert.are.equal("200", one(db, "SELECT count(*) FROM " .. q .. ".user_logins"))
+    assert.are.equal("200", one(db, "SELECT count(*) FROM " .. q .. ".etlua_ledger"))
+  end)
+
+  it("waits for a consumer holding the same id, then skips it", function()
+    local schema = fresh_schema()
+    local s = open(db, schema)
+    local holder = connect()
+    local q = holder:quote_ident(schema)
+    assert(holder:exec("BEGIN"))
+    assert(holder:exec("INSERT INTO " .. q .. ".etlua_ledger (message_id) VALUES ('held')"))
+    local p = spawn(([[
+      local pg, sink = require "etlua.pg", require "etlua.sink"
+      local db = assert(pg.connect(os.getenv("DATABASE_URL")))
+      local s = assert(sink.open(db, { table = "user_logins", schema = %q, columns = { "user_id" },
+        create_table = "CREATE TABLE %%s (user_id text)", queue = "q" }))
+      local sum, err = s:commit({ { id = "held", row = { "second" } }, { id = "free", row = { "f" } } })
+      print(sum and ("written=" .. sum.written .. " dup=" .. sum.duplicates) or ("error " .. tostring(err)))
+    ]]):format(schema))
+    -- let the other process block on the ledger row, then commit ours
+    local waited = 0
+    while waited < 50 and one(holder, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") == "0" do
+      os.execute("sleep 0.1")
+      waited = waited + 1
+    end
+    assert(holder:exec("INSERT INTO " .. q .. ".user_logins (user_id) VALUES ('first')"))
+    assert(holder:exec("COMMIT"))
+    assert.are.equal("written=1 dup=1\n", finish(p))
+    assert.are.equal("first", one(db, "SELECT user_id FROM " .. q .. ".user_logins WHERE user_id <> 'f'"))
+    holder:close()
+    assert(s)
+  end)
+
+  it("creates the tables from several processes at once without failing", function()
+    local schema = fresh_schema()
+    local chunk = ([[
+      local pg, sink = require "etlua.pg", require "etlua.sink"
+      local db = assert(pg.connect(os.getenv("DATABASE_URL")))
+      local s, err = sink.open(db, { table = "user_logins", schema = %q, columns = { "user_id" },
+        create_table = "CREATE TABLE IF NOT EXISTS %%s (user_id text)", queue = "q" })
+      print(s and "ok" or ("error " .. tostring(err)))
+    ]]):format(schema)
+    local procs = {}
+    for i = 1, 6 do procs[i] = spawn(chunk) end
+    for i = 1, 6 do assert.are.equal("ok\n", finish(procs[i])) end
+  end)
+
+  it("prunes ledger rows older than N days", function()
+    local schema = fresh_schema()
+    local s = open(db, schema)
+    assert(s:commit({ { id = "old", row = row("u1") }, { id = "recent", row = row("u2") } }))
+    local q = db:quote_ident(schema)
+    assert(db:exec("UPDATE " .. q .. ".etlua_ledger SET processed_at = now() - interval '15 days' "
+      .. "WHERE message_id = 'old'"))
+    assert.are.equal(1, s:prune(14))
+    assert.are.equal("recent", one(db, "SELECT string_agg(message_id, ',') FROM " .. q .. ".etlua_ledger"))
+  end)
+
+  it("keeps the password out of every error it returns", function()
+    local pw = os.getenv("PGPASSWORD")
+    local schema = fresh_schema()
+    local s = open(db, schema)
+    local sum = assert(s:commit({ { id = "p1", row = row(pw, string.rep("x", 40)) },
+      { id = "p2", row = row("u", "ios", pw) } }))
+    assert.are.equal(2, sum.refused)
+    local _, emsg, code = db:exec("SELECT $1::int", pw)
+    assert.are.equal("22P02", code)
+    assert.are.equal('invalid input syntax for type integer: "..."', emsg)
+    local detail = one(db, "SELECT string_agg(detail, ',') FROM " .. db:quote_ident(schema)
+      .. ".user_logins_rejects")
+    assert.is_nil(detail:find(pw, 1, true))
+  end)
+end)
