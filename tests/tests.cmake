@@ -22,6 +22,22 @@ add_test(NAME sigv4.botocore
 set_tests_properties(sigv4.botocore PROPERTIES LABELS "unit")
 
 # --- busted specs -------------------------------------------------------------------------------
+# spec/*_spec.lua (scripts/login_etl.lua, etlua.record) under plain lua5.4 with the real C
+# modules from this build's etlua.so. A setup fixture builds etlua_lua first, so `ctest` alone
+# never runs the specs against a missing or stale module.
+find_program(ETLUA_LUA54 lua5.4 REQUIRED)
+find_program(ETLUA_BUSTED busted REQUIRED)
+add_test(NAME spec.build_module
+         COMMAND ${CMAKE_COMMAND} --build ${CMAKE_BINARY_DIR} --target etlua_lua)
+set_tests_properties(spec.build_module PROPERTIES FIXTURES_SETUP etlua_lua_module LABELS "unit")
+add_test(NAME spec.busted
+         COMMAND ${ETLUA_LUA54} ${ETLUA_BUSTED} --output=plainTerminal
+                 "--lpath=${CMAKE_SOURCE_DIR}/src/lua/?.lua$<SEMICOLON>${CMAKE_SOURCE_DIR}/?.lua"
+                 "--cpath=${CMAKE_BINARY_DIR}/?.so" ${CMAKE_SOURCE_DIR}/spec
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(spec.busted PROPERTIES
+  FIXTURES_REQUIRED etlua_lua_module LABELS "unit" TIMEOUT 120
+  ENVIRONMENT "LUA_CPATH=${CMAKE_BINARY_DIR}/?.so\;\;;LUA_PATH=${CMAKE_SOURCE_DIR}/src/lua/?.lua\;${CMAKE_SOURCE_DIR}/?.lua\;\;")
 
 # --- Postgres sink ------------------------------------------------------------------------------
 # etlua.pg + etlua.sink against a throwaway cluster (tests/harness/pg.sh), busted under lua5.4.
