@@ -22,7 +22,7 @@
 //   attributes ENDPOINT QUEUE_URL                       all queue attributes as JSON
 //   detect ENDPOINT                                     prints json|query
 //
-// Emulator notes (read from the packages' sources, see tests/harness/README.md):
+// Emulator notes (read from the packages' sources; details in tests/harness/SQS-EMULATORS.md):
 //   fauxqs 1.9.2: JSON protocol only for SQS; queues looked up by exact URL string.
 //   local-aws-sqs 2.0.2: JSON and query.
 //   sqslite 2.1.1: query only; queue URL must be http://localhost:PORT/queues/NAME.
