@@ -167,6 +167,16 @@ local function epoch_from_ms(ms)
   return epoch_seconds(ms / 1000)
 end
 
+-- os.date for one day's seconds, remembered: messages of a batch mostly share a day.
+local cached_day, cached_date
+local function utc_date(secs)
+  local day = secs // 86400
+  if day ~= cached_day then
+    cached_day, cached_date = day, os.date("!%Y-%m-%d", secs)
+  end
+  return cached_date
+end
+
 -- create_date: the UTC date of the body's `timestamp` (epoch seconds) when present, else of
 -- the SQS SentTimestamp, else of the moment the message was received. A `timestamp` that is
 -- there but unusable (a string, negative, past year 9999, milliseconds) is not a reject reason
@@ -176,7 +186,7 @@ local function create_date(rec, message)
       or epoch_from_ms(message.sent_ms)
       or epoch_from_ms(message.received_ms)
       or os.time()
-  return os.date("!%Y-%m-%d", secs)
+  return utc_date(secs)
 end
 
 -- ---- the script ------------------------------------------------------------------------------
