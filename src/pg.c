@@ -258,24 +258,28 @@ static void etl_pg_array_literal(lua_State *L, int idx)
     for (lua_Integer i = 1; i <= n; i++) {
         if (i > 1)
             luaL_addchar(&b, ',');
+        /* the stack must be at the buffer's level for luaL_addchar: peek at the type first */
         int t = lua_rawgeti(L, idx, i);
+        lua_pop(L, 1);
         if (t == LUA_TNIL) {
-            lua_pop(L, 1);
             luaL_addstring(&b, "NULL");
             continue;
         }
         if (t != LUA_TSTRING && t != LUA_TNUMBER)
             luaL_error(L, "array parameter element %d is a %s", (int)i, lua_typename(L, t));
+        luaL_addchar(&b, '"');
+        lua_rawgeti(L, idx, i);
         size_t len;
         const char *s = lua_tolstring(L, -1, &len);
-        luaL_addchar(&b, '"');
-        for (size_t k = 0; k < len; k++) {
-            if (s[k] == '"' || s[k] == '\\')
-                luaL_addchar(&b, '\\');
-            luaL_addchar(&b, s[k]);
+        /* luaL_gsub stops at a NUL byte: such a value goes in raw for the caller to refuse */
+        if (memchr(s, '\0', len) == NULL && strpbrk(s, "\\\"") != NULL) {
+            luaL_gsub(L, s, "\\", "\\\\");
+            lua_remove(L, -2);
+            luaL_gsub(L, lua_tostring(L, -1), "\"", "\\\"");
+            lua_remove(L, -2);
         }
+        luaL_addvalue(&b); /* the one call that takes a value above the buffer */
         luaL_addchar(&b, '"');
-        lua_pop(L, 1);
     }
     luaL_addchar(&b, '}');
     luaL_pushresult(&b);

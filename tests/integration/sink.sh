@@ -14,10 +14,10 @@ trap '"$root/tests/harness/pg.sh" stop "$dir"' EXIT
 . "$dir/env"
 
 export LUA_PATH="$root/src/lua/?.lua;;" LUA_CPATH="$build/?.so;;"
-# A sanitizer build of etlua.so loads into plain lua5.4 only with the ASan runtime preloaded.
-if ldd "$build/etlua.so" | grep -q libasan; then
-    LD_PRELOAD=$(gcc -print-file-name=libasan.so)
-    export LD_PRELOAD ASAN_OPTIONS=detect_leaks=0
-fi
+# A sanitizer build of etlua.so loads into plain lua5.4 only with the ASan runtime preloaded
+# (for busted and the lua5.4 processes it spawns; not for pg.sh, which runs setuid tools).
+preload=
+if ldd "$build/etlua.so" | grep -q libasan; then preload=$(gcc -print-file-name=libasan.so); fi
 cd "$here"
-lua5.4 /usr/bin/busted --output=TAP sink_spec.lua
+LD_PRELOAD=$preload ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} \
+    lua5.4 /usr/bin/busted --output=TAP sink_spec.lua

@@ -79,6 +79,13 @@ describe("etlua.pg", function()
     assert.are.equal("c\\d", rows[2][1])
     assert.is_nil(rows[3][1])
     assert.are.equal("e,f{}", rows[4][1])
+    local big = {}
+    for i = 1, 5000 do big[i] = ('id"%d\\'):format(i) end
+    assert.are.equal(5000, select(2, db:exec("SELECT unnest($1::text[])", big)))
+    assert.are.equal(big[4321], one(db, "SELECT ($1::text[])[4321]", big))
+    local none, _, code = db:exec("SELECT $1::text[]", { "ok", 'a\0"b' })
+    assert.is_nil(none)
+    assert.are.equal("22021", code)
   end)
 
   it("never splices values into SQL", function()
