@@ -84,10 +84,18 @@ describe("decoding", function()
     assert.has_error(function() H.processor({rules = {{name = "x"}}}) end)
   end)
 
-  it("raises when the script itself breaks (a bug, not a bad message)", function()
+  it("rejects with script_error when a hook raises, so one message cannot stall the queue", function()
     local s = H.load_script()
     s.transform = function() error("boom") end
-    assert.has_error(function() H.processor({script = s}):process(H.body({}), H.META) end)
+    local r = H.reject(H.processor({script = s}):process(H.body({}), H.META))
+    assert.are.equal("script_error", r.reason)
+    assert.truthy(r.detail:find("boom", 1, true))
+    s = H.load_script()
+    s.validate = function() return false end
+    assert.are.equal("script_error", H.reject(H.processor({script = s}):process(H.body({}), H.META)).reason)
+    s = H.load_script()
+    s.transform = function() return "not a table" end
+    assert.are.equal("script_error", H.reject(H.processor({script = s}):process(H.body({}), H.META)).reason)
   end)
 
   it("builds rows in the script's column order, nil for NULL", function()

@@ -19,10 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
-/* TEMPORARY (while the modules are being written in parallel): weak, so a partial tree links. */
-__attribute__((weak)) int luaopen_etlua_mask(lua_State *L);
-__attribute__((weak)) int luaopen_etlua_sqs(lua_State *L);
-__attribute__((weak)) int luaopen_etlua_pg(lua_State *L);
+int luaopen_etlua_mask(lua_State *L);
+int luaopen_etlua_sqs(lua_State *L);
+int luaopen_etlua_pg(lua_State *L);
 
 static volatile sig_atomic_t stop_requests;
 static volatile sig_atomic_t reload_requests;
@@ -140,7 +139,6 @@ void etl_host_preload(lua_State *L) {
     };
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     for (const luaL_Reg *r = c_modules; r->name; r++) {
-        if (r->func == NULL) continue; /* TEMPORARY: see the weak declarations above */
         lua_pushcfunction(L, r->func);
         lua_setfield(L, -2, r->name);
     }

@@ -11,9 +11,10 @@
 
   record.load_rules(dir) -> list of {name=, check=, file=}, from every *.lua in dir by name.
 
-process() raises only for misuse (body not a string) or a bug in the script (validate or
-transform raised, or broke the contract); bad input always becomes a reject. Rules that raise
-become a `rule:<name>` reject. Details never carry raw pii values: the record's own pii values
+process() raises only for misuse (body not a string); bad input always becomes a reject. A
+script hook that raises (or breaks its contract) on a message rejects that message with reason
+`script_error` and the error as detail, so one poison message cannot stall the queue; rules that
+raise become a `rule:<name>` reject. Details never carry raw pii values: the record's own pii values
 and address-shaped text in them are masked.
 ]]
 
@@ -199,10 +200,13 @@ function Processor:process(body, meta)
                        body)
   end
 
-  local valid, reason, detail = self.validate(rec)
+  local ran, valid, reason, detail = pcall(self.validate, rec)
+  if not ran then
+    return self:reject("script_error", "validate raised an error: " .. tostring(valid), body, rec)
+  end
   if not valid then
     if type(reason) ~= "string" then
-      error("etlua.record: script.validate returned false without a reason string", 0)
+      return self:reject("script_error", "validate returned false without a reason", body, rec)
     end
     return self:reject(reason, detail, body, rec)
   end
@@ -221,9 +225,12 @@ function Processor:process(body, meta)
 
   local ctx = self.ctx
   ctx.message = meta or EMPTY_MESSAGE
-  local named = self.transform(rec, ctx)
+  local done, named = pcall(self.transform, rec, ctx)
+  if not done then
+    return self:reject("script_error", "transform raised an error: " .. tostring(named), body, rec)
+  end
   if type(named) ~= "table" then
-    error("etlua.record: script.transform must return a table keyed by column name", 0)
+    return self:reject("script_error", "transform did not return a row table", body, rec)
   end
   return {row = self.to_row(named)}
 end

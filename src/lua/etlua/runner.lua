@@ -91,14 +91,20 @@ function M.run(opts, log)
   local cfg = config.load(script.config, os.getenv,
     { sqs = opts.input == nil, db = not opts.dry_run, mask = true })
   local masker = mask.new(cfg.mask_key)
-  cfg.mask_key = #cfg.mask_key -- the key lives only in the masker from here on
   local desc = config.describe(cfg)
-  desc.mask_key = nil
+  cfg.mask_key = nil -- the key lives only in the masker from here on
   desc.script = opts.script
   desc.mode = (opts.dry_run and "dry-run " or "") .. (opts.drain and "drain" or (opts.input and "input" or "service"))
   log:info("starting etlua " .. host.version, desc)
 
-  local rules = record.load_rules(opts.rules or script.rules)
+  local rules_dir = opts.rules or script.rules
+  local rules = {}
+  if rules_dir then
+    local ok, loaded = pcall(record.load_rules, rules_dir)
+    if not ok then fail.user("%s; fix the rule file and retry", tostring(loaded)) end
+    rules = loaded
+    log:info("rules loaded", { dir = rules_dir, count = #rules })
+  end
   local proc = record.new(script, { masker = masker, rules = rules })
   local src = opts.input and source.file(opts.input) or source.sqs(cfg, log)
   local queue = opts.input and ("input:" .. opts.input) or cfg.queue_url
