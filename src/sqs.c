@@ -95,6 +95,7 @@ struct client {
     struct etl_http *http; /* NULL once closed */
     char *endpoint, *queue_url, *region, *access_key, *secret_key, *session_token;
     enum proto protocol;
+    int forced; /* protocol given as "json" or "query": detect() asks nothing */
     long timeout_ms;
 };
 
@@ -288,7 +289,7 @@ static int json_call(lua_State *L, struct client *c, const char *action, long ex
         lua_settop(L, req - 1);
         rc = push_failure(L, status >= 500 ? ETL_SQS_SERVER : ETL_SQS_PROTOCOL, msg);
     } else if (etl_sqs_json_decode(L, codec, resp.body, resp.len) != 0 || !lua_istable(L, -1)) {
-        *mismatch = !*hcode && (status == 400 || status == 404 || status == 405);
+        *mismatch = !*hcode && (status == 400 || status == 404 || status == 405 || status == 415);
         snprintf(msg, sizeof msg, "SQS %s: the answer is not a JSON object (HTTP %ld)", action,
                  status);
         lua_settop(L, req - 1);
@@ -302,7 +303,8 @@ static int json_call(lua_State *L, struct client *c, const char *action, long ex
     } else {
         etl_sqs_json_error(L, -1); /* pushes code, message */
         const char *jcode = lua_tostring(L, -2), *jmsg = lua_tostring(L, -1);
-        *mismatch = etl_sqs_is_protocol_mismatch(*hcode ? hcode : jcode, jmsg) ||
+        /* 415: the endpoint refuses the JSON content type (sqslite answers so) */
+        *mismatch = status == 415 || etl_sqs_is_protocol_mismatch(*hcode ? hcode : jcode, jmsg) ||
                     (jcode && etl_sqs_is_protocol_mismatch(jcode, jmsg));
         char cmsg[256], aws_code[256]; /* copies: the Lua strings go with the settop below */
         clean_message(c, jmsg, cmsg, sizeof cmsg);
@@ -424,7 +426,7 @@ static int m_protocol(lua_State *L)
 static int m_detect(lua_State *L)
 {
     struct client *c = check_client(L);
-    if (detect(L, c) != 0)
+    if (!c->forced && detect(L, c) != 0)
         return 3;
     lua_pushstring(L, proto_name(c->protocol));
     return 1;
@@ -814,6 +816,7 @@ static int l_client(lua_State *L)
     lua_pushvalue(L, codec);
     lua_setiuservalue(L, -2, 1);
     c->protocol = proto;
+    c->forced = proto != PROTO_AUTO;
     c->timeout_ms = (long)timeout_ms;
     if (endpoint) {
         c->endpoint = origin_of(endpoint);
