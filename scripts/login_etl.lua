@@ -35,11 +35,11 @@ local function absent(v)
   return v == nil or v == null
 end
 
--- Length in characters (UTF-8 code points), or nil when s is not valid UTF-8 text or holds a
--- NUL byte (Postgres text cannot store NUL).
+-- Length in characters (UTF-8 code points). Text that is not valid UTF-8 is counted in bytes:
+-- the contract has no rule for it, so it goes on to Postgres, which refuses it and the row
+-- lands in the rejects as db_refused (the same for a NUL character, which text cannot hold).
 local function char_count(s)
-  if s:find("\0", 1, true) then return nil end
-  return utf8.len(s)   -- strict: nil for invalid bytes, overlong forms and surrogates
+  return utf8.len(s) or #s
 end
 
 -- Value of a run of ASCII digits, or nil when it is `limit` or more. Leading zeros are just
@@ -95,7 +95,6 @@ local function check_user_id(v)
   if absent(v) then return "invalid_user_id", "user_id is missing" end
   if type(v) ~= "string" then return "invalid_user_id", "user_id must be a string" end
   local n = char_count(v)
-  if n == nil then return "invalid_user_id", "user_id is not valid UTF-8 text" end
   if n == 0 then return "invalid_user_id", "user_id is empty" end
   if n > MAX_USER_ID_CHARS then
     return "invalid_user_id", "user_id is longer than 128 characters"
@@ -110,7 +109,6 @@ local function check_short_text(field)
     if absent(v) then return end
     if type(v) ~= "string" then return reason, field .. " must be a string" end
     local n = char_count(v)
-    if n == nil then return reason, field .. " is not valid UTF-8 text" end
     if n > MAX_SHORT_TEXT_CHARS then
       return reason, field .. " is longer than 32 characters"
     end
@@ -131,7 +129,6 @@ local function check_device_id(v)
   if absent(v) then return end
   if type(v) ~= "string" then return "invalid_device_id", "device_id must be a string" end
   if v == "" then return "invalid_device_id", "device_id is empty" end
-  if char_count(v) == nil then return "invalid_device_id", "device_id is not valid UTF-8 text" end
 end
 
 -- app_version is optional: when present, see app_version_value.

@@ -69,11 +69,12 @@ describe("user_id: required, a non-empty string of at most 128 characters", func
     assert.are.equal("x'); DROP TABLE t;--", H.row(H.run({user_id = "x'); DROP TABLE t;--"})).user_id)
   end)
 
-  it("rejects invalid UTF-8 and NUL", function()
-    assert.are.equal("invalid_user_id", H.reason(raw_field("user_id", '"ab\255c"')))
-    assert.are.equal("invalid_user_id", H.reason(raw_field("user_id", '"\237\160\128"'))) -- UTF-8 surrogate
-    assert.are.equal("invalid_user_id", H.reason(raw_field("user_id", '"\192\175"')))     -- overlong '/'
-    assert.are.equal("invalid_user_id", H.reason(raw_field("user_id", '"a\\u0000b"')))
+  -- No rule of the contract covers these: the script passes them on and Postgres refuses the
+  -- row (db_refused, tests/integration/sink_spec.lua). Invalid UTF-8 is counted in bytes.
+  it("passes invalid UTF-8 and NUL on to Postgres, counting bytes when not UTF-8", function()
+    assert.are.equal("ab\255c", H.row(H.run(raw_field("user_id", '"ab\255c"'))).user_id)
+    assert.are.equal("a\0b", H.row(H.run(raw_field("user_id", '"a\\u0000b"'))).user_id)
+    assert.are.equal("invalid_user_id", H.reason(raw_field("user_id", '"' .. ("\255"):rep(129) .. '"')))
   end)
 
   it("reports the rule without the value", function()
@@ -107,9 +108,9 @@ for _, field in ipairs({"device_type", "locale"}) do
       end
     end)
 
-    it("rejects invalid UTF-8 and NUL", function()
-      assert.are.equal(reason, H.reason(raw_field(field, '"\255"')))
-      assert.are.equal(reason, H.reason(raw_field(field, '"a\\u0000"')))
+    it("passes invalid UTF-8 and NUL on to Postgres (db_refused there)", function()
+      assert.are.equal("\255", H.row(H.run(raw_field(field, '"\255"')))[field])
+      assert.are.equal("a\0", H.row(H.run(raw_field(field, '"a\\u0000"')))[field])
     end)
   end)
 end
@@ -165,9 +166,9 @@ describe("device_id: optional, a non-empty string, masked", function()
     end
   end)
 
-  it("rejects invalid UTF-8 and NUL", function()
-    assert.are.equal("invalid_device_id", H.reason(raw_field("device_id", '"\255\254"')))
-    assert.are.equal("invalid_device_id", H.reason(raw_field("device_id", '"\\u0000"')))
+  it("masks any bytes: invalid UTF-8 and NUL are fine, only the mask is stored", function()
+    assert.are.equal(H.hasher:hex("\255\254"), H.row(H.run(raw_field("device_id", '"\255\254"'))).masked_device_id)
+    assert.are.equal(H.hasher:hex("\0"), H.row(H.run(raw_field("device_id", '"\\u0000"'))).masked_device_id)
   end)
 
   it("stores missing and null as NULL", function()

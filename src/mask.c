@@ -14,6 +14,7 @@
 #include "etlua/mask.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -117,9 +118,22 @@ int etl_mask_canonical_ip(const char *s, size_t len, char out[ETL_MASK_IP_MAX])
     buf[len] = '\0';
     if (inet_pton(AF_INET, buf, addr) == 1)
         return inet_ntop(AF_INET, addr, out, ETL_MASK_IP_MAX) ? 4 : 0;
-    if (inet_pton(AF_INET6, buf, addr) == 1)
-        return inet_ntop(AF_INET6, addr, out, ETL_MASK_IP_MAX) ? 6 : 0;
-    return 0;
+    if (inet_pton(AF_INET6, buf, addr) != 1)
+        return 0;
+    /* RFC 5952 section 5 recommends the dotted tail only for well-known prefixes such as
+     * IPv4-mapped ::ffff:0:0/96. glibc's inet_ntop also writes the deprecated IPv4-compatible
+     * range (::a.b.c.d) that way; section 4's hex form is used there instead (::102:304), as
+     * Python's ipaddress and the other RFC 5952 printers do. :: and ::1 are unaffected. */
+    static const unsigned char zeros[12];
+    if (memcmp(addr, zeros, 12) == 0 && (addr[12] | addr[13] | addr[14]) != 0) {
+        unsigned hi = (unsigned)addr[12] << 8 | addr[13], lo = (unsigned)addr[14] << 8 | addr[15];
+        if (hi != 0)
+            snprintf(out, ETL_MASK_IP_MAX, "::%x:%x", hi, lo);
+        else
+            snprintf(out, ETL_MASK_IP_MAX, "::%x", lo);
+        return 6;
+    }
+    return inet_ntop(AF_INET6, addr, out, ETL_MASK_IP_MAX) ? 6 : 0;
 }
 
 /* ---- Lua binding ----------------------------------------------------------------------------- */

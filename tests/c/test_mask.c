@@ -158,6 +158,9 @@ static void test_canonical_ip(void)
     IP_OK("::ffff:1.2.3.4", 6, "::ffff:1.2.3.4");                  /* IPv4-mapped */
     IP_OK("::FFFF:0102:0304", 6, "::ffff:1.2.3.4");
     IP_OK("0:0:0:0:0:ffff:102:304", 6, "::ffff:1.2.3.4");
+    IP_OK("::1.2.3.4", 6, "::102:304");                            /* IPv4-compatible: hex */
+    IP_OK("::0.0.1.2", 6, "::102");
+    IP_OK("::0.0.0.2", 6, "::2");
     IP_OK("FE80::ABCD:EF01", 6, "fe80::abcd:ef01");
     IP_OK("0000:0000:0000:0000:0000:ffff:255.255.255.255", 6, "::ffff:255.255.255.255");
     /* IPv6: refused */

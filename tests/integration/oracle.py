@@ -25,10 +25,11 @@ Decisions where the contract leaves room (reported, not guessed silently):
   - IPv6 canonical text is RFC 5952 section 4 (lowercase, leading zeros dropped, the longest run
     of two or more zero groups as ::, the first one on a tie), with IPv4-mapped addresses
     (::ffff:0:0/96) written ::ffff:a.b.c.d (section 5). Deprecated IPv4-compatible addresses
-    (::a.b.c.d) are written in hex (::102:304): glibc's inet_ntop writes ::1.2.3.4 there;
-    see AMBIGUOUS_IPS;
-  - JSON is RFC 8259: NaN/Infinity literals are invalid_json; a JSON integer for app_version is
-    read by its text ("-0" is negative, so invalid); 2.0 or 2e3 are floats, so invalid;
+    (::a.b.c.d) are written in hex (::102:304), as etlua's mask.canonical_ip does;
+  - JSON is RFC 8259: NaN/Infinity literals are invalid_json, and so is a lone surrogate escape
+    (text with no UTF-8 form); a JSON number for app_version reads as "N" when its value is a
+    non-negative integer (2, 2.0, 2e0 alike); a NUL character in a stored text field is
+    refused by Postgres (db_refused);
   - a `timestamp` that is not a finite non-negative number of seconds within years 1..9999 is
     ignored (create_date falls back to the SQS date), since no reject reason covers it.
 """
@@ -45,7 +46,7 @@ import re
 import sys
 
 REASONS = ("invalid_json", "not_object", "invalid_user_id", "invalid_device_type",
-           "invalid_locale", "invalid_ip", "invalid_device_id", "invalid_app_version")
+           "invalid_locale", "invalid_ip", "invalid_device_id", "invalid_app_version", "db_refused")
 
 # Addresses whose canonical text differs between RFC 5952 as read here and glibc's inet_ntop:
 # the IPv4-compatible range ::/96 minus :: and ::1 (inet_ntop prints ::a.b.c.d).
@@ -69,12 +70,34 @@ def _reject_constant(name):
     raise ValueError("not JSON: " + name)
 
 
+def _all_text_is_unicode(v):
+    """False when a string (key or value) holds a lone surrogate from a \\ud800-style escape:
+    such text has no UTF-8 form, so etlua (lua-cjson) refuses the body as invalid_json."""
+    stack = [v]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, str):
+            try:
+                x.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+    return True
+
+
 def decode(body):
-    """-> (ok, value). Strict RFC 8259 JSON."""
+    """-> (ok, value). Strict RFC 8259 JSON, text that is Unicode (no lone surrogates)."""
     try:
-        return True, json.loads(body, parse_int=_parse_int, parse_constant=_reject_constant)
+        value = json.loads(body, parse_int=_parse_int, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         return False, None
+    if not _all_text_is_unicode(value):
+        return False, None
+    return True, value
 
 
 def nchars(s):
@@ -135,12 +158,16 @@ def app_version_value(v):
         return True, None
     if isinstance(v, bool):
         return False, None
-    if isinstance(v, JsonInt):
-        text = v.raw
+    if isinstance(v, (int, float)):
+        # a JSON number N reads as "N" when its value is a non-negative integer: 2, 2.0, 2e0
+        # and -0 alike (lua-cjson, like most JSON readers, keeps the value, not the spelling)
+        if not math.isfinite(v) or v != int(v) or v < 0:
+            return False, None
+        text = str(int(v))
     elif isinstance(v, str):
         text = v
     else:
-        return False, None          # float, list, object
+        return False, None          # list, object
     if not VERSION_RE.fullmatch(text):
         return False, None
     parts = [int(p) for p in text.split(".")] + [0, 0]
@@ -194,14 +221,16 @@ def evaluate(body, key):
         cip = canonical_ip(ip)
         if cip is None:
             return reject("invalid_ip", "ip is not an IPv4 or IPv6 address")
-        if ":" in cip and ipv4_compatible_ambiguous(ipaddress.IPv6Address(ip)):
-            ambiguous = "IPv4-compatible IPv6 address: inet_ntop writes ::a.b.c.d"
     dev = rec.get("device_id")
     if dev is not None and (not isinstance(dev, str) or dev == ""):
         return reject("invalid_device_id", "device_id not a non-empty string")
     ok, version = app_version_value(rec.get("app_version"))
     if not ok:
         return reject("invalid_app_version", "app_version not MAJOR[.MINOR[.PATCH]] within limits")
+
+    # No rule covers a NUL character, but Postgres text cannot hold one: the row is refused.
+    if any(isinstance(rec.get(f), str) and "\x00" in rec.get(f) for f in ("user_id", "device_type", "locale")):
+        return reject("db_refused", "Postgres refuses text with a NUL character")
 
     row = {
         "user_id": uid,

@@ -23,7 +23,7 @@ local mask = require "etlua.mask"
 
 local M = {}
 
-local MAX_DEPTH = 64 -- nesting bound for decoding: deeper bodies are invalid_json, not a crash
+local MAX_DEPTH = 1000 -- nesting bound for decoding (cjson's own default): deeper is invalid_json, not a crash
 local null = cjson.null
 local canonical_ip = mask.canonical_ip
 local EMPTY_MESSAGE = setmetatable({}, {__newindex = function() error("read-only", 2) end})
@@ -168,6 +168,16 @@ function Processor:clean_detail(detail, rec)
     end
   end
   return self:mask_addresses(s)
+end
+
+-- The body as stored in a reject, for a message whose row Postgres refused (db_refused): the
+-- same masking as any reject, computed only on that rare path.
+function Processor:stored_body(body)
+  local ok, rec = pcall(self.decode, body)
+  if ok and type(rec) == "table" and body:find("^[ \t\n\r]*{") then
+    return self:masked_object(rec, body)
+  end
+  return self:scrub_raw(body)
 end
 
 function Processor:reject(reason, detail, body, rec)

@@ -29,13 +29,18 @@ local function connect(cfg, log)
   return db
 end
 
-local function open_sink(cfg, script, queue, log)
+local LEDGER_DAYS = 15 -- SQS keeps a message at most 14 days: older ledger rows can never match
+
+local function open_sink(cfg, script, queue, proc, log)
   local db = connect(cfg, log)
   local s, err = sink.open(db, {
     table = script.table, schema = script.schema, columns = script.columns,
     create_table = script.create_table, queue = queue,
+    reject_body = function(item) return proc:stored_body(item.message.body) end,
   })
   if not s then fail.user("cannot prepare the tables in Postgres: %s", err) end
+  local pruned = s:prune(LEDGER_DAYS)
+  if pruned and pruned > 0 then log:info("ledger pruned", { rows = pruned, older_than_days = LEDGER_DAYS }) end
   return s, db
 end
 
@@ -45,7 +50,7 @@ local function process(proc, messages, stats, log, verbose)
   for i, m in ipairs(messages) do
     local out = proc:process(m.body, m)
     if out.row then
-      items[i] = { id = m.id, row = out.row }
+      items[i] = { id = m.id, row = out.row, message = m }
     else
       items[i] = { id = m.id, reject = out.reject }
       if verbose then
@@ -108,12 +113,13 @@ function M.run(opts, log)
   local proc = record.new(script, { masker = masker, rules = rules })
   local src = opts.input and source.file(opts.input) or source.sqs(cfg, log)
   local queue = opts.input and ("input:" .. opts.input) or cfg.queue_url
+  if src.protocol then log:info("sqs ready", { protocol = src.protocol, queue_url = cfg.queue_url }) end
 
   local state = {}
   if opts.dry_run then
     state.out = dryrun.new(io.stdout, script.columns)
   else
-    state.reopen = function() return open_sink(cfg, script, queue, log) end
+    state.reopen = function() return open_sink(cfg, script, queue, proc, log) end
     state.out, state.db = state.reopen()
   end
 

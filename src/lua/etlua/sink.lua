@@ -52,7 +52,8 @@ end
 
 -- sink.open(db, opts) -> sink | nil, msg, code
 -- opts: table, schema (optional), columns, create_table (format string, %s = quoted table),
---       queue (recorded in the ledger), rejects_table / ledger_table (optional names).
+--       queue (recorded in the ledger), rejects_table / ledger_table (optional names),
+--       reject_body (function(item) -> stored body, for a row Postgres refuses).
 function M.open(db, opts)
   assert(type(opts.table) == "string" and type(opts.columns) == "table"
     and type(opts.create_table) == "string", "sink.open: table, columns and create_table are required")
@@ -61,7 +62,7 @@ function M.open(db, opts)
     return db:quote_ident(n)
   end
   local self = setmetatable({
-    db = db, queue = opts.queue, ncols = #opts.columns,
+    db = db, queue = opts.queue, ncols = #opts.columns, reject_body = opts.reject_body,
     target = name(opts.table),
     rejects = name(opts.rejects_table or "user_logins_rejects"),
     ledger = name(opts.ledger_table or "etlua_ledger"),
@@ -164,10 +165,12 @@ end
 
 -- A single item Postgres will not store as it is: a row becomes a db_refused reject (detail =
 -- the primary message, which names no values); a reject that cannot be stored loses its body.
-local function refuse(item, err)
+local function refuse(self, item, err)
   if item.row then
     item.row = nil
-    item.reject = { reason = "db_refused", detail = err, body = item.body }
+    local body = item.body
+    if body == nil and self.reject_body then body = self.reject_body(item) end
+    item.reject = { reason = "db_refused", detail = err, body = body }
   elseif item.reject.body ~= nil or item.reject.detail ~= err then
     item.reject = { reason = item.reject.reason, detail = "not storable: " .. err }
   else
@@ -184,7 +187,7 @@ function Sink:commit_part(items)
     if is_connection_error(self.db, code) then return nil, err, "connection" end
     if is_data_error(code) then
       if #items == 1 then
-        if not refuse(items[1], err) then return nil, err, code end
+        if not refuse(self, items[1], err) then return nil, err, code end
       else
         local mid = #items // 2
         local left, right = table.move(items, 1, mid, 1, {}), table.move(items, mid + 1, #items, 1, {})

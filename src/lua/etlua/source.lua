@@ -64,20 +64,20 @@ function Sqs:receive(max, wait_seconds)
   end)
 end
 
--- next_batch: receives until max messages, max_wait_ms since the first one, or an empty answer.
--- Returns messages, drained (true when the last answer was empty).
+-- next_batch: a long poll for the first messages, then short polls until max messages,
+-- max_wait_ms since the first one, or an empty answer. Returns messages, drained: drained is
+-- true only when the long poll itself came back empty (a short poll may miss messages).
 function Sqs:next_batch(max, max_wait_ms, wait_seconds)
   local batch, first = {}, nil
   while #batch < max and not host.stopping() do
-    local waited = first and 0 or wait_seconds
-    local msgs, err = self:receive(math.min(10, max - #batch), waited)
+    local msgs, err = self:receive(math.min(10, max - #batch), first and 0 or wait_seconds)
     if not msgs then return nil, err end
+    if #msgs == 0 then return batch, first == nil end
     local now = host.now_ms()
     for _, m in ipairs(msgs) do
       m.received_ms = now
       batch[#batch + 1] = m
     end
-    if #msgs == 0 then return batch, true end
     first = first or now
     if now - first >= max_wait_ms then break end
   end
