@@ -15,8 +15,8 @@ How etlua uses this file (the hook contract; src/lua/etlua/record.lua calls it):
       ctx.canonical_ip(s)  -> canonical address text, 4|6   or nil
       ctx.message          -> {id=, sent_ms=, received_ms=} of the SQS message
   * Rejected messages are stored with every field named in `pii` masked.
-  * validate and transform must not raise for any input: a raise is treated as a bug in this
-    file, not as a bad message.
+  * validate and transform should not raise for any input. If one does, that message is
+    rejected with reason `script_error` (the error as detail) and the pipeline goes on.
 ]]
 
 local null = require("cjson").null

@@ -46,3 +46,50 @@ add_test(NAME integration.sink
 set_tests_properties(integration.sink PROPERTIES LABELS "integration;postgres" TIMEOUT 180)
 
 # --- integration (real Postgres + SQS emulators) -----------------------------------------------
+# Each script starts its own throwaway Postgres and emulators on 127.0.0.1 and stops them.
+function(etlua_integration name timeout)
+  add_test(NAME integration.${name} COMMAND bash ${ARGN})
+  set_tests_properties(integration.${name} PROPERTIES LABELS "integration" TIMEOUT ${timeout}
+    ENVIRONMENT "ETLUA_BIN=$<TARGET_FILE:etlua>")
+endfunction()
+set(IT ${CMAKE_SOURCE_DIR}/tests/integration)
+etlua_integration(drain.fauxqs.json 300 ${IT}/drain.sh fauxqs json 3000)
+etlua_integration(drain.local-aws-sqs.query 300 ${IT}/drain.sh local-aws-sqs query 3000)
+etlua_integration(detect 120 ${IT}/detect.sh)
+etlua_integration(errors 180 ${IT}/errors.sh)
+etlua_integration(redelivery 120 ${IT}/redelivery.sh)
+etlua_integration(input 120 ${IT}/input.sh)
+
+# --- fuzz (libFuzzer, clang; ETLUA_FUZZ=ON) -----------------------------------------------------
+# Every tests/fuzz/fuzz_<name>.c is a libFuzzer target (ASan + UBSan) linked against
+# etlua_core_fuzz: the sources of etlua_core compiled again with coverage instrumentation.
+# tests/fuzz/run.sh [SECONDS] configures its own clang build dir with ETLUA_FUZZ=ON, builds the
+# targets and runs each on its seed corpus (tests/fuzz/corpus/<name>/); fuzz.smoke runs it for
+# 5 s per target from any build (gcc included). Exit 77 (skipped) when clang is not installed.
+if(ETLUA_FUZZ)
+  if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "ETLUA_FUZZ=ON needs clang (configure with CC=clang)")
+  endif()
+  set(ETLUA_FUZZ_SAN -fsanitize=address,undefined -fno-sanitize-recover=undefined
+                     -fno-omit-frame-pointer -g)
+  add_library(etlua_core_fuzz STATIC ${ETLUA_CORE_SOURCES} ${EMBEDDED_C})
+  target_compile_options(etlua_core_fuzz PRIVATE -fsanitize=fuzzer-no-link ${ETLUA_FUZZ_SAN})
+  target_include_directories(etlua_core_fuzz PUBLIC ${CMAKE_SOURCE_DIR}/include)
+  target_compile_definitions(etlua_core_fuzz PUBLIC ETLUA_VERSION="${PROJECT_VERSION}")
+  target_link_libraries(etlua_core_fuzz PUBLIC PkgConfig::LUA PkgConfig::CURL PkgConfig::PQ
+                        PkgConfig::CRYPTO PkgConfig::EXPAT m)
+  add_custom_target(fuzz)
+  file(GLOB ETLUA_FUZZ_TARGETS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_*.c)
+  foreach(f ${ETLUA_FUZZ_TARGETS})
+    get_filename_component(name ${f} NAME_WE)
+    add_executable(${name} ${f})
+    target_compile_options(${name} PRIVATE -fsanitize=fuzzer ${ETLUA_FUZZ_SAN})
+    target_link_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
+    target_link_libraries(${name} PRIVATE etlua_core_fuzz)
+    add_dependencies(fuzz ${name})
+  endforeach()
+endif()
+add_test(NAME fuzz.smoke COMMAND ${CMAKE_SOURCE_DIR}/tests/fuzz/run.sh 5)
+set_tests_properties(fuzz.smoke PROPERTIES
+  LABELS "fuzz" TIMEOUT 600 SKIP_RETURN_CODE 77
+  ENVIRONMENT "ETLUA_FUZZ_BUILD=${CMAKE_BINARY_DIR}/fuzz-build")

@@ -35,12 +35,13 @@ environment:
   ETLUA_BATCH_MAX_WAIT_MS           longest a received message waits for its batch (default 500)
   ETLUA_WAIT_SECONDS                long-poll wait as a service (default 20)
   ETLUA_DRAIN_WAIT_SECONDS          long-poll wait that proves the queue empty with --drain (default 1)
+  ETLUA_RETRY_ATTEMPTS              attempts for a call that fails for a passing reason (default 8)
 
 exit status: 0 done; 1 a run that could not finish (one line on stderr says why); 2 usage.
 ]]
 
 local function usage_error(fmt, ...)
-  io.stderr:write("etlua: ", string.format(fmt, ...), "\n", "try 'etlua --help'\n")
+  io.stderr:write("etlua: ", string.format(fmt, ...), " (see etlua --help)\n")
   return 2
 end
 

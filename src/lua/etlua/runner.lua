@@ -100,20 +100,21 @@ function M.run(opts, log)
   cfg.mask_key = nil -- the key lives only in the masker from here on
   desc.script = opts.script
   desc.mode = (opts.dry_run and "dry-run " or "") .. (opts.drain and "drain" or (opts.input and "input" or "service"))
-  log:info("starting etlua " .. host.version, desc)
 
+  -- Everything that can be a user mistake is checked before the first log line, so such a
+  -- mistake is one line on stderr.
   local rules_dir = opts.rules or script.rules
   local rules = {}
   if rules_dir then
     local ok, loaded = pcall(record.load_rules, rules_dir)
     if not ok then fail.user("%s; fix the rule file and retry", tostring(loaded)) end
     rules = loaded
-    log:info("rules loaded", { dir = rules_dir, count = #rules })
+    desc.rules = rules_dir .. " (" .. #rules .. " files)"
   end
   local proc = record.new(script, { masker = masker, rules = rules })
   local src = opts.input and source.file(opts.input) or source.sqs(cfg, log)
   local queue = opts.input and ("input:" .. opts.input) or cfg.queue_url
-  if src.protocol then log:info("sqs ready", { protocol = src.protocol, queue_url = cfg.queue_url }) end
+  desc.protocol = src.protocol or desc.protocol
 
   local state = {}
   if opts.dry_run then
@@ -122,6 +123,8 @@ function M.run(opts, log)
     state.reopen = function() return open_sink(cfg, script, queue, proc, log) end
     state.out, state.db = state.reopen()
   end
+  log:info("starting etlua " .. host.version, desc)
+  if src.protocol then log:info("sqs ready", { protocol = src.protocol, queue_url = cfg.queue_url }) end
 
   host.install_signals()
   local stats = { received = 0, written = 0, rejected = 0, duplicates = 0, deleted = 0, by_reason = {} }
