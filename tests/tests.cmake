@@ -35,9 +35,16 @@ add_test(NAME spec.busted
                  "--lpath=${CMAKE_SOURCE_DIR}/src/lua/?.lua$<SEMICOLON>${CMAKE_SOURCE_DIR}/?.lua"
                  "--cpath=${CMAKE_BINARY_DIR}/?.so" ${CMAKE_SOURCE_DIR}/spec
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set(ETLUA_SPEC_ENV "LUA_CPATH=${CMAKE_BINARY_DIR}/?.so\;\;;LUA_PATH=${CMAKE_SOURCE_DIR}/src/lua/?.lua\;${CMAKE_SOURCE_DIR}/?.lua\;\;")
+if(ETLUA_SANITIZE)
+  # plain lua5.4 loading a sanitized etlua.so needs the ASan runtime loaded first
+  execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libasan.so
+                  OUTPUT_VARIABLE ETLUA_LIBASAN OUTPUT_STRIP_TRAILING_WHITESPACE)
+  list(APPEND ETLUA_SPEC_ENV "LD_PRELOAD=${ETLUA_LIBASAN}" "ASAN_OPTIONS=detect_leaks=0")
+endif()
 set_tests_properties(spec.busted PROPERTIES
   FIXTURES_REQUIRED etlua_lua_module LABELS "unit" TIMEOUT 120
-  ENVIRONMENT "LUA_CPATH=${CMAKE_BINARY_DIR}/?.so\;\;;LUA_PATH=${CMAKE_SOURCE_DIR}/src/lua/?.lua\;${CMAKE_SOURCE_DIR}/?.lua\;\;")
+  ENVIRONMENT "${ETLUA_SPEC_ENV}")
 
 # --- Postgres sink ------------------------------------------------------------------------------
 # etlua.pg + etlua.sink against a throwaway cluster (tests/harness/pg.sh), busted under lua5.4.
