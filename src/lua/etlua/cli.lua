@@ -26,7 +26,9 @@ environment:
   AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL   endpoint override (emulators); else from the queue URL
   AWS_REGION | AWS_DEFAULT_REGION   SigV4 region (default us-east-1)
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
-                                    credentials (test/test for a loopback endpoint with none set)
+                                    credentials; else AWS_PROFILE (or default) in ~/.aws/credentials
+                                    and ~/.aws/config (AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE);
+                                    test/test for a loopback endpoint with none set
   AWS_CA_BUNDLE                     CA file for https endpoints
   ETLUA_SQS_PROTOCOL                auto (default), json or query
   DATABASE_URL | PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGSSLMODE   Postgres

@@ -16,6 +16,48 @@ local function origin(url)
   return url and url:match("^(%a[%w+.-]*://[^/]+)")
 end
 
+-- Shared AWS files (~/.aws/credentials, ~/.aws/config) as the SDKs read them: INI sections,
+-- `key = value` lines, `#`/`;` comments. In the config file a profile's section is
+-- "[profile NAME]" (but "[default]"); in the credentials file it is "[NAME]".
+local function read_ini_section(path, section)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local values, current = nil, nil
+  for line in f:lines() do
+    line = line:gsub("^%s+", ""):gsub("%s+$", "")
+    local name = line:match("^%[%s*(.-)%s*%]$")
+    if name then
+      current = (name == section)
+      if current and not values then values = {} end
+    elseif current and line ~= "" and not line:match("^[#;]") then
+      local k, v = line:match("^([%w_%-%.]+)%s*=%s*(.-)$")
+      if k then values[k:lower()] = v end
+    end
+  end
+  f:close()
+  return values
+end
+
+-- The profile's settings: credentials file first, then the config file (the SDKs' order).
+local function aws_profile(get)
+  local home = os.getenv("HOME") or ""
+  local profile = get("AWS_PROFILE") or "default"
+  local creds_file = get("AWS_SHARED_CREDENTIALS_FILE") or (home .. "/.aws/credentials")
+  local config_file = get("AWS_CONFIG_FILE") or (home .. "/.aws/config")
+  local creds = read_ini_section(creds_file, profile) or {}
+  local conf = read_ini_section(config_file, profile == "default" and "default" or ("profile " .. profile)) or {}
+  local found = next(creds) ~= nil or next(conf) ~= nil
+  if get("AWS_PROFILE") and not found then
+    fail.user("AWS_PROFILE=%s: no such profile in %s or %s", profile, creds_file, config_file)
+  end
+  local function pick(key) return creds[key] or conf[key] end
+  return {
+    access_key = pick("aws_access_key_id"), secret_key = pick("aws_secret_access_key"),
+    session_token = pick("aws_session_token"), region = conf.region or creds.region,
+    name = found and profile or nil,
+  }
+end
+
 local function read_key_file(path)
   local f, err = io.open(path, "rb")
   if not f then fail.user("cannot read ETLUA_MASK_KEY_FILE: %s", err) end
@@ -71,24 +113,28 @@ function M.load(defaults, getenv, need)
     if not cfg.queue_url and not cfg.queue_name then
       fail.user("no queue: set SQS_QUEUE_URL (or SQS_QUEUE with a queue name), or use --input FILE")
     end
+    local profile = aws_profile(get)
+    cfg.region = get("AWS_REGION") or get("AWS_DEFAULT_REGION") or profile.region or "us-east-1"
     cfg.endpoint = get("AWS_ENDPOINT_URL_SQS") or get("AWS_ENDPOINT_URL") or origin(cfg.queue_url)
-    if not cfg.endpoint then
-      local region = get("AWS_REGION") or get("AWS_DEFAULT_REGION") or "us-east-1"
-      cfg.endpoint = "https://sqs." .. region .. ".amazonaws.com"
-    end
+      or ("https://sqs." .. cfg.region .. ".amazonaws.com")
     cfg.endpoint = cfg.endpoint:gsub("/+$", "")
     if not cfg.endpoint:match("^https?://[^/]+$") then
       fail.user("the SQS endpoint '%s' is not an http(s)://host[:port] URL; check AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL", cfg.endpoint)
     end
-    cfg.region = get("AWS_REGION") or get("AWS_DEFAULT_REGION") or "us-east-1"
+    -- Credentials as the SDKs find them: the environment, then the profile's files.
     cfg.access_key = get("AWS_ACCESS_KEY_ID")
     cfg.secret_key = get("AWS_SECRET_ACCESS_KEY")
     cfg.session_token = get("AWS_SESSION_TOKEN")
+    if not (cfg.access_key and cfg.secret_key) and profile.access_key and profile.secret_key then
+      cfg.access_key, cfg.secret_key = profile.access_key, profile.secret_key
+      cfg.session_token = profile.session_token
+      cfg.aws_profile = profile.name
+    end
     if not (cfg.access_key and cfg.secret_key) then
       if is_loopback(cfg.endpoint) then
         cfg.access_key, cfg.secret_key = "test", "test"
       else
-        fail.user("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+        fail.user("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with a profile in ~/.aws/credentials")
       end
     end
     cfg.protocol = get("ETLUA_SQS_PROTOCOL") or "auto"

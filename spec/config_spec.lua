@@ -1,0 +1,125 @@
+-- etlua.config: environment over script defaults, the mask key rules, AWS credentials as the
+-- SDKs find them (environment, then AWS_PROFILE in the shared files), secrets redacted.
+local config = require "etlua.config"
+
+local KEY = ("k"):rep(32)
+
+local function env(t)
+  return function(name) return t[name] end
+end
+
+local function user_error(fn)
+  local ok, err = pcall(fn)
+  assert.is_false(ok)
+  assert.is_table(err, "expected a user error, got " .. tostring(err))
+  return err.user_error
+end
+
+local function tmpfile(text)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+  return path
+end
+
+local base = { ETLUA_MASK_KEY = KEY, SQS_QUEUE_URL = "http://127.0.0.1:4566/000000000000/q",
+               HOME = "/nonexistent" }
+local function with(t)
+  local e = {}
+  for k, v in pairs(base) do e[k] = v end
+  for k, v in pairs(t) do e[k] = v ~= false and v or nil end
+  return env(e)
+end
+
+describe("configuration", function()
+  it("lets the environment win over the script's defaults", function()
+    local cfg = config.load({ ETLUA_BATCH_SIZE = "7", ETLUA_SQS_PROTOCOL = "query" }, with { ETLUA_BATCH_SIZE = "9" })
+    assert.are.equal(9, cfg.batch_size)
+    assert.are.equal("query", cfg.protocol)
+  end)
+
+  it("derives the endpoint from the queue URL, and takes test/test on loopback", function()
+    local cfg = config.load(nil, with {})
+    assert.are.equal("http://127.0.0.1:4566", cfg.endpoint)
+    assert.are.equal("test", cfg.access_key)
+  end)
+
+  it("refuses a missing, short, or doubly given mask key", function()
+    assert.truthy(user_error(function() config.load(nil, with { ETLUA_MASK_KEY = false }) end):find("no mask key"))
+    assert.truthy(user_error(function() config.load(nil, with { ETLUA_MASK_KEY = "short" }) end):find("5 bytes"))
+    local f = tmpfile(KEY .. "\n")
+    assert.truthy(user_error(function() config.load(nil, with { ETLUA_MASK_KEY_FILE = f }) end):find("only one"))
+    assert.are.equal(KEY, config.load(nil, with { ETLUA_MASK_KEY = false, ETLUA_MASK_KEY_FILE = f }).mask_key)
+    os.remove(f)
+  end)
+
+  it("requires credentials for a non-loopback endpoint", function()
+    local msg = user_error(function()
+      config.load(nil, with { SQS_QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/1/q" })
+    end)
+    assert.truthy(msg:find("no AWS credentials"))
+  end)
+end)
+
+describe("AWS credentials from the shared files", function()
+  local creds = tmpfile([[
+# comment
+[default]
+aws_access_key_id = AKIADEFAULT
+aws_secret_access_key = default-secret
+
+[etl]
+aws_access_key_id=AKIAETL
+aws_secret_access_key = etl-secret
+aws_session_token = etl-token
+]])
+  local conf = tmpfile([[
+[default]
+region = eu-central-1
+[profile etl]
+region = ap-south-1
+]])
+  local remote = "https://sqs.example.com/1/q"
+  teardown(function() os.remove(creds) os.remove(conf) end)
+
+  it("uses AWS_PROFILE's keys, session token and region", function()
+    local cfg = config.load(nil, with { SQS_QUEUE_URL = remote, AWS_PROFILE = "etl",
+      AWS_SHARED_CREDENTIALS_FILE = creds, AWS_CONFIG_FILE = conf })
+    assert.are.same({ "AKIAETL", "etl-secret", "etl-token", "ap-south-1" },
+      { cfg.access_key, cfg.secret_key, cfg.session_token, cfg.region })
+  end)
+
+  it("uses the default profile when AWS_PROFILE is not set", function()
+    local cfg = config.load(nil, with { SQS_QUEUE_URL = remote,
+      AWS_SHARED_CREDENTIALS_FILE = creds, AWS_CONFIG_FILE = conf })
+    assert.are.same({ "AKIADEFAULT", "eu-central-1" }, { cfg.access_key, cfg.region })
+  end)
+
+  it("lets environment credentials and region win over the profile", function()
+    local cfg = config.load(nil, with { SQS_QUEUE_URL = remote, AWS_PROFILE = "etl",
+      AWS_SHARED_CREDENTIALS_FILE = creds, AWS_CONFIG_FILE = conf,
+      AWS_ACCESS_KEY_ID = "AKIAENV", AWS_SECRET_ACCESS_KEY = "env-secret", AWS_REGION = "us-west-2" })
+    assert.are.same({ "AKIAENV", "env-secret", "us-west-2" }, { cfg.access_key, cfg.secret_key, cfg.region })
+    assert.is_nil(cfg.session_token)
+  end)
+
+  it("names a missing profile", function()
+    local msg = user_error(function()
+      config.load(nil, with { SQS_QUEUE_URL = remote, AWS_PROFILE = "nope",
+        AWS_SHARED_CREDENTIALS_FILE = creds, AWS_CONFIG_FILE = conf })
+    end)
+    assert.truthy(msg:find("AWS_PROFILE=nope"))
+  end)
+
+  it("never shows a secret in describe()", function()
+    local cfg = config.load(nil, with { SQS_QUEUE_URL = remote, AWS_PROFILE = "etl",
+      AWS_SHARED_CREDENTIALS_FILE = creds, AWS_CONFIG_FILE = conf,
+      DATABASE_URL = "postgresql://u:pw-secret@h/db" })
+    local text = ""
+    for k, v in pairs(config.describe(cfg)) do text = text .. k .. "=" .. tostring(v) .. "\n" end
+    for _, secret in ipairs({ "etl-secret", "etl-token", "pw-secret", KEY }) do
+      assert.is_nil(text:find(secret, 1, true), secret)
+    end
+  end)
+end)
