@@ -1,0 +1,55 @@
+# bench/lib.sh: shared by bench/run.sh and bench/profile.sh (sourced; expects ROOT and WORK).
+PY=/usr/bin/python3   # Debian's python3 has boto3 + psycopg2; a pyenv python3 may come first
+
+DDL="CREATE TABLE IF NOT EXISTS user_logins(
+    user_id varchar(128), device_type varchar(32),
+    masked_ip varchar(256), masked_device_id varchar(256),
+    locale varchar(32), app_version integer, create_date date)"
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+stop_services() {
+    "$ROOT/tests/harness/sqs.sh" stop fauxqs "$WORK/sqs" >/dev/null 2>&1 || true
+    "$ROOT/tests/harness/pg.sh" stop "$WORK/pg" >/dev/null 2>&1 || true
+}
+
+start_services() {
+    "$ROOT/tests/harness/pg.sh" start "$WORK/pg"
+    "$ROOT/tests/harness/sqs.sh" start fauxqs "$WORK/sqs" >&2
+    # shellcheck disable=SC1091
+    . "$WORK/pg/env"; . "$WORK/sqs/fauxqs.env"
+    export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+    # Debian's botocore 1.29 speaks the query protocol to SQS; fauxqs only JSON.
+    "$PY" "$ROOT/bench/sqs_json_model.py" "$WORK/botocore-data"
+    export AWS_DATA_PATH="$WORK/botocore-data"
+    export ETLUA_MASK_KEY=${ETLUA_MASK_KEY:-bench-mask-key-0123456789abcdef0123456789abcdef}
+}
+
+build_etlua() {
+    if [ ! -x "$ROOT/build-bench/etlua" ] || [ ! -f "$ROOT/build-bench/etlua.so" ] || [ "${BENCH_REBUILD:-1}" = 1 ]; then
+        log "building etlua (Release) in build-bench/"
+        cmake -S "$ROOT" -B "$ROOT/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null
+        cmake --build "$ROOT/build-bench" -j2 >/dev/null
+    fi
+}
+
+sqsjs() { node "$ROOT/tests/harness/sqs.js" "$@"; }
+depth() { sqsjs depth "$AWS_ENDPOINT_URL" "$SQS_QUEUE_URL"; }
+rows() { psql -XAtq -c "SELECT count(*) FROM user_logins"; }
+
+# Empty the tables (etlua's included) and the queue; create user_logins empty.
+reset_state() {
+    psql -XAtq -v ON_ERROR_STOP=1 \
+        -c "SET client_min_messages = warning" -c "DROP TABLE IF EXISTS user_logins, user_logins_rejects, etlua_ledger" \
+        -c "$DDL" >/dev/null
+    sqsjs purge "$AWS_ENDPOINT_URL" "$SQS_QUEUE_URL" >/dev/null
+    local d; d=$(depth)
+    [ "$d" = "0 0" ] || { log "queue not empty after purge: $d"; return 1; }
+}
+
+# Load the generated bodies ($1: file, $2: expected count) and check the depth.
+load_queue() {
+    sqsjs send "$AWS_ENDPOINT_URL" "$SQS_QUEUE_URL" "$1" --concurrency 16 >/dev/null
+    local d; d=$(depth)
+    [ "$d" = "$2 0" ] || { log "queue depth after load is '$d', want '$2 0'"; return 1; }
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# bench/run.sh [N] [--repeat R] [--only a,b,...]
+#
+# Starts a throwaway Postgres and fauxqs on 127.0.0.1, generates N login messages
+# (tests/harness/gen_logins.py) and, for each implementation (R times each, default 1):
+# empties the tables and the queue, loads the N messages, runs it under /usr/bin/time, and
+# checks the row count and that the queue is empty. Prints a table of medians and writes
+# bench/results/<UTC timestamp>-n<N>.json with every run.
+#
+# Implementations (names for --only): etlua, tuned, seed, bare, copy. See bench/README.md.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+N=20000 REPEAT=1 ONLY=etlua,tuned,seed,bare,copy
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --repeat) REPEAT=$2; shift 2 ;;
+        --only) ONLY=$2; shift 2 ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        [0-9]*) N=$1; shift ;;
+        *) echo "usage: bench/run.sh [N] [--repeat R] [--only etlua,tuned,seed,bare,copy]" >&2; exit 2 ;;
+    esac
+done
+WORK=$(mktemp -d /tmp/etlua-bench.XXXXXX); chmod 755 "$WORK"   # the postgres user must reach WORK/pg
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+trap 'stop_services; rm -rf "$WORK"' EXIT
+cd "$ROOT"
+
+build_etlua
+log "starting Postgres and fauxqs in $WORK"
+start_services
+log "generating $N messages"
+"$PY" tests/harness/gen_logins.py "$N" >"$WORK/bodies.jsonl"
+"$PY" bench/gen_tsv.py "$ETLUA_MASK_KEY" <"$WORK/bodies.jsonl" >"$WORK/rows.tsv"
+RUNS="$WORK/runs.jsonl"; : >"$RUNS"
+
+# run_one NAME ROUND EXPECTED_ROWS LOAD(yes|no) CMD...
+run_one() {
+    local name=$1 round=$2 want=$3 load=$4; shift 4
+    reset_state
+    [ "$load" = yes ] && load_queue "$WORK/bodies.jsonl" "$N"
+    log "$name (round $round): $*"
+    local rc=0
+    /usr/bin/time -f '%e %U %S %M' -o "$WORK/time.txt" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" || rc=$?
+    local wall user sys rss got d ok=true
+    read -r wall user sys rss < <(tail -n 1 "$WORK/time.txt")
+    got=$(rows); d=$(depth)
+    if [ "$rc" != 0 ] || [ "$got" != "$want" ] || [ "$d" != "0 0" ]; then
+        ok=false
+        log "$name FAILED: exit $rc, rows $got (want $want), queue '$d'"; tail -n 5 "$WORK/$name.err" >&2
+    fi
+    local own; own=$(grep -Eo '[0-9.]+ *msgs/s' "$WORK/$name.out" "$WORK/$name.err" 2>/dev/null | head -n 1 | grep -Eo '^[^ ]*[0-9.]+' | sed 's/.*://' || true)
+    printf '{"impl":"%s","round":%s,"n":%s,"wall_s":%s,"user_s":%s,"sys_s":%s,"max_rss_kb":%s,"rows":%s,"expected_rows":%s,"queue_after":"%s","exit":%s,"ok":%s,"self_reported_msgs_s":%s}\n' \
+        "$name" "$round" "$N" "$wall" "$user" "$sys" "$rss" "${got:-0}" "$want" "$d" "$rc" "$ok" "${own:-null}" >>"$RUNS"
+    log "$name: ${wall}s wall, $(awk "BEGIN{print $user+$sys}")s CPU, $((rss / 1024)) MiB, rows $got"
+}
+
+want() { case ",$ONLY," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+
+for round in $(seq 1 "$REPEAT"); do
+    want etlua && run_one etlua "$round" "$N" yes build-bench/etlua scripts/login_etl.lua --drain
+    want tuned && run_one tuned "$round" "$N" yes "$PY" bench/baseline_tuned.py
+    want seed && run_one seed "$round" "$N" yes "$PY" bench/baseline_seed.py
+    if want bare; then
+        if [ -f bench/bare_drain.lua ]; then
+            LUA_CPATH='build-bench/?.so;;' run_one bare "$round" 0 yes lua5.4 bench/bare_drain.lua
+        else
+            [ "$round" = 1 ] && log "bare: bench/bare_drain.lua does not exist yet: skipped"
+        fi
+    fi
+    want copy && run_one copy "$round" "$N" no psql -XAtq -v ON_ERROR_STOP=1 -c "\\copy user_logins FROM '$WORK/rows.tsv'"
+done
+
+mkdir -p bench/results
+out="bench/results/$(date -u +%Y%m%dT%H%M%SZ)-n$N.json"
+"$PY" bench/report.py "$RUNS" "$out"
+log "raw results: $out"
