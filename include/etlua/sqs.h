@@ -2,7 +2,36 @@
  *  - the error vocabulary (codes returned to Lua as the third value of nil, msg, code),
  *  - the query protocol (src/sqs_query.c): form-encoded requests, XML answers parsed with expat
  *    into plain C structs by a pure function (bytes in, result out; safe on hostile input),
- *  - the JSON protocol (src/sqs_json.c): bodies built and answers decoded with lua-cjson. */
+ *  - the JSON protocol (src/sqs_json.c): bodies built and answers decoded with lua-cjson.
+ *
+ * Concurrent calls (Lua API of src/sqs.c; ARCHITECTURE.md lists the blocking ones). They run on
+ * a curl multi transport (http.h) created by the first of them: a pool of at most max_inflight
+ * easy handles (client option, 1..256, default 32), one kept-alive connection per handle. The
+ * protocol is detected (blocking) before the first request goes out; each request is SigV4-signed
+ * when it is started.
+ *   c:receive_many(n, max, wait_s [, visibility_s])  n (1..max_inflight) ReceiveMessage calls at
+ *       once, each for up to max (1..10); waits for all of them.
+ *       -> messages                       all succeeded (array of {id, receipt, body, sent_ms})
+ *       -> messages, msg, code            some failed: the messages of the others, and the first
+ *                                         failure (messages are never dropped)
+ *       -> nil, msg, code                 all failed (code "stopped" after SIGTERM/SIGINT)
+ *       Completions of start_* requests met while waiting are kept for poll.
+ *   c:start_receive(max, wait_s [, visibility_s])      -> token  or nil, msg, code
+ *   c:start_delete_batch(entries)                      -> token  or nil, msg, code
+ *   c:start_change_visibility_batch(entries, timeout_s) -> token or nil, msg, code
+ *       Queue one request (code "client" when every slot is busy). Tokens are integers, unique
+ *       per client (an empty batch is answered at once under a negative token).
+ *   c:poll([timeout_ms])  -> array of {token=, kind=, result=} | {token=, kind=, err=, code=}
+ *       kind: "receive" | "delete_batch" | "change_visibility_batch"; result shaped exactly as
+ *       the blocking method's (messages, or the failed entries). Waits until at least one request
+ *       has finished or timeout_ms passed (default 0: no wait; < 0: no limit); {} when nothing
+ *       finished. Each token is reported once.
+ *   c:pending()           -> requests in flight + finished ones not yet returned by poll
+ *   Receives in flight are cancelled with code "stopped" once SIGTERM/SIGINT arrived
+ *   (etl_host_stop_requested, checked at least every 100 ms); deletes and visibility changes
+ *   always run to their end. c:close() abandons what is in flight: the receipts of a receive
+ *   in flight come back after the visibility timeout. The blocking methods are unchanged (their
+ *   long polls are not interruptible). */
 #ifndef ETLUA_SQS_H
 #define ETLUA_SQS_H
 
@@ -19,7 +48,8 @@ enum etl_sqs_code {
     ETL_SQS_AUTH,
     ETL_SQS_NO_QUEUE,
     ETL_SQS_PROTOCOL,
-    ETL_SQS_CLIENT
+    ETL_SQS_CLIENT,
+    ETL_SQS_STOPPED /* "stopped": cut short by SIGTERM/SIGINT (concurrent receives only) */
 };
 
 /* "network", "timeout", ... ; "ok" for ETL_SQS_OK. */

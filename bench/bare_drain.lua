@@ -1,0 +1,122 @@
+-- bench/bare_drain.lua: the SQS side of a drain with no database, as a ceiling for the benchmark.
+-- Receives until the queue answers empty, deleting every message with DeleteMessageBatch, and
+-- prints msgs/s.
+--
+--   LUA_CPATH='BUILD/?.so;;' lua5.4 bench/bare_drain.lua [MODE] [INFLIGHT] [PROTOCOL]
+--     MODE     pipe   (default) INFLIGHT receives always in flight (start_receive/poll); each
+--                     answer's messages are deleted asynchronously (start_delete_batch) while
+--                     the other receives run
+--              many   receive_many(INFLIGHT, 10, 0), then the deletes of the round concurrently
+--              serial one receive(10, 0), one delete_batch, repeat (the old path)
+--     INFLIGHT concurrent receives (default 16)
+--     PROTOCOL json | query | auto (default auto)
+-- Environment: AWS_ENDPOINT_URL, SQS_QUEUE_URL, AWS_REGION (defaults us-east-1), credentials
+-- AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (default "test").
+local sqs = require "etlua.sqs"
+
+local mode = arg[1] or "pipe"
+local inflight = tonumber(arg[2]) or 16
+local protocol = arg[3] or "auto"
+
+local c = sqs.client {
+  endpoint = os.getenv("AWS_ENDPOINT_URL"), queue_url = assert(os.getenv("SQS_QUEUE_URL"), "SQS_QUEUE_URL"),
+  region = os.getenv("AWS_REGION") or "us-east-1",
+  access_key = os.getenv("AWS_ACCESS_KEY_ID") or "test",
+  secret_key = os.getenv("AWS_SECRET_ACCESS_KEY") or "test",
+  protocol = protocol, max_inflight = inflight + 16,
+}
+assert(c:detect())
+
+local host = require "etlua.host"
+local function now() return host.now_ms() / 1000 end
+local t_last -- the last answer that carried work: the closing empty polls are not timed
+
+local function entries_of(msgs, i)
+  local e = {}
+  for j = i, math.min(i + 9, #msgs) do e[#e + 1] = { id = tostring(j - i + 1), receipt = msgs[j].receipt } end
+  return e
+end
+
+local received, delete_failed, errors = 0, 0, 0
+
+local function count_delete(failed)
+  t_last = now()
+  delete_failed = delete_failed + #failed
+end
+
+local t0 = now()
+if mode == "serial" then
+  while true do
+    local msgs = assert(c:receive(10, 0))
+    if #msgs == 0 then
+      msgs = assert(c:receive(10, 1))
+      if #msgs == 0 then break end
+    end
+    received = received + #msgs
+    count_delete(assert(c:delete_batch(entries_of(msgs, 1))))
+  end
+elseif mode == "many" then
+  while true do
+    local msgs, err = c:receive_many(inflight, 10, 0)
+    if not msgs then error(err) end
+    if err then errors = errors + 1 end
+    if #msgs == 0 then -- short polls may miss messages: confirm with a 1 s long poll
+      msgs = assert(c:receive_many(inflight, 10, 1))
+      if #msgs == 0 then break end
+    end
+    received = received + #msgs
+    for i = 1, #msgs, 10 do assert(c:start_delete_batch(entries_of(msgs, i))) end
+    while c:pending() > 0 do
+      for _, r in ipairs(c:poll(-1)) do
+        if r.result then count_delete(r.result) else errors = errors + 1 end
+      end
+    end
+  end
+elseif mode == "pipe" then
+  -- At most `cap` requests in flight: INFLIGHT receives, the rest deletes; deletes that find
+  -- no free slot wait in a queue (they go first, so receipts do not pile up).
+  local cap = inflight + 16
+  local draining, receiving, queued = false, 0, {}
+  local wait, long_polls = 0, {} -- after an empty short poll, 1 s polls confirm the queue is empty
+  local function refill()
+    while #queued > 0 and c:pending() < cap do
+      assert(c:start_delete_batch(table.remove(queued)))
+    end
+    while not draining and receiving < inflight and c:pending() < cap do
+      local token = assert(c:start_receive(10, wait)); receiving = receiving + 1
+      long_polls[token] = wait > 0 or nil
+    end
+  end
+  refill()
+  while c:pending() > 0 or #queued > 0 do
+    for _, r in ipairs(c:poll(1000)) do
+      if r.kind == "receive" then
+        receiving = receiving - 1
+        if not r.result then
+          errors = errors + 1
+          io.stderr:write("receive: ", r.err, " (", r.code, ")\n")
+          draining = true -- a bare benchmark: no retries, stop at the first error
+        elseif #r.result == 0 then
+          if long_polls[r.token] then draining = true end -- empty: let what is in flight finish
+          wait = 1
+        else
+          received = received + #r.result
+          wait = 0
+          queued[#queued + 1] = entries_of(r.result, 1)
+        end
+      elseif r.result then
+        count_delete(r.result)
+      else
+        errors = errors + 1
+        io.stderr:write("delete: ", r.err, " (", r.code, ")\n")
+      end
+    end
+    refill()
+  end
+else
+  error("mode must be pipe, many or serial")
+end
+local dt = (t_last or now()) - t0
+print(string.format("%s inflight=%d protocol=%s: %d received, %d delete failures, %d errors, %.2f s, %.0f msgs/s",
+  mode, mode == "serial" and 1 or inflight, c:protocol(), received, delete_failed, errors, dt, received / dt))
+c:close()
