@@ -100,3 +100,23 @@ add_test(NAME fuzz.smoke COMMAND ${CMAKE_SOURCE_DIR}/tests/fuzz/run.sh 5)
 set_tests_properties(fuzz.smoke PROPERTIES
   LABELS "fuzz" TIMEOUT 600 SKIP_RETURN_CODE 77
   ENVIRONMENT "ETLUA_FUZZ_BUILD=${CMAKE_BINARY_DIR}/fuzz-build")
+
+# --- fault tests ---------------------------------------------------------------------------------
+# tests/faults/*.sh at CI sizes: each starts its own Postgres + fauxqs on 127.0.0.1 (and the
+# fault proxy), breaks something mid-drain and checks exactness with check_tables.py.
+# faults.slow_sink is not registered: it fails today by design (etlua has no visibility
+# heartbeat, so a commit that outlasts the visibility timeout is redelivered to a second
+# consumer); run it by hand or through tests/faults/run_all.sh.
+# Known etlua bugs these catch today (intermittently): faults.pg_outage when the random
+# Postgres reconnect budget (8 attempts, ~11 s on average) runs out inside the 10 s outage;
+# faults.sqs_proxy when a 503/throttle hits the un-retried start-up requests of a restarted run.
+foreach(fault_test kill9 pg_outage sqs_faults)
+  set(fault_name ${fault_test})
+  if(fault_test STREQUAL "sqs_faults")
+    set(fault_name sqs_proxy)
+  endif()
+  add_test(NAME faults.${fault_name} COMMAND ${CMAKE_SOURCE_DIR}/tests/faults/${fault_test}.sh)
+  set_tests_properties(faults.${fault_name} PROPERTIES
+    LABELS "faults;integration" TIMEOUT 300 RUN_SERIAL TRUE
+    ENVIRONMENT "ETLUA_BIN=${CMAKE_BINARY_DIR}/etlua")
+endforeach()
