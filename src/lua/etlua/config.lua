@@ -144,7 +144,7 @@ function M.load(defaults, getenv, need)
     cfg.ca_bundle = get("AWS_CA_BUNDLE")
     cfg.wait_seconds = number(get, "ETLUA_WAIT_SECONDS", 20, 0, 20)
     cfg.drain_wait_seconds = number(get, "ETLUA_DRAIN_WAIT_SECONDS", 1, 0, 20)
-    cfg.visibility_seconds = number(get, "ETLUA_VISIBILITY_SECONDS", 0, 0, 43200)
+    cfg.receive_concurrency = number(get, "ETLUA_RECEIVE_CONCURRENCY", 8, 1, 64)
   end
 
   if need.db then

@@ -14,6 +14,11 @@ local RETRYABLE = { throttled = true, server = true, timeout = true, network = t
 
 function M.retryable(code) return RETRYABLE[code] == true end
 
+-- The wait before attempt n+1: full jitter under a capped exponential.
+function M.delay(attempt)
+  return math.random() * math.min(M.cap_s, M.base_s * 2 ^ attempt)
+end
+
 function M.call(log, target, fn)
   local attempt = 0
   while true do
@@ -23,7 +28,7 @@ function M.call(log, target, fn)
     if not RETRYABLE[code] or attempt >= M.attempts or host.stopping() then
       return nil, msg, code
     end
-    local delay = math.random() * math.min(M.cap_s, M.base_s * 2 ^ attempt)
+    local delay = M.delay(attempt)
     if log then
       log:warn("retrying", { target = target, code = code, attempt = attempt, delay_s = string.format("%.2f", delay), error = msg })
     end

@@ -131,7 +131,7 @@ function M.run(opts, log)
   local started = host.mono()
   local stop_when_drained = opts.drain or opts.input ~= nil
   local wait = stop_when_drained and cfg.drain_wait_seconds or cfg.wait_seconds
-  while not host.stopping() do
+  while true do
     local messages, drained = src:next_batch(cfg.batch_size, cfg.batch_max_wait_ms, wait)
     if not messages then
       fail.user("cannot receive from SQS: %s; nothing in hand was lost", drained)
@@ -140,17 +140,12 @@ function M.run(opts, log)
       local items = process(proc, messages, stats, log, opts.dry_run)
       local summary = commit(state, items, log)
       count(stats, summary, items)
-      if not opts.dry_run then
-        local deleted, err = src:ack(messages)
-        if not deleted then
-          log:warn("delete failed after commit; the messages will be redelivered and skipped by the ledger", { error = err })
-        else
-          stats.deleted = stats.deleted + deleted
-        end
-      end
+      if not opts.dry_run then src:ack(messages) end
     end
-    if drained and stop_when_drained then break end
+    -- A stop signal ends the loop once the messages in hand are committed and acknowledged.
+    if (drained and stop_when_drained) or (host.stopping() and #messages == 0) then break end
   end
+  stats.deleted = opts.dry_run and 0 or src:flush()
 
   local seconds = host.mono() - started
   local summary = {

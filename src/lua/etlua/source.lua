@@ -2,7 +2,8 @@
 --   source.sqs(cfg, log)  : receives from SQS (etlua.sqs), deletes after commit.
 --   source.file(path)     : one message body per line (--input FILE, "-" = stdin); nothing to delete.
 -- Both give messages as {id =, receipt =, body =, sent_ms =, received_ms =} through
--- src:next_batch(max, max_wait_ms, wait_seconds) and acknowledge them with src:ack(messages).
+-- src:next_batch(max, max_wait_ms, wait_seconds), acknowledge them with src:ack(messages) after
+-- the commit, and src:flush() waits for the acknowledgements in flight.
 local sqs = require "etlua.sqs"
 local mask = require "etlua.mask"
 local host = require "etlua.host"
@@ -19,7 +20,7 @@ function M.sqs(cfg, log)
   local client = sqs.client {
     endpoint = cfg.endpoint, queue_url = cfg.queue_url, region = cfg.region,
     access_key = cfg.access_key, secret_key = cfg.secret_key, session_token = cfg.session_token,
-    protocol = cfg.protocol, ca_bundle = cfg.ca_bundle,
+    protocol = cfg.protocol, ca_bundle = cfg.ca_bundle, max_inflight = 128,
   }
   local self = setmetatable({ client = client, cfg = cfg, log = log }, Sqs)
   local protocol, err, code = client:detect()
@@ -40,7 +41,7 @@ function M.sqs(cfg, log)
     client = sqs.client {
       endpoint = cfg.endpoint, queue_url = url, region = cfg.region,
       access_key = cfg.access_key, secret_key = cfg.secret_key, session_token = cfg.session_token,
-      protocol = protocol, ca_bundle = cfg.ca_bundle,
+      protocol = protocol, ca_bundle = cfg.ca_bundle, max_inflight = 128,
     }
     self.client = client
   end
@@ -54,57 +55,159 @@ function M.sqs(cfg, log)
   end
   self.visibility = tonumber(attrs.VisibilityTimeout) or 30
   self.protocol = protocol
+  self.concurrency = cfg.receive_concurrency or 8
+  self.buffer, self.receiving, self.empty_polls, self.failures = {}, 0, 0, 0
+  self.deleting, self.deleted = {}, 0
   return self
 end
 
--- One ReceiveMessage, retried on throttling, 5xx, timeouts and network errors.
-function Sqs:receive(max, wait_seconds)
-  return retry.call(self.log, "sqs", function()
-    return self.client:receive(max, wait_seconds)
-  end)
+-- The receive pipeline ------------------------------------------------------------------------
+-- Up to `concurrency` ReceiveMessage long polls are kept in flight (curl multi, in etlua.sqs) and
+-- feed a bounded prefetch buffer; next_batch takes a batch from it. Deletes are started after
+-- the commit and complete in the background (pump collects them). One long poll coming back
+-- empty, with nothing else in flight or buffered, means the queue is drained.
+
+-- Collects finished requests: messages into the buffer, delete results into the log.
+-- Returns nil, msg, code when receives keep failing past the retry budget.
+function Sqs:pump(timeout_ms)
+  for _, done in ipairs(self.client:poll(timeout_ms)) do
+    if done.kind == "receive" then
+      self.receiving = self.receiving - 1
+      if done.result then
+        self.failures = 0
+        local now = host.now_ms()
+        for _, m in ipairs(done.result) do
+          m.received_ms = now
+          self.buffer[#self.buffer + 1] = m
+        end
+        if #done.result == 0 then self.empty_polls = self.empty_polls + 1 else self.empty_polls = 0 end
+      elseif done.code ~= "stopped" then
+        local ok, err, code = self:failed(done.err, done.code)
+        if not ok then return nil, err, code end
+      end
+    else
+      self:delete_done(done)
+    end
+  end
+  return true
 end
 
--- next_batch: a long poll for the first messages, then short polls until max messages,
--- max_wait_ms since the first one, or an empty answer. Returns messages, drained: drained is
--- true only when the long poll itself came back empty (a short poll may miss messages).
-function Sqs:next_batch(max, max_wait_ms, wait_seconds)
-  local batch, first = {}, nil
-  while #batch < max and not host.stopping() do
-    local msgs, err = self:receive(math.min(10, max - #batch), first and 0 or wait_seconds)
-    if not msgs then return nil, err end
-    if #msgs == 0 then return batch, first == nil end
-    local now = host.now_ms()
-    for _, m in ipairs(msgs) do
-      m.received_ms = now
-      batch[#batch + 1] = m
+-- A failed receive: retried with capped exponential backoff and jitter while the code is a
+-- passing one (throttled, server, timeout, network); anything else, or too many in a row, ends.
+function Sqs:failed(err, code)
+  self.failures = self.failures + 1
+  if not retry.retryable(code) or self.failures >= retry.attempts then return nil, err, code end
+  local delay = retry.delay(self.failures)
+  self.log:warn("retrying", { target = "sqs", code = code, attempt = self.failures,
+    delay_s = string.format("%.2f", delay), error = err })
+  host.sleep(delay)
+  return true
+end
+
+-- Starts receives until `concurrency` are in flight or the buffer holds `limit` messages.
+function Sqs:fill(wait_seconds)
+  while self.receiving < self.concurrency and #self.buffer + 10 * self.receiving < self.limit
+        and not host.stopping() do
+    local token, err, code = self.client:start_receive(10, wait_seconds)
+    if not token then
+      if code == "client" then return true end  -- every slot busy (deletes): fill again later
+      return nil, err, code
     end
-    first = first or now
-    if now - first >= max_wait_ms then break end
+    self.receiving = self.receiving + 1
   end
+  return true
+end
+
+-- next_batch(max, max_wait_ms, wait_seconds) -> messages, drained | nil, msg, code
+-- Returns up to max messages once max are buffered, max_wait_ms after the first arrived, or
+-- when the queue proved empty (drained = true: a long poll came back empty with nothing else in
+-- flight or buffered). After a stop signal it returns what is buffered and receives no more.
+function Sqs:next_batch(max, max_wait_ms, wait_seconds)
+  self.limit = math.max(max, 10 * self.concurrency)
+  local first
+  while true do
+    if #self.buffer >= max then break end
+    if #self.buffer > 0 then
+      first = first or host.now_ms()
+      if host.now_ms() - first >= max_wait_ms then break end
+    end
+    if host.stopping() then
+      if self.receiving == 0 then break end
+    else
+      -- When one poll came back empty, let the others finish before asking again: an empty
+      -- answer with nothing in flight and nothing buffered is the proof of an empty queue.
+      if self.empty_polls > 0 and self.receiving == 0 and #self.buffer == 0 then
+        self.empty_polls = 0
+        return {}, true
+      end
+      if self.empty_polls == 0 then
+        local ok, err, code = self:fill(wait_seconds)
+        if not ok then return nil, err, code end
+      end
+    end
+    local ok, err, code = self:pump(#self.buffer > 0 and 10 or 100)
+    if not ok then return nil, err, code end
+  end
+  local n = math.min(max, #self.buffer)
+  local batch = table.move(self.buffer, 1, n, 1, {})
+  table.move(self.buffer, n + 1, #self.buffer + n, 1)  -- shift the rest down (nils past the end)
   return batch, false
 end
 
--- ack: DeleteMessageBatch, 10 at a time, only after the commit that holds the messages.
--- Entries that fail are logged by id (never by body); SQS will redeliver them and the ledger
--- makes the redelivery harmless.
+-- ack: DeleteMessageBatch, 10 at a time, started only after the commit that holds the messages.
+-- The deletes complete in the background; a failed entry is logged by id (never by body): SQS
+-- redelivers that message and the ledger makes the redelivery harmless.
 function Sqs:ack(messages)
-  local deleted = 0
   for i = 1, #messages, 10 do
-    local entries = {}
+    local entries, ids = {}, {}
     for j = i, math.min(i + 9, #messages) do
-      entries[#entries + 1] = { id = tostring(j), receipt = messages[j].receipt }
+      entries[#entries + 1] = { id = tostring(j - i + 1), receipt = messages[j].receipt }
+      ids[#ids + 1] = messages[j].id
     end
-    local failed, err = retry.call(self.log, "sqs", function()
-      return self.client:delete_batch(entries)
-    end)
-    if not failed then return nil, err end
-    for _, f in ipairs(failed) do
-      self.log:warn("delete failed; the message will be redelivered and skipped by the ledger",
-        { message_id = messages[tonumber(f.id)].id, code = f.code })
-    end
-    deleted = deleted + #entries - #failed
+    self:start_delete(entries, ids, 1)
   end
-  return deleted
+  return #messages
+end
+
+function Sqs:start_delete(entries, ids, attempt)
+  local token, err, code = self.client:start_delete_batch(entries)
+  while not token and code == "client" do  -- every slot busy: let some finish
+    self:pump(100)
+    token, err, code = self.client:start_delete_batch(entries)
+  end
+  if not token then
+    self.log:warn("delete failed; the messages will be redelivered and skipped by the ledger",
+      { count = #entries, error = err })
+    return
+  end
+  self.deleting[token] = { entries = entries, ids = ids, attempt = attempt }
+end
+
+function Sqs:delete_done(done)
+  local d = self.deleting[done.token]
+  if not d then return end
+  self.deleting[done.token] = nil
+  if not done.result then
+    if retry.retryable(done.code) and d.attempt < retry.attempts then
+      host.sleep(retry.delay(d.attempt))
+      return self:start_delete(d.entries, d.ids, d.attempt + 1)
+    end
+    self.log:warn("delete failed; the messages will be redelivered and skipped by the ledger",
+      { count = #d.entries, code = done.code, error = done.err })
+    return
+  end
+  for _, f in ipairs(done.result) do
+    self.log:warn("delete failed; the message will be redelivered and skipped by the ledger",
+      { message_id = d.ids[tonumber(f.id)], code = f.code })
+  end
+  self.deleted = self.deleted + #d.entries - #done.result
+end
+
+-- flush: waits for the deletes in flight (at exit). Receives still in flight are abandoned:
+-- SQS makes their messages visible again after the visibility timeout.
+function Sqs:flush()
+  while next(self.deleting) do self:pump(100) end
+  return self.deleted
 end
 
 function Sqs:close() self.client:close() end
@@ -128,6 +231,7 @@ end
 -- twice lands each line once; stdin lines are numbered within this run only.
 function File:next_batch(max)
   local batch = {}
+  if host.stopping() then return batch, true end
   local now = host.now_ms()
   while #batch < max do
     local body = self.f:read("L")
@@ -148,6 +252,7 @@ function File:next_batch(max)
 end
 
 function File:ack(messages) return #messages end
+function File:flush() return 0 end
 
 function File:close()
   if self.f ~= io.stdin then self.f:close() end
