@@ -66,6 +66,7 @@ etlua_integration(detect 120 ${IT}/detect.sh)
 etlua_integration(errors 180 ${IT}/errors.sh)
 etlua_integration(redelivery 120 ${IT}/redelivery.sh)
 etlua_integration(input 120 ${IT}/input.sh)
+etlua_integration(stop 180 ${IT}/stop.sh)
 
 # --- fuzz (libFuzzer, clang; ETLUA_FUZZ=ON) -----------------------------------------------------
 # Every tests/fuzz/fuzz_<name>.c is a libFuzzer target (ASan + UBSan) linked against
