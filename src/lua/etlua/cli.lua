@@ -38,6 +38,7 @@ environment:
   ETLUA_WAIT_SECONDS                long-poll wait as a service (default 20)
   ETLUA_DRAIN_WAIT_SECONDS          long-poll wait that proves the queue empty with --drain (default 1)
   ETLUA_RETRY_ATTEMPTS              attempts for a call that fails for a passing reason (default 8)
+  ETLUA_OUTAGE_SECONDS              how long an SQS or Postgres outage is waited out mid-run (default 300)
 
 exit status: 0 done; 1 a run that could not finish (one line on stderr says why); 2 usage.
 ]]

@@ -152,6 +152,7 @@ function M.load(defaults, getenv, need)
   end
 
   cfg.batch_size = number(get, "ETLUA_BATCH_SIZE", 500, 1, 100000)
+  cfg.outage_seconds = number(get, "ETLUA_OUTAGE_SECONDS", 300, 0, 86400)
   cfg.batch_max_wait_ms = number(get, "ETLUA_BATCH_MAX_WAIT_MS", 500, 0, 600000)
   return cfg
 end

@@ -17,12 +17,18 @@ local host = require "etlua.host"
 local M = {}
 
 -- Postgres ------------------------------------------------------------------------------------
-local function connect(cfg, log)
-  local db, err = retry.call(log, "postgres", function()
-    local conn, msg = pg.connect(cfg.database_url)
-    if conn then return conn end
-    return nil, msg, "connection"
-  end)
+-- Connects, retrying with backoff. At start-up (no deadline) a few attempts, then a one-line
+-- error; mid-run, until the outage deadline (ETLUA_OUTAGE_SECONDS) or a stop signal, since the
+-- batch in hand must be committed before anything is deleted.
+local function connect(cfg, log, deadline)
+  local db, err
+  repeat
+    db, err = retry.call(log, "postgres", function()
+      local conn, msg = pg.connect(cfg.database_url)
+      if conn then return conn end
+      return nil, msg, "connection"
+    end)
+  until db or not deadline or host.mono() > deadline or host.stopping()
   if not db then
     fail.user("cannot connect to Postgres: %s; check DATABASE_URL or PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE", err)
   end
@@ -31,8 +37,8 @@ end
 
 local LEDGER_DAYS = 15 -- SQS keeps a message at most 14 days: older ledger rows can never match
 
-local function open_sink(cfg, script, queue, proc, log)
-  local db = connect(cfg, log)
+local function open_sink(cfg, script, queue, proc, log, deadline)
+  local db = connect(cfg, log, deadline)
   local s, err = sink.open(db, {
     table = script.table, schema = script.schema, columns = script.columns,
     create_table = script.create_table, queue = queue,
@@ -67,7 +73,7 @@ local function count(stats, summary, items)
   stats.rejected = stats.rejected + summary.rejected
   stats.duplicates = stats.duplicates + (summary.duplicates or 0)
   for _, item in ipairs(items) do
-    if item.reject then
+    if item.reject and not item.duplicate then
       local r = item.reject.reason
       stats.by_reason[r] = (stats.by_reason[r] or 0) + 1
     end
@@ -86,7 +92,7 @@ local function commit(state, items, log)
     if host.stopping() then fail.user("stopped while Postgres was unreachable; nothing was deleted") end
     state.db:close()
     host.sleep(0.5)
-    state.out, state.db = state.reopen()
+    state.out, state.db = state.reopen(host.mono() + state.outage_seconds)
   end
 end
 
@@ -116,11 +122,11 @@ function M.run(opts, log)
   local queue = opts.input and ("input:" .. opts.input) or cfg.queue_url
   desc.protocol = src.protocol or desc.protocol
 
-  local state = {}
+  local state = { outage_seconds = cfg.outage_seconds }
   if opts.dry_run then
     state.out = dryrun.new(io.stdout, script.columns)
   else
-    state.reopen = function() return open_sink(cfg, script, queue, proc, log) end
+    state.reopen = function(deadline) return open_sink(cfg, script, queue, proc, log, deadline) end
     state.out, state.db = state.reopen()
   end
   log:info("starting etlua " .. host.version, desc)

@@ -124,7 +124,8 @@ function Sink:attempt(items)
   local rows, rejects = {}, { id = {}, reason = {}, detail = {}, body = {} }
   local summary = { written = 0, rejected = 0, duplicates = 0, refused = 0 }
   for _, item in ipairs(items) do
-    if not fresh[item.id] then
+    item.duplicate = not fresh[item.id] or nil   -- the caller counts landed outcomes only
+    if item.duplicate then
       summary.duplicates = summary.duplicates + 1
     elseif item.row then
       fresh[item.id] = nil

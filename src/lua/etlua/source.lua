@@ -23,13 +23,13 @@ function M.sqs(cfg, log)
     protocol = cfg.protocol, ca_bundle = cfg.ca_bundle, max_inflight = 128,
   }
   local self = setmetatable({ client = client, cfg = cfg, log = log }, Sqs)
-  local protocol, err, code = client:detect()
+  local protocol, err, code = retry.call(log, "sqs", function() return client:detect() end)
   if not protocol then
     fail.user("cannot reach the SQS endpoint %s: %s; check AWS_ENDPOINT_URL / SQS_QUEUE_URL and that the service is up (%s)",
       cfg.endpoint, err, code or "error")
   end
   if not cfg.queue_url then
-    local url, uerr, ucode = client:get_queue_url(cfg.queue_name)
+    local url, uerr, ucode = retry.call(log, "sqs", function() return client:get_queue_url(cfg.queue_name) end)
     if not url then
       if ucode == "no_queue" then
         fail.user("queue '%s' does not exist at %s; create it or fix SQS_QUEUE", cfg.queue_name, cfg.endpoint)
@@ -46,7 +46,7 @@ function M.sqs(cfg, log)
     self.client = client
   end
   -- The queue must exist: ask for an attribute once, so a typo fails at start-up, not later.
-  local attrs, aerr, acode = client:attributes({ "VisibilityTimeout" })
+  local attrs, aerr, acode = retry.call(log, "sqs", function() return self.client:attributes({ "VisibilityTimeout" }) end)
   if not attrs then
     if acode == "no_queue" then
       fail.user("queue %s does not exist; create it or fix SQS_QUEUE_URL", cfg.queue_url)
@@ -93,10 +93,15 @@ function Sqs:pump(timeout_ms)
 end
 
 -- A failed receive: retried with capped exponential backoff and jitter while the code is a
--- passing one (throttled, server, timeout, network); anything else, or too many in a row, ends.
+-- passing one (throttled, server, timeout, network) and the outage is shorter than
+-- ETLUA_OUTAGE_SECONDS; anything else ends the run (nothing in hand is lost: only committed
+-- messages are ever deleted).
 function Sqs:failed(err, code)
   self.failures = self.failures + 1
-  if not retry.retryable(code) or self.failures >= retry.attempts then return nil, err, code end
+  if self.failures == 1 then self.failing_since = host.mono() end
+  if not retry.retryable(code) or host.mono() - self.failing_since > self.cfg.outage_seconds then
+    return nil, err, code
+  end
   local delay = retry.delay(self.failures)
   self.log:warn("retrying", { target = "sqs", code = code, attempt = self.failures,
     delay_s = string.format("%.2f", delay), error = err })
