@@ -108,9 +108,8 @@ set_tests_properties(fuzz.smoke PROPERTIES
 # faults.slow_sink is not registered: it fails today by design (etlua has no visibility
 # heartbeat, so a commit that outlasts the visibility timeout is redelivered to a second
 # consumer); run it by hand or through tests/faults/run_all.sh.
-# Known etlua bugs these catch today (intermittently): faults.pg_outage when the random
-# Postgres reconnect budget (8 attempts, ~11 s on average) runs out inside the 10 s outage;
-# faults.sqs_proxy when a 503/throttle hits the un-retried start-up requests of a restarted run.
+# They caught (and now guard against): a reconnect budget too short for a 10 s Postgres outage,
+# and un-retried start-up SQS requests.
 foreach(fault_test kill9 pg_outage sqs_faults)
   set(fault_name ${fault_test})
   if(fault_test STREQUAL "sqs_faults")
