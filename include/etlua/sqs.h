@@ -1,14 +1,16 @@
-/* sqs.h: the pieces of etlua.sqs below the Lua binding (src/sqs.c):
- *  - the error vocabulary (codes returned to Lua as the third value of nil, msg, code),
+/* sqs.h: the pieces of etlua.sqs below the Lua binding (src/sqs.c; what the module's own C
+ * files share with each other is in sqs_internal.h):
+ *  - the error vocabulary (src/sqs_call.c; codes returned to Lua as the third value of nil, msg,
+ *    code),
  *  - the query protocol (src/sqs_query.c): form-encoded requests, XML answers parsed with expat
  *    into plain C structs by a pure function (bytes in, result out; safe on hostile input),
  *  - the JSON protocol (src/sqs_json.c): bodies built and answers decoded with lua-cjson.
  *
- * Concurrent calls (Lua API of src/sqs.c; ARCHITECTURE.md lists the blocking ones). They run on
- * a curl multi transport (http.h) created by the first of them: a pool of at most max_inflight
- * easy handles (client option, 1..256, default 32), one kept-alive connection per handle. The
- * protocol is detected (blocking) before the first request goes out; each request is SigV4-signed
- * when it is started.
+ * Concurrent calls (Lua API of src/sqs_async.c; ARCHITECTURE.md lists the blocking ones). They
+ * run on a curl multi transport (http.h) created by the first of them: a pool of at most
+ * max_inflight easy handles (client option, 1..256, default 32), one kept-alive connection per
+ * handle. The protocol is detected (blocking) before the first request goes out; each request is
+ * SigV4-signed when it is started.
  *   c:receive_many(n, max, wait_s [, visibility_s])  n (1..max_inflight) ReceiveMessage calls at
  *       once, each for up to max (1..10); waits for all of them.
  *       -> messages                       all succeeded (array of {id, receipt, body, sent_ms})
