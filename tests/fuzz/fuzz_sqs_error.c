@@ -1,8 +1,8 @@
 /* fuzz_sqs_error.c: libFuzzer target for the error-code mapping of SQS error answers
- * (etl_sqs_classify, etl_sqs_is_protocol_mismatch, etl_sqs_code_name in src/sqs.c).
+ * (etl_sqs_classify, etl_sqs_is_protocol_mismatch, etl_sqs_code_name in src/sqs_call.c).
  * Input layout: two bytes of HTTP status (taken modulo 1000), then the x-amzn-query-error header
  * value up to the first '\n', then the service's error code up to the first NUL, then its
- * message. The codes go in the way json_call and query_call pass them: the header's code (the
+ * message. The codes go in the way etl_sqs_call_json and etl_sqs_call_query pass them: the header's code (the
  * part before ';') wins over the body's, an empty one counts as absent. */
 #include "etlua/sqs.h"
 
@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)classify(status, code);
     (void)classify(status, message);
 
-    /* json_call's mismatch decision on a JSON error answer */
+    /* etl_sqs_call_json's mismatch decision on a JSON error answer */
     int mismatch = status == 415 || etl_sqs_is_protocol_mismatch(aws_code, message) ||
                    (*code && etl_sqs_is_protocol_mismatch(code, message));
     (void)mismatch;

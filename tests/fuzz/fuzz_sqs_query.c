@@ -1,7 +1,7 @@
 /* fuzz_sqs_query.c: libFuzzer target for the SQS query protocol's XML answers.
  * The input is an answer body as the endpoint would send it (ReceiveMessage,
  * DeleteMessageBatch / ChangeMessageVisibilityBatch results, GetQueueUrl, GetQueueAttributes,
- * ErrorResponse, or anything else). It goes through etl_sqs_query_parse exactly as query_call in
+ * ErrorResponse, or anything else). It goes through etl_sqs_query_parse exactly as etl_sqs_call_query in
  * src/sqs.c feeds it, then through what the client does with the result: the error code is
  * classified, and the ids and receipt handles are sent back in a DeleteMessageBatch form.
  * Invariants checked: the parser's promises in include/etlua/sqs.h (bounded lists and fields,
@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_str(r.error_message);
     check_str(r.queue_url);
 
-    /* what query_call does with a failed answer: classify its code */
+    /* what etl_sqs_call_query does with a failed answer: classify its code */
     enum etl_sqs_code code = etl_sqs_classify(400, r.error_code);
     if (code == ETL_SQS_OK || code > ETL_SQS_CLIENT)
         abort();
