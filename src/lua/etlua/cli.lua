@@ -67,6 +67,7 @@ function M.parse(argv)
     elseif a == "--input" then opts.input, err = value(a)
     elseif a == "--rules" then opts.rules, err = value(a)
     elseif a == "--log-format" then opts.log_format, err = value(a)
+    elseif a == "--metrics" then opts.metrics, err = value(a)
     elseif a:sub(1, 2) == "--" then err = "unknown option " .. a
     elseif opts.script == nil then opts.script = a
     else err = "unexpected argument " .. a
@@ -78,6 +79,7 @@ function M.parse(argv)
 end
 
 function M.main(argv)
+  if argv[1] == "reveal" then return require("etlua.reveal").main(argv) end
   local opts, err = M.parse(argv)
   if not opts then return usage_error("%s", err) end
   if opts.help then io.stdout:write(M.usage) return 0 end

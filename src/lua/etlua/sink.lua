@@ -53,7 +53,9 @@ end
 -- sink.open(db, opts) -> sink | nil, msg, code
 -- opts: table, schema (optional), columns, create_table (format string, %s = quoted table),
 --       queue (recorded in the ledger), rejects_table / ledger_table (optional names),
---       reject_body (function(item) -> stored body, for a row Postgres refuses).
+--       reject_body (function(item) -> stored body, for a row Postgres refuses),
+--       in_transaction (function(db, landed_items) -> true | nil, msg, code: runs inside the
+--       batch's transaction before COMMIT, e.g. the PII vault).
 function M.open(db, opts)
   assert(type(opts.table) == "string" and type(opts.columns) == "table"
     and type(opts.create_table) == "string", "sink.open: table, columns and create_table are required")
@@ -63,6 +65,7 @@ function M.open(db, opts)
   end
   local self = setmetatable({
     db = db, queue = opts.queue, ncols = #opts.columns, reject_body = opts.reject_body,
+    in_transaction = opts.in_transaction,
     target = name(opts.table),
     rejects = name(opts.rejects_table or "user_logins_rejects"),
     ledger = name(opts.ledger_table or "etlua_ledger"),
@@ -152,6 +155,16 @@ function Sink:attempt(items)
       "INSERT INTO " .. self.rejects .. " (message_id, reason, detail, body, rejected_at) "
         .. "SELECT m, r, d, b, now() FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(m, r, d, b)",
       rejects.id, rejects.reason, rejects.detail, rejects.body)
+    if not ok then return fail(err, code) end
+  end
+  -- Anything else that must commit with these rows (the PII vault) joins the transaction here,
+  -- with the items that landed.
+  if self.in_transaction then
+    local landed = {}
+    for _, item in ipairs(items) do
+      if not item.duplicate then landed[#landed + 1] = item end
+    end
+    ok, err, code = self.in_transaction(db, landed)
     if not ok then return fail(err, code) end
   end
   ok, err, code = db:exec("COMMIT")
