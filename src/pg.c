@@ -2,22 +2,34 @@
  * parameterised exec (values travel as $n text parameters, never inside the SQL), and COPY of
  * Lua row arrays in text format. Expected failures return nil, message, code where code is the
  * SQLSTATE, or "connection" when the connection is gone; misuse raises.
+ * Every call runs on libpq's non-blocking interface (PQsendQuery*, PQflush, PQconsumeInput,
+ * PQisBusy, poll() on PQsocket), so while the server makes a call wait (a lock, a slow disk) the
+ * connection's wait hook (db:on_wait) can run: the runner extends the SQS visibility of the
+ * messages it holds from there.
  * Messages carry only libpq's primary message (DETAIL can echo row values, which may be PII), with
  * quoted values elided for data exceptions; connection errors are scrubbed of the password. */
 #include "etlua/pg.h"
 
+#include <errno.h>
 #include <libpq-fe.h>
 #include <lauxlib.h>
 #include <lua.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define CONN_MT "etlua.pg.conn"
 #define COPY_CHUNK 65536 /* bytes handed to PQputCopyData at a time */
 
+/* The userdata; user value 1 is the wait hook (a function or nil), user value 2 the message of
+ * the last error the hook raised (db:wait_error). */
 struct etl_pg_conn {
-    PGconn *conn; /* NULL once closed */
+    PGconn *conn;    /* NULL once closed */
+    double interval; /* seconds between calls of the wait hook; 0: no hook */
+    double due;      /* monotonic time of the hook's next call */
+    int in_hook;     /* the hook is running: it must not use this connection */
 };
 
 /* ---- pure helpers (tests/c/test_pg.c) ---------------------------------------------------- */
@@ -102,15 +114,134 @@ static int etl_pg_push_error(lua_State *L, PGconn *conn, const PGresult *res)
     return 3;
 }
 
-/* Ends whatever the connection is in the middle of, so it is ready for the next command. */
-static void etl_pg_drain(PGconn *conn)
+/* ---- waiting on the server ------------------------------------------------------------------ */
+
+static double etl_pg_mono(void)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Calls the wait hook of the connection at stack index 1 under lua_pcall (stack-neutral). An
+ * error is kept for db:wait_error() and never reaches the call that was waiting. */
+static void etl_pg_call_hook(lua_State *L, struct etl_pg_conn *c)
+{
+    if (lua_getiuservalue(L, 1, 1) != LUA_TFUNCTION) {
+        lua_pop(L, 1);
+        c->interval = 0;
+        return;
+    }
+    c->in_hook = 1;
+    int rc = lua_pcall(L, 0, 0, 0);
+    c->in_hook = 0;
+    if (rc != LUA_OK) {
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            lua_pop(L, 1);
+            lua_pushliteral(L, "wait hook raised a non-string error");
+        }
+        lua_setiuservalue(L, 1, 2);
+    }
+}
+
+/* Waits until the socket is ready for events, calling the wait hook each time it is due.
+ * Returns 0 when ready (or in error: libpq finds out on its next read), -1 without a socket. */
+static int etl_pg_wait(lua_State *L, struct etl_pg_conn *c, short events)
+{
+    int fd = PQsocket(c->conn);
+    if (fd < 0)
+        return -1;
+    for (;;) {
+        int timeout = -1;
+        if (c->interval > 0) {
+            double left = c->due - etl_pg_mono();
+            if (left <= 0) {
+                etl_pg_call_hook(L, c);
+                c->due = etl_pg_mono() + c->interval;
+                continue;
+            }
+            timeout = left > 86400.0 ? 86400000 : (int)(left * 1000.0) + 1;
+        }
+        struct pollfd p = {.fd = fd, .events = events, .revents = 0};
+        int n = poll(&p, 1, timeout);
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+/* Sends what libpq has buffered, reading input meanwhile. Returns 0, or -1 on failure. */
+static int etl_pg_flush_out(lua_State *L, struct etl_pg_conn *c)
+{
+    int r;
+    while ((r = PQflush(c->conn)) == 1)
+        if (etl_pg_wait(L, c, POLLIN | POLLOUT) != 0 || PQconsumeInput(c->conn) == 0)
+            return -1;
+    return r == 0 ? 0 : -1;
+}
+
+/* The next result of the command in progress, waiting while libpq is busy; NULL once the
+ * command is complete. */
+static PGresult *etl_pg_next_result(lua_State *L, struct etl_pg_conn *c)
+{
+    while (PQisBusy(c->conn))
+        if (etl_pg_wait(L, c, POLLIN) != 0 || PQconsumeInput(c->conn) == 0)
+            break; /* PQgetResult reports the failure */
+    return PQgetResult(c->conn);
+}
+
+/* What PQexec returns, the non-blocking way: the command's last result (its first error wins),
+ * or its COPY_IN/COPY_OUT result as soon as that arrives; NULL when the connection failed. */
+static PGresult *etl_pg_last_result(lua_State *L, struct etl_pg_conn *c)
+{
+    PGresult *last = NULL, *res;
+    while ((res = etl_pg_next_result(L, c)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        int copy = st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH;
+        if (!copy && last != NULL && PQresultStatus(last) == PGRES_FATAL_ERROR) {
+            PQclear(res);
+        } else {
+            PQclear(last);
+            last = res;
+        }
+        if (copy || PQstatus(c->conn) == CONNECTION_BAD)
+            break;
+    }
+    return last;
+}
+
+/* PQputCopyData / PQputCopyEnd on a non-blocking connection: retried while libpq's buffers are
+ * full. Return 0, or -1 on failure. */
+static int etl_pg_put_copy(lua_State *L, struct etl_pg_conn *c, const char *buf, int len)
+{
+    int r;
+    while ((r = PQputCopyData(c->conn, buf, len)) == 0)
+        if (etl_pg_wait(L, c, POLLIN | POLLOUT) != 0 || PQconsumeInput(c->conn) == 0)
+            return -1;
+    return r == 1 ? 0 : -1;
+}
+
+static int etl_pg_put_end(lua_State *L, struct etl_pg_conn *c, const char *errormsg)
+{
+    int r;
+    while ((r = PQputCopyEnd(c->conn, errormsg)) == 0)
+        if (etl_pg_wait(L, c, POLLIN | POLLOUT) != 0 || PQconsumeInput(c->conn) == 0)
+            return -1;
+    return r == 1 ? etl_pg_flush_out(L, c) : -1;
+}
+
+/* Ends whatever the connection is in the middle of, so it is ready for the next command. */
+static void etl_pg_drain(lua_State *L, struct etl_pg_conn *c)
+{
+    PGconn *conn = c->conn;
     PGresult *res;
-    while ((res = PQgetResult(conn)) != NULL) {
+    while ((res = etl_pg_next_result(L, c)) != NULL) {
         ExecStatusType st = PQresultStatus(res);
         PQclear(res);
         if (st == PGRES_COPY_IN) {
-            PQputCopyEnd(conn, "aborted by etlua");
+            if (etl_pg_put_end(L, c, "aborted by etlua") != 0)
+                break;
         } else if (st == PGRES_COPY_OUT) {
             char *buf;
             while (PQgetCopyData(conn, &buf, 0) > 0)
@@ -179,8 +310,10 @@ static int etl_pg_connect(lua_State *L)
             snprintf(pw, sizeof pw, "%s", o->val);
     PQconninfoFree(opts);
 
-    struct etl_pg_conn *c = lua_newuserdatauv(L, sizeof *c, 0);
+    struct etl_pg_conn *c = lua_newuserdatauv(L, sizeof *c, 2);
     c->conn = NULL;
+    c->interval = c->due = 0;
+    c->in_hook = 0;
     luaL_setmetatable(L, CONN_MT);
     /* conninfo (a keyword string or a URI; "" leaves everything to the PG* environment) is
      * expanded in place of dbname; the keywords after it override what it says. */
@@ -194,21 +327,73 @@ static int etl_pg_connect(lua_State *L)
         return n;
     }
     PQsetNoticeProcessor(c->conn, etl_pg_quiet, NULL);
+    if (PQsetnonblocking(c->conn, 1) != 0) {
+        int n = etl_pg_connect_error(L, c->conn, pw);
+        PQfinish(c->conn);
+        c->conn = NULL;
+        return n;
+    }
     return 1;
 }
 
-static PGconn *etl_pg_check(lua_State *L)
+static struct etl_pg_conn *etl_pg_checkc(lua_State *L)
 {
     struct etl_pg_conn *c = luaL_checkudata(L, 1, CONN_MT);
     if (c->conn == NULL)
         luaL_error(L, "attempt to use a closed postgres connection");
-    return c->conn;
+    if (c->in_hook)
+        luaL_error(L, "attempt to use a postgres connection from its own wait hook");
+    return c;
+}
+
+static PGconn *etl_pg_check(lua_State *L)
+{
+    return etl_pg_checkc(L)->conn;
+}
+
+/* db:on_wait(interval_s, fn [, first_s]) -> db: while a call waits on the server, fn() is called
+ * every interval_s seconds (the first time first_s, default interval_s, after this call), under
+ * lua_pcall: an error in fn never breaks the call (db:wait_error() returns it). fn must not use
+ * this connection. db:on_wait(nil) removes the hook. */
+static int etl_pg_on_wait(lua_State *L)
+{
+    struct etl_pg_conn *c = luaL_checkudata(L, 1, CONN_MT);
+    if (lua_isnoneornil(L, 2)) {
+        c->interval = 0;
+        lua_pushnil(L);
+        lua_setiuservalue(L, 1, 1);
+        lua_settop(L, 1);
+        return 1;
+    }
+    lua_Number interval = luaL_checknumber(L, 2);
+    luaL_argcheck(L, interval >= 0.001 && interval <= 1e6, 2, "interval out of range");
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    lua_Number first = luaL_optnumber(L, 4, interval);
+    luaL_argcheck(L, first >= 0 && first <= 1e6, 4, "first delay out of range");
+    lua_pushvalue(L, 3);
+    lua_setiuservalue(L, 1, 1);
+    c->interval = interval;
+    c->due = etl_pg_mono() + first;
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* db:wait_error() -> the last error the wait hook raised (then forgotten), or nil */
+static int etl_pg_wait_error(lua_State *L)
+{
+    luaL_checkudata(L, 1, CONN_MT);
+    lua_getiuservalue(L, 1, 2);
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, 2);
+    return 1;
 }
 
 /* db:close(): also __gc and __close; closing twice is safe. */
 static int etl_pg_close(lua_State *L)
 {
     struct etl_pg_conn *c = luaL_checkudata(L, 1, CONN_MT);
+    if (c->in_hook)
+        return luaL_error(L, "attempt to close a postgres connection from its own wait hook");
     if (c->conn != NULL) {
         PQfinish(c->conn);
         c->conn = NULL;
@@ -309,7 +494,8 @@ static void etl_pg_push_rows(lua_State *L, const PGresult *res)
  * arrays (tables, length n or #) -> a text array literal for $n::text[]. One statement only. */
 static int etl_pg_exec(lua_State *L)
 {
-    PGconn *conn = etl_pg_check(L);
+    struct etl_pg_conn *c = etl_pg_checkc(L);
+    PGconn *conn = c->conn;
     const char *sql = luaL_checkstring(L, 2);
     int nparams = lua_gettop(L) - 2;
     luaL_argcheck(L, nparams <= 65535, 3, "too many parameters");
@@ -335,11 +521,14 @@ static int etl_pg_exec(lua_State *L)
             return 3;
         }
     }
-    PGresult *res = PQexecParams(conn, sql, nparams, NULL, values, NULL, NULL, 0);
+    PGresult *res = NULL;
+    if (PQsendQueryParams(conn, sql, nparams, NULL, values, NULL, NULL, 0) == 1
+        && etl_pg_flush_out(L, c) == 0)
+        res = etl_pg_last_result(L, c);
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT) {
         PQclear(res);
-        etl_pg_drain(conn);
+        etl_pg_drain(L, c);
         return luaL_error(L, "use db:copy() for COPY statements");
     }
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
@@ -362,6 +551,8 @@ static int etl_pg_exec(lua_State *L)
 /* ---- copy ---------------------------------------------------------------------------------- */
 
 struct etl_pg_copybuf {
+    lua_State *L;
+    struct etl_pg_conn *c;
     PGconn *conn;
     char *buf; /* COPY_CHUNK bytes, owned by a Lua userdata */
     size_t used;
@@ -369,7 +560,7 @@ struct etl_pg_copybuf {
 
 static int etl_pg_flush(struct etl_pg_copybuf *cb)
 {
-    if (cb->used > 0 && PQputCopyData(cb->conn, cb->buf, (int)cb->used) != 1)
+    if (cb->used > 0 && etl_pg_put_copy(cb->L, cb->c, cb->buf, (int)cb->used) != 0)
         return -1;
     cb->used = 0;
     return 0;
@@ -405,10 +596,10 @@ static int etl_pg_put_field(struct etl_pg_copybuf *cb, const char *s, size_t len
 }
 
 /* Aborts the COPY in progress and consumes its results. */
-static void etl_pg_copy_abort(PGconn *conn)
+static void etl_pg_copy_abort(struct etl_pg_copybuf *cb)
 {
-    PQputCopyEnd(conn, "aborted by etlua");
-    etl_pg_drain(conn);
+    etl_pg_put_end(cb->L, cb->c, "aborted by etlua");
+    etl_pg_drain(cb->L, cb->c);
 }
 
 /* Sends the rows. Returns 0, or -1 with (nil, msg, code) pushed, or raises after aborting. */
@@ -417,7 +608,7 @@ static int etl_pg_copy_rows(lua_State *L, struct etl_pg_copybuf *cb, int ncols)
     lua_Integer nrows = (lua_Integer)lua_rawlen(L, 4);
     for (lua_Integer r = 1; r <= nrows; r++) {
         if (lua_rawgeti(L, 4, r) != LUA_TTABLE) {
-            etl_pg_copy_abort(cb->conn);
+            etl_pg_copy_abort(cb);
             return luaL_error(L, "copy: rows[%d] is not a table", (int)r);
         }
         for (int f = 1; f <= ncols; f++) {
@@ -432,7 +623,7 @@ static int etl_pg_copy_rows(lua_State *L, struct etl_pg_copybuf *cb, int ncols)
                 if (t == LUA_TBOOLEAN)
                     len = 1;
                 if (memchr(s, '\0', len) != NULL) {
-                    etl_pg_copy_abort(cb->conn);
+                    etl_pg_copy_abort(cb);
                     lua_pushnil(L);
                     lua_pushfstring(L, "value contains a NUL byte (row %d, column %d)",
                                     (int)r, f);
@@ -441,7 +632,7 @@ static int etl_pg_copy_rows(lua_State *L, struct etl_pg_copybuf *cb, int ncols)
                 }
                 rc = etl_pg_put_field(cb, s, len);
             } else {
-                etl_pg_copy_abort(cb->conn);
+                etl_pg_copy_abort(cb);
                 return luaL_error(L, "copy: rows[%d][%d] is a %s", (int)r, f,
                                   lua_typename(L, t));
             }
@@ -450,7 +641,7 @@ static int etl_pg_copy_rows(lua_State *L, struct etl_pg_copybuf *cb, int ncols)
                 rc = etl_pg_put_raw(cb, f < ncols ? "\t" : "\n", 1);
             if (rc != 0) {
                 etl_pg_push_error(L, cb->conn, NULL);
-                etl_pg_drain(cb->conn);
+                etl_pg_drain(cb->L, cb->c);
                 return -1;
             }
         }
@@ -458,7 +649,7 @@ static int etl_pg_copy_rows(lua_State *L, struct etl_pg_copybuf *cb, int ncols)
     }
     if (etl_pg_flush(cb) != 0) {
         etl_pg_push_error(L, cb->conn, NULL);
-        etl_pg_drain(cb->conn);
+        etl_pg_drain(cb->L, cb->c);
         return -1;
     }
     return 0;
@@ -468,19 +659,22 @@ static int etl_pg_copy_rows(lua_State *L, struct etl_pg_copybuf *cb, int ncols)
  * copy_sql is "COPY t (cols) FROM STDIN" (text format); rows[i][j], j = 1..ncols, nil = NULL. */
 static int etl_pg_copy(lua_State *L)
 {
-    PGconn *conn = etl_pg_check(L);
+    struct etl_pg_conn *c = etl_pg_checkc(L);
+    PGconn *conn = c->conn;
     const char *sql = luaL_checkstring(L, 2);
     lua_Integer ncols = luaL_checkinteger(L, 3);
     luaL_argcheck(L, ncols >= 1 && ncols <= 1600, 3, "column count out of range");
     luaL_checktype(L, 4, LUA_TTABLE);
     lua_settop(L, 4);
-    struct etl_pg_copybuf cb = {conn, lua_newuserdatauv(L, COPY_CHUNK, 0), 0};
+    struct etl_pg_copybuf cb = {L, c, conn, lua_newuserdatauv(L, COPY_CHUNK, 0), 0};
 
-    PGresult *res = PQexec(conn, sql);
+    PGresult *res = NULL;
+    if (PQsendQuery(conn, sql) == 1 && etl_pg_flush_out(L, c) == 0)
+        res = etl_pg_last_result(L, c);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         int n = PQresultStatus(res) == PGRES_FATAL_ERROR ? etl_pg_push_error(L, conn, res) : -1;
         PQclear(res);
-        etl_pg_drain(conn);
+        etl_pg_drain(L, c);
         if (n < 0)
             return luaL_error(L, "copy: statement is not COPY ... FROM STDIN");
         return n;
@@ -488,12 +682,12 @@ static int etl_pg_copy(lua_State *L)
     PQclear(res);
     if (etl_pg_copy_rows(L, &cb, (int)ncols) != 0)
         return 3;
-    if (PQputCopyEnd(conn, NULL) != 1) {
+    if (etl_pg_put_end(L, c, NULL) != 0) {
         etl_pg_push_error(L, conn, NULL);
-        etl_pg_drain(conn);
+        etl_pg_drain(L, c);
         return 3;
     }
-    res = PQgetResult(conn);
+    res = etl_pg_last_result(L, c);
     int n;
     if (PQresultStatus(res) == PGRES_COMMAND_OK) {
         lua_pushinteger(L, strtoll(PQcmdTuples(res), NULL, 10));
@@ -502,7 +696,7 @@ static int etl_pg_copy(lua_State *L)
         n = etl_pg_push_error(L, conn, res);
     }
     PQclear(res);
-    etl_pg_drain(conn);
+    etl_pg_drain(L, c);
     return n;
 }
 
@@ -512,7 +706,8 @@ int luaopen_etlua_pg(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         {"exec", etl_pg_exec},     {"copy", etl_pg_copy},     {"quote_ident", etl_pg_quote_ident},
-        {"status", etl_pg_status}, {"close", etl_pg_close},   {NULL, NULL},
+        {"status", etl_pg_status}, {"close", etl_pg_close},   {"on_wait", etl_pg_on_wait},
+        {"wait_error", etl_pg_wait_error}, {NULL, NULL},
     };
     static const luaL_Reg funcs[] = {{"connect", etl_pg_connect}, {NULL, NULL}};
     if (luaL_newmetatable(L, CONN_MT)) {

@@ -428,3 +428,74 @@ describe("etlua.sink", function()
     assert.is_nil(detail:find(pw, 1, true))
   end)
 end)
+
+describe("etlua.pg wait hook (db:on_wait)", function()
+  local db, other
+  before_each(function()
+    db, other = connect(), connect()
+    assert(db:exec("CREATE TABLE IF NOT EXISTS wait_t (a text)"))
+  end)
+  after_each(function()
+    other:close()
+    db:close()
+  end)
+
+  -- Holds an ACCESS EXCLUSIVE lock on wait_t from a separate process for `seconds`.
+  local function hold_lock(seconds)
+    local p = spawn(([[
+      local pg = require "etlua.pg"
+      local db = assert(pg.connect(os.getenv("DATABASE_URL")))
+      assert(db:exec("BEGIN"))
+      assert(db:exec("LOCK TABLE wait_t IN ACCESS EXCLUSIVE MODE"))
+      io.stdout:write("locked\n") io.stdout:flush()
+      assert(db:exec("SELECT pg_sleep(%s)"))
+      assert(db:exec("COMMIT"))
+    ]]):format(seconds))
+    for _ = 1, 200 do
+      local r = other:exec("SELECT count(*) FROM pg_locks WHERE relation = 'wait_t'::regclass AND granted")
+      if r and r[1][1] ~= "0" then return p end
+      os.execute("sleep 0.05")
+    end
+    error("the lock was never taken: " .. finish(p))
+  end
+
+  it("calls the hook every interval while an INSERT waits on a lock, then returns as usual", function()
+    local p = hold_lock(1.5)
+    local calls = 0
+    db:on_wait(0.2, function() calls = calls + 1 end)
+    local rows, n = db:exec("INSERT INTO wait_t VALUES ($1)", "x")
+    finish(p)
+    assert.truthy(rows, n)
+    assert.are.equal(1, n)
+    assert.is_true(calls >= 4, "hook called " .. calls .. " times")
+    db:on_wait(nil)
+    calls = 0
+    assert(db:exec("SELECT pg_sleep(0.5)"))
+    assert.are.equal(0, calls)
+  end)
+
+  it("calls the hook while a COPY waits on a lock; an error in the hook never breaks the call", function()
+    local p = hold_lock(1.2)
+    local calls = 0
+    db:on_wait(0.2, function()
+      calls = calls + 1
+      if calls == 2 then error("heartbeat failed") end
+    end)
+    local n, err = db:copy("COPY wait_t FROM STDIN", 1, { { "a" }, { "b" } })
+    finish(p)
+    assert.are.equal(2, n, err)
+    assert.is_true(calls >= 3, "hook called " .. calls .. " times")
+    assert.truthy(db:wait_error():find("heartbeat failed", 1, true))
+    assert.is_nil(db:wait_error())
+    assert.are.equal("3", one(other, "SELECT count(*) + 1 FROM wait_t WHERE a IN ('a', 'b')"))
+  end)
+
+  it("fires the first call after first_s, and refuses the connection's use inside its own hook", function()
+    local inner
+    db:on_wait(10, function() inner = select(2, pcall(db.exec, db, "SELECT 1")) end, 0)
+    assert(db:exec("SELECT pg_sleep(0.1)"))
+    assert.truthy(tostring(inner):find("wait hook", 1, true))
+    db:on_wait(nil)
+    assert.are.equal("1", one(db, "SELECT 1"))
+  end)
+end)
