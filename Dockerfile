@@ -8,7 +8,7 @@ FROM debian:12 AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       cmake pkg-config gcc make libc6-dev \
-      liblua5.4-dev libcurl4-openssl-dev libpq-dev libssl-dev libexpat1-dev \
+      liblua5.4-dev libcurl4-openssl-dev libpq-dev libssl-dev libexpat1-dev libmicrohttpd-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -20,7 +20,7 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr 
 FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      liblua5.4-0 lua-cjson libcurl4 libpq5 libexpat1 libssl3 ca-certificates \
+      liblua5.4-0 lua-cjson libcurl4 libpq5 libexpat1 libssl3 libmicrohttpd12 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin etlua
 COPY --from=build /out/usr/ /usr/

@@ -85,7 +85,7 @@ if(ETLUA_FUZZ)
   target_include_directories(etlua_core_fuzz PUBLIC ${CMAKE_SOURCE_DIR}/include)
   target_compile_definitions(etlua_core_fuzz PUBLIC ETLUA_VERSION="${PROJECT_VERSION}")
   target_link_libraries(etlua_core_fuzz PUBLIC PkgConfig::LUA PkgConfig::CURL PkgConfig::PQ
-                        PkgConfig::CRYPTO PkgConfig::EXPAT m)
+                        PkgConfig::CRYPTO PkgConfig::EXPAT PkgConfig::MHD Threads::Threads m)
   add_custom_target(fuzz)
   file(GLOB ETLUA_FUZZ_TARGETS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_*.c)
   foreach(f ${ETLUA_FUZZ_TARGETS})

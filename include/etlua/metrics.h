@@ -1,0 +1,72 @@
+/* metrics.h: the metrics primitive (etlua.metrics). A small registry of counters, gauges and
+ * histograms, rendered as Prometheus text exposition (format 0.0.4), and an HTTP server
+ * (libmicrohttpd, its own thread) answering /metrics, /healthz and /readyz.
+ *
+ * The registry is shared between the Lua thread (updates) and the server thread (rendering):
+ * every function below takes the registry's mutex, so any of them may be called from either
+ * thread. No Lua state is touched from the server thread. */
+#ifndef ETLUA_METRICS_H
+#define ETLUA_METRICS_H
+
+#include <stddef.h>
+
+struct lua_State;
+struct etl_metrics;
+
+enum etl_metric_kind { ETL_COUNTER, ETL_GAUGE, ETL_HISTOGRAM };
+
+#define ETL_METRICS_MAX_FAMILIES 64
+#define ETL_METRICS_MAX_SERIES 256  /* label values per family; more fold into "_other" */
+#define ETL_METRICS_MAX_BUCKETS 32
+
+/* A new, empty registry, or NULL when out of memory. */
+struct etl_metrics *etl_metrics_new(void);
+
+/* Stops the server (if any, waiting for its thread) and frees the registry. NULL is a no-op. */
+void etl_metrics_free(struct etl_metrics *m);
+
+/* Declares a family and returns its index (>= 0), or -1 with *err set to a static message:
+ * invalid name (Prometheus: [a-zA-Z_:][a-zA-Z0-9_:]*, label [a-zA-Z_][a-zA-Z0-9_]*, no "__"
+ * prefix for labels), duplicate name, too many families, bad buckets, out of memory.
+ * label may be NULL (a single unlabelled series). Histograms have no label; bounds must be
+ * finite and strictly increasing (the +Inf bucket is implicit). help may be NULL. */
+int etl_metrics_add(struct etl_metrics *m, enum etl_metric_kind kind, const char *name,
+                    const char *help, const char *label, const double *bounds, size_t nbounds,
+                    const char **err);
+
+/* Adds v to a counter or gauge series (label_value NULL or ignored for an unlabelled family),
+ * or sets a gauge series to v. Return 0, or -1 when id is not a family of that kind, or for a
+ * counter when v is negative or not finite. */
+int etl_metrics_inc(struct etl_metrics *m, int id, const char *label_value, double v);
+int etl_metrics_set(struct etl_metrics *m, int id, const char *label_value, double v);
+
+/* Records one observation in a histogram. Returns 0, or -1 (not a histogram, v NaN). */
+int etl_metrics_observe(struct etl_metrics *m, int id, double v);
+
+/* The whole registry as Prometheus text (0.0.4): families in declaration order, series in
+ * order of first use, label values and help text escaped. Returns a malloc'd NUL-terminated
+ * string (length in *len when len is not NULL), or NULL when out of memory. A pure function of
+ * the registry's contents: tests call it without a server. */
+char *etl_metrics_render(struct etl_metrics *m, size_t *len);
+
+/* Readiness, as /readyz reports it (0 until set). */
+void etl_metrics_set_ready(struct etl_metrics *m, int ready);
+
+/* Starts the HTTP server on addr: "IPv4:port" or "[IPv6]:port", numeric, port 0..65535 (0: the
+ * kernel picks one). Binds exactly that address. Returns 0 and writes the bound address to
+ * bound[boundlen]; or -1 with a message in err[errlen] (unparsable address, bind failure with
+ * the system's reason, server already started, libmicrohttpd failure). */
+int etl_metrics_serve(struct etl_metrics *m, const char *addr, char *bound, size_t boundlen,
+                      char *err, size_t errlen);
+
+/* Lua module: metrics.registry() -> "etlua.metrics.registry" with
+ *   :counter(name, help [, label]) -> id     :gauge(name, help [, label]) -> id
+ *   :histogram(name, help, {bounds}) -> id
+ *   :inc(id [, n [, label_value]])   :set(id, v [, label_value])   :observe(id, v)
+ *   :render() -> text                :ready(bool)
+ *   :serve(addr) -> bound_addr | nil, msg
+ *   :close() (also __gc and __close; twice is safe)
+ * Misuse (bad names, unknown ids, a closed registry) raises. */
+int luaopen_etlua_metrics(struct lua_State *L);
+
+#endif

@@ -1,0 +1,296 @@
+/* test_metrics.c: etlua.metrics — the exact Prometheus text (0.0.4) of a small registry
+ * (counters with and without a label, label-value and help escaping, gauges, histogram
+ * buckets/sum/count, number formatting), the registry's refusals, address parsing and bind
+ * errors of the server, a real scrape of /metrics, /healthz and /readyz over a socket, and the
+ * Lua binding. A plain program: prints each failure and exits non-zero when any check failed. */
+#include "etlua/metrics.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+static int failures;
+
+#define CHECK(cond, ...)                                                                        \
+    do {                                                                                        \
+        if (!(cond)) {                                                                          \
+            failures++;                                                                         \
+            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                     \
+            fprintf(stderr, __VA_ARGS__);                                                       \
+            fputc('\n', stderr);                                                                \
+        }                                                                                       \
+    } while (0)
+
+static void check_text(struct etl_metrics *m, const char *want, int line) {
+    size_t len = 0;
+    char *got = etl_metrics_render(m, &len);
+    if (got == NULL || strcmp(got, want) != 0 || len != strlen(want)) {
+        failures++;
+        fprintf(stderr, "%s:%d: rendered text differs\n--- want\n%s--- got\n%s---\n", __FILE__, line,
+                want, got ? got : "(null)");
+    }
+    free(got);
+}
+
+/* ---- exposition text ----------------------------------------------------------------------------- */
+
+static void test_render(void) {
+    struct etl_metrics *m = etl_metrics_new();
+    const char *err = NULL;
+    check_text(m, "", __LINE__);
+
+    int recv = etl_metrics_add(m, ETL_COUNTER, "etlua_messages_received_total", "Messages received.",
+                               NULL, NULL, 0, &err);
+    int rej = etl_metrics_add(m, ETL_COUNTER, "etlua_rejects_total", "Rejects by reason.\nSecond \\ line",
+                              "reason", NULL, 0, &err);
+    int fl = etl_metrics_add(m, ETL_GAUGE, "etlua_messages_in_flight", NULL, NULL, NULL, 0, &err);
+    int info = etl_metrics_add(m, ETL_GAUGE, "etlua_build_info", "Build.", "version", NULL, 0, &err);
+    double b[] = {0.005, 0.1, 1};
+    int h = etl_metrics_add(m, ETL_HISTOGRAM, "etlua_batch_commit_seconds", "Commit.", NULL, b, 3, &err);
+    CHECK(recv == 0 && rej == 1 && fl == 2 && info == 3 && h == 4, "ids %d %d %d %d %d", recv, rej, fl, info, h);
+
+    /* before any update: unlabelled families show 0, labelled ones no series, histograms zeros */
+    check_text(m,
+               "# HELP etlua_messages_received_total Messages received.\n"
+               "# TYPE etlua_messages_received_total counter\n"
+               "etlua_messages_received_total 0\n"
+               "# HELP etlua_rejects_total Rejects by reason.\\nSecond \\\\ line\n"
+               "# TYPE etlua_rejects_total counter\n"
+               "# TYPE etlua_messages_in_flight gauge\n"
+               "etlua_messages_in_flight 0\n"
+               "# HELP etlua_build_info Build.\n"
+               "# TYPE etlua_build_info gauge\n"
+               "# HELP etlua_batch_commit_seconds Commit.\n"
+               "# TYPE etlua_batch_commit_seconds histogram\n"
+               "etlua_batch_commit_seconds_bucket{le=\"0.005\"} 0\n"
+               "etlua_batch_commit_seconds_bucket{le=\"0.1\"} 0\n"
+               "etlua_batch_commit_seconds_bucket{le=\"1\"} 0\n"
+               "etlua_batch_commit_seconds_bucket{le=\"+Inf\"} 0\n"
+               "etlua_batch_commit_seconds_sum 0\n"
+               "etlua_batch_commit_seconds_count 0\n",
+               __LINE__);
+
+    CHECK(etl_metrics_inc(m, recv, NULL, 500) == 0, "inc");
+    CHECK(etl_metrics_inc(m, recv, "ignored", 20000) == 0, "inc with a label on an unlabelled family");
+    CHECK(etl_metrics_inc(m, rej, "invalid_ip", 3) == 0, "inc label");
+    CHECK(etl_metrics_inc(m, rej, "rule:say \"hi\"\\\n", 1) == 0, "inc escaped label");
+    CHECK(etl_metrics_inc(m, rej, "invalid_ip", 2) == 0, "inc label again");
+    CHECK(etl_metrics_set(m, fl, NULL, 1234) == 0, "set");
+    CHECK(etl_metrics_set(m, fl, NULL, 17) == 0, "set again");
+    CHECK(etl_metrics_set(m, info, "0.1.0", 1) == 0, "set label");
+    CHECK(etl_metrics_observe(m, h, 0.005) == 0, "observe on a bound (le is inclusive)");
+    CHECK(etl_metrics_observe(m, h, 0.05) == 0, "observe");
+    CHECK(etl_metrics_observe(m, h, 0.25) == 0, "observe");
+    CHECK(etl_metrics_observe(m, h, 7) == 0, "observe past the last bound");
+
+    check_text(m,
+               "# HELP etlua_messages_received_total Messages received.\n"
+               "# TYPE etlua_messages_received_total counter\n"
+               "etlua_messages_received_total 20500\n"
+               "# HELP etlua_rejects_total Rejects by reason.\\nSecond \\\\ line\n"
+               "# TYPE etlua_rejects_total counter\n"
+               "etlua_rejects_total{reason=\"invalid_ip\"} 5\n"
+               "etlua_rejects_total{reason=\"rule:say \\\"hi\\\"\\\\\\n\"} 1\n"
+               "# TYPE etlua_messages_in_flight gauge\n"
+               "etlua_messages_in_flight 17\n"
+               "# HELP etlua_build_info Build.\n"
+               "# TYPE etlua_build_info gauge\n"
+               "etlua_build_info{version=\"0.1.0\"} 1\n"
+               "# HELP etlua_batch_commit_seconds Commit.\n"
+               "# TYPE etlua_batch_commit_seconds histogram\n"
+               "etlua_batch_commit_seconds_bucket{le=\"0.005\"} 1\n"
+               "etlua_batch_commit_seconds_bucket{le=\"0.1\"} 2\n"
+               "etlua_batch_commit_seconds_bucket{le=\"1\"} 3\n"
+               "etlua_batch_commit_seconds_bucket{le=\"+Inf\"} 4\n"
+               "etlua_batch_commit_seconds_sum 7.305\n"
+               "etlua_batch_commit_seconds_count 4\n",
+               __LINE__);
+    etl_metrics_free(m);
+}
+
+static void test_numbers(void) {
+    struct etl_metrics *m = etl_metrics_new();
+    int g = etl_metrics_add(m, ETL_GAUGE, "g", NULL, "k", NULL, 0, NULL);
+    etl_metrics_set(m, g, "a", 0.1);
+    etl_metrics_set(m, g, "b", -2.5);
+    etl_metrics_set(m, g, "c", 1.0 / 3.0);
+    etl_metrics_set(m, g, "d", 1e300);
+    etl_metrics_set(m, g, "e", -0.0);
+    etl_metrics_set(m, g, "f", 1.0 / 0.0);
+    check_text(m,
+               "# TYPE g gauge\n"
+               "g{k=\"a\"} 0.1\n"
+               "g{k=\"b\"} -2.5\n"
+               "g{k=\"c\"} 0.33333333333333331\n"
+               "g{k=\"d\"} 1e+300\n"
+               "g{k=\"e\"} 0\n"
+               "g{k=\"f\"} +Inf\n",
+               __LINE__);
+    etl_metrics_free(m);
+}
+
+static void test_refusals(void) {
+    struct etl_metrics *m = etl_metrics_new();
+    const char *err = NULL;
+    double up[] = {1, 0.5}, one[] = {1};
+    CHECK(etl_metrics_add(m, ETL_COUNTER, "9bad", NULL, NULL, NULL, 0, &err) == -1
+              && strcmp(err, "invalid metric name") == 0, "digit first: %s", err);
+    CHECK(etl_metrics_add(m, ETL_COUNTER, "a-b", NULL, NULL, NULL, 0, &err) == -1, "dash accepted");
+    CHECK(etl_metrics_add(m, ETL_COUNTER, "a", NULL, "__x", NULL, 0, &err) == -1
+              && strcmp(err, "invalid label name") == 0, "reserved label: %s", err);
+    CHECK(etl_metrics_add(m, ETL_COUNTER, "a", NULL, "a:b", NULL, 0, &err) == -1, "colon in label");
+    CHECK(etl_metrics_add(m, ETL_HISTOGRAM, "h", NULL, NULL, up, 2, &err) == -1
+              && strcmp(err, "bucket bounds must be finite and increasing") == 0, "decreasing: %s", err);
+    CHECK(etl_metrics_add(m, ETL_HISTOGRAM, "h", NULL, "x", one, 1, &err) == -1, "labelled histogram");
+    int c = etl_metrics_add(m, ETL_COUNTER, "ok:total", NULL, NULL, NULL, 0, &err);
+    CHECK(c == 0, "colon in a metric name refused");
+    CHECK(etl_metrics_add(m, ETL_GAUGE, "ok:total", NULL, NULL, NULL, 0, &err) == -1
+              && strcmp(err, "duplicate metric name") == 0, "duplicate: %s", err);
+    CHECK(etl_metrics_inc(m, c, NULL, -1) == -1, "a counter went down");
+    CHECK(etl_metrics_set(m, c, NULL, 5) == -1, "a counter was set");
+    CHECK(etl_metrics_observe(m, c, 1) == -1, "observe on a counter");
+    CHECK(etl_metrics_inc(m, 42, NULL, 1) == -1, "unknown id");
+    etl_metrics_free(m);
+}
+
+static void test_series_cap(void) {
+    struct etl_metrics *m = etl_metrics_new();
+    int c = etl_metrics_add(m, ETL_COUNTER, "c_total", NULL, "k", NULL, 0, NULL);
+    char lv[16];
+    for (int i = 0; i < ETL_METRICS_MAX_SERIES + 10; i++) {
+        snprintf(lv, sizeof lv, "v%d", i);
+        etl_metrics_inc(m, c, lv, 1);
+    }
+    char *text = etl_metrics_render(m, NULL);
+    CHECK(text && strstr(text, "c_total{k=\"_other\"} 10\n") != NULL, "label values past the cap fold into _other");
+    free(text);
+    etl_metrics_free(m);
+}
+
+/* ---- the server ---------------------------------------------------------------------------------- */
+
+/* GET path from 127.0.0.1:port; returns the status code and copies the body into body. */
+static int http_get(int port, const char *path, char *body, size_t bodylen) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    static char resp[65536];
+    size_t got = 0;
+    ssize_t r;
+    while (got < sizeof resp - 1 && (r = read(fd, resp + got, sizeof resp - 1 - got)) > 0) got += (size_t)r;
+    resp[got] = '\0';
+    close(fd);
+    int status = -1;
+    sscanf(resp, "HTTP/1.%*d %d", &status);
+    const char *b = strstr(resp, "\r\n\r\n");
+    snprintf(body, bodylen, "%s", b ? b + 4 : "");
+    return status;
+}
+
+static void test_server(void) {
+    struct etl_metrics *m = etl_metrics_new();
+    char bound[80], err[256], body[4096];
+    int c = etl_metrics_add(m, ETL_COUNTER, "etlua_rows_written_total", "Rows.", NULL, NULL, 0, NULL);
+    etl_metrics_inc(m, c, NULL, 42);
+
+    CHECK(etl_metrics_serve(m, "localhost:9108", bound, sizeof bound, err, sizeof err) == -1
+              && strstr(err, "not a numeric address:port"), "hostname accepted: %s", err);
+    CHECK(etl_metrics_serve(m, "::1:9108", bound, sizeof bound, err, sizeof err) == -1, "v6 without brackets");
+    CHECK(etl_metrics_serve(m, "127.0.0.1:99999", bound, sizeof bound, err, sizeof err) == -1, "port > 65535");
+    CHECK(etl_metrics_serve(m, "127.0.0.1:", bound, sizeof bound, err, sizeof err) == -1, "no port");
+
+    CHECK(etl_metrics_serve(m, "127.0.0.1:0", bound, sizeof bound, err, sizeof err) == 0, "serve: %s", err);
+    int port = 0;
+    CHECK(sscanf(bound, "127.0.0.1:%d", &port) == 1 && port > 0, "bound %s", bound);
+
+    /* a second registry on the same address: the system's reason, one line */
+    struct etl_metrics *m2 = etl_metrics_new();
+    char addr[40];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    CHECK(etl_metrics_serve(m2, addr, bound, sizeof bound, err, sizeof err) == -1
+              && strstr(err, "Address already in use") && strstr(err, addr), "bind twice: %s", err);
+    etl_metrics_free(m2);
+
+    CHECK(http_get(port, "/metrics", body, sizeof body) == 200, "/metrics status");
+    CHECK(strcmp(body, "# HELP etlua_rows_written_total Rows.\n# TYPE etlua_rows_written_total counter\n"
+                       "etlua_rows_written_total 42\n") == 0, "/metrics body: %s", body);
+    CHECK(http_get(port, "/healthz", body, sizeof body) == 200, "/healthz status");
+    CHECK(http_get(port, "/readyz", body, sizeof body) == 503, "/readyz before ready");
+    etl_metrics_set_ready(m, 1);
+    CHECK(http_get(port, "/readyz", body, sizeof body) == 200, "/readyz when ready");
+    CHECK(http_get(port, "/nope", body, sizeof body) == 404, "unknown path");
+    etl_metrics_free(m); /* stops the server */
+    CHECK(http_get(port, "/healthz", body, sizeof body) == -1, "still listening after free");
+
+    struct etl_metrics *m6 = etl_metrics_new();
+    if (etl_metrics_serve(m6, "[::1]:0", bound, sizeof bound, err, sizeof err) == 0) {
+        CHECK(strncmp(bound, "[::1]:", 6) == 0, "v6 bound %s", bound);
+    } else {
+        fprintf(stderr, "note: no IPv6 loopback here (%s)\n", err);
+    }
+    etl_metrics_free(m6);
+}
+
+/* ---- Lua binding --------------------------------------------------------------------------------- */
+
+static void test_lua(void) {
+    lua_State *L = luaL_newstate();
+    luaL_openlibs(L);
+    luaL_requiref(L, "etlua.metrics", luaopen_etlua_metrics, 0);
+    lua_pop(L, 1);
+    const char *code =
+        "local metrics = require 'etlua.metrics'\n"
+        "local r = metrics.registry()\n"
+        "local c = r:counter('x_total', 'X.', 'kind')\n"
+        "local h = r:histogram('y_seconds', 'Y.', {0.5, 1})\n"
+        "r:inc(c, 2, 'a'); r:inc(c, nil, 'a'); r:observe(h, 0.75)\n"
+        "local want = '# HELP x_total X.\\n# TYPE x_total counter\\nx_total{kind=\"a\"} 3\\n'\n"
+        "  .. '# HELP y_seconds Y.\\n# TYPE y_seconds histogram\\n'\n"
+        "  .. 'y_seconds_bucket{le=\"0.5\"} 0\\ny_seconds_bucket{le=\"1\"} 1\\n'\n"
+        "  .. 'y_seconds_bucket{le=\"+Inf\"} 1\\ny_seconds_sum 0.75\\ny_seconds_count 1\\n'\n"
+        "assert(r:render() == want, r:render())\n"
+        "assert(not pcall(r.counter, r, 'bad name'))\n"
+        "assert(not pcall(r.inc, r, h))\n"
+        "local ok, err = r:serve('nonsense')\n"
+        "assert(ok == nil and err:find('not a numeric address'), err)\n"
+        "r:close(); r:close()\n"
+        "assert(not pcall(r.render, r))\n";
+    if (luaL_dostring(L, code) != LUA_OK) {
+        failures++;
+        fprintf(stderr, "%s: lua: %s\n", __FILE__, lua_tostring(L, -1));
+    }
+    lua_close(L);
+}
+
+int main(void) {
+    test_render();
+    test_numbers();
+    test_refusals();
+    test_series_cap();
+    test_server();
+    test_lua();
+    if (failures) {
+        fprintf(stderr, "test_metrics: %d failure(s)\n", failures);
+        return 1;
+    }
+    puts("test_metrics: ok");
+    return 0;
+}
