@@ -67,6 +67,8 @@ etlua_integration(errors 180 ${IT}/errors.sh)
 etlua_integration(redelivery 120 ${IT}/redelivery.sh)
 etlua_integration(input 120 ${IT}/input.sh)
 etlua_integration(stop 180 ${IT}/stop.sh)
+etlua_integration(reload 180 ${IT}/reload.sh)
+etlua_integration(progress 120 ${IT}/progress.sh)
 
 # --- fuzz (libFuzzer, clang; ETLUA_FUZZ=ON) -----------------------------------------------------
 # Every tests/fuzz/fuzz_<name>.c is a libFuzzer target (ASan + UBSan) linked against

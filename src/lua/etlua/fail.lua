@@ -12,4 +12,10 @@ function M.is_user(err)
   return type(err) == "table" and type(err.user_error) == "string"
 end
 
+-- message(err) -> the one line of a user error, or the text of any other error.
+function M.message(err)
+  if M.is_user(err) then return err.user_error end
+  return tostring(err)
+end
+
 return M

@@ -13,6 +13,7 @@ local fail = require "etlua.fail"
 local mask = require "etlua.mask"
 local pg = require "etlua.pg"
 local host = require "etlua.host"
+local progress = require "etlua.progress"
 
 local M = {}
 
@@ -37,12 +38,12 @@ end
 
 local LEDGER_DAYS = 15 -- SQS keeps a message at most 14 days: older ledger rows can never match
 
-local function open_sink(cfg, script, queue, proc, log, deadline)
+local function open_sink(cfg, script, queue, current_proc, log, deadline)
   local db = connect(cfg, log, deadline)
   local s, err = sink.open(db, {
     table = script.table, schema = script.schema, columns = script.columns,
     create_table = script.create_table, queue = queue,
-    reject_body = function(item) return proc:stored_body(item.message.body) end,
+    reject_body = function(item) return current_proc():stored_body(item.message.body) end,
   })
   if not s then fail.user("cannot prepare the tables in Postgres: %s", err) end
   local pruned = s:prune(LEDGER_DAYS)
@@ -96,8 +97,34 @@ local function commit(state, items, log)
   end
 end
 
+-- SIGHUP: re-read the script and the rule files, between batches. A new version that fails to
+-- load, or that would write another table or other columns (that needs a restart), is refused
+-- with the error logged, and the old one keeps running. Returns script, processor or nil.
+local function reload(opts, current, masker, log)
+  local function refuse(why)
+    log:error("reload refused; the running script and rules stay", { error = why })
+  end
+  local ok, script = pcall(script_loader.load, opts.script)
+  if not ok then return refuse(fail.message(script)) end
+  if script.table ~= current.table or script.schema ~= current.schema
+      or table.concat(script.columns, ",") ~= table.concat(current.columns, ",") then
+    return refuse("the new script writes another table or other columns; restart etlua for that")
+  end
+  local rules_dir, rules = opts.rules or script.rules, {}
+  if rules_dir then
+    ok, rules = pcall(record.load_rules, rules_dir)
+    if not ok then return refuse(fail.message(rules)) end
+  end
+  local proc
+  ok, proc = pcall(record.new, script, { masker = masker, rules = rules })
+  if not ok then return refuse(fail.message(proc)) end
+  log:info("reloaded", { script = opts.script, rules = #rules })
+  return script, proc
+end
+
 -- run(opts, log) -> exit status. opts: script, drain, dry_run, input, rules.
 function M.run(opts, log)
+  host.install_signals() -- first: SIGHUP's default action would end the process
   local script = script_loader.load(opts.script)
   local cfg = config.load(script.config, os.getenv,
     { sqs = opts.input == nil, db = not opts.dry_run, mask = true })
@@ -126,18 +153,24 @@ function M.run(opts, log)
   if opts.dry_run then
     state.out = dryrun.new(io.stdout, script.columns)
   else
-    state.reopen = function(deadline) return open_sink(cfg, script, queue, proc, log, deadline) end
+    state.reopen = function(deadline)
+      return open_sink(cfg, script, queue, function() return proc end, log, deadline)
+    end
     state.out, state.db = state.reopen()
   end
   log:info("starting etlua " .. host.version, desc)
   if src.protocol then log:info("sqs ready", { protocol = src.protocol, queue_url = cfg.queue_url }) end
 
-  host.install_signals()
   local stats = { received = 0, written = 0, rejected = 0, duplicates = 0, deleted = 0, by_reason = {} }
+  local bar = progress.new(opts.drain and src or nil)   -- a --drain on a terminal only
   local started = host.mono()
   local stop_when_drained = opts.drain or opts.input ~= nil
   local wait = stop_when_drained and cfg.drain_wait_seconds or cfg.wait_seconds
   while true do
+    if host.take_reload() then
+      local new_script, new_proc = reload(opts, script, masker, log)
+      if new_script then script, proc = new_script, new_proc end
+    end
     local messages, drained = src:next_batch(cfg.batch_size, cfg.batch_max_wait_ms, wait)
     if not messages then
       fail.user("cannot receive from SQS: %s; nothing in hand was lost", drained)
@@ -147,11 +180,13 @@ function M.run(opts, log)
       local summary = commit(state, items, log)
       count(stats, summary, items)
       if not opts.dry_run then src:ack(messages) end
+      bar:update(stats)
     end
     -- A stop signal ends the loop once the messages in hand are committed and acknowledged.
     if (drained and stop_when_drained) or (host.stopping() and #messages == 0) then break end
   end
   stats.deleted = opts.dry_run and 0 or src:flush()
+  bar:finish()
 
   local seconds = host.mono() - started
   local summary = {

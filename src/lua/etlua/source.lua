@@ -215,6 +215,14 @@ function Sqs:flush()
   return self.deleted
 end
 
+-- approximate_left() -> messages in the queue (visible + in flight), approximately, or nil.
+function Sqs:approximate_left()
+  local attrs = self.client:attributes({ "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible" })
+  if not attrs then return nil end
+  return (tonumber(attrs.ApproximateNumberOfMessages) or 0)
+    + (tonumber(attrs.ApproximateNumberOfMessagesNotVisible) or 0)
+end
+
 function Sqs:close() self.client:close() end
 
 -- File ----------------------------------------------------------------------------------------
