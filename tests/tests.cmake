@@ -107,12 +107,11 @@ set_tests_properties(fuzz.smoke PROPERTIES
 # --- fault tests ---------------------------------------------------------------------------------
 # tests/faults/*.sh at CI sizes: each starts its own Postgres + fauxqs on 127.0.0.1 (and the
 # fault proxy), breaks something mid-drain and checks exactness with check_tables.py.
-# faults.slow_sink is not registered: it fails today by design (etlua has no visibility
-# heartbeat, so a commit that outlasts the visibility timeout is redelivered to a second
-# consumer); run it by hand or through tests/faults/run_all.sh.
+# faults.slow_sink: a commit blocked on a lock for 15 s with a 5 s visibility timeout; the
+# visibility heartbeat must keep the messages from a second consumer (no redelivery at all).
 # They caught (and now guard against): a reconnect budget too short for a 10 s Postgres outage,
 # and un-retried start-up SQS requests.
-foreach(fault_test kill9 pg_outage sqs_faults)
+foreach(fault_test kill9 pg_outage sqs_faults slow_sink)
   set(fault_name ${fault_test})
   if(fault_test STREQUAL "sqs_faults")
     set(fault_name sqs_proxy)

@@ -81,10 +81,34 @@ local function count(stats, summary, items)
   end
 end
 
+-- The visibility heartbeat (SQS source only): while the commit waits on Postgres (a lock, a slow
+-- server), the messages in hand, this batch and those waiting in the prefetch buffer, get their
+-- visibility extended to the queue's full timeout every half timeout (the first time when the
+-- soonest to expire is past half its timeout), so SQS does not hand them to another consumer.
+-- Returns a function that arms it on a connection, or nil.
+local function heartbeat(src, messages, log)
+  local vis = src and src.extend and src.visibility
+  if not vis or vis < 2 or #messages == 0 then return nil end
+  local soonest = math.huge
+  for _, m in ipairs(messages) do soonest = math.min(soonest, src:visible_until(m)) end
+  local function beat()
+    local held = table.move(messages, 1, #messages, 1, {})
+    for _, m in ipairs(src.buffer or {}) do held[#held + 1] = m end
+    local ok, n = pcall(src.extend, src, held, vis)
+    if not ok then log:warn("visibility heartbeat failed", { error = n })
+    else log:info("visibility extended while the commit waits", { messages = n, timeout_s = vis }) end
+  end
+  local first = math.max(0, (soonest - host.now_ms()) / 1000 - vis / 2)
+  return function(db) db:on_wait(vis / 2, beat, first) end
+end
+
 -- Commit, re-making the connection when it is lost; nothing is acknowledged until this returns.
-local function commit(state, items, log)
+local function commit(state, items, log, messages, src)
+  local arm = state.db and heartbeat(src, messages, log)
   while true do
+    if arm then arm(state.db) end
     local summary, err, code = state.out:commit(items)
+    if arm then state.db:on_wait(nil) end
     if summary then return summary end
     if code ~= "connection" then
       fail.user("cannot write the batch to Postgres: %s; nothing was deleted from the queue", err)
@@ -177,7 +201,7 @@ function M.run(opts, log)
     end
     if #messages > 0 then
       local items = process(proc, messages, stats, log, opts.dry_run)
-      local summary = commit(state, items, log)
+      local summary = commit(state, items, log, messages, src)
       count(stats, summary, items)
       if not opts.dry_run then src:ack(messages) end
       bar:update(stats)

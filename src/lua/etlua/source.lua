@@ -85,6 +85,8 @@ function Sqs:pump(timeout_ms)
         local ok, err, code = self:failed(done.err, done.code)
         if not ok then return nil, err, code end
       end
+    elseif done.kind == "change_visibility_batch" then
+      self:extend_done(done)
     else
       self:delete_done(done)
     end
@@ -152,6 +154,7 @@ function Sqs:next_batch(max, max_wait_ms, wait_seconds)
     end
     local ok, err, code = self:pump(#self.buffer > 0 and 10 or 100)
     if not ok then return nil, err, code end
+    self:keep_alive()
   end
   local n = math.min(max, #self.buffer)
   local batch = table.move(self.buffer, 1, n, 1, {})
@@ -206,6 +209,86 @@ function Sqs:delete_done(done)
       { message_id = d.ids[tonumber(f.id)], code = f.code })
   end
   self.deleted = self.deleted + #d.entries - #done.result
+end
+
+-- extend(messages, timeout_s) -> count extended: the visibility heartbeat. Sets the visibility
+-- timeout of the messages to timeout_s from now with ChangeMessageVisibilityBatch, 10 at a time,
+-- all in flight at once, and waits for the answers. Entries are handled one by one: a failed
+-- entry (ReceiptHandleIsInvalid: deleted, or its receipt expired and handed to another consumer)
+-- is logged by message id (never by body) and the message is left out of later extensions; the
+-- ledger makes a redelivery harmless. A failed call is retried while its code is a passing one.
+function Sqs:extend(messages, timeout_s)
+  self.extending, self.extended = self.extending or {}, 0
+  local todo = {}
+  for _, m in ipairs(messages) do
+    if m.receipt and not m.no_extend then todo[#todo + 1] = m end
+  end
+  for i = 1, #todo, 10 do
+    self:start_extend(table.move(todo, i, math.min(i + 9, #todo), 1, {}), timeout_s, 1)
+  end
+  while next(self.extending) do self:pump(100) end
+  return self.extended
+end
+
+function Sqs:start_extend(chunk, timeout_s, attempt)
+  local entries = {}
+  for k, m in ipairs(chunk) do entries[k] = { id = tostring(k), receipt = m.receipt } end
+  local token, err, code = self.client:start_change_visibility_batch(entries, timeout_s)
+  while not token and code == "client" do  -- every slot busy: let some finish
+    self:pump(100)
+    token, err, code = self.client:start_change_visibility_batch(entries, timeout_s)
+  end
+  if not token then
+    self.log:warn("visibility extension failed; the messages may be redelivered and skipped by the ledger",
+      { count = #chunk, code = code, error = err })
+    return
+  end
+  self.extending[token] = { chunk = chunk, timeout = timeout_s, attempt = attempt }
+end
+
+function Sqs:extend_done(done)
+  local d = self.extending and self.extending[done.token]
+  if not d then return end
+  self.extending[done.token] = nil
+  if not done.result then
+    if retry.retryable(done.code) and d.attempt < 3 then
+      host.sleep(retry.delay(d.attempt))
+      return self:start_extend(d.chunk, d.timeout, d.attempt + 1)
+    end
+    self.log:warn("visibility extension failed; the messages may be redelivered and skipped by the ledger",
+      { count = #d.chunk, code = done.code, error = done.err })
+    return
+  end
+  for _, f in ipairs(done.result) do
+    local m = d.chunk[tonumber(f.id)]
+    if m then m.no_extend = true end
+    self.log:warn("visibility extension failed for a message; it may be redelivered and skipped by the ledger",
+      { message_id = m and m.id, code = f.code })
+  end
+  local now = host.now_ms()
+  for _, m in ipairs(d.chunk) do
+    if not m.no_extend then m.visible_until_ms = now + d.timeout * 1000 end
+  end
+  self.extended = self.extended + #d.chunk - #done.result
+end
+
+-- visible_until(m) -> wall-clock ms at which SQS makes m visible again (as far as we know).
+function Sqs:visible_until(m)
+  return m.visible_until_ms or ((m.received_ms or host.now_ms()) + (self.visibility or 30) * 1000)
+end
+
+-- keep_alive(): the heartbeat of the prefetch buffer, called while next_batch waits for a batch
+-- to fill: once a buffered message is past half its visibility timeout, the buffer is extended.
+function Sqs:keep_alive()
+  local vis = self.visibility
+  if not vis or vis < 2 then return end
+  local now = host.now_ms()
+  for _, m in ipairs(self.buffer) do
+    if not m.no_extend and self:visible_until(m) - now < vis * 500 then
+      self:extend(self.buffer, vis)
+      return
+    end
+  end
 end
 
 -- flush: waits for the deletes in flight (at exit). Receives still in flight are abandoned:
