@@ -7,6 +7,7 @@ local M = {}
 
 M.usage = [[
 usage: etlua SCRIPT [--drain] [--dry-run] [--input FILE|-] [--rules DIR] [--log-format text|json]
+                    [--metrics HOST:PORT]
        etlua --version | --help
 
 Drains an SQS queue of JSON events into PostgreSQL through a Lua pipeline script
@@ -19,6 +20,9 @@ options:
   --input FILE|-       read message bodies, one per line, from FILE or stdin instead of SQS
   --rules DIR          load analysts' rule files (DIR/*.lua, in name order)
   --log-format FORMAT  text (default) or json lines, on stderr
+  --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics, with /healthz (200 while
+                       running) and /readyz (200 while connected to SQS and Postgres, else 503);
+                       a numeric address: 127.0.0.1:9108, 0.0.0.0:9108, [::1]:9108
   --version, --help
 
 environment:
@@ -39,6 +43,7 @@ environment:
   ETLUA_DRAIN_WAIT_SECONDS          long-poll wait that proves the queue empty with --drain (default 1)
   ETLUA_RETRY_ATTEMPTS              attempts for a call that fails for a passing reason (default 8)
   ETLUA_OUTAGE_SECONDS              how long an SQS or Postgres outage is waited out mid-run (default 300)
+  ETLUA_METRICS_ADDR                HOST:PORT for the metrics server when --metrics is not given
 
 exit status: 0 done; 1 a run that could not finish (one line on stderr says why); 2 usage.
 ]]

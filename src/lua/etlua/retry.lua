@@ -3,6 +3,7 @@
 -- later attempt can cure (throttled, server, timeout, network, connection) and returns the last
 -- failure when the attempts run out, or at once for any other code. A stop signal ends the wait.
 local host = require "etlua.host"
+local telemetry = require "etlua.telemetry"
 
 local M = {
   attempts = tonumber(os.getenv("ETLUA_RETRY_ATTEMPTS")) or 8,
@@ -32,6 +33,7 @@ function M.call(log, target, fn)
     if log then
       log:warn("retrying", { target = target, code = code, attempt = attempt, delay_s = string.format("%.2f", delay), error = msg })
     end
+    telemetry.retry(target)
     host.sleep(delay)
   end
 end

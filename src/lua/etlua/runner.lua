@@ -13,6 +13,7 @@ local fail = require "etlua.fail"
 local mask = require "etlua.mask"
 local pg = require "etlua.pg"
 local host = require "etlua.host"
+local telemetry = require "etlua.telemetry"
 local progress = require "etlua.progress"
 
 local M = {}
@@ -66,6 +67,7 @@ local function process(proc, messages, stats, log, verbose)
     end
   end
   stats.received = stats.received + #messages
+  telemetry.received(#messages)
   return items
 end
 
@@ -73,12 +75,19 @@ local function count(stats, summary, items)
   stats.written = stats.written + summary.written
   stats.rejected = stats.rejected + summary.rejected
   stats.duplicates = stats.duplicates + (summary.duplicates or 0)
+  telemetry.written(summary.written)
+  local now, by_reason = host.now_ms(), {}
   for _, item in ipairs(items) do
-    if item.reject and not item.duplicate then
+    if item.duplicate then -- ledger-skipped: it landed before, and was counted then
+    elseif item.reject then
       local r = item.reject.reason
       stats.by_reason[r] = (stats.by_reason[r] or 0) + 1
+      by_reason[r] = (by_reason[r] or 0) + 1
+    elseif item.message.sent_ms then
+      telemetry.event_lag((now - item.message.sent_ms) / 1000)
     end
   end
+  for r, n in pairs(by_reason) do telemetry.rejected(r, n) end
 end
 
 -- The visibility heartbeat (SQS source only): while the commit waits on Postgres (a lock, a slow
@@ -107,17 +116,22 @@ local function commit(state, items, log, messages, src)
   local arm = state.db and heartbeat(src, messages, log)
   while true do
     if arm then arm(state.db) end
+    local t0 = host.mono()
     local summary, err, code = state.out:commit(items)
+    if summary then telemetry.commit_seconds(host.mono() - t0) end
     if arm then state.db:on_wait(nil) end
     if summary then return summary end
     if code ~= "connection" then
       fail.user("cannot write the batch to Postgres: %s; nothing was deleted from the queue", err)
     end
     log:warn("lost the Postgres connection; reconnecting", { error = err })
+    telemetry.error("postgres_connection")
+    telemetry.ready(nil, false)
     if host.stopping() then fail.user("stopped while Postgres was unreachable; nothing was deleted") end
     state.db:close()
     host.sleep(0.5)
     state.out, state.db = state.reopen(host.mono() + state.outage_seconds)
+    telemetry.ready(nil, true)
   end
 end
 
@@ -169,6 +183,8 @@ function M.run(opts, log)
     desc.rules = rules_dir .. " (" .. #rules .. " files)"
   end
   local proc = record.new(script, { masker = masker, rules = rules })
+  -- Metrics before connecting, so /healthz answers during start-up (/readyz: 503 until ready).
+  telemetry.start(opts.metrics or os.getenv("ETLUA_METRICS_ADDR"), log)
   local src = opts.input and source.file(opts.input) or source.sqs(cfg, log)
   local queue = opts.input and ("input:" .. opts.input) or cfg.queue_url
   desc.protocol = src.protocol or desc.protocol
@@ -183,6 +199,7 @@ function M.run(opts, log)
     state.out, state.db = state.reopen()
   end
   log:info("starting etlua " .. host.version, desc)
+  telemetry.ready(true, true)
   if src.protocol then log:info("sqs ready", { protocol = src.protocol, queue_url = cfg.queue_url }) end
 
   local stats = { received = 0, written = 0, rejected = 0, duplicates = 0, deleted = 0, by_reason = {} }

@@ -9,6 +9,7 @@ local mask = require "etlua.mask"
 local host = require "etlua.host"
 local fail = require "etlua.fail"
 local retry = require "etlua.retry"
+local telemetry = require "etlua.telemetry"
 
 local M = {}
 
@@ -74,6 +75,7 @@ function Sqs:pump(timeout_ms)
     if done.kind == "receive" then
       self.receiving = self.receiving - 1
       if done.result then
+        if self.failures > 0 then telemetry.ready(true) end
         self.failures = 0
         local now = host.now_ms()
         for _, m in ipairs(done.result) do
@@ -91,7 +93,17 @@ function Sqs:pump(timeout_ms)
       self:delete_done(done)
     end
   end
+  self:report()
   return true
+end
+
+-- Gauges for etlua.telemetry: prefetched = the buffer; in flight = received and not yet
+-- deleted (the buffer, the batch in hand, the deletes under way).
+function Sqs:report(in_hand)
+  local deleting = 0
+  for _, d in pairs(self.deleting) do deleting = deleting + #d.entries end
+  telemetry.prefetched(#self.buffer)
+  telemetry.in_flight(#self.buffer + deleting + (in_hand or 0))
 end
 
 -- A failed receive: retried with capped exponential backoff and jitter while the code is a
@@ -100,6 +112,7 @@ end
 -- messages are ever deleted).
 function Sqs:failed(err, code)
   self.failures = self.failures + 1
+  telemetry.error("sqs_receive")
   if self.failures == 1 then self.failing_since = host.mono() end
   if not retry.retryable(code) or host.mono() - self.failing_since > self.cfg.outage_seconds then
     return nil, err, code
@@ -107,6 +120,8 @@ function Sqs:failed(err, code)
   local delay = retry.delay(self.failures)
   self.log:warn("retrying", { target = "sqs", code = code, attempt = self.failures,
     delay_s = string.format("%.2f", delay), error = err })
+  telemetry.retry("sqs")
+  telemetry.ready(false)
   host.sleep(delay)
   return true
 end
@@ -159,6 +174,7 @@ function Sqs:next_batch(max, max_wait_ms, wait_seconds)
   local n = math.min(max, #self.buffer)
   local batch = table.move(self.buffer, 1, n, 1, {})
   table.move(self.buffer, n + 1, #self.buffer + n, 1)  -- shift the rest down (nils past the end)
+  self:report(n)
   return batch, false
 end
 
@@ -184,6 +200,7 @@ function Sqs:start_delete(entries, ids, attempt)
     token, err, code = self.client:start_delete_batch(entries)
   end
   if not token then
+    telemetry.error("sqs_delete")
     self.log:warn("delete failed; the messages will be redelivered and skipped by the ledger",
       { count = #entries, error = err })
     return
@@ -197,18 +214,22 @@ function Sqs:delete_done(done)
   self.deleting[done.token] = nil
   if not done.result then
     if retry.retryable(done.code) and d.attempt < retry.attempts then
+      telemetry.retry("sqs")
       host.sleep(retry.delay(d.attempt))
       return self:start_delete(d.entries, d.ids, d.attempt + 1)
     end
+    telemetry.error("sqs_delete")
     self.log:warn("delete failed; the messages will be redelivered and skipped by the ledger",
       { count = #d.entries, code = done.code, error = done.err })
     return
   end
   for _, f in ipairs(done.result) do
+    telemetry.error("sqs_delete")
     self.log:warn("delete failed; the message will be redelivered and skipped by the ledger",
       { message_id = d.ids[tonumber(f.id)], code = f.code })
   end
   self.deleted = self.deleted + #d.entries - #done.result
+  telemetry.deleted(#d.entries - #done.result)
 end
 
 -- extend(messages, timeout_s) -> count extended: the visibility heartbeat. Sets the visibility

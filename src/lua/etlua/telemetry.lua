@@ -1,7 +1,9 @@
 -- etlua.telemetry: what the runner reports about itself, one named function per event.
 -- The runner and the source call these; without --metrics they cost a table lookup and do
--- nothing. telemetry.start(addr, log) (--metrics ADDR) serves Prometheus text at /metrics,
--- /healthz and /readyz through etlua.metrics (C, libmicrohttpd) and makes them count.
+-- nothing. telemetry.start(addr, log) (--metrics ADDR or ETLUA_METRICS_ADDR) serves Prometheus
+-- text at /metrics, /healthz and /readyz through etlua.metrics (C, libmicrohttpd, its own
+-- thread) and swaps the no-ops below for real updates. Counts are per batch, not per message,
+-- wherever the caller can: each call is one C call and one uncontended mutex.
 local M = {}
 
 local function noop() end
@@ -16,14 +18,80 @@ M.in_flight = noop         -- (n)            etlua_messages_in_flight      (rece
 M.prefetched = noop        -- (n)            etlua_messages_prefetched     (buffered, not yet processed)
 M.commit_seconds = noop    -- (s)            etlua_batch_commit_seconds    histogram
 M.event_lag = noop         -- (s)            etlua_event_lag_seconds       histogram, from SentTimestamp
-M.ready = noop             -- (sqs_ok, pg_ok) /readyz answers 200 only while both are true
+M.ready = noop             -- (sqs_ok, pg_ok) /readyz answers 200 only while both are true;
+                           --                 nil leaves that side as it was
 
--- start(addr, log): serve the metrics at addr ("127.0.0.1:9108"). Raises a user error when the
--- address cannot be bound.
+-- Bucket upper bounds, in seconds. A commit is milliseconds to seconds; the lag from
+-- SentTimestamp is sub-second when keeping up and hours when catching up on a backlog.
+M.COMMIT_BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 }
+M.LAG_BUCKETS = { 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800, 3600, 21600, 86400 }
+
+-- The metrics: name, kind, help, label (counters and gauges) or buckets (histograms).
+local FAMILIES = {
+  { "etlua_build_info", "gauge", "etlua's version (always 1).", "version" },
+  { "etlua_messages_received_total", "counter", "Messages received from the source and processed." },
+  { "etlua_rows_written_total", "counter", "Rows committed to the target table." },
+  { "etlua_rejects_total", "counter", "Messages committed to the rejects table, by reason.", "reason" },
+  { "etlua_messages_deleted_total", "counter", "Messages deleted from the queue after their commit." },
+  { "etlua_retries_total", "counter", "Retries of a call that failed for a passing reason, by target.", "target" },
+  { "etlua_errors_total", "counter", "Failures logged, by kind.", "kind" },
+  { "etlua_messages_in_flight", "gauge", "Messages received and not yet deleted (prefetched, in the batch, being deleted)." },
+  { "etlua_messages_prefetched", "gauge", "Messages buffered by the receive pipeline, not yet processed." },
+  { "etlua_batch_commit_seconds", "histogram", "Time to commit one batch: ledger, COPY of rows and rejects, COMMIT.", M.COMMIT_BUCKETS },
+  { "etlua_event_lag_seconds", "histogram", "From a message's SentTimestamp to the commit of its row.", M.LAG_BUCKETS },
+}
+
+-- start(addr, log) -> the bound address ("127.0.0.1:9108"). Declares the metrics, starts the
+-- server and makes the functions above count. Raises a user error when addr cannot be bound.
+-- Returns nil and does nothing when addr is nil or empty.
 function M.start(addr, log)
+  if addr == nil or addr == "" then return nil end
+  local metrics = require "etlua.metrics"
   local fail = require "etlua.fail"
-  fail.user("--metrics %s: metrics are not built yet", addr)
-  return log
+  local host = require "etlua.host"
+  local reg = metrics.registry()
+  local id = {}
+  for _, f in ipairs(FAMILIES) do
+    local name, kind, help, extra = f[1], f[2], f[3], f[4]
+    id[name] = reg[kind](reg, name, help, extra)
+  end
+  local bound, err = reg:serve(addr)
+  if not bound then
+    reg:close()
+    fail.user("--metrics %s; choose another address (ETLUA_METRICS_ADDR, --metrics HOST:PORT)", err)
+  end
+  M.registry = reg -- kept referenced: the server lives as long as the process
+  reg:set(id.etlua_build_info, 1, host.version)
+
+  local inc, set, observe = reg.inc, reg.set, reg.observe
+  local received, written = id.etlua_messages_received_total, id.etlua_rows_written_total
+  local rejects, deleted = id.etlua_rejects_total, id.etlua_messages_deleted_total
+  local retries, errors = id.etlua_retries_total, id.etlua_errors_total
+  local in_flight, prefetched = id.etlua_messages_in_flight, id.etlua_messages_prefetched
+  local commit, lag = id.etlua_batch_commit_seconds, id.etlua_event_lag_seconds
+
+  M.received = function(n) inc(reg, received, n) end
+  M.written = function(n) inc(reg, written, n) end
+  M.rejected = function(reason, n) inc(reg, rejects, n or 1, reason) end
+  M.deleted = function(n) inc(reg, deleted, n) end
+  M.retry = function(target) inc(reg, retries, 1, target) end
+  M.error = function(kind) inc(reg, errors, 1, kind) end
+  M.in_flight = function(n) set(reg, in_flight, n) end
+  M.prefetched = function(n) set(reg, prefetched, n) end
+  M.commit_seconds = function(s) observe(reg, commit, s) end
+  M.event_lag = function(s) observe(reg, lag, s) end
+  local sqs_ok, pg_ok = false, false
+  M.ready = function(s, p)
+    if s ~= nil then sqs_ok = s end
+    if p ~= nil then pg_ok = p end
+    reg:ready(sqs_ok and pg_ok)
+  end
+  -- The series every dashboard expects exist from the start (at 0), not from the first event.
+  for _, target in ipairs({ "sqs", "postgres" }) do inc(reg, retries, 0, target) end
+  for _, kind in ipairs({ "sqs_receive", "sqs_delete", "postgres_connection" }) do inc(reg, errors, 0, kind) end
+
+  if log then log:info("serving metrics", { address = bound, paths = "/metrics /healthz /readyz" }) end
+  return bound
 end
 
 return M
