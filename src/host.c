@@ -23,7 +23,6 @@ int luaopen_etlua_mask(lua_State *L);
 int luaopen_etlua_sqs(lua_State *L);
 int luaopen_etlua_pg(lua_State *L);
 int luaopen_etlua_metrics(lua_State *L);
-int luaopen_etlua_metrics(lua_State *L);
 int luaopen_etlua_vault(lua_State *L);
 
 static volatile sig_atomic_t stop_requests;
@@ -138,7 +137,6 @@ void etl_host_preload(lua_State *L) {
         {"etlua.mask", luaopen_etlua_mask},
         {"etlua.sqs", luaopen_etlua_sqs},
         {"etlua.pg", luaopen_etlua_pg},
-        {"etlua.metrics", luaopen_etlua_metrics},
         {"etlua.metrics", luaopen_etlua_metrics},
         {"etlua.vault", luaopen_etlua_vault},
         {NULL, NULL},
