@@ -8,6 +8,7 @@ local M = {}
 M.usage = [[
 usage: etlua SCRIPT [--drain] [--dry-run] [--input FILE|-] [--rules DIR] [--log-format text|json]
                     [--metrics HOST:PORT]
+       etlua reveal [--field ip|device_id] MASKED...   (PII vault key holders; see etlua reveal --help)
        etlua --version | --help
 
 Drains an SQS queue of JSON events into PostgreSQL through a Lua pipeline script
@@ -37,6 +38,8 @@ environment:
   ETLUA_SQS_PROTOCOL                auto (default), json or query
   DATABASE_URL | PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGSSLMODE   Postgres
   ETLUA_MASK_KEY | ETLUA_MASK_KEY_FILE   HMAC key, at least 32 bytes (required)
+  ETLUA_VAULT_KEY | ETLUA_VAULT_KEY_FILE AES-256 key (64 hex digits; the file: those or 32 raw bytes):
+                                    when set, raw ip/device_id are stored encrypted in etlua_vault.pii
   ETLUA_BATCH_SIZE                  messages per transaction (default 500)
   ETLUA_BATCH_MAX_WAIT_MS           longest a received message waits for its batch (default 500)
   ETLUA_WAIT_SECONDS                long-poll wait as a service (default 20)

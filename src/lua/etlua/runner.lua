@@ -45,8 +45,14 @@ local function open_sink(cfg, script, queue, current_proc, log, deadline)
     table = script.table, schema = script.schema, columns = script.columns,
     create_table = script.create_table, queue = queue,
     reject_body = function(item) return current_proc():stored_body(item.message.body) end,
+    -- the PII vault (issue 6): raw values sealed in the batch's transaction, when a key is set
+    in_transaction = cfg.vault_key and require("etlua.pii_vault").writer(cfg.vault_key, current_proc) or nil,
   })
   if not s then fail.user("cannot prepare the tables in Postgres: %s", err) end
+  if cfg.vault_key then
+    local ok, verr = require("etlua.pii_vault").prepare(db)
+    if not ok then fail.user("cannot prepare the PII vault table etlua_vault.pii: %s", verr) end
+  end
   local pruned = s:prune(LEDGER_DAYS)
   if pruned and pruned > 0 then log:info("ledger pruned", { rows = pruned, older_than_days = LEDGER_DAYS }) end
   return s, db
@@ -169,6 +175,8 @@ function M.run(opts, log)
   local masker = mask.new(cfg.mask_key)
   local desc = config.describe(cfg)
   cfg.mask_key = nil -- the key lives only in the masker from here on
+  cfg.vault_key = not opts.dry_run and require("etlua.pii_vault").load_key(os.getenv) or nil
+  desc.vault = cfg.vault_key and ("on, key id " .. cfg.vault_key:id()) or "off"
   desc.script = opts.script
   desc.mode = (opts.dry_run and "dry-run " or "") .. (opts.drain and "drain" or (opts.input and "input" or "service"))
 

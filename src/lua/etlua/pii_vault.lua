@@ -1,0 +1,233 @@
+--[[ etlua.pii_vault: the PII vault's Lua half (issue 6). The cipher is the C module etlua.vault
+(src/vault.c); this file owns the key's loading, the table, what is stored, and the queries of
+`etlua reveal`. (It is not named etlua.vault because that name is the C module's: the embedded
+Lua modules and the C modules share one package.preload.)
+
+  local pii_vault = require "etlua.pii_vault"
+  local key, source = pii_vault.load_key(getenv)   -- nil when no vault key is configured
+  pii_vault.prepare(db)                              -- schema + table, idempotent, race-safe
+  local hook = pii_vault.writer(key, get_proc)       -- sink.open's opts.in_transaction
+  pii_vault.fetch(db, masks, field)                  -- rows for reveal
+  pii_vault.open_row(keys, row)                      -- plaintext | nil, msg
+
+The table (etlua_vault.pii): one row per distinct (field, masked value):
+  masked      the mask, exactly as in user_logins (lowercase hex HMAC-SHA-256)
+  field       "ip" or "device_id" (the script's pii field names)
+  key_id      first 8 bytes of SHA-256 of the vault key, hex: which key sealed this row
+  nonce       12 random bytes;   ciphertext: AES-256-GCM ciphertext followed by its 16-byte tag
+  created_at  when it was first stored
+The associated data is field .. "\0" .. masked: a ciphertext moved to another field or row does
+not open. The plaintext is the text that was masked: an ip in canonical form, a device_id as it
+came. Rows are written in the batch's own transaction (INSERT ... ON CONFLICT DO NOTHING), so a
+value is in the vault if and only if a row that masks it committed.
+]]
+local cvault = require "etlua.vault"
+local cjson = require "cjson"
+local mask = require "etlua.mask"
+local fail = require "etlua.fail"
+
+local M = {}
+
+M.SCHEMA = "etlua_vault"
+M.TABLE = "pii"
+local QUALIFIED = M.SCHEMA .. "." .. M.TABLE
+
+local DDL = {
+  "CREATE SCHEMA IF NOT EXISTS " .. M.SCHEMA,
+  "CREATE TABLE IF NOT EXISTS " .. QUALIFIED .. " ("
+    .. "masked text NOT NULL, field text NOT NULL, key_id text NOT NULL, "
+    .. "nonce bytea NOT NULL, ciphertext bytea NOT NULL, "
+    .. "created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (masked, field))",
+}
+
+-- ---- the key ---------------------------------------------------------------------------------
+
+local function read_key_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then fail.user("cannot read ETLUA_VAULT_KEY_FILE: %s", err) end
+  local material = f:read("a")
+  f:close()
+  return material
+end
+
+-- load_key(getenv [, prefix]) -> key, "ETLUA_VAULT_KEY"|"ETLUA_VAULT_KEY_FILE" | nil (not set).
+-- ETLUA_VAULT_KEY: 64 hex digits. ETLUA_VAULT_KEY_FILE: a file of 32 raw bytes, or of 64 hex
+-- digits with one optional trailing newline. A malformed key is a one-line user error.
+-- prefix (default "ETLUA_VAULT_KEY") lets reveal read ETLUA_VAULT_OLD_KEY[_FILE] the same way.
+function M.load_key(getenv, prefix)
+  getenv = getenv or os.getenv
+  prefix = prefix or "ETLUA_VAULT_KEY"
+  local function get(name)
+    local v = getenv(name)
+    if v == "" then return nil end
+    return v
+  end
+  local value, file = get(prefix), get(prefix .. "_FILE")
+  if value and file then fail.user("both %s and %s_FILE are set; set only one", prefix, prefix) end
+  if not value and not file then return nil end
+  local source = value and prefix or (prefix .. "_FILE")
+  local key = cvault.key(value or read_key_file(file))
+  if not key then
+    fail.user("%s must hold 64 hex digits%s (e.g. `openssl rand -hex 32`)", source,
+              file and " or 32 raw bytes" or "")
+  end
+  return key, source
+end
+
+-- ---- the table -------------------------------------------------------------------------------
+
+-- prepare(db) -> true | nil, msg, code. Several processes may race on the CREATEs: the loser
+-- gets a unique violation (23505) or "already exists" (42P06, 42P07) and finds it made.
+-- An existing table is only looked up, so a role without CREATE on the database can write to a
+-- vault an administrator made (README "PII vault").
+function M.prepare(db)
+  local err, code
+  for _ = 1, 3 do
+    local found
+    found, err, code = db:exec("SELECT to_regclass($1) IS NOT NULL", QUALIFIED)
+    if not found then return nil, err, code end
+    if found[1][1] == "t" then return true end
+    local done = true
+    for _, ddl in ipairs(DDL) do
+      local ok
+      ok, err, code = db:exec(ddl)
+      if not ok then
+        if code ~= "23505" and code ~= "42P06" and code ~= "42P07" then return nil, err, code end
+        done = false
+      end
+    end
+    if done then return true end
+  end
+  return nil, err, code
+end
+
+-- ---- writing, in the batch's transaction -----------------------------------------------------
+
+local INSERT = "INSERT INTO " .. QUALIFIED .. " (masked, field, key_id, nonce, ciphertext) "
+  .. "SELECT m, f, $1, decode(n, 'hex'), decode(c, 'hex') "
+  .. "FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS u(m, f, n, c) "
+  .. "ON CONFLICT (masked, field) DO NOTHING"
+
+local function new_json()
+  local json = cjson.new()
+  json.decode_invalid_numbers(false)
+  json.decode_max_depth(1000)
+  return json
+end
+
+-- writer(key, get_proc) -> function(db, landed_items) -> true | nil, msg, code
+-- get_proc: the running processor (etlua.record), or a function returning it (it changes on a
+-- reload): its pii field list and masker, so
+-- the vault masks exactly as the rows were masked. Each landed item that carries the message
+-- (rows, and rows Postgres refused) is decoded again; each string value of a pii field is
+-- sealed once per batch under its mask. An ip is stored in canonical form (what was masked).
+function M.writer(key, get_proc)
+  local key_id = key:id()
+  local decode = new_json().decode
+  local canonical_ip = mask.canonical_ip
+  local seal, tohex = key.seal, cvault.tohex
+  return function(db, landed)
+    local proc = type(get_proc) == "function" and get_proc() or get_proc
+    local pii, masker = proc.pii, proc.masker
+    local seen, m, f, n, c, count = {}, {}, {}, {}, {}, 0
+    for i = 1, #landed do
+      local message = landed[i].message
+      local body = message and message.body
+      local ok, rec = false, nil
+      if body then ok, rec = pcall(decode, body) end
+      if ok and type(rec) == "table" then
+        for j = 1, #pii do
+          local field = pii[j]
+          local v = rec[field]
+          if type(v) == "string" then
+            if field == "ip" then v = canonical_ip(v) or v end
+            local masked = masker:hex(v)
+            local ad = field .. "\0" .. masked
+            if not seen[ad] then
+              seen[ad] = true
+              local nonce, ct = seal(key, ad, v)
+              count = count + 1
+              m[count], f[count], n[count], c[count] = masked, field, tohex(nonce), tohex(ct)
+            end
+          end
+        end
+      end
+    end
+    if count == 0 then return true end
+    m.n, f.n, n.n, c.n = count, count, count, count
+    local ok, err, code = db:exec(INSERT, key_id, m, f, n, c)
+    if not ok then return nil, err, code end
+    return true
+  end
+end
+
+-- ---- reading, for reveal ---------------------------------------------------------------------
+
+-- fetch(db, masks, field) -> array of {masked=, field=, key_id=, nonce=, ciphertext=} (bytes)
+-- | nil, msg, code. field nil = both fields.
+function M.fetch(db, masks, field)
+  local sql = "SELECT masked, field, key_id, encode(nonce, 'hex'), encode(ciphertext, 'hex') FROM "
+    .. QUALIFIED .. " WHERE masked = ANY($1::text[]) AND ($2::text IS NULL OR field = $2) "
+    .. "ORDER BY masked, field"
+  local rows, err, code = db:exec(sql, masks, field)
+  if not rows then return nil, err, code end
+  local out = {}
+  for i, r in ipairs(rows) do
+    out[i] = { masked = r[1], field = r[2], key_id = r[3],
+               nonce = cvault.fromhex(r[4]) or "", ciphertext = cvault.fromhex(r[5]) or "" }
+  end
+  return out
+end
+
+-- open_row(keys, row) -> plaintext | nil, msg. keys: {[key_id] = key}.
+function M.open_row(keys, row)
+  local key = keys[row.key_id]
+  if not key then
+    local have = {}
+    for id in pairs(keys) do have[#have + 1] = id end
+    table.sort(have)
+    return nil, ("it was sealed with vault key id %s, and the key given has id %s")
+      :format(row.key_id, table.concat(have, ", "))
+  end
+  local plain, err = key:open(row.field .. "\0" .. row.masked, row.nonce, row.ciphertext)
+  if not plain then return nil, err end
+  return plain
+end
+
+-- rows_with_key(db, key_id, limit) -> up to limit rows sealed with key_id, locked (FOR UPDATE) in
+-- the caller's transaction, for re-encryption | nil, msg, code
+function M.rows_with_key(db, key_id, limit)
+  local rows, err, code = db:exec(
+    "SELECT masked, field, key_id, encode(nonce, 'hex'), encode(ciphertext, 'hex') FROM "
+      .. QUALIFIED .. " WHERE key_id = $1 ORDER BY masked, field LIMIT $2 FOR UPDATE", key_id, limit)
+  if not rows then return nil, err, code end
+  local out = {}
+  for i, r in ipairs(rows) do
+    out[i] = { masked = r[1], field = r[2], key_id = r[3],
+               nonce = cvault.fromhex(r[4]) or "", ciphertext = cvault.fromhex(r[5]) or "" }
+  end
+  return out
+end
+
+-- reseal(db, new_key, rows, keys) -> count | nil, msg, code: rows re-encrypted under new_key,
+-- in the caller's transaction. A row that does not open stops everything (nil, msg).
+function M.reseal(db, new_key, rows, keys)
+  local m, f, n, c = {}, {}, {}, {}
+  for i, row in ipairs(rows) do
+    local plain, err = M.open_row(keys, row)
+    if not plain then return nil, ("%s (%s): %s"):format(row.masked, row.field, err) end
+    local ad = row.field .. "\0" .. row.masked
+    local nonce, ct = new_key:seal(ad, plain)
+    m[i], f[i], n[i], c[i] = row.masked, row.field, cvault.tohex(nonce), cvault.tohex(ct)
+  end
+  if #rows == 0 then return 0 end
+  local ok, err, code = db:exec(
+    "UPDATE " .. QUALIFIED .. " AS p SET key_id = $1, nonce = decode(u.n, 'hex'), "
+      .. "ciphertext = decode(u.c, 'hex') "
+      .. "FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS u(m, f, n, c) "
+      .. "WHERE p.masked = u.m AND p.field = u.f", new_key:id(), m, f, n, c)
+  if not ok then return nil, err, code end
+  return #rows
+end
+
+return M
