@@ -121,3 +121,10 @@ foreach(fault_test kill9 pg_outage sqs_faults slow_sink)
     LABELS "faults;integration" TIMEOUT 300 RUN_SERIAL TRUE
     ENVIRONMENT "ETLUA_BIN=${CMAKE_BINARY_DIR}/etlua")
 endforeach()
+
+# --- metrics -------------------------------------------------------------------------------------
+# c.test_metrics (from the tests/c glob above): the exact exposition text of a small registry,
+# escaping, histograms, bind errors, a real scrape over a socket. integration.metrics: --metrics
+# on a drain of 20,000 messages scraped during and after it, counters compared with the tables,
+# /readyz 503 while Postgres is paused; every scrape checked by tests/integration/prom_check.py.
+etlua_integration(metrics 300 ${IT}/metrics.sh 20000)
