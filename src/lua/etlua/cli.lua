@@ -48,6 +48,11 @@ environment:
   ETLUA_OUTAGE_SECONDS              how long an SQS or Postgres outage is waited out mid-run (default 300)
   ETLUA_METRICS_ADDR                HOST:PORT for the metrics server when --metrics is not given
 
+signals: SIGTERM/SIGINT stop receiving, commit and delete the batch in hand, exit 0 (a second
+  one exits at once: the ledger makes that harmless); SIGHUP re-reads the script and the rule
+  files between batches (a version that fails to load is refused and the old one keeps running).
+A --drain on a terminal shows a progress line on stderr: done, rate, rejects, ~messages left.
+
 exit status: 0 done; 1 a run that could not finish (one line on stderr says why); 2 usage.
 ]]
 
