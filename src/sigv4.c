@@ -1,8 +1,18 @@
 /* sigv4.c: AWS Signature Version 4 (canonical request, string to sign, signing key, signature).
- * A pure function of its inputs: no clock, no network, no globals. Hashing and HMAC come from
- * OpenSSL (EVP_Digest and the one-shot HMAC(), neither deprecated in OpenSSL 3); we write no
- * crypto of our own. The canonical forms follow the AWS SigV4 documentation and are checked byte
- * for byte against botocore (tests/sigv4/compare_botocore.py). */
+ * A function of its inputs: no clock, no network. Hashing and HMAC come from OpenSSL (EVP_MD and
+ * EVP_MAC, neither deprecated in OpenSSL 3); we write no crypto of our own. The canonical forms
+ * follow the AWS SigV4 documentation and are checked byte for byte against botocore
+ * (tests/sigv4/compare_botocore.py).
+ *
+ * Speed (bench/README.md "Where the time goes"): OpenSSL 3's one-shot EVP_Digest() and HMAC()
+ * look the algorithm up in the provider store on every call, which cost ~14 us per signature,
+ * far more than the hashing itself. So each thread keeps, across calls, the fetched SHA-256, one
+ * digest context and one HMAC context, and the signing key of the last (secret, date, region,
+ * service): the four-HMAC key derivation runs once a day, not once a request. The key is
+ * recognised by a SHA-256 fingerprint of the secret (no second copy of the secret is kept); the
+ * cached key is the same value the chain would compute, so the output does not change. Buffers
+ * start on the stack; only the returned Authorization value is allocated. When OpenSSL cannot
+ * give the contexts, the one-shot calls are used as before. */
 #include "etlua/sigv4.h"
 
 #include <ctype.h>
@@ -11,15 +21,21 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 
-/* A growable string; every append reports failure by leaving ok = 0. */
+/* A growable string on a caller's buffer first, the heap past it; every append reports failure
+ * by leaving ok = 0. */
 struct sbuf {
     char *p;
     size_t len, cap;
-    int ok;
+    int ok, heap;
 };
+
+#define SBUF_ON(buf) {.p = (buf), .cap = sizeof(buf), .ok = 1}
 
 static void sb_reserve(struct sbuf *b, size_t extra)
 {
@@ -30,13 +46,24 @@ static void sb_reserve(struct sbuf *b, size_t extra)
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra + 1)
         cap *= 2;
-    char *p = realloc(b->p, cap);
+    char *p = b->heap ? realloc(b->p, cap) : malloc(cap);
     if (!p) {
         b->ok = 0;
         return;
     }
+    if (!b->heap && b->len)
+        memcpy(p, b->p, b->len);
     b->p = p;
     b->cap = cap;
+    b->heap = 1;
+}
+
+static void sb_free(struct sbuf *b)
+{
+    if (b->heap)
+        free(b->p);
+    b->p = NULL;
+    b->heap = 0;
 }
 
 static void sb_addn(struct sbuf *b, const char *s, size_t n)
@@ -62,11 +89,59 @@ static void to_hex(char *dst, const unsigned char *src, size_t n)
     dst[2 * n] = '\0';
 }
 
+/* What a thread keeps between signatures (see the top of the file). */
+struct sig_state {
+    int tried;             /* contexts asked of OpenSSL once */
+    EVP_MD *md;            /* fetched SHA-256 */
+    EVP_MD_CTX *mdctx;
+    EVP_MAC_CTX *mac;      /* HMAC with SHA-256 */
+    int have_key;
+    unsigned char secret_fp[32]; /* SHA-256 of the secret the key was derived from */
+    char scope[128];       /* "date/region/service" of the key */
+    unsigned char key[32]; /* the signing key */
+};
+
+static _Thread_local struct sig_state st;
+
+static void state_init(void)
+{
+    if (st.tried)
+        return;
+    st.tried = 1;
+    st.md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    st.mdctx = EVP_MD_CTX_new();
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (mac) {
+        st.mac = EVP_MAC_CTX_new(mac); /* holds its own reference to mac */
+        EVP_MAC_free(mac);
+        OSSL_PARAM params[2] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+            OSSL_PARAM_construct_end()};
+        if (st.mac && !EVP_MAC_CTX_set_params(st.mac, params)) {
+            EVP_MAC_CTX_free(st.mac);
+            st.mac = NULL;
+        }
+    }
+}
+
+static int sha256(const void *data, size_t len, unsigned char md[32])
+{
+    unsigned int mdlen = 0;
+    state_init();
+    if (st.md && st.mdctx) {
+        if (!EVP_DigestInit_ex(st.mdctx, st.md, NULL) || !EVP_DigestUpdate(st.mdctx, data ? data : "", len) ||
+            !EVP_DigestFinal_ex(st.mdctx, md, &mdlen))
+            return -1;
+    } else if (!EVP_Digest(data ? data : "", len, md, &mdlen, EVP_sha256(), NULL)) {
+        return -1;
+    }
+    return mdlen == 32 ? 0 : -1;
+}
+
 static int sha256_hex(const void *data, size_t len, char out[65])
 {
     unsigned char md[32];
-    unsigned int mdlen = 0;
-    if (!EVP_Digest(data ? data : "", len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
+    if (sha256(data, len, md) != 0)
         return -1;
     to_hex(out, md, 32);
     return 0;
@@ -75,10 +150,57 @@ static int sha256_hex(const void *data, size_t len, char out[65])
 static int hmac256(const void *key, size_t keylen, const char *msg, size_t msglen,
                    unsigned char out[32])
 {
+    state_init();
+    if (st.mac) {
+        size_t len = 0;
+        if (!EVP_MAC_init(st.mac, key, keylen, NULL) ||
+            !EVP_MAC_update(st.mac, (const unsigned char *)msg, msglen) ||
+            !EVP_MAC_final(st.mac, out, &len, 32))
+            return -1;
+        return len == 32 ? 0 : -1;
+    }
     unsigned int len = 0;
     if (!HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)msg, msglen, out, &len))
         return -1;
     return len == 32 ? 0 : -1;
+}
+
+/* The signing key of (secret, scope = "date/region/service"): HMAC chain from "AWS4" + secret
+ * over date, region, service, "aws4_request"; the last one is reused while its inputs stay. */
+static int signing_key(const char *secret, const char *date, const char *region,
+                       const char *service, const char *scope, unsigned char key[32])
+{
+    unsigned char fp[32];
+    size_t slen = strlen(secret);
+    if (sha256(secret, slen, fp) != 0)
+        return -1;
+    if (st.have_key && strcmp(st.scope, scope) == 0 && CRYPTO_memcmp(st.secret_fp, fp, 32) == 0) {
+        memcpy(key, st.key, 32);
+        return 0;
+    }
+    unsigned char k[32], k2[32];
+    char *ksecret = malloc(slen + 5);
+    if (!ksecret)
+        return -1;
+    memcpy(ksecret, "AWS4", 4);
+    memcpy(ksecret + 4, secret, slen + 1);
+    int bad = hmac256(ksecret, slen + 4, date, 8, k) != 0 ||
+              hmac256(k, 32, region, strlen(region), k2) != 0 ||
+              hmac256(k2, 32, service, strlen(service), k) != 0 ||
+              hmac256(k, 32, "aws4_request", 12, key) != 0;
+    OPENSSL_cleanse(ksecret, slen + 5);
+    free(ksecret);
+    OPENSSL_cleanse(k, sizeof k);
+    OPENSSL_cleanse(k2, sizeof k2);
+    if (bad)
+        return -1;
+    if (strlen(scope) < sizeof st.scope) {
+        memcpy(st.key, key, 32);
+        memcpy(st.secret_fp, fp, 32);
+        strcpy(st.scope, scope);
+        st.have_key = 1;
+    }
+    return 0;
 }
 
 size_t etl_sigv4_uri_encode(char *dst, const char *src, size_t len, int keep_slash)
@@ -175,10 +297,17 @@ static void canonical_path(struct sbuf *b, const char *path, size_t len)
         sb_add(b, "/");
         return;
     }
-    size_t nseg = 0, *starts = calloc(len + 1, sizeof *starts), *lens = calloc(len + 1, sizeof *lens);
+    /* segment tables and the encoding buffer on the stack for the usual short path ("/") */
+    size_t st_starts[33], st_lens[33];
+    char st_enc[3 * 32 + 1];
+    int small = len <= 32;
+    size_t nseg = 0, *starts = small ? st_starts : calloc(len + 1, sizeof *starts),
+           *lens = small ? st_lens : calloc(len + 1, sizeof *lens);
     if (!starts || !lens) {
-        free(starts);
-        free(lens);
+        if (!small) {
+            free(starts);
+            free(lens);
+        }
         b->ok = 0;
         return;
     }
@@ -197,7 +326,7 @@ static void canonical_path(struct sbuf *b, const char *path, size_t len)
         }
         i = j + 1;
     }
-    char *enc = malloc(3 * len + 1);
+    char *enc = small ? st_enc : malloc(3 * len + 1);
     if (!enc) {
         b->ok = 0;
     } else {
@@ -211,9 +340,11 @@ static void canonical_path(struct sbuf *b, const char *path, size_t len)
         if (path[len - 1] == '/' && nseg)
             sb_add(b, "/");
     }
-    free(enc);
-    free(starts);
-    free(lens);
+    if (!small) {
+        free(enc);
+        free(starts);
+        free(lens);
+    }
 }
 
 struct kv {
@@ -287,17 +418,20 @@ static int hdr_cmp(const void *pa, const void *pb)
 /* Trimall: no leading or trailing white space, inner runs of it as one space. */
 static void add_trimmed(struct sbuf *b, const char *v)
 {
-    int pending = 0, any = 0;
-    for (; *v; v++) {
-        if (isspace((unsigned char)*v)) {
-            pending = any;
-            continue;
-        }
-        if (pending)
-            sb_add(b, " ");
-        sb_addn(b, v, 1);
-        pending = 0;
+    int any = 0;
+    while (*v) {
+        while (*v && isspace((unsigned char)*v))
+            v++;
+        if (!*v)
+            break;
+        const char *w = v; /* one run of non-space, appended at once */
+        while (*w && !isspace((unsigned char)*w))
+            w++;
+        if (any)
+            sb_addn(b, " ", 1);
+        sb_addn(b, v, (size_t)(w - v));
         any = 1;
+        v = w;
     }
 }
 
@@ -312,8 +446,12 @@ static int reserved_header(const char *name)
 static void canonical_headers(struct sbuf *ch, struct sbuf *sh, const struct etl_sigv4_input *in,
                               const struct etl_sigv4_output *out)
 {
+    /* the table and the lowercase names live on the stack while they fit (SQS: 4 headers) */
+    struct hdr st_h[8];
+    char arena[512];
+    size_t arena_used = 0;
     size_t n = 0, cap = in->nheaders + 3;
-    struct hdr *h = calloc(cap, sizeof *h);
+    struct hdr *h = cap <= 8 ? st_h : calloc(cap, sizeof *h);
     if (!h) {
         ch->ok = 0;
         return;
@@ -322,14 +460,24 @@ static void canonical_headers(struct sbuf *ch, struct sbuf *sh, const struct etl
     const char *values[3] = {out->host, out->amz_date, in->session_token};
     for (int i = 0; i < 3; i++) {
         if (values[i]) {
-            h[n].name = strdup(names[i]);
+            h[n].name = (char *)names[i]; /* static: never freed (see below) */
             h[n++].value = values[i];
         }
     }
     for (size_t i = 0; i < in->nheaders; i++) {
         if (!in->headers[i].name || !in->headers[i].value || reserved_header(in->headers[i].name))
             continue;
-        char *lname = strdup(in->headers[i].name);
+        size_t nl = strlen(in->headers[i].name);
+        char *lname;
+        if (arena_used + nl + 1 <= sizeof arena) {
+            lname = arena + arena_used;
+            arena_used += nl + 1;
+            memcpy(lname, in->headers[i].name, nl + 1);
+        } else {
+            lname = malloc(nl + 1);
+            if (lname)
+                memcpy(lname, in->headers[i].name, nl + 1);
+        }
         if (lname)
             for (char *p = lname; *p; p++)
                 *p = (char)tolower((unsigned char)*p);
@@ -357,9 +505,15 @@ static void canonical_headers(struct sbuf *ch, struct sbuf *sh, const struct etl
             sb_add(ch, "\n");
         }
     }
-    for (size_t i = 0; i < n; i++)
-        free(h[i].name);
-    free(h);
+    /* free what came from the heap: neither the static names nor the arena's */
+    for (size_t i = 0; i < n; i++) {
+        int is_static = h[i].name == names[0] || h[i].name == names[1] || h[i].name == names[2];
+        int in_arena = h[i].name >= arena && h[i].name < arena + sizeof arena;
+        if (!is_static && !in_arena)
+            free(h[i].name);
+    }
+    if (h != st_h)
+        free(h);
 }
 
 static int set_host(struct etl_sigv4_output *out, const struct url_parts *u)
@@ -390,7 +544,9 @@ int etl_sigv4_sign(const struct etl_sigv4_input *in, struct etl_sigv4_output *ou
     memcpy(date, out->amz_date, 8);
     date[8] = '\0';
 
-    struct sbuf cr = {.ok = 1}, ch = {.ok = 1}, sh = {.ok = 1}, sts = {.ok = 1}, auth = {.ok = 1};
+    char cr_buf[1024], ch_buf[512], sh_buf[128], sts_buf[256], auth_buf[512];
+    struct sbuf cr = SBUF_ON(cr_buf), ch = SBUF_ON(ch_buf), sh = SBUF_ON(sh_buf),
+                sts = SBUF_ON(sts_buf), auth = SBUF_ON(auth_buf);
     char payload_hash[65], cr_hash[65], sig[65];
     int rc = -1;
 
@@ -430,22 +586,13 @@ int etl_sigv4_sign(const struct etl_sigv4_input *in, struct etl_sigv4_output *ou
     if (!sts.ok)
         goto done;
 
-    /* signing key: HMAC chain from "AWS4" + secret over date, region, service, "aws4_request" */
-    unsigned char k[32], k2[32];
-    size_t slen = strlen(in->secret_key);
-    char *ksecret = malloc(slen + 5);
-    if (!ksecret)
-        goto done;
-    memcpy(ksecret, "AWS4", 4);
-    memcpy(ksecret + 4, in->secret_key, slen + 1);
-    int bad = hmac256(ksecret, slen + 4, date, 8, k) != 0 ||
-              hmac256(k, 32, in->region, strlen(in->region), k2) != 0 ||
-              hmac256(k2, 32, in->service, strlen(in->service), k) != 0 ||
-              hmac256(k, 32, "aws4_request", 12, k2) != 0 ||
-              hmac256(k2, 32, sts.p, sts.len, k) != 0;
-    OPENSSL_cleanse(ksecret, slen + 5);
-    free(ksecret);
-    OPENSSL_cleanse(k2, sizeof k2);
+    /* signing key (derived once per secret, date, region, service), then the signature */
+    unsigned char k[32], key[32];
+    char scope[128];
+    snprintf(scope, sizeof scope, "%s/%s/%s", date, in->region, in->service);
+    int bad = signing_key(in->secret_key, date, in->region, in->service, scope, key) != 0 ||
+              hmac256(key, 32, sts.p, sts.len, k) != 0;
+    OPENSSL_cleanse(key, sizeof key);
     if (bad)
         goto done;
     to_hex(sig, k, 32);
@@ -459,17 +606,16 @@ int etl_sigv4_sign(const struct etl_sigv4_input *in, struct etl_sigv4_output *ou
     sb_addn(&auth, sh.p, sh.len);
     sb_add(&auth, ", Signature=");
     sb_add(&auth, sig);
-    if (!auth.ok)
+    if (!auth.ok || !(out->authorization = malloc(auth.len + 1)))
         goto done;
-    out->authorization = auth.p;
-    auth.p = NULL;
+    memcpy(out->authorization, auth.p, auth.len + 1);
     rc = 0;
 done:
-    free(cr.p);
-    free(ch.p);
-    free(sh.p);
-    free(sts.p);
-    free(auth.p);
+    sb_free(&cr);
+    sb_free(&ch);
+    sb_free(&sh);
+    sb_free(&sts);
+    sb_free(&auth);
     return rc;
 }
 

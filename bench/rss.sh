@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# bench/rss.sh [N ...] (default: 100000 1000000)
+#
+# etlua's memory while draining N messages, for each N given: starts Postgres and fauxqs,
+# loads all N messages into the queue first (fauxqs holds them in its own memory, not etlua's),
+# runs `etlua scripts/login_etl.lua --drain` and samples its /proc/PID/status every second:
+# VmRSS (now) and VmHWM (peak). Prints peak RSS per N and the RSS after 10%, 50% and 90% of the
+# rows were written (flat = not growing with N); checks rows == N and an empty queue. Writes
+# bench/results/<UTC>-rss.json with the samples.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SIZES=("$@"); [ ${#SIZES[@]} -gt 0 ] || SIZES=(100000 1000000)
+WORK=$(mktemp -d /tmp/etlua-rss.XXXXXX); chmod 755 "$WORK"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+trap 'stop_services; rm -rf "$WORK"' EXIT
+cd "$ROOT"
+build_etlua
+start_services
+mkdir -p bench/results
+out="bench/results/$(date -u +%Y%m%dT%H%M%SZ)-rss.json"
+: >"$WORK/all.jsonl"
+for n in "${SIZES[@]}"; do
+    log "N=$n: generating and loading"
+    "$PY" tests/harness/gen_logins.py "$n" >"$WORK/bodies.jsonl"
+    reset_state
+    t0=$(date +%s.%N)
+    load_queue "$WORK/bodies.jsonl" "$n"
+    log "N=$n: loaded in $(awk "BEGIN{printf \"%.1f\", $(date +%s.%N)-$t0}") s; fauxqs RSS $(awk '/VmRSS/{print int($2/1024)}' "/proc/$(cat "$WORK/sqs/fauxqs.pid")/status") MiB"
+    /usr/bin/time -f '%e %U %S %M' -o "$WORK/time.txt" build-bench/etlua scripts/login_etl.lua --drain \
+        >"$WORK/etlua.out" 2>"$WORK/etlua.err" &
+    tpid=$!
+    pid=
+    for _ in $(seq 1 100); do pid=$(pgrep -P "$tpid" etlua || true); [ -n "$pid" ] && break; sleep 0.05; done
+    : >"$WORK/samples.txt"
+    start=$(date +%s.%N)
+    while [ -n "$pid" ] && [ -r "/proc/$pid/status" ]; do
+        rss=$(awk '/VmRSS/{print $2}' "/proc/$pid/status" 2>/dev/null || true)
+        hwm=$(awk '/VmHWM/{print $2}' "/proc/$pid/status" 2>/dev/null || true)
+        got=$(rows 2>/dev/null || echo 0)
+        [ -n "$rss" ] && echo "$(awk "BEGIN{printf \"%.1f\", $(date +%s.%N)-$start}") $got $rss $hwm" >>"$WORK/samples.txt"
+        sleep 1
+    done
+    rc=0; wait "$tpid" || rc=$?
+    read -r wall user sys maxrss < <(tail -n 1 "$WORK/time.txt")
+    got=$(rows); d=$(depth)
+    ok=true; { [ "$rc" = 0 ] && [ "$got" = "$n" ] && [ "$d" = "0 0" ]; } || ok=false
+    "$PY" - "$n" "$wall" "$user" "$sys" "$maxrss" "$ok" "$WORK/samples.txt" >>"$WORK/all.jsonl" <<'PYEOF'
+import json, sys
+n, wall, user, sys_, maxrss, ok, path = sys.argv[1:]
+samples = [[float(x) for x in l.split()] for l in open(path) if len(l.split()) == 4]
+def rss_at(frac):
+    for t, got, rss, hwm in samples:
+        if got >= frac * int(n):
+            return round(rss / 1024, 1)
+    return None
+print(json.dumps({"n": int(n), "wall_s": float(wall), "cpu_s": float(user) + float(sys_),
+    "peak_rss_mib": round(int(maxrss) / 1024, 1),
+    "peak_vmhwm_mib": round(max((s[3] for s in samples), default=0) / 1024, 1),
+    "rss_mib_at_10pct": rss_at(0.1), "rss_mib_at_50pct": rss_at(0.5), "rss_mib_at_90pct": rss_at(0.9),
+    "msgs_s": round(int(n) / float(wall)), "ok": ok == "true",
+    "samples_t_rows_rsskb_hwmkb": samples}))
+PYEOF
+    log "N=$n: ${wall}s wall, peak RSS $((maxrss / 1024)) MiB, rows $got, queue '$d', ok=$ok"
+done
+"$PY" - "$WORK/all.jsonl" "$out" "$(git describe --always --dirty)" <<'PYEOF'
+import json, sys, platform, os
+runs = [json.loads(l) for l in open(sys.argv[1])]
+json.dump({"host": platform.node(), "cpus": os.cpu_count(), "git": sys.argv[3], "runs": runs},
+          open(sys.argv[2], "w"), indent=1)
+print("\n| N | wall s | msgs/s | peak RSS MiB (VmHWM) | RSS at 10% / 50% / 90% MiB | ok |")
+print("|---:|---:|---:|---:|---|---|")
+for r in runs:
+    print(f"| {r['n']:,} | {r['wall_s']:.1f} | {r['msgs_s']:,} | {r['peak_rss_mib']} | "
+          f"{r['rss_mib_at_10pct']} / {r['rss_mib_at_50pct']} / {r['rss_mib_at_90pct']} | {r['ok']} |")
+PYEOF
+log "raw results: $out"
