@@ -42,6 +42,11 @@ void etl_http_close(struct etl_http *h)
     free(h);
 }
 
+const char *etl_http_ca_bundle(const struct etl_http *h)
+{
+    return h ? h->ca_bundle : NULL;
+}
+
 void etl_http_response_free(struct etl_http_response *resp)
 {
     free(resp->body);
@@ -192,6 +197,8 @@ static enum etl_http_status conclude(CURL *cu, CURLcode rc, struct collect *c,
         st = fail(ETL_HTTP_STOPPED, err, errlen, "stopped", NULL);
     else if (rc == CURLE_OPERATION_TIMEDOUT)
         st = fail(ETL_HTTP_TIMEOUT, err, errlen, "timed out", errbuf);
+    else if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE)
+        st = fail(ETL_HTTP_TLS, err, errlen, curl_easy_strerror(rc), errbuf);
     else if (rc != CURLE_OK)
         st = fail(ETL_HTTP_NETWORK, err, errlen, curl_easy_strerror(rc), errbuf);
     if (st != ETL_HTTP_OK) {

@@ -32,7 +32,7 @@ static const char *kind_action(int kind)
 
 static void ensure_multi(lua_State *L, struct client *c)
 {
-    if (!c->multi && !(c->multi = etl_http_multi_open(NULL, c->max_inflight)))
+    if (!c->multi && !(c->multi = etl_http_multi_open(etl_http_ca_bundle(c->http), c->max_inflight)))
         luaL_error(L, "etlua.sqs: cannot initialise libcurl multi");
 }
 

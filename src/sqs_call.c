@@ -215,6 +215,7 @@ enum etl_sqs_code etl_sqs_code_of_http(enum etl_http_status st)
            : st == ETL_HTTP_TOO_LARGE ? ETL_SQS_PROTOCOL
            : st == ETL_HTTP_NOMEM     ? ETL_SQS_CLIENT
            : st == ETL_HTTP_STOPPED   ? ETL_SQS_STOPPED
+           : st == ETL_HTTP_TLS       ? ETL_SQS_AUTH /* certificate not verified: not retried */
                                       : ETL_SQS_NETWORK;
 }
 

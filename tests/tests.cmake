@@ -128,3 +128,7 @@ endforeach()
 # on a drain of 20,000 messages scraped during and after it, counters compared with the tables,
 # /readyz 503 while Postgres is paused; every scrape checked by tests/integration/prom_check.py.
 etlua_integration(metrics 300 ${IT}/metrics.sh 20000)
+
+# --- tls and memcheck ------------------------------------------------------------------------------
+# integration.tls: https verified (self-signed CA refused by default, accepted with AWS_CA_BUNDLE).
+etlua_integration(tls 180 ${CMAKE_SOURCE_DIR}/tests/integration/tls.sh)

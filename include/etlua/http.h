@@ -17,7 +17,8 @@ enum etl_http_status {
     ETL_HTTP_TIMEOUT,     /* connect or total timeout */
     ETL_HTTP_TOO_LARGE,   /* answer body over ETL_HTTP_MAX_BODY */
     ETL_HTTP_NOMEM,
-    ETL_HTTP_STOPPED      /* cut short because the process was asked to stop */
+    ETL_HTTP_STOPPED,     /* cut short because the process was asked to stop */
+    ETL_HTTP_TLS          /* the server's certificate was not verified: not retried */
 };
 
 /* Returns non-zero once the process should stop (etl_host_stop_requested); NULL = never. */
@@ -36,6 +37,10 @@ struct etl_http;
 /* Creates a transport. ca_bundle: a CA file for TLS verification or NULL for the system store.
  * Returns NULL when curl cannot be initialised. TLS peer and host verification are always on. */
 struct etl_http *etl_http_open(const char *ca_bundle);
+
+/* The ca_bundle the transport was opened with (NULL: the system store), for a multi transport
+ * of the same client. */
+const char *etl_http_ca_bundle(const struct etl_http *h);
 
 /* POSTs body to url with the given "Name: value" header lines. On ETL_HTTP_OK *resp holds the
  * answer (free it with etl_http_response_free); otherwise err holds a message without secrets.

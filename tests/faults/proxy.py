@@ -3,6 +3,10 @@
 
 usage: proxy.py --upstream http://127.0.0.1:PORT [--port 0] [--port-file F] [--control-port-file F]
                 [--p503 P] [--pthrottle P] [--preset P] [--pstall P] [--stall-s S] [--seed S]
+                [--tls CERT KEY]
+
+--tls serves https with that certificate chain (PEM) and key instead of http (the origin and the
+port file say https://; tests/integration/tls.sh), still forwarding to an http upstream.
 
 etlua talks to the proxy (AWS_ENDPOINT_URL=http://127.0.0.1:PROXYPORT); the proxy forwards each
 request to the upstream emulator, or instead injects one fault, drawn per request:
@@ -35,6 +39,7 @@ import random
 import signal
 import socket
 import socketserver
+import ssl
 import struct
 import sys
 import threading
@@ -272,6 +277,7 @@ def main():
     ap.add_argument("--pstall", type=float, default=0.01)
     ap.add_argument("--stall-s", type=float, default=3.0)
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     ARGS = ap.parse_args()
     RNG.seed(ARGS.seed)
     u = urllib.parse.urlparse(ARGS.upstream)
@@ -281,7 +287,13 @@ def main():
     srv = Server(("127.0.0.1", ARGS.port), Handler)
     ctl = Server(("127.0.0.1", 0), Control)
     port = srv.server_address[1]
-    MY_ORIGIN = ("http://127.0.0.1:%d" % port).encode()
+    scheme = "http"
+    if ARGS.tls:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(ARGS.tls[0], ARGS.tls[1])
+        srv.socket = tls.wrap_socket(srv.socket, server_side=True)
+        scheme = "https"
+    MY_ORIGIN = ("%s://127.0.0.1:%d" % (scheme, port)).encode()
     threading.Thread(target=ctl.serve_forever, daemon=True).start()
 
     def stop(signum, frame):
@@ -293,8 +305,8 @@ def main():
     if ARGS.control_port_file:
         write_atomic(ARGS.control_port_file, "http://127.0.0.1:%d\n" % ctl.server_address[1])
     if ARGS.port_file:
-        write_atomic(ARGS.port_file, "http://127.0.0.1:%d\n" % port)
-    print("proxy: 127.0.0.1:%d -> %s (control 127.0.0.1:%d)" % (port, ARGS.upstream, ctl.server_address[1]),
+        write_atomic(ARGS.port_file, "%s://127.0.0.1:%d\n" % (scheme, port))
+    print("proxy: " + scheme + " 127.0.0.1:%d -> %s (control 127.0.0.1:%d)" % (port, ARGS.upstream, ctl.server_address[1]),
           file=sys.stderr, flush=True)
     srv.serve_forever()
 
