@@ -129,9 +129,11 @@ rc=0; wait $pid || rc=$?
 ok "SIGTERM: exit 0, the server is gone"
 
 # ETLUA_METRICS_ADDR without --metrics; a taken address is one line and exit 1.
-python3 -c 'import socket,time; s=socket.socket(); s.bind(("127.0.0.1",'"$port"')); s.listen(); time.sleep(5)' &
+python3 -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen()
+print(s.getsockname()[1], flush=True); time.sleep(10)' >"$WORK/held" &
 holder=$!
-sleep 0.3
+for _ in $(seq 50); do [ -s "$WORK/held" ] && break; sleep 0.1; done
+port=$(cat "$WORK/held")
 rc=0
 ETLUA_METRICS_ADDR=127.0.0.1:$port "$ETLUA_BIN" "$ROOT/scripts/login_etl.lua" --drain 2>"$WORK/taken.log" || rc=$?
 kill $holder 2>/dev/null || true; wait $holder 2>/dev/null || true
