@@ -132,3 +132,9 @@ etlua_integration(metrics 300 ${IT}/metrics.sh 20000)
 # --- tls and memcheck ------------------------------------------------------------------------------
 # integration.tls: https verified (self-signed CA refused by default, accepted with AWS_CA_BUNDLE).
 etlua_integration(tls 180 ${CMAKE_SOURCE_DIR}/tests/integration/tls.sh)
+# memcheck.drain: a drain with hostile bodies and the C unit tests under valgrind memcheck
+# (errors and definite leaks fail); in a sanitizer build it builds a plain etlua of its own.
+add_test(NAME memcheck.drain COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/memcheck.sh)
+set_tests_properties(memcheck.drain PROPERTIES LABELS "integration;memcheck" TIMEOUT 900
+  SKIP_RETURN_CODE 77
+  ENVIRONMENT "ETLUA_BIN=$<TARGET_FILE:etlua>;ETLUA_MEMCHECK_BUILD=${CMAKE_BINARY_DIR}/memcheck-build")
