@@ -138,3 +138,7 @@ add_test(NAME memcheck.drain COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/
 set_tests_properties(memcheck.drain PROPERTIES LABELS "integration;memcheck" TIMEOUT 900
   SKIP_RETURN_CODE 77
   ENVIRONMENT "ETLUA_BIN=$<TARGET_FILE:etlua>;ETLUA_MEMCHECK_BUILD=${CMAKE_BINARY_DIR}/memcheck-build")
+# integration.batch_entries.*: ReceiptHandleIsInvalid and partial failures of
+# ChangeMessageVisibilityBatch / DeleteMessageBatch handled entry by entry (local-aws-sqs).
+etlua_integration(batch_entries.json 120 ${CMAKE_SOURCE_DIR}/tests/integration/batch_entries.sh json)
+etlua_integration(batch_entries.query 120 ${CMAKE_SOURCE_DIR}/tests/integration/batch_entries.sh query)
