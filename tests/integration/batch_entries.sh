@@ -14,7 +14,7 @@ python3 "$ROOT/tests/harness/gen_logins.py" 20 --seed 3 >"$WORK/input.jsonl"
 send "$WORK/input.jsonl"
 
 preload=
-if ldd "$build/etlua.so" | grep -q libasan; then preload=$(gcc -print-file-name=libasan.so); fi
+if ldd "$build/etlua.so" | grep libasan >/dev/null; then preload=$(gcc -print-file-name=libasan.so); fi
 LD_PRELOAD=$preload ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} \
 LUA_PATH="$ROOT/src/lua/?.lua;;" LUA_CPATH="$build/?.so;;" PROTOCOL=$protocol \
   lua5.4 - >"$WORK/out.txt" 2>&1 <<'LUA' || { cat "$WORK/out.txt" >&2; fail "batch entry checks ($protocol)"; }

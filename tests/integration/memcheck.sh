@@ -3,7 +3,9 @@
 # The drain: a few hundred messages (the sample, the contract's cases, every hostile body of
 # hostile.py, generated logins) from fauxqs into a throwaway Postgres, etlua wrapped in
 #   valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
-# and checked exact against the oracle; then every tests/c unit test under the same options.
+# and checked exact against the oracle; then every tests/c unit test, and the etlua.pg/etlua.sink
+# specs (tests/integration/sink_spec.lua: lua5.4 + busted + etlua.so, the wait hook included),
+# under the same options.
 # valgrind cannot run ASan binaries: when ETLUA_BIN is a sanitizer build, the test configures and
 # builds a plain RelWithDebInfo etlua of its own in ETLUA_MEMCHECK_BUILD (default
 # <repo>/build-memcheck). Exit 77 (skipped) when valgrind is not installed.
@@ -12,7 +14,7 @@ command -v valgrind >/dev/null || { echo "memcheck: valgrind not installed; skip
 
 bin=$ETLUA_BIN
 build=$(cd "$(dirname "$bin")" && pwd)
-if ldd "$bin" | grep -q 'libasan\|libubsan'; then
+if ldd "$bin" | grep 'libasan\|libubsan' >/dev/null; then  # not grep -q: with pipefail, ldd's SIGPIPE would fail the test
   build=${ETLUA_MEMCHECK_BUILD:-$ROOT/build-memcheck}
   { cmake -S "$ROOT" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DETLUA_SANITIZE=OFF -DETLUA_FUZZ=OFF &&
     cmake --build "$build" -j2; } >"$WORK/build.log" 2>&1 || { tail -20 "$WORK/build.log" >&2; fail "plain build for valgrind failed"; }
@@ -56,3 +58,12 @@ for t in "$build"/test_*; do
 done
 [ "$n" -gt 0 ] || fail "no C unit tests in $build"
 ok "$n C unit tests under memcheck: no errors, no definite leaks"
+
+# shellcheck disable=SC1091
+. "$WORK/pg/env"
+(cd "$ROOT/tests/integration" &&
+  LUA_PATH="$ROOT/src/lua/?.lua;;" LUA_CPATH="$build/?.so;;" ETLUA_PG_DIR=$WORK/pg \
+  ETLUA_PG_SH=$ROOT/tests/harness/pg.sh DATABASE_URL=${DATABASE_URL:-} \
+  "${vg[@]}" --log-file="$WORK/vg.sink_spec.%p" lua5.4 "$(command -v busted)" --output=TAP sink_spec.lua) \
+  >"$WORK/sink_spec.out" 2>&1 || { cat "$WORK"/vg.sink_spec.* >&2; tail -20 "$WORK/sink_spec.out" >&2; fail "sink_spec.lua under memcheck"; }
+ok "sink_spec.lua (etlua.pg incl. the wait hook, etlua.sink) under memcheck: $(grep -c '^ok' "$WORK/sink_spec.out") passed, no errors, no definite leaks"
