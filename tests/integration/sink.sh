@@ -18,7 +18,7 @@ export ETLUA_PG_DIR=$dir ETLUA_PG_SH=$root/tests/harness/pg.sh # for the restart
 # A sanitizer build of etlua.so loads into plain lua5.4 only with the ASan runtime preloaded
 # (for busted and the lua5.4 processes it spawns; not for pg.sh, which runs setuid tools).
 preload=
-if ldd "$build/etlua.so" | grep -q libasan; then preload=$(gcc -print-file-name=libasan.so); fi
+if ldd "$build/etlua.so" | grep libasan >/dev/null; then preload=$(gcc -print-file-name=libasan.so); fi
 cd "$here"
 LD_PRELOAD=$preload ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} \
     lua5.4 /usr/bin/busted --output=TAP sink_spec.lua
