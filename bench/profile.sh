@@ -6,6 +6,8 @@
 # not time) and prints the share per component (bench/callgrind_groups.py). Waiting (wall
 # vs CPU) comes from bench/run.sh: callgrind slows the process ~50x, so its wall time means
 # nothing. Writes bench/results/profile-<UTC timestamp>-n<N>.txt.
+# PROFILE_TOOL=perf: perf record with the cpu-clock software event instead (time samples, by
+# shared object and symbol; bench/results/profile-perf-<UTC>-n<N>.txt).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 N=${1:-5000}
@@ -19,6 +21,26 @@ start_services
 "$PY" tests/harness/gen_logins.py "$N" >"$WORK/bodies.jsonl"
 reset_state
 load_queue "$WORK/bodies.jsonl" "$N"
+if [ "${PROFILE_TOOL:-callgrind}" = perf ]; then
+    # perf with the software cpu-clock event (no hardware counters here): time, not instructions
+    log "etlua under perf record -e cpu-clock, N=$N"
+    perf record -q -e cpu-clock -F 4999 -o "$WORK/perf.data" \
+        build-bench/etlua scripts/login_etl.lua --drain 2>"$WORK/perf.err" >/dev/null
+    got=$(rows); d=$(depth)
+    [ "$got" = "$N" ] && [ "$d" = "0 0" ] || { log "drain incomplete: rows $got, queue $d"; exit 1; }
+    mkdir -p bench/results
+    out="bench/results/profile-perf-$(date -u +%Y%m%dT%H%M%SZ)-n$N.txt"
+    {
+        echo "etlua --drain of $N messages (fauxqs + Postgres), perf record -e cpu-clock, $(git rev-parse --short HEAD)"
+        echo "By shared object:"
+        perf report -i "$WORK/perf.data" --stdio --sort dso 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 15
+        echo
+        echo "Top symbols:"
+        perf report -i "$WORK/perf.data" --stdio --sort dso,sym 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 40
+    } | tee "$out"
+    log "written $out"
+    exit 0
+fi
 log "etlua under callgrind, N=$N"
 valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" \
     build-bench/etlua scripts/login_etl.lua --drain 2>"$WORK/valgrind.err" >/dev/null

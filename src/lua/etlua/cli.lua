@@ -40,7 +40,7 @@ environment:
   ETLUA_MASK_KEY | ETLUA_MASK_KEY_FILE   HMAC key, at least 32 bytes (required)
   ETLUA_VAULT_KEY | ETLUA_VAULT_KEY_FILE AES-256 key (64 hex digits; the file: those or 32 raw bytes):
                                     when set, raw ip/device_id are stored encrypted in etlua_vault.pii
-  ETLUA_BATCH_SIZE                  messages per transaction (default 500)
+  ETLUA_BATCH_SIZE                  messages per transaction (default 200)
   ETLUA_BATCH_MAX_WAIT_MS           longest a received message waits for its batch (default 500)
   ETLUA_WAIT_SECONDS                long-poll wait as a service (default 20)
   ETLUA_DRAIN_WAIT_SECONDS          long-poll wait that proves the queue empty with --drain (default 1)

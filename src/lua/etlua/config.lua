@@ -153,7 +153,10 @@ function M.load(defaults, getenv, need)
     cfg.database_url = get("DATABASE_URL") or ""   -- "" = libpq reads PGHOST, PGPORT, ...
   end
 
-  cfg.batch_size = number(get, "ETLUA_BATCH_SIZE", 500, 1, 100000)
+  -- 200: the receive pipeline keeps its long polls in flight while a batch commits only while
+  -- the prefetch limit, max(batch, 10 x concurrency), leaves room; 500 left ~14 of 64 in
+  -- flight during a commit and drained 100k ~15% slower on loopback (bench/README.md).
+  cfg.batch_size = number(get, "ETLUA_BATCH_SIZE", 200, 1, 100000)
   cfg.outage_seconds = number(get, "ETLUA_OUTAGE_SECONDS", 300, 0, 86400)
   cfg.batch_max_wait_ms = number(get, "ETLUA_BATCH_MAX_WAIT_MS", 500, 0, 600000)
   return cfg
