@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # bench/rss.sh [N ...] (default: 100000 1000000)
 #
-# etlua's memory while draining N messages, for each N given: starts Postgres and fauxqs,
-# loads all N messages into the queue first (fauxqs holds them in its own memory, not etlua's),
-# runs `etlua scripts/login_etl.lua --drain` and samples its /proc/PID/status every second:
-# VmRSS (now) and VmHWM (peak). Prints peak RSS per N and the RSS after 10%, 50% and 90% of the
-# rows were written (flat = not growing with N); checks rows == N and an empty queue. Writes
+# etlua's memory while draining N messages, for each N given. Starts Postgres and fauxqs and
+# runs etlua under /usr/bin/time, sampling its /proc/PID/status every second: VmRSS (now) and
+# VmHWM (peak). Prints peak RSS per N and the RSS after 10%, 50% and 90% of the rows were written
+# (flat = not growing with N); checks rows == N and an empty queue. Writes
 # bench/results/<UTC>-rss.json with the samples.
+#
+#  - N <= RSS_PRELOAD_MAX (default 100000): all N messages are loaded first, then
+#    `etlua scripts/login_etl.lua --drain`.
+#  - larger N: fauxqs can hold 1,000,000 messages (~600 MiB of its own memory) but its receive
+#    slows down with the depth of the queue (a 1M-deep queue drained at ~650 msgs/s here, against
+#    ~8,000 at 100k), so the messages are fed in chunks of RSS_CHUNK (default 50000) while etlua
+#    runs as a service (no --drain, ETLUA_WAIT_SECONDS=1), the backlog kept under 2 chunks; once
+#    N rows are written and the queue is empty, etlua gets SIGTERM and must exit 0.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SIZES=("$@"); [ ${#SIZES[@]} -gt 0 ] || SIZES=(100000 1000000)
@@ -21,17 +28,40 @@ mkdir -p bench/results
 out="bench/results/$(date -u +%Y%m%dT%H%M%SZ)-rss.json"
 : >"$WORK/all.jsonl"
 for n in "${SIZES[@]}"; do
-    log "N=$n: generating and loading"
+    log "N=$n: generating"
     "$PY" tests/harness/gen_logins.py "$n" >"$WORK/bodies.jsonl"
     reset_state
-    t0=$(date +%s.%N)
-    load_queue "$WORK/bodies.jsonl" "$n"
-    log "N=$n: loaded in $(awk "BEGIN{printf \"%.1f\", $(date +%s.%N)-$t0}") s; fauxqs RSS $(awk '/VmRSS/{print int($2/1024)}' "/proc/$(cat "$WORK/sqs/fauxqs.pid")/status") MiB"
-    /usr/bin/time -f '%e %U %S %M' -o "$WORK/time.txt" build-bench/etlua scripts/login_etl.lua --drain \
-        >"$WORK/etlua.out" 2>"$WORK/etlua.err" &
+    stream=false; [ "$n" -gt "${RSS_PRELOAD_MAX:-100000}" ] && stream=true
+    if $stream; then
+        chunk=${RSS_CHUNK:-50000}
+        split -l "$chunk" -d -a 4 "$WORK/bodies.jsonl" "$WORK/chunk."
+        ETLUA_WAIT_SECONDS=1 /usr/bin/time -f '%e %U %S %M' -o "$WORK/time.txt" build-bench/etlua scripts/login_etl.lua \
+            >"$WORK/etlua.out" 2>"$WORK/etlua.err" &
+    else
+        t0=$(date +%s.%N)
+        load_queue "$WORK/bodies.jsonl" "$n"
+        log "N=$n: loaded in $(awk "BEGIN{printf \"%.1f\", $(date +%s.%N)-$t0}") s"
+        /usr/bin/time -f '%e %U %S %M' -o "$WORK/time.txt" build-bench/etlua scripts/login_etl.lua --drain \
+            >"$WORK/etlua.out" 2>"$WORK/etlua.err" &
+    fi
     tpid=$!
     pid=
     for _ in $(seq 1 100); do pid=$(pgrep -P "$tpid" etlua || true); [ -n "$pid" ] && break; sleep 0.05; done
+    if $stream; then # the feeder: one chunk at a time, the backlog under 2 chunks
+        (
+            sent=0
+            for f in "$WORK"/chunk.*; do
+                while [ $((sent - $(rows))) -ge $((2 * chunk)) ]; do sleep 0.5; done
+                c=$(wc -l <"$f")
+                sqsjs send "$AWS_ENDPOINT_URL" "$SQS_QUEUE_URL" "$f" --concurrency 16 >/dev/null
+                sent=$((sent + c))
+            done
+            while [ "$(rows)" -lt "$n" ]; do sleep 0.5; done
+            for _ in $(seq 1 60); do [ "$(depth)" = "0 0" ] && break; sleep 0.5; done
+            kill -TERM "$pid"
+        ) &
+        fpid=$!
+    fi
     : >"$WORK/samples.txt"
     start=$(date +%s.%N)
     while [ -n "$pid" ] && [ -r "/proc/$pid/status" ]; do
@@ -42,6 +72,7 @@ for n in "${SIZES[@]}"; do
         sleep 1
     done
     rc=0; wait "$tpid" || rc=$?
+    $stream && wait "$fpid"
     read -r wall user sys maxrss < <(tail -n 1 "$WORK/time.txt")
     got=$(rows); d=$(depth)
     ok=true; { [ "$rc" = 0 ] && [ "$got" = "$n" ] && [ "$d" = "0 0" ]; } || ok=false
