@@ -117,17 +117,21 @@ function Sqs:failed(err, code)
   if not retry.retryable(code) or host.mono() - self.failing_since > self.cfg.outage_seconds then
     return nil, err, code
   end
-  local delay = retry.delay(self.failures)
+  -- Back off without blocking: the receives already in flight go on (a blocking sleep would
+  -- let them time out undriven, each adding its own sleep); no new receive starts before
+  -- retry_at. The delay grows with the failures in a row, capped.
+  local delay = retry.delay(math.min(self.failures, 10))
+  self.retry_at = math.max(self.retry_at or 0, host.mono() + delay)
   self.log:warn("retrying", { target = "sqs", code = code, attempt = self.failures,
     delay_s = string.format("%.2f", delay), error = err })
   telemetry.retry("sqs")
   telemetry.ready(false)
-  host.sleep(delay)
   return true
 end
 
 -- Starts receives until `concurrency` are in flight or the buffer holds `limit` messages.
 function Sqs:fill(wait_seconds)
+  if self.retry_at and host.mono() < self.retry_at then return true end  -- backing off
   while self.receiving < self.concurrency and #self.buffer + 10 * self.receiving < self.limit
         and not host.stopping() do
     local token, err, code = self.client:start_receive(10, wait_seconds)
@@ -166,6 +170,9 @@ function Sqs:next_batch(max, max_wait_ms, wait_seconds)
         local ok, err, code = self:fill(wait_seconds)
         if not ok then return nil, err, code end
       end
+    end
+    if self.receiving == 0 and not next(self.deleting) then
+      host.sleep(0.05)   -- backing off with nothing in flight: wait, do not spin
     end
     local ok, err, code = self:pump(#self.buffer > 0 and 10 or 100)
     if not ok then return nil, err, code end
@@ -215,7 +222,7 @@ function Sqs:delete_done(done)
   if not done.result then
     if retry.retryable(done.code) and d.attempt < retry.attempts then
       telemetry.retry("sqs")
-      host.sleep(retry.delay(d.attempt))
+      host.sleep(math.min(1, retry.delay(d.attempt)))  -- short: receives are in flight
       return self:start_delete(d.entries, d.ids, d.attempt + 1)
     end
     telemetry.error("sqs_delete")
@@ -273,7 +280,7 @@ function Sqs:extend_done(done)
   self.extending[done.token] = nil
   if not done.result then
     if retry.retryable(done.code) and d.attempt < 3 then
-      host.sleep(retry.delay(d.attempt))
+      host.sleep(math.min(1, retry.delay(d.attempt)))  -- short: receives are in flight
       return self:start_extend(d.chunk, d.timeout, d.attempt + 1)
     end
     self.log:warn("visibility extension failed; the messages may be redelivered and skipped by the ledger",
