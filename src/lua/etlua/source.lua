@@ -149,7 +149,9 @@ end
 -- when the queue proved empty (drained = true: a long poll came back empty with nothing else in
 -- flight or buffered). After a stop signal it returns what is buffered and receives no more.
 function Sqs:next_batch(max, max_wait_ms, wait_seconds)
-  self.limit = math.max(max, 10 * self.concurrency)
+  -- room for a whole batch plus every receive in flight, so the long polls keep running while
+  -- a batch is being committed (with max(batch, 10 x concurrency) a large batch starved them)
+  self.limit = max + 10 * self.concurrency
   local first
   while true do
     if #self.buffer >= max then break end
