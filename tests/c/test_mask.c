@@ -3,24 +3,14 @@
  * A plain program: prints each failure and exits non-zero when any check failed. */
 #include "etlua/mask.h"
 
+#include "check.h"
+
 #include <stdio.h>
 #include <string.h>
 
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                        \
-    do {                                                                                        \
-        if (!(cond)) {                                                                          \
-            failures++;                                                                         \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                     \
-            fprintf(stderr, __VA_ARGS__);                                                       \
-            fputc('\n', stderr);                                                                \
-        }                                                                                       \
-    } while (0)
 
 /* ---- SHA-256 ---------------------------------------------------------------------------------- */
 
@@ -230,9 +220,5 @@ int main(void)
     test_hex_is_lowercase();
     test_canonical_ip();
     test_lua_binding();
-    if (failures)
-        fprintf(stderr, "test_mask: %d failure(s)\n", failures);
-    else
-        printf("test_mask: ok\n");
-    return failures ? 1 : 0;
+    return CHECK_DONE("test_mask");
 }

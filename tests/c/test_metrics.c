@@ -5,6 +5,8 @@
  * Lua binding. A plain program: prints each failure and exits non-zero when any check failed. */
 #include "etlua/metrics.h"
 
+#include "check.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -17,25 +19,12 @@
 #include <lua.h>
 #include <lualib.h>
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                        \
-    do {                                                                                        \
-        if (!(cond)) {                                                                          \
-            failures++;                                                                         \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                     \
-            fprintf(stderr, __VA_ARGS__);                                                       \
-            fputc('\n', stderr);                                                                \
-        }                                                                                       \
-    } while (0)
-
 static void check_text(struct etl_metrics *m, const char *want, int line) {
     size_t len = 0;
     char *got = etl_metrics_render(m, &len);
     if (got == NULL || strcmp(got, want) != 0 || len != strlen(want)) {
-        failures++;
-        fprintf(stderr, "%s:%d: rendered text differs\n--- want\n%s--- got\n%s---\n", __FILE__, line,
-                want, got ? got : "(null)");
+        check_fail_at(__FILE__, line, "rendered text differs\n--- want\n%s--- got\n%s---", want,
+                      got ? got : "(null)");
     }
     free(got);
 }
@@ -273,10 +262,8 @@ static void test_lua(void) {
         "assert(ok == nil and err:find('not a numeric address'), err)\n"
         "r:close(); r:close()\n"
         "assert(not pcall(r.render, r))\n";
-    if (luaL_dostring(L, code) != LUA_OK) {
-        failures++;
-        fprintf(stderr, "%s: lua: %s\n", __FILE__, lua_tostring(L, -1));
-    }
+    int rc = luaL_dostring(L, code);
+    CHECK(rc == LUA_OK, "lua: %s", rc ? lua_tostring(L, -1) : "");
     lua_close(L);
 }
 
@@ -287,10 +274,5 @@ int main(void) {
     test_series_cap();
     test_server();
     test_lua();
-    if (failures) {
-        fprintf(stderr, "test_metrics: %d failure(s)\n", failures);
-        return 1;
-    }
-    puts("test_metrics: ok");
-    return 0;
+    return CHECK_DONE("test_metrics");
 }

@@ -3,24 +3,14 @@
  * (connect errors never carry the password, invalid conninfo is not echoed, misuse raises). */
 #include "etlua/pg.h"
 
+#include "check.h"
+
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                         \
-    do {                                                                                         \
-        if (!(cond)) {                                                                           \
-            failures++;                                                                          \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                      \
-            fprintf(stderr, __VA_ARGS__);                                                        \
-            fputc('\n', stderr);                                                                 \
-        }                                                                                        \
-    } while (0)
 
 struct escape_case {
     const char *in;
@@ -129,10 +119,5 @@ int main(void)
     test_copy_escape();
     test_redact();
     test_lua_surface();
-    if (failures) {
-        fprintf(stderr, "test_pg: %d failure(s)\n", failures);
-        return 1;
-    }
-    puts("test_pg: ok");
-    return 0;
+    return CHECK_DONE("test_pg");
 }

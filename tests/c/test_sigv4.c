@@ -3,28 +3,10 @@
  * SigV4 test suite), plus the URI encoding and the refusal of bad input. */
 #include "etlua/sigv4.h"
 
+#include "check.h"
+
 #include <stdio.h>
 #include <string.h>
-
-static int failures;
-
-#define CHECK_STR(got, want)                                                                  \
-    do {                                                                                      \
-        const char *g_ = (got), *w_ = (want);                                                 \
-        if (!g_ || strcmp(g_, w_) != 0) {                                                     \
-            printf("FAIL %s:%d\n  got:  %s\n  want: %s\n", __FILE__, __LINE__,                \
-                   g_ ? g_ : "(null)", w_);                                                   \
-            failures++;                                                                       \
-        }                                                                                     \
-    } while (0)
-
-#define CHECK(cond)                                                                           \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                            \
-            failures++;                                                                       \
-        }                                                                                     \
-    } while (0)
 
 static const time_t T_20150830_123600 = 1440938160;
 static const char *AK = "AKIDEXAMPLE";
@@ -40,12 +22,12 @@ static void test_iam_list_users(void)
         .access_key = AK, .secret_key = SK, .now = T_20150830_123600};
     struct etl_sigv4_output out;
     CHECK(etl_sigv4_sign(&in, &out) == 0);
-    CHECK_STR(out.authorization,
-              "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request, "
-              "SignedHeaders=content-type;host;x-amz-date, "
-              "Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7");
-    CHECK_STR(out.amz_date, "20150830T123600Z");
-    CHECK_STR(out.host, "iam.amazonaws.com");
+    CHECK_STR_EQ(out.authorization,
+                 "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request, "
+                 "SignedHeaders=content-type;host;x-amz-date, "
+                 "Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7");
+    CHECK_STR_EQ(out.amz_date, "20150830T123600Z");
+    CHECK_STR_EQ(out.host, "iam.amazonaws.com");
     etl_sigv4_output_free(&out);
 }
 
@@ -60,7 +42,7 @@ static void test_vanilla(const char *method, const char *want_sig)
              "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
              "SignedHeaders=host;x-amz-date, Signature=%s", want_sig);
     CHECK(etl_sigv4_sign(&in, &out) == 0);
-    CHECK_STR(out.authorization, want);
+    CHECK_STR_EQ(out.authorization, want);
     etl_sigv4_output_free(&out);
 }
 
@@ -71,12 +53,12 @@ static void test_host_and_port(void)
         .service = "sqs", .access_key = AK, .secret_key = SK, .now = 0};
     struct etl_sigv4_output out;
     CHECK(etl_sigv4_sign(&in, &out) == 0);
-    CHECK_STR(out.host, "localhost:4566");
-    CHECK_STR(out.amz_date, "19700101T000000Z");
+    CHECK_STR_EQ(out.host, "localhost:4566");
+    CHECK_STR_EQ(out.amz_date, "19700101T000000Z");
     etl_sigv4_output_free(&out);
     in.url = "https://[::1]:443/x";
     CHECK(etl_sigv4_sign(&in, &out) == 0);
-    CHECK_STR(out.host, "[::1]");
+    CHECK_STR_EQ(out.host, "[::1]");
     etl_sigv4_output_free(&out);
     in.url = "ftp://example.com/";
     CHECK(etl_sigv4_sign(&in, &out) == -1);
@@ -94,9 +76,9 @@ static void test_uri_encode(void)
 {
     char buf[64];
     etl_sigv4_uri_encode(buf, "a b/c~d-e_f.g", 13, 1);
-    CHECK_STR(buf, "a%20b/c~d-e_f.g");
+    CHECK_STR_EQ(buf, "a%20b/c~d-e_f.g");
     etl_sigv4_uri_encode(buf, "a/\xc3\xa9+=&", 7, 0);
-    CHECK_STR(buf, "a%2F%C3%A9%2B%3D%26");
+    CHECK_STR_EQ(buf, "a%2F%C3%A9%2B%3D%26");
 }
 
 int main(void)
@@ -106,10 +88,5 @@ int main(void)
     test_vanilla("POST", "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b");
     test_host_and_port();
     test_uri_encode();
-    if (failures) {
-        printf("test_sigv4: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_sigv4: ok\n");
-    return 0;
+    return CHECK_DONE("test_sigv4");
 }

@@ -3,29 +3,11 @@
  * ErrorResponse parsed to exact results; malformed, truncated and hostile XML refused cleanly. */
 #include "etlua/sqs.h"
 
+#include "check.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failures;
-
-#define CHECK(cond)                                                                           \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                            \
-            failures++;                                                                       \
-        }                                                                                     \
-    } while (0)
-
-#define CHECK_STR(got, want)                                                                  \
-    do {                                                                                      \
-        const char *g_ = (got), *w_ = (want);                                                 \
-        if (!g_ || strcmp(g_, w_) != 0) {                                                     \
-            printf("FAIL %s:%d\n  got:  %s\n  want: %s\n", __FILE__, __LINE__,                \
-                   g_ ? g_ : "(null)", w_);                                                   \
-            failures++;                                                                       \
-        }                                                                                     \
-    } while (0)
 
 static int parse(const char *xml, struct etl_sqs_result *r, char *err)
 {
@@ -40,9 +22,10 @@ static void test_form(void)
     etl_sqs_query_add(&f, "QueueUrl", "http://h:4566/000000000000/q", 28);
     etl_sqs_query_add(&f, "DeleteMessageBatchRequestEntry.1.ReceiptHandle", rh, strlen(rh));
     CHECK(f.ok);
-    CHECK_STR(f.p, "Action=DeleteMessageBatch&Version=2012-11-05"
-                   "&QueueUrl=http%3A%2F%2Fh%3A4566%2F000000000000%2Fq"
-                   "&DeleteMessageBatchRequestEntry.1.ReceiptHandle=AQEB%2B%2Fx%3D%20y%26z%C3%A9");
+    CHECK_STR_EQ(f.p,
+                 "Action=DeleteMessageBatch&Version=2012-11-05"
+                 "&QueueUrl=http%3A%2F%2Fh%3A4566%2F000000000000%2Fq"
+                 "&DeleteMessageBatchRequestEntry.1.ReceiptHandle=AQEB%2B%2Fx%3D%20y%26z%C3%A9");
     etl_sqs_query_free(&f);
 }
 
@@ -72,16 +55,16 @@ static void test_receive(void)
     struct etl_sqs_result r;
     char err[200];
     CHECK(parse(xml, &r, err) == 0);
-    CHECK_STR(r.root, "ReceiveMessageResponse");
+    CHECK_STR_EQ(r.root, "ReceiveMessageResponse");
     CHECK(r.nmessages == 2);
     if (r.nmessages == 2) {
-        CHECK_STR(r.messages[0].id, "5fea7756-0ea4-451a-a703-a558b933e274");
-        CHECK_STR(r.messages[0].receipt,
-                  "MbZj6wDWli+JvwwJaBV+3dcjk2YW2vA3+STFFljTM8tJJg6HRG6PYSasuWXPJB+Cw");
-        CHECK_STR(r.messages[0].body, "{\"user_id\": \"u<1>&\", \"ip\": \"caf\xc3\xa9\"}");
+        CHECK_STR_EQ(r.messages[0].id, "5fea7756-0ea4-451a-a703-a558b933e274");
+        CHECK_STR_EQ(r.messages[0].receipt,
+                     "MbZj6wDWli+JvwwJaBV+3dcjk2YW2vA3+STFFljTM8tJJg6HRG6PYSasuWXPJB+Cw");
+        CHECK_STR_EQ(r.messages[0].body, "{\"user_id\": \"u<1>&\", \"ip\": \"caf\xc3\xa9\"}");
         CHECK(r.messages[0].sent_ms == 1238099229000LL);
-        CHECK_STR(r.messages[1].id, "m2");
-        CHECK_STR(r.messages[1].body, "");
+        CHECK_STR_EQ(r.messages[1].id, "m2");
+        CHECK_STR_EQ(r.messages[1].body, "");
         CHECK(r.messages[1].sent_ms == -1);
     }
     CHECK(r.error_code == NULL);
@@ -110,11 +93,11 @@ static void test_delete_batch_partial(void)
     CHECK(parse(xml, &r, err) == 0);
     CHECK(r.nsucceeded == 1 && r.nfailures == 1);
     if (r.nsucceeded == 1)
-        CHECK_STR(r.succeeded[0], "msg1");
+        CHECK_STR_EQ(r.succeeded[0], "msg1");
     if (r.nfailures == 1) {
-        CHECK_STR(r.failures[0].id, "msg2");
-        CHECK_STR(r.failures[0].code, "ReceiptHandleIsInvalid");
-        CHECK_STR(r.failures[0].message, "The input receipt handle is invalid.");
+        CHECK_STR_EQ(r.failures[0].id, "msg2");
+        CHECK_STR_EQ(r.failures[0].code, "ReceiptHandleIsInvalid");
+        CHECK_STR_EQ(r.failures[0].message, "The input receipt handle is invalid.");
     }
     etl_sqs_result_free(&r);
 
@@ -137,7 +120,7 @@ static void test_queue_url_and_attributes(void)
                 "<QueueUrl>http://localhost:4566/000000000000/login-queue</QueueUrl>"
                 "</GetQueueUrlResult><ResponseMetadata><RequestId>x</RequestId>"
                 "</ResponseMetadata></GetQueueUrlResponse>", &r, err) == 0);
-    CHECK_STR(r.queue_url, "http://localhost:4566/000000000000/login-queue");
+    CHECK_STR_EQ(r.queue_url, "http://localhost:4566/000000000000/login-queue");
     etl_sqs_result_free(&r);
 
     CHECK(parse("<GetQueueAttributesResponse><GetQueueAttributesResult>"
@@ -147,9 +130,9 @@ static void test_queue_url_and_attributes(void)
                 &r, err) == 0);
     CHECK(r.nattributes == 2);
     if (r.nattributes == 2) {
-        CHECK_STR(r.attributes[0].name, "ApproximateNumberOfMessages");
-        CHECK_STR(r.attributes[0].value, "12");
-        CHECK_STR(r.attributes[1].value, "arn:aws:sqs:us-east-1:0:q");
+        CHECK_STR_EQ(r.attributes[0].name, "ApproximateNumberOfMessages");
+        CHECK_STR_EQ(r.attributes[0].value, "12");
+        CHECK_STR_EQ(r.attributes[1].value, "arn:aws:sqs:us-east-1:0:q");
     }
     etl_sqs_result_free(&r);
 }
@@ -164,9 +147,9 @@ static void test_error_response(void)
                 "<Message>The specified queue does not exist for this wsdl version.</Message>"
                 "<Detail/></Error><RequestId>42d59b56-7407-4c4a-be0f-4c88daeea257</RequestId>"
                 "</ErrorResponse>", &r, err) == 0);
-    CHECK_STR(r.root, "ErrorResponse");
-    CHECK_STR(r.error_code, "AWS.SimpleQueueService.NonExistentQueue");
-    CHECK_STR(r.error_message, "The specified queue does not exist for this wsdl version.");
+    CHECK_STR_EQ(r.root, "ErrorResponse");
+    CHECK_STR_EQ(r.error_code, "AWS.SimpleQueueService.NonExistentQueue");
+    CHECK_STR_EQ(r.error_message, "The specified queue does not exist for this wsdl version.");
     CHECK(etl_sqs_classify(400, r.error_code) == ETL_SQS_NO_QUEUE);
     etl_sqs_result_free(&r);
 }
@@ -192,7 +175,7 @@ static void test_classify(void)
     CHECK(etl_sqs_is_protocol_mismatch("InvalidParameterValue",
                                        "The request must contain the parameter Action."));
     CHECK(!etl_sqs_is_protocol_mismatch("QueueDoesNotExist", "The queue does not exist."));
-    CHECK_STR(etl_sqs_code_name(ETL_SQS_NO_QUEUE), "no_queue");
+    CHECK_STR_EQ(etl_sqs_code_name(ETL_SQS_NO_QUEUE), "no_queue");
 }
 
 static void expect_refused(const char *xml, size_t len, const char *want_prefix)
@@ -200,10 +183,8 @@ static void expect_refused(const char *xml, size_t len, const char *want_prefix)
     struct etl_sqs_result r;
     char err[200] = "";
     int rc = etl_sqs_query_parse(xml, len, &r, err, sizeof err);
-    if (rc != -1 || strncmp(err, want_prefix, strlen(want_prefix)) != 0) {
-        printf("FAIL refused input (len %zu): rc=%d err=%s\n", len, rc, err);
-        failures++;
-    }
+    CHECK(rc == -1 && strncmp(err, want_prefix, strlen(want_prefix)) == 0,
+          "refused input (len %zu): rc=%d err=%s", len, rc, err);
     etl_sqs_result_free(&r);
 }
 
@@ -259,7 +240,7 @@ static void test_hostile(void)
                                            "</BatchResultErrorEntry>", i);
         n += (size_t)sprintf(many + n, "</DeleteMessageBatchResult></R>");
         CHECK(etl_sqs_query_parse(many, n, &r, err, sizeof err) == -1);
-        CHECK_STR(err, "bad XML answer: too many entries");
+        CHECK_STR_EQ(err, "bad XML answer: too many entries");
         etl_sqs_result_free(&r);
         free(many);
     }
@@ -274,10 +255,5 @@ int main(void)
     test_error_response();
     test_classify();
     test_hostile();
-    if (failures) {
-        printf("test_sqs_query: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_sqs_query: ok\n");
-    return 0;
+    return CHECK_DONE("test_sqs_query");
 }

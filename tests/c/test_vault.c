@@ -5,6 +5,8 @@
  * A plain program: prints each failure and exits non-zero when any check failed. */
 #include "etlua/vault.h"
 
+#include "check.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -13,18 +15,6 @@
 #include <lualib.h>
 
 int luaopen_etlua_vault(lua_State *L);
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                        \
-    do {                                                                                        \
-        if (!(cond)) {                                                                          \
-            failures++;                                                                         \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                     \
-            fprintf(stderr, __VA_ARGS__);                                                       \
-            fputc('\n', stderr);                                                                \
-        }                                                                                       \
-    } while (0)
 
 static void key_0_31(unsigned char k[ETL_VAULT_KEY_LEN])
 {
@@ -184,10 +174,5 @@ int main(void)
     test_known_answer();
     test_round_trip_and_tampering();
     test_lua_binding();
-    if (failures) {
-        fprintf(stderr, "test_vault: %d failure(s)\n", failures);
-        return 1;
-    }
-    puts("test_vault: ok");
-    return 0;
+    return CHECK_DONE("test_vault");
 }
