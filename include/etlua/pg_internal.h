@@ -1,0 +1,63 @@
+/* pg_internal.h: what the C files of etlua.pg share and nothing outside them uses: the
+ * connection userdata (struct etl_pg_conn) and the functions one file calls in another. The files:
+ *  - src/pg.c       the Lua binding: connect, the handle's methods (exec, copy, on_wait, ...),
+ *                   luaopen_etlua_pg;
+ *  - src/pg_wait.c  running a command without blocking: sending, polling the socket, calling
+ *                   the wait hook, collecting results, COPY data and its end, draining;
+ *  - src/pg_text.c  text in and out of Postgres: COPY field escaping, array literals, and error
+ *                   messages made safe to log (quoted values elided, passwords scrubbed).
+ * The functions that reach a connection's user values (the wait hook) expect it at stack index
+ * 1 (the self of a method); "pushes nil, msg, code" means the three values of an expected
+ * failure. */
+#ifndef ETLUA_PG_INTERNAL_H
+#define ETLUA_PG_INTERNAL_H
+
+#include "etlua/pg.h"
+
+#include <libpq-fe.h>
+#include <lua.h>
+
+/* The userdata; user value 1 is the wait hook (a function or nil), user value 2 the message of
+ * the last error the hook raised (db:wait_error). */
+struct etl_pg_conn {
+    PGconn *conn;    /* NULL once closed */
+    double interval; /* seconds between calls of the wait hook; 0: no hook */
+    double due;      /* monotonic time of the hook's next call */
+    int in_hook;     /* the hook is running: it must not use this connection */
+};
+
+/* ---- waiting on the server (pg_wait.c) ----------------------------------------------------- */
+
+/* Monotonic time in seconds: when the wait hook is due. */
+double etl_pg_mono(void);
+
+/* Sends what libpq has buffered, reading input meanwhile. Returns 0, or -1 on failure. */
+int etl_pg_flush_out(lua_State *L, struct etl_pg_conn *c);
+
+/* What PQexec returns, the non-blocking way: the command's last result (its first error wins),
+ * or its COPY_IN/COPY_OUT result as soon as that arrives; NULL when the connection failed. */
+PGresult *etl_pg_last_result(lua_State *L, struct etl_pg_conn *c);
+
+/* PQputCopyData / PQputCopyEnd on a non-blocking connection: retried while libpq's buffers are
+ * full. Return 0, or -1 on failure. */
+int etl_pg_put_copy(lua_State *L, struct etl_pg_conn *c, const char *buf, int len);
+int etl_pg_put_end(lua_State *L, struct etl_pg_conn *c, const char *errormsg);
+
+/* Ends whatever the connection is in the middle of, so it is ready for the next command. */
+void etl_pg_drain(lua_State *L, struct etl_pg_conn *c);
+
+/* ---- text (pg_text.c) ---------------------------------------------------------------------- */
+
+/* Pushes nil, message, code for a failed result (res may be NULL) and returns 3. */
+int etl_pg_push_error(lua_State *L, PGconn *conn, const PGresult *res);
+
+/* Pushes nil, scrubbed message, "connection" for a failed connect and returns 3. */
+int etl_pg_connect_error(lua_State *L, PGconn *conn, const char *conninfo_pw);
+
+/* Converts the Lua array at idx into a Postgres array literal {"a","b",NULL} (each element
+ * double-quoted, \ and " escaped), left on the stack. Its length is field n when that is an
+ * integer (arrays with nil holes), else its raw length. Raises on an element that is not a
+ * string or number. */
+void etl_pg_array_literal(lua_State *L, int idx);
+
+#endif

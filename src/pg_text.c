@@ -1,0 +1,168 @@
+/* pg_text.c: the text etlua.pg puts into and takes out of Postgres, as functions that never
+ * touch the network: one field of COPY text format (etl_pg_copy_escape), Lua arrays as Postgres
+ * array literals, and error messages safe to log. Messages carry only libpq's primary message
+ * (DETAIL can echo row values, which may be PII), with quoted values elided for data exceptions;
+ * connection errors are scrubbed of the password (etl_pg_redact). */
+#include "etlua/pg_internal.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- pure helpers (tests/c/test_pg.c) ---------------------------------------------------- */
+
+size_t etl_pg_copy_escape(char *dst, const char *src, size_t len)
+{
+    if (memchr(src, '\0', len) != NULL)
+        return ETL_PG_ESCAPE_NUL;
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = src[i];
+        switch (c) {
+        case '\\': dst[n++] = '\\'; dst[n++] = '\\'; break;
+        case '\t': dst[n++] = '\\'; dst[n++] = 't'; break;
+        case '\n': dst[n++] = '\\'; dst[n++] = 'n'; break;
+        case '\r': dst[n++] = '\\'; dst[n++] = 'r'; break;
+        default: dst[n++] = c; break;
+        }
+    }
+    return n;
+}
+
+char *etl_pg_redact(char *out, size_t cap, const char *msg, const char *secret)
+{
+    size_t slen = secret ? strlen(secret) : 0, n = 0;
+    if (cap == 0)
+        return out;
+    while (*msg != '\0' && n + 1 < cap) {
+        if (slen > 0 && strncmp(msg, secret, slen) == 0) {
+            for (const char *r = "***"; *r != '\0' && n + 1 < cap; r++)
+                out[n++] = *r;
+            msg += slen;
+        } else {
+            out[n++] = *msg++;
+        }
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* ---- errors -------------------------------------------------------------------------------- */
+
+/* Data exceptions quote the offending value (value "..." is out of range for type integer;
+ * invalid input syntax for type integer: "..."), and the value may itself hold quotes: everything
+ * from the first to the last double quote is replaced by "...". */
+static void etl_pg_push_unquoted(lua_State *L, const char *msg, size_t len)
+{
+    const char *first = memchr(msg, '"', len), *last = NULL;
+    for (const char *p = msg + len; first != NULL && p > first; p--)
+        if (p[-1] == '"') {
+            last = p - 1;
+            break;
+        }
+    if (first == NULL || last == first) {
+        lua_pushlstring(L, msg, len);
+        return;
+    }
+    lua_pushlstring(L, msg, (size_t)(first - msg));
+    lua_pushliteral(L, "\"...\"");
+    lua_pushlstring(L, last + 1, len - (size_t)(last + 1 - msg));
+    lua_concat(L, 3);
+}
+
+/* Pushes nil, message, code for a failed result (res may be NULL) and returns 3. */
+int etl_pg_push_error(lua_State *L, PGconn *conn, const PGresult *res)
+{
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = primary ? primary : PQerrorMessage(conn);
+    size_t len = strcspn(msg, "\n"); /* libpq's own messages: the first line only */
+    lua_pushnil(L);
+    if (len == 0)
+        lua_pushliteral(L, "postgres: unknown error");
+    else if (state != NULL && strncmp(state, "22", 2) == 0)
+        etl_pg_push_unquoted(L, msg, len);
+    else
+        lua_pushlstring(L, msg, len);
+    if (PQstatus(conn) != CONNECTION_OK)
+        lua_pushliteral(L, "connection");
+    else
+        lua_pushstring(L, state ? state : "client");
+    return 3;
+}
+
+/* Pushes nil, scrubbed message, "connection" for a failed connect. */
+int etl_pg_connect_error(lua_State *L, PGconn *conn, const char *conninfo_pw)
+{
+    const char *secrets[3] = {conninfo_pw, getenv("PGPASSWORD"), conn ? PQpass(conn) : NULL};
+    char a[2048], b[2048];
+    const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
+    snprintf(a, sizeof a, "%s", msg);
+    for (int i = 0; i < 3; i++) {
+        etl_pg_redact(b, sizeof b, a, secrets[i]);
+        memcpy(a, b, sizeof a);
+    }
+    size_t len = 0; /* one line: libpq's multi-line hints become spaces */
+    for (const char *p = a; *p != '\0'; p++) {
+        int blank = *p == '\n' || *p == '\t' || *p == ' ';
+        if (!blank || (len > 0 && a[len - 1] != ' '))
+            a[len++] = blank ? ' ' : *p;
+    }
+    while (len > 0 && a[len - 1] == ' ')
+        len--;
+    lua_pushnil(L);
+    lua_pushliteral(L, "postgres: ");
+    if (len > 0)
+        lua_pushlstring(L, a, len);
+    else
+        lua_pushliteral(L, "connection failed");
+    lua_concat(L, 2);
+    lua_pushliteral(L, "connection");
+    return 3;
+}
+
+/* ---- array parameters ---------------------------------------------------------------------- */
+
+/* Converts the Lua array at idx into a Postgres array literal {"a","b",NULL} (each element
+ * double-quoted, \ and " escaped), left on the stack. Its length is field n when that is an
+ * integer (arrays with nil holes), else its raw length. */
+void etl_pg_array_literal(lua_State *L, int idx)
+{
+    luaL_Buffer b;
+    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+    lua_getfield(L, idx, "n");
+    if (lua_isinteger(L, -1))
+        n = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    luaL_buffinit(L, &b);
+    luaL_addchar(&b, '{');
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (i > 1)
+            luaL_addchar(&b, ',');
+        /* the stack must be at the buffer's level for luaL_addchar: peek at the type first */
+        int t = lua_rawgeti(L, idx, i);
+        lua_pop(L, 1);
+        if (t == LUA_TNIL) {
+            luaL_addstring(&b, "NULL");
+            continue;
+        }
+        if (t != LUA_TSTRING && t != LUA_TNUMBER)
+            luaL_error(L, "array parameter element %d is a %s", (int)i, lua_typename(L, t));
+        luaL_addchar(&b, '"');
+        lua_rawgeti(L, idx, i);
+        size_t len;
+        const char *s = lua_tolstring(L, -1, &len);
+        /* luaL_gsub stops at a NUL byte: such a value goes in raw for the caller to refuse */
+        if (memchr(s, '\0', len) == NULL && strpbrk(s, "\\\"") != NULL) {
+            luaL_gsub(L, s, "\\", "\\\\");
+            lua_remove(L, -2);
+            luaL_gsub(L, lua_tostring(L, -1), "\"", "\\\"");
+            lua_remove(L, -2);
+        }
+        luaL_addvalue(&b); /* the one call that takes a value above the buffer */
+        luaL_addchar(&b, '"');
+    }
+    luaL_addchar(&b, '}');
+    luaL_pushresult(&b);
+}

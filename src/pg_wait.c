@@ -1,0 +1,149 @@
+/* pg_wait.c: running an etlua.pg command so that waiting on the server never shuts out Lua. Every
+ * call runs on libpq's non-blocking interface (PQsendQuery*, PQflush, PQconsumeInput, PQisBusy, poll() on
+ * PQsocket), so while the server makes a call wait (a lock, a slow disk) the connection's wait
+ * hook (db:on_wait) can run: the runner extends the SQS visibility of the messages it holds from
+ * there. Owns the waiting loop, the hook's call under lua_pcall, collecting a command's results,
+ * sending COPY data and its end, and draining a connection back to idle. */
+#include "etlua/pg_internal.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <time.h>
+
+/* ---- waiting on the server ------------------------------------------------------------------ */
+
+double etl_pg_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Calls the wait hook of the connection at stack index 1 under lua_pcall (stack-neutral). An
+ * error is kept for db:wait_error() and never reaches the call that was waiting. */
+static void etl_pg_call_hook(lua_State *L, struct etl_pg_conn *c)
+{
+    if (lua_getiuservalue(L, 1, 1) != LUA_TFUNCTION) {
+        lua_pop(L, 1);
+        c->interval = 0;
+        return;
+    }
+    c->in_hook = 1;
+    int rc = lua_pcall(L, 0, 0, 0);
+    c->in_hook = 0;
+    if (rc != LUA_OK) {
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            lua_pop(L, 1);
+            lua_pushliteral(L, "wait hook raised a non-string error");
+        }
+        lua_setiuservalue(L, 1, 2);
+    }
+}
+
+/* Waits until the socket is ready for events, calling the wait hook each time it is due.
+ * Returns 0 when ready (or in error: libpq finds out on its next read), -1 without a socket. */
+static int etl_pg_wait(lua_State *L, struct etl_pg_conn *c, short events)
+{
+    int fd = PQsocket(c->conn);
+    if (fd < 0)
+        return -1;
+    for (;;) {
+        int timeout = -1;
+        if (c->interval > 0) {
+            double left = c->due - etl_pg_mono();
+            if (left <= 0) {
+                etl_pg_call_hook(L, c);
+                c->due = etl_pg_mono() + c->interval;
+                continue;
+            }
+            timeout = left > 86400.0 ? 86400000 : (int)(left * 1000.0) + 1;
+        }
+        struct pollfd p = {.fd = fd, .events = events, .revents = 0};
+        int n = poll(&p, 1, timeout);
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+/* Sends what libpq has buffered, reading input meanwhile. Returns 0, or -1 on failure. */
+int etl_pg_flush_out(lua_State *L, struct etl_pg_conn *c)
+{
+    int r;
+    while ((r = PQflush(c->conn)) == 1)
+        if (etl_pg_wait(L, c, POLLIN | POLLOUT) != 0 || PQconsumeInput(c->conn) == 0)
+            return -1;
+    return r == 0 ? 0 : -1;
+}
+
+/* The next result of the command in progress, waiting while libpq is busy; NULL once the
+ * command is complete. */
+static PGresult *etl_pg_next_result(lua_State *L, struct etl_pg_conn *c)
+{
+    while (PQisBusy(c->conn))
+        if (etl_pg_wait(L, c, POLLIN) != 0 || PQconsumeInput(c->conn) == 0)
+            break; /* PQgetResult reports the failure */
+    return PQgetResult(c->conn);
+}
+
+/* What PQexec returns, the non-blocking way: the command's last result (its first error wins),
+ * or its COPY_IN/COPY_OUT result as soon as that arrives; NULL when the connection failed. */
+PGresult *etl_pg_last_result(lua_State *L, struct etl_pg_conn *c)
+{
+    PGresult *last = NULL, *res;
+    while ((res = etl_pg_next_result(L, c)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        int copy = st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH;
+        if (!copy && last != NULL && PQresultStatus(last) == PGRES_FATAL_ERROR) {
+            PQclear(res);
+        } else {
+            PQclear(last);
+            last = res;
+        }
+        if (copy || PQstatus(c->conn) == CONNECTION_BAD)
+            break;
+    }
+    return last;
+}
+
+/* PQputCopyData / PQputCopyEnd on a non-blocking connection: retried while libpq's buffers are
+ * full. Return 0, or -1 on failure. */
+int etl_pg_put_copy(lua_State *L, struct etl_pg_conn *c, const char *buf, int len)
+{
+    int r;
+    while ((r = PQputCopyData(c->conn, buf, len)) == 0)
+        if (etl_pg_wait(L, c, POLLIN | POLLOUT) != 0 || PQconsumeInput(c->conn) == 0)
+            return -1;
+    return r == 1 ? 0 : -1;
+}
+
+int etl_pg_put_end(lua_State *L, struct etl_pg_conn *c, const char *errormsg)
+{
+    int r;
+    while ((r = PQputCopyEnd(c->conn, errormsg)) == 0)
+        if (etl_pg_wait(L, c, POLLIN | POLLOUT) != 0 || PQconsumeInput(c->conn) == 0)
+            return -1;
+    return r == 1 ? etl_pg_flush_out(L, c) : -1;
+}
+
+/* Ends whatever the connection is in the middle of, so it is ready for the next command. */
+void etl_pg_drain(lua_State *L, struct etl_pg_conn *c)
+{
+    PGconn *conn = c->conn;
+    PGresult *res;
+    while ((res = etl_pg_next_result(L, c)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        PQclear(res);
+        if (st == PGRES_COPY_IN) {
+            if (etl_pg_put_end(L, c, "aborted by etlua") != 0)
+                break;
+        } else if (st == PGRES_COPY_OUT) {
+            char *buf;
+            while (PQgetCopyData(conn, &buf, 0) > 0)
+                PQfreemem(buf);
+        }
+        if (PQstatus(conn) != CONNECTION_OK)
+            break;
+    }
+}
