@@ -163,20 +163,27 @@ end
 
 -- ---- reading, for reveal ---------------------------------------------------------------------
 
--- fetch(db, masks, field) -> array of {masked=, field=, key_id=, nonce=, ciphertext=} (bytes)
--- | nil, msg, code. field nil = both fields.
-function M.fetch(db, masks, field)
-  local sql = "SELECT masked, field, key_id, encode(nonce, 'hex'), encode(ciphertext, 'hex') FROM "
-    .. QUALIFIED .. " WHERE masked = ANY($1::text[]) AND ($2::text IS NULL OR field = $2) "
-    .. "ORDER BY masked, field"
-  local rows, err, code = db:exec(sql, masks, field)
-  if not rows then return nil, err, code end
+-- The columns every reading query selects, and their decoding into sealed rows.
+local SEALED_COLUMNS = "masked, field, key_id, encode(nonce, 'hex'), encode(ciphertext, 'hex')"
+
+local function sealed_rows(rows)
   local out = {}
   for i, r in ipairs(rows) do
     out[i] = { masked = r[1], field = r[2], key_id = r[3],
                nonce = cvault.fromhex(r[4]) or "", ciphertext = cvault.fromhex(r[5]) or "" }
   end
   return out
+end
+
+-- fetch(db, masks, field) -> array of {masked=, field=, key_id=, nonce=, ciphertext=} (bytes)
+-- | nil, msg, code. field nil = both fields.
+function M.fetch(db, masks, field)
+  local sql = "SELECT " .. SEALED_COLUMNS .. " FROM "
+    .. QUALIFIED .. " WHERE masked = ANY($1::text[]) AND ($2::text IS NULL OR field = $2) "
+    .. "ORDER BY masked, field"
+  local rows, err, code = db:exec(sql, masks, field)
+  if not rows then return nil, err, code end
+  return sealed_rows(rows)
 end
 
 -- open_row(keys, row) -> plaintext | nil, msg. keys: {[key_id] = key}.
@@ -198,15 +205,10 @@ end
 -- the caller's transaction, for re-encryption | nil, msg, code
 function M.rows_with_key(db, key_id, limit)
   local rows, err, code = db:exec(
-    "SELECT masked, field, key_id, encode(nonce, 'hex'), encode(ciphertext, 'hex') FROM "
+    "SELECT " .. SEALED_COLUMNS .. " FROM "
       .. QUALIFIED .. " WHERE key_id = $1 ORDER BY masked, field LIMIT $2 FOR UPDATE", key_id, limit)
   if not rows then return nil, err, code end
-  local out = {}
-  for i, r in ipairs(rows) do
-    out[i] = { masked = r[1], field = r[2], key_id = r[3],
-               nonce = cvault.fromhex(r[4]) or "", ciphertext = cvault.fromhex(r[5]) or "" }
-  end
-  return out
+  return sealed_rows(rows)
 end
 
 -- reseal(db, new_key, rows, keys) -> count | nil, msg, code: rows re-encrypted under new_key,
