@@ -5,8 +5,10 @@
  * Binding: the listening socket is made here (socket/bind/listen on exactly the address given)
  * and handed to libmicrohttpd with MHD_OPTION_LISTEN_SOCKET, so a bind failure reports the
  * system's reason ("Address already in use") instead of a bare NULL from MHD_start_daemon.
- * Stopping the server is etl_metrics_free's (metrics.c). */
+ * It reads the registry (metrics.c) through its rendering (metrics_text.c) and readiness; the
+ * Lua binding (metrics_lua.c) starts and stops it. */
 #include "etlua/metrics_internal.h"
+#include "etlua/metrics_server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -80,12 +82,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return reply(c, MHD_HTTP_NOT_FOUND, TEXT, msg, sizeof msg - 1, 0);
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
+static void *fail(char *err, size_t errlen, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
-    return -1;
+    return NULL;
 }
 
 /* "1.2.3.4:9108" or "[::1]:9108" -> sockaddr. Numeric only: the address bound is the one given. */
@@ -140,11 +142,15 @@ static void format_addr(const struct sockaddr_storage *ss, char *out, size_t out
     }
 }
 
-int etl_metrics_serve(struct etl_metrics *m, const char *addr, char *bound, size_t boundlen,
-                      char *err, size_t errlen) {
+struct etl_metrics_server {
+    struct MHD_Daemon *daemon;
+};
+
+struct etl_metrics_server *etl_metrics_server_start(struct etl_metrics *m, const char *addr,
+                                                    char *bound, size_t boundlen, char *err,
+                                                    size_t errlen) {
     struct sockaddr_storage ss;
     socklen_t sslen;
-    if (m->daemon) return fail(err, errlen, "the metrics server is already running");
     if (parse_addr(addr, &ss, &sslen) != 0) {
         return fail(err, errlen, "'%s' is not a numeric address:port such as 127.0.0.1:9108, "
                                  "0.0.0.0:9108 or [::1]:9108", addr);
@@ -170,17 +176,29 @@ int etl_metrics_serve(struct etl_metrics *m, const char *addr, char *bound, size
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGHUP);
     sigaddset(&block, SIGPIPE);
+    struct etl_metrics_server *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        close(fd);
+        return fail(err, errlen, "out of memory");
+    }
     pthread_sigmask(SIG_BLOCK, &block, &old);
-    m->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, on_request, m,
+    s->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, on_request, m,
                                  MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)32,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
                                  MHD_OPTION_END);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (m->daemon == NULL) {
+    if (s->daemon == NULL) {
+        free(s);
         if (fcntl(fd, F_GETFD) != -1) close(fd);
         return fail(err, errlen, "cannot start the metrics server on %s (libmicrohttpd)", addr);
     }
     format_addr(&ss, bound, boundlen);
-    return 0;
+    return s;
+}
+
+void etl_metrics_server_stop(struct etl_metrics_server *s) {
+    if (s == NULL) return;
+    MHD_stop_daemon(s->daemon); /* joins the server thread; closes the socket */
+    free(s);
 }

@@ -1,6 +1,8 @@
 /* metrics.h: the metrics primitive (etlua.metrics). A small registry of counters, gauges and
- * histograms, rendered as Prometheus text exposition (format 0.0.4), and an HTTP server
- * (libmicrohttpd, its own thread) answering /metrics, /healthz and /readyz.
+ * histograms (src/metrics.c) and its Prometheus text exposition, format 0.0.4
+ * (src/metrics_text.c). The HTTP server answering /metrics, /healthz and /readyz is
+ * metrics_server.h; the Lua binding (src/metrics_lua.c) owns one of each. The dependencies go
+ * one way: binding -> server -> exposition -> registry.
  *
  * The registry is shared between the Lua thread (updates) and the server thread (rendering):
  * every function below takes the registry's mutex, so any of them may be called from either
@@ -22,7 +24,7 @@ enum etl_metric_kind { ETL_COUNTER, ETL_GAUGE, ETL_HISTOGRAM };
 /* A new, empty registry, or NULL when out of memory. */
 struct etl_metrics *etl_metrics_new(void);
 
-/* Stops the server (if any, waiting for its thread) and frees the registry. NULL is a no-op. */
+/* Frees the registry (stop a server started on it first). NULL is a no-op. */
 void etl_metrics_free(struct etl_metrics *m);
 
 /* Declares a family and returns its index (>= 0), or -1 with *err set to a static message:
@@ -52,12 +54,8 @@ char *etl_metrics_render(struct etl_metrics *m, size_t *len);
 /* Readiness, as /readyz reports it (0 until set). */
 void etl_metrics_set_ready(struct etl_metrics *m, int ready);
 
-/* Starts the HTTP server on addr: "IPv4:port" or "[IPv6]:port", numeric, port 0..65535 (0: the
- * kernel picks one). Binds exactly that address. Returns 0 and writes the bound address to
- * bound[boundlen]; or -1 with a message in err[errlen] (unparsable address, bind failure with
- * the system's reason, server already started, libmicrohttpd failure). */
-int etl_metrics_serve(struct etl_metrics *m, const char *addr, char *bound, size_t boundlen,
-                      char *err, size_t errlen);
+/* Readiness as set by etl_metrics_set_ready (0 until set). */
+int etl_metrics_is_ready(struct etl_metrics *m);
 
 /* Lua module: metrics.registry() -> "etlua.metrics.registry" with
  *   :counter(name, help [, label]) -> id     :gauge(name, help [, label]) -> id

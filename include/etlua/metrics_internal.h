@@ -2,11 +2,11 @@
  * registry's layout (struct etl_metrics and its families and series) and the readiness read the
  * server answers /readyz from. The files:
  *  - src/metrics.c         the registry (new, free, declaring families, updates under its
- *                          mutex, readiness) and the Lua binding with luaopen_etlua_metrics;
+ *                          mutex, readiness);
  *  - src/metrics_text.c    the Prometheus text exposition (etl_metrics_render);
- *  - src/metrics_server.c  the HTTP server (libmicrohttpd): address parsing, binding, requests.
- * Every field below is guarded by lock, except daemon, which only the Lua thread touches
- * (etl_metrics_serve, etl_metrics_free). */
+ *  - src/metrics_server.c  the HTTP server (metrics_server.h);
+ *  - src/metrics_lua.c     the Lua binding, luaopen_etlua_metrics.
+ * Every field below is guarded by lock. */
 #ifndef ETLUA_METRICS_INTERNAL_H
 #define ETLUA_METRICS_INTERNAL_H
 
@@ -39,10 +39,6 @@ struct etl_metrics {
     struct family fam[ETL_METRICS_MAX_FAMILIES];
     int nfam;
     int ready;
-    struct MHD_Daemon *daemon;
 };
-
-/* Readiness as set by etl_metrics_set_ready, read under the registry's lock (metrics.c). */
-int etl_metrics_is_ready(struct etl_metrics *m);
 
 #endif

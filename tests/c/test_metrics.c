@@ -4,6 +4,7 @@
  * errors of the server, a real scrape of /metrics, /healthz and /readyz over a socket, and the
  * Lua binding. A plain program: prints each failure and exits non-zero when any check failed. */
 #include "etlua/metrics.h"
+#include "etlua/metrics_server.h"
 
 #include "check.h"
 
@@ -200,13 +201,14 @@ static void test_server(void) {
     int c = etl_metrics_add(m, ETL_COUNTER, "etlua_rows_written_total", "Rows.", NULL, NULL, 0, NULL);
     etl_metrics_inc(m, c, NULL, 42);
 
-    CHECK(etl_metrics_serve(m, "localhost:9108", bound, sizeof bound, err, sizeof err) == -1
+    CHECK(etl_metrics_server_start(m, "localhost:9108", bound, sizeof bound, err, sizeof err) == NULL
               && strstr(err, "not a numeric address:port"), "hostname accepted: %s", err);
-    CHECK(etl_metrics_serve(m, "::1:9108", bound, sizeof bound, err, sizeof err) == -1, "v6 without brackets");
-    CHECK(etl_metrics_serve(m, "127.0.0.1:99999", bound, sizeof bound, err, sizeof err) == -1, "port > 65535");
-    CHECK(etl_metrics_serve(m, "127.0.0.1:", bound, sizeof bound, err, sizeof err) == -1, "no port");
+    CHECK(etl_metrics_server_start(m, "::1:9108", bound, sizeof bound, err, sizeof err) == NULL, "v6 without brackets");
+    CHECK(etl_metrics_server_start(m, "127.0.0.1:99999", bound, sizeof bound, err, sizeof err) == NULL, "port > 65535");
+    CHECK(etl_metrics_server_start(m, "127.0.0.1:", bound, sizeof bound, err, sizeof err) == NULL, "no port");
 
-    CHECK(etl_metrics_serve(m, "127.0.0.1:0", bound, sizeof bound, err, sizeof err) == 0, "serve: %s", err);
+    struct etl_metrics_server *srv = etl_metrics_server_start(m, "127.0.0.1:0", bound, sizeof bound, err, sizeof err);
+    CHECK(srv != NULL, "serve: %s", err);
     int port = 0;
     CHECK(sscanf(bound, "127.0.0.1:%d", &port) == 1 && port > 0, "bound %s", bound);
 
@@ -214,7 +216,7 @@ static void test_server(void) {
     struct etl_metrics *m2 = etl_metrics_new();
     char addr[40];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
-    CHECK(etl_metrics_serve(m2, addr, bound, sizeof bound, err, sizeof err) == -1
+    CHECK(etl_metrics_server_start(m2, addr, bound, sizeof bound, err, sizeof err) == NULL
               && strstr(err, "Address already in use") && strstr(err, addr), "bind twice: %s", err);
     etl_metrics_free(m2);
 
@@ -226,12 +228,15 @@ static void test_server(void) {
     etl_metrics_set_ready(m, 1);
     CHECK(http_get(port, "/readyz", body, sizeof body) == 200, "/readyz when ready");
     CHECK(http_get(port, "/nope", body, sizeof body) == 404, "unknown path");
-    etl_metrics_free(m); /* stops the server */
-    CHECK(http_get(port, "/healthz", body, sizeof body) == -1, "still listening after free");
+    etl_metrics_server_stop(srv);
+    etl_metrics_free(m);
+    CHECK(http_get(port, "/healthz", body, sizeof body) == -1, "still listening after stop");
 
     struct etl_metrics *m6 = etl_metrics_new();
-    if (etl_metrics_serve(m6, "[::1]:0", bound, sizeof bound, err, sizeof err) == 0) {
+    struct etl_metrics_server *srv6 = etl_metrics_server_start(m6, "[::1]:0", bound, sizeof bound, err, sizeof err);
+    if (srv6 != NULL) {
         CHECK(strncmp(bound, "[::1]:", 6) == 0, "v6 bound %s", bound);
+        etl_metrics_server_stop(srv6);
     } else {
         fprintf(stderr, "note: no IPv6 loopback here (%s)\n", err);
     }
