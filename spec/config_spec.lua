@@ -123,3 +123,83 @@ region = ap-south-1
     end
   end)
 end)
+
+describe("every variable in one table", function()
+  it("validates each plain setting with a one-line error naming it and what it allows", function()
+    for _, case in ipairs({
+      { "ETLUA_RETRY_ATTEMPTS", "abc", "ETLUA_RETRY_ATTEMPTS must be an integer from 1 to 1000, not 'abc'" },
+      { "ETLUA_BATCH_SIZE", "0", "ETLUA_BATCH_SIZE must be an integer from 1 to 100000, not '0'" },
+      { "ETLUA_SQS_PROTOCOL", "xml", "ETLUA_SQS_PROTOCOL must be auto, json or query, not 'xml'" },
+      { "ETLUA_SYNCHRONOUS_COMMIT", "maybe",
+        "ETLUA_SYNCHRONOUS_COMMIT must be on, remote_apply, remote_write, local or off, not 'maybe'" },
+      { "ETLUA_PROGRESS", "yes", "ETLUA_PROGRESS must be 0 or 1, not 'yes'" },
+    }) do
+      assert.are.equal(case[3], user_error(function() config.load(nil, with { [case[1]] = case[2] }) end))
+    end
+  end)
+
+  it("gives every entry its default and reads it as cfg[name without ETLUA_, lower case]", function()
+    local cfg = config.load(nil, with {})
+    assert.are.same({ 8, "on", 200, "auto" }, { cfg.retry_attempts, cfg.synchronous_commit, cfg.batch_size, cfg.protocol })
+    cfg = config.load(nil, with { ETLUA_RETRY_ATTEMPTS = "3", ETLUA_SYNCHRONOUS_COMMIT = "off",
+      ETLUA_METRICS_ADDR = "127.0.0.1:9", ETLUA_PROGRESS = "1" })
+    assert.are.same({ 3, "off", "127.0.0.1:9", "1" },
+      { cfg.retry_attempts, cfg.synchronous_commit, cfg.metrics_addr, cfg.progress })
+    for _, v in ipairs(config.VARIABLES) do
+      assert.truthy(v[1]:match("^ETLUA_[A-Z_]+$"), v[1])
+      assert.truthy(({ integer = true, choice = true, string = true })[v[2]], v[1])
+    end
+  end)
+
+  it("refuses a script default for a variable etlua does not read", function()
+    assert.are.equal("the script's config sets ETLUA_BATCHSIZE, which is not a variable etlua reads (see etlua --help)",
+      user_error(function() config.load({ ETLUA_BATCHSIZE = "5" }, with {}) end))
+  end)
+
+  it("says a mask key file that is a directory is not a file", function()
+    local msg = user_error(function() config.load(nil, with { ETLUA_MASK_KEY = false, ETLUA_MASK_KEY_FILE = "/tmp" }) end)
+    assert.truthy(msg:find("cannot read ETLUA_MASK_KEY_FILE /tmp: .*it must name a file"), msg)
+  end)
+
+  it("says a queue URL that is not a URL is not one (not 'no credentials')", function()
+    local msg = user_error(function() config.load(nil, with { SQS_QUEUE_URL = "not a url" }) end)
+    assert.truthy(msg:find("SQS_QUEUE_URL 'not a url' is not a queue URL"), msg)
+  end)
+end)
+
+describe("the Postgres connection string", function()
+  local redact = require "etlua.redact"
+  before_each(redact.reset)
+
+  it("refuses a URL whose password holds an unencoded @ or /, without quoting it", function()
+    for _, pw in ipairs({ "Qz@Xk/Jw9", "QzXk/Jw9", "ab@cd@ef" }) do
+      local msg = user_error(function()
+        config.load(nil, with { DATABASE_URL = "postgresql://etl:" .. pw .. "@127.0.0.1:5432/etl" })
+      end)
+      assert.truthy(msg:find("percent-encode", 1, true), msg)
+      for i = 1, #pw - 3 do assert.is_nil(msg:find(pw:sub(i, i + 3), 1, true), msg) end
+    end
+  end)
+
+  it("accepts a percent-encoded password, and ':' '?' '#' as they are", function()
+    for _, url in ipairs({ "postgresql://etl:Qz%40Xk%2FJw%25@h:5432/db", "postgresql://etl:Qz:X?k#J@h/db",
+                           "host=h password='Qz@X k/J\\'w' dbname=db", "postgresql://h/db" }) do
+      local cfg = config.load(nil, with { DATABASE_URL = url })
+      assert.are.equal(url, cfg.database_url)
+      local shown = config.describe(cfg).database
+      assert.is_nil(shown:find("Qz", 1, true), shown)
+      assert.truthy(shown:find("host=h", 1, true), shown)
+    end
+  end)
+
+  it("registers the password, as written and as libpq reads it", function()
+    config.load(nil, with { DATABASE_URL = "postgresql://etl:Qz%40Xk%2FJw@h/db" })
+    assert.are.equal("host *** and ***", redact.line("host Qz@Xk/Jw and Qz%40Xk%2FJw"))
+  end)
+
+  it("refuses an invalid connection string without quoting it", function()
+    local msg = user_error(function() config.load(nil, with { DATABASE_URL = "postgresql://etl:Qz%zzXkJw@h/db" }) end)
+    assert.truthy(msg:find("not a valid connection string", 1, true), msg)
+    assert.is_nil(msg:find("Qz", 1, true), msg)
+  end)
+end)

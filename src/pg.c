@@ -69,6 +69,31 @@ static int etl_pg_connect(lua_State *L)
     return 1;
 }
 
+/* pg.parse_conninfo(s) -> {keyword = value} for the keywords s sets (a URI or key=value pairs,
+ * read by libpq itself, percent-decoding included) | nil, msg, "config". The message never quotes
+ * s: libpq's own parse error does, and s may hold a password. */
+static int etl_pg_parse_conninfo(lua_State *L)
+{
+    const char *conninfo = luaL_checkstring(L, 1);
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
+    if (opts == NULL) {
+        PQfreemem(perr);
+        lua_pushnil(L);
+        lua_pushliteral(L, "postgres: invalid connection string");
+        lua_pushliteral(L, "config");
+        return 3;
+    }
+    lua_newtable(L);
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+        if (o->val != NULL) {
+            lua_pushstring(L, o->val);
+            lua_setfield(L, -2, o->keyword);
+        }
+    PQconninfoFree(opts);
+    return 1;
+}
+
 static struct etl_pg_conn *etl_pg_checkc(lua_State *L)
 {
     struct etl_pg_conn *c = luaL_checkudata(L, 1, CONN_MT);
@@ -399,7 +424,7 @@ int luaopen_etlua_pg(lua_State *L)
         {"status", etl_pg_status}, {"close", etl_pg_close},   {"on_wait", etl_pg_on_wait},
         {"wait_error", etl_pg_wait_error}, {NULL, NULL},
     };
-    static const luaL_Reg funcs[] = {{"connect", etl_pg_connect}, {NULL, NULL}};
+    static const luaL_Reg funcs[] = {{"connect", etl_pg_connect}, {"parse_conninfo", etl_pg_parse_conninfo}, {NULL, NULL}};
     if (luaL_newmetatable(L, CONN_MT)) {
         luaL_newlib(L, methods);
         lua_setfield(L, -2, "__index");

@@ -64,6 +64,9 @@ etlua_integration(drain.fauxqs.json 300 ${IT}/drain.sh fauxqs json 3000)
 etlua_integration(drain.local-aws-sqs.query 300 ${IT}/drain.sh local-aws-sqs query 3000)
 etlua_integration(detect 120 ${IT}/detect.sh)
 etlua_integration(errors 180 ${IT}/errors.sh)
+# integration.secrets: random hostile passwords (@ / : ? # % quotes) and AWS keys, every line
+# etlua writes checked for any 4-character piece of a password, 8 of a key.
+etlua_integration(secrets 180 ${IT}/secrets.sh)
 etlua_integration(redelivery 120 ${IT}/redelivery.sh)
 etlua_integration(input 120 ${IT}/input.sh)
 etlua_integration(stop 180 ${IT}/stop.sh)

@@ -46,3 +46,12 @@ expect_error "rule file that fails to load" "rule file .*10-bad.lua.*fix the rul
 expect_error "ETLUA_SQS_PROTOCOL typo" "ETLUA_SQS_PROTOCOL must be auto, json or query" \
   env ETLUA_SQS_PROTOCOL=xml "$ETLUA_BIN" "$script" --drain
 expect_error "unknown option" "unknown option --dran" "$ETLUA_BIN" "$script" --dran
+expect_error "mask key file is a directory" "cannot read ETLUA_MASK_KEY_FILE $WORK: Is a directory" \
+  env -u ETLUA_MASK_KEY ETLUA_MASK_KEY_FILE="$WORK" "$ETLUA_BIN" "$script" --drain
+expect_error "ETLUA_RETRY_ATTEMPTS not a number" "ETLUA_RETRY_ATTEMPTS must be an integer from 1 to 1000, not 'abc'" \
+  env ETLUA_RETRY_ATTEMPTS=abc "$ETLUA_BIN" "$script" --drain
+expect_error "ETLUA_SYNCHRONOUS_COMMIT typo" "ETLUA_SYNCHRONOUS_COMMIT must be on, remote_apply, remote_write, local or off" \
+  env ETLUA_SYNCHRONOUS_COMMIT=yes "$ETLUA_BIN" "$script" --drain
+expect_error "--input of a directory" "cannot read --input $WORK: Is a directory" "$ETLUA_BIN" "$script" --input "$WORK"
+expect_error "SQS_QUEUE_URL not a URL" "SQS_QUEUE_URL 'not a url' is not a queue URL" \
+  env SQS_QUEUE_URL="not a url" "$ETLUA_BIN" "$script" --drain

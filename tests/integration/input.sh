@@ -2,6 +2,7 @@
 # tests/integration/input.sh: --input FILE|- and --dry-run, against a real Postgres.
 #  - --dry-run prints exactly the oracle's rows as JSON lines, writes nothing, needs no queue;
 #  - --input FILE writes the rows and rejects; running the same file again lands nothing twice;
+#  - two files with equal lines are told apart, a copy of a loaded file is not;
 #  - --input - reads stdin.
 . "$(dirname "$0")/lib.sh"
 start_pg
@@ -45,6 +46,19 @@ ok "--input FILE wrote what the contract demands"
 python3 "$ROOT/tests/integration/check_tables.py" "$input" --key "$ETLUA_MASK_KEY" >/dev/null || fail "second run of the same file changed the tables"
 grep -q "duplicates=$(wc -l <"$input")" "$WORK/run2.log" || fail "second run did not see every line as a duplicate"
 ok "the same file again lands nothing twice"
+
+# Two different files whose first lines are equal are two sets of messages; a copy of a file
+# loaded before is the same file.
+a='{"user_id": "twin-1", "app_version": "1.0", "device_type": "ios", "ip": "10.0.0.1", "locale": "DE", "device_id": "d-1"}'
+printf '%s\n%s\n' "$a" '{"user_id": "only-a"}' >"$WORK/a.jsonl"
+printf '%s\n%s\n' "$a" '{"user_id": "only-b"}' >"$WORK/b.jsonl"
+cp "$WORK/a.jsonl" "$WORK/a-copy.jsonl"
+for f in a b a-copy; do
+  "$ETLUA_BIN" "$script" --input "$WORK/$f.jsonl" 2>"$WORK/$f.log" || { cat "$WORK/$f.log" >&2; fail "--input $f failed"; }
+done
+[ "$(psql_q "SELECT count(*) FROM user_logins WHERE user_id = 'twin-1'")" = 2 ] || fail "line 1 of the second file was taken for the first file's"
+grep -q "duplicates=2" "$WORK/a-copy.log" || fail "a copy of a file loaded before landed again"
+ok "two files with the same first line land both; a copy of a loaded file lands nothing"
 
 echo '{"user_id": "stdin-1", "ip": "10.0.0.9"}' | "$ETLUA_BIN" "$script" --input - 2>"$WORK/stdin.log" || fail "--input - failed"
 [ "$(psql_q "SELECT count(*) FROM user_logins WHERE user_id = 'stdin-1'")" = 1 ] || fail "stdin row missing"

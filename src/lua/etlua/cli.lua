@@ -36,7 +36,11 @@ environment:
                                     test/test for a loopback endpoint with none set
   AWS_CA_BUNDLE                     CA file for https endpoints
   ETLUA_SQS_PROTOCOL                auto (default), json or query
-  DATABASE_URL | PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGSSLMODE   Postgres
+  DATABASE_URL | PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGSSLMODE   Postgres (in a URL,
+                                    percent-encode @ / % in the password: %40 %2F %25)
+  ETLUA_SYNCHRONOUS_COMMIT          on (default, whatever the server says); remote_apply,
+                                    remote_write, local or off give up the guarantee that a
+                                    committed batch survives a Postgres crash
   ETLUA_MASK_KEY | ETLUA_MASK_KEY_FILE   HMAC key, at least 32 bytes (required)
   ETLUA_VAULT_KEY | ETLUA_VAULT_KEY_FILE AES-256 key (64 hex digits; the file: those or 32 raw bytes):
                                     when set, raw ip/device_id are stored encrypted in etlua_vault.pii
@@ -48,6 +52,9 @@ environment:
   ETLUA_RETRY_ATTEMPTS              attempts for a call that fails for a passing reason (default 8)
   ETLUA_OUTAGE_SECONDS              how long an SQS or Postgres outage is waited out mid-run (default 300)
   ETLUA_METRICS_ADDR                HOST:PORT for the metrics server when --metrics is not given
+  ETLUA_PROGRESS                    1: the --drain progress line even off a terminal; 0: never
+A bad value is a one-line error naming the variable; no line etlua writes holds a piece of a
+secret (password, keys).
 
 signals: SIGTERM/SIGINT stop receiving, commit and delete the batch in hand, exit 0 (a second
   one exits at once: the ledger makes that harmless); SIGHUP re-reads the script and the rule

@@ -1,8 +1,12 @@
--- etlua.config: the run's configuration, from the environment and the script's defaults.
--- The environment wins over the script's `config` table (DESIGN.md "Configuration").
--- It owns the secrets (AWS keys, mask key); config.describe() is the only view of them that may
--- be logged, with every secret redacted.
+-- etlua.config: the run's configuration, from the environment and the script's defaults (the
+-- environment wins over the script's `config` table). It reads and validates every environment
+-- variable etlua uses (no other module calls os.getenv): a bad value is a one-line error naming
+-- the variable and what it allows. It owns the secrets (AWS secret key and session token, mask
+-- key, vault key, the Postgres password): each is registered with etlua.redact as it is read,
+-- and config.describe() is the only view of the configuration that is logged.
 local fail = require "etlua.fail"
+local redact = require "etlua.redact"
+local pg = require "etlua.pg"
 
 local M = {}
 
@@ -58,12 +62,14 @@ local function aws_profile(get)
   }
 end
 
-local function read_key_file(path)
+-- The bytes of a key file; a missing file, a directory or an unreadable one is a user error.
+local function read_file(name, path)
   local f, err = io.open(path, "rb")
-  if not f then fail.user("cannot read ETLUA_MASK_KEY_FILE: %s", err) end
-  local key = f:read("a")
+  if not f then fail.user("cannot read %s: %s", name, err) end
+  local data, rerr = f:read("a")
   f:close()
-  return (key:gsub("\r?\n$", ""))
+  if not data then fail.user("cannot read %s %s: %s (it must name a file)", name, path, rerr) end
+  return data
 end
 
 local function mask_key(get)
@@ -71,7 +77,7 @@ local function mask_key(get)
   if value and file then
     fail.user("both ETLUA_MASK_KEY and ETLUA_MASK_KEY_FILE are set; set only one")
   end
-  local key = value or (file and read_key_file(file))
+  local key = value or (file and read_file("ETLUA_MASK_KEY_FILE", file):gsub("\r?\n$", ""))
   if not key or key == "" then
     fail.user("no mask key: set ETLUA_MASK_KEY (or ETLUA_MASK_KEY_FILE) to a secret of at least 32 bytes, e.g. `openssl rand -hex 32`")
   end
@@ -81,22 +87,113 @@ local function mask_key(get)
   return key
 end
 
-local function number(get, name, default, min, max)
-  local v = get(name)
-  if v == nil then return default end
-  local n = math.tointeger(tonumber(v))
-  if not n or n < min or n > max then
-    fail.user("%s must be an integer from %d to %d, not '%s'", name, min, max, v)
+-- vault_key(get [, prefix]) -> key userdata (etlua.vault), "ETLUA_VAULT_KEY"|"..._FILE" | nil.
+-- ETLUA_VAULT_KEY: 64 hex digits. ETLUA_VAULT_KEY_FILE: a file of 32 raw bytes, or of 64 hex
+-- digits with one optional trailing newline. prefix (default "ETLUA_VAULT_KEY") reads
+-- ETLUA_VAULT_OLD_KEY[_FILE] the same way (etlua reveal --reencrypt).
+local function vault_key(get, prefix)
+  prefix = prefix or "ETLUA_VAULT_KEY"
+  local value, file = get(prefix), get(prefix .. "_FILE")
+  if value and file then fail.user("both %s and %s_FILE are set; set only one", prefix, prefix) end
+  if not value and not file then return nil end
+  local source = value and prefix or (prefix .. "_FILE")
+  local material = value or read_file(source, file)
+  redact.add(material, redact.KEY)
+  local key = require("etlua.vault").key(material)
+  if not key then
+    fail.user("%s must hold 64 hex digits%s (e.g. `openssl rand -hex 32`)", source,
+              file and " or 32 raw bytes" or "")
   end
-  return n
+  return key, source
 end
 
--- load(script_defaults, getenv) -> cfg. getenv defaults to os.getenv (tests pass a table lookup).
--- need: { sqs = bool, db = bool, mask = bool } says which parts this run needs.
+-- Every plain setting is one entry here: name, kind, default, bounds (integer: min, max; choice:
+-- the allowed values; string: nothing to check). cfg[key] holds the value, key being the name in
+-- lower case without ETLUA_ unless given. A bad value is a one-line error naming the variable and
+-- what it allows. The variables with rules of their own (queue, endpoint, credentials, Postgres,
+-- keys) are read by the functions below, and KNOWN lists every name for the script's defaults.
+M.VARIABLES = {
+  -- 200: the receive pipeline keeps its long polls in flight while a batch commits only while
+  -- the prefetch limit, max(batch, 10 x concurrency), leaves room (bench/README.md).
+  { "ETLUA_BATCH_SIZE", "integer", 200, 1, 100000 },
+  { "ETLUA_BATCH_MAX_WAIT_MS", "integer", 500, 0, 600000 },
+  { "ETLUA_OUTAGE_SECONDS", "integer", 300, 0, 86400 },
+  { "ETLUA_RETRY_ATTEMPTS", "integer", 8, 1, 1000 },
+  { "ETLUA_WAIT_SECONDS", "integer", 20, 0, 20 },
+  { "ETLUA_DRAIN_WAIT_SECONDS", "integer", 1, 0, 20 },
+  -- 64 receives in flight: latency-bound at a distance, no cost on loopback (bench/README.md).
+  { "ETLUA_RECEIVE_CONCURRENCY", "integer", 64, 1, 64 },
+  { "ETLUA_SQS_PROTOCOL", "choice", "auto", { "auto", "json", "query" }, key = "protocol" },
+  { "ETLUA_SYNCHRONOUS_COMMIT", "choice", "on", { "on", "remote_apply", "remote_write", "local", "off" } },
+  { "ETLUA_METRICS_ADDR", "string", nil },
+  { "ETLUA_PROGRESS", "choice", nil, { "0", "1" } },
+}
+
+local KNOWN = {}
+for _, v in ipairs(M.VARIABLES) do KNOWN[v[1]] = true end
+for name in ([[SQS_QUEUE_URL SQS_QUEUE AWS_ENDPOINT_URL_SQS AWS_ENDPOINT_URL AWS_REGION
+  AWS_DEFAULT_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
+  AWS_SHARED_CREDENTIALS_FILE AWS_CONFIG_FILE AWS_CA_BUNDLE DATABASE_URL ETLUA_MASK_KEY
+  ETLUA_MASK_KEY_FILE ETLUA_VAULT_KEY ETLUA_VAULT_KEY_FILE]]):gmatch("%S+") do KNOWN[name] = true end
+
+local function setting(get, v)
+  local name, kind, default = v[1], v[2], v[3]
+  local raw = get(name)
+  if raw == nil then return default end
+  raw = tostring(raw)
+  if kind == "integer" then
+    local n = math.tointeger(tonumber(raw))
+    if not n or n < v[4] or n > v[5] then
+      fail.user("%s must be an integer from %d to %d, not '%s'", name, v[4], v[5], raw)
+    end
+    return n
+  elseif kind == "choice" then
+    for _, c in ipairs(v[4]) do if raw == c then return raw end end
+    fail.user("%s must be %s, not '%s'", name,
+      table.concat(v[4], ", ", 1, #v[4] - 1) .. " or " .. v[4][#v[4]], raw)
+  end
+  return raw
+end
+
+-- The Postgres connection string: DATABASE_URL, or "" (libpq then reads PGHOST, PGPORT, ...).
+-- Its password, as libpq reads it and as it is written, is registered with etlua.redact. A URL
+-- whose password holds a character a URL must percent-encode (an unencoded '@' or '/') is
+-- refused: libpq would read part of the password as the host name or the port, and echo it.
+local function database(get)
+  redact.add(get("PGPASSWORD"), redact.PASSWORD)
+  local url = get("DATABASE_URL")
+  if not url then return "", nil end
+  local parsed = pg.parse_conninfo(url)
+  if parsed then
+    redact.add(parsed.password, redact.PASSWORD)
+    redact.add(parsed.sslpassword, redact.PASSWORD)
+  end
+  local written = url:match("^%a[%w+.-]*://[^:@]*:(.*)@") -- user:PASSWORD@, up to the last '@'
+  local decoded = written and written:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+  redact.add(written, redact.PASSWORD)
+  redact.add(decoded, redact.PASSWORD)
+  if not parsed then
+    fail.user("DATABASE_URL is not a valid connection string: postgresql://USER:PASSWORD@HOST:PORT/DB"
+      .. " (percent-encode %%, @, / in the password: %%25 %%40 %%2F) or key=value pairs")
+  end
+  if written and parsed.password ~= decoded then
+    fail.user("DATABASE_URL: the password holds a character a URL must percent-encode"
+      .. " (@ / %% as %%40 %%2F %%25); Postgres would read part of it as the host or the port")
+  end
+  return url, parsed
+end
+
+-- load(script_defaults, getenv, need) -> cfg. getenv defaults to os.getenv (tests pass a table
+-- lookup). need = { sqs =, db =, mask =, vault = } says which parts this run needs.
 function M.load(defaults, getenv, need)
   getenv = getenv or os.getenv
   defaults = defaults or {}
   need = need or { sqs = true, db = true, mask = true }
+  for name in pairs(defaults) do
+    if not KNOWN[name] then
+      fail.user("the script's config sets %s, which is not a variable etlua reads (see etlua --help)", tostring(name))
+    end
+  end
   local function get(name)
     local v = getenv(name)
     if v == nil or v == "" then v = defaults[name] end
@@ -105,13 +202,23 @@ function M.load(defaults, getenv, need)
   end
 
   local cfg = {}
-  if need.mask then cfg.mask_key = mask_key(get) end
+  for _, v in ipairs(M.VARIABLES) do
+    cfg[v.key or v[1]:gsub("^ETLUA_", ""):lower()] = setting(get, v)
+  end
+  if need.mask then
+    cfg.mask_key = mask_key(get)
+    redact.add(cfg.mask_key, redact.KEY)
+  end
+  if need.vault then cfg.vault_key = vault_key(get) end
 
   if need.sqs then
     cfg.queue_url = get("SQS_QUEUE_URL")
     cfg.queue_name = get("SQS_QUEUE")
     if not cfg.queue_url and not cfg.queue_name then
       fail.user("no queue: set SQS_QUEUE_URL (or SQS_QUEUE with a queue name), or use --input FILE")
+    end
+    if cfg.queue_url and not cfg.queue_url:match("^https?://[^/%s]+/[^%s]+$") then
+      fail.user("SQS_QUEUE_URL '%s' is not a queue URL: it must look like https://sqs.REGION.amazonaws.com/ACCOUNT/NAME", cfg.queue_url)
     end
     local profile = aws_profile(get)
     cfg.region = get("AWS_REGION") or get("AWS_DEFAULT_REGION") or profile.region or "us-east-1"
@@ -132,37 +239,59 @@ function M.load(defaults, getenv, need)
     end
     if not (cfg.access_key and cfg.secret_key) then
       if is_loopback(cfg.endpoint) then
-        cfg.access_key, cfg.secret_key = "test", "test"
+        cfg.access_key, cfg.secret_key = "test", "test" -- the emulators' convention, no secret
       else
         fail.user("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with a profile in ~/.aws/credentials")
       end
+    else
+      redact.add(cfg.secret_key, redact.KEY)
     end
-    cfg.protocol = get("ETLUA_SQS_PROTOCOL") or "auto"
-    if cfg.protocol ~= "auto" and cfg.protocol ~= "json" and cfg.protocol ~= "query" then
-      fail.user("ETLUA_SQS_PROTOCOL must be auto, json or query, not '%s'", cfg.protocol)
-    end
+    redact.add(cfg.session_token, redact.KEY)
     cfg.ca_bundle = get("AWS_CA_BUNDLE")
-    cfg.wait_seconds = number(get, "ETLUA_WAIT_SECONDS", 20, 0, 20)
-    cfg.drain_wait_seconds = number(get, "ETLUA_DRAIN_WAIT_SECONDS", 1, 0, 20)
-    -- 64 receives in flight: latency-bound at a distance (20 ms RTT: 3,145 msgs/s at 16,
-    -- 5,187 at 32, 6,916 at 64; bench/netem.sh), no cost on loopback (bench/README.md).
-    cfg.receive_concurrency = number(get, "ETLUA_RECEIVE_CONCURRENCY", 64, 1, 64)
   end
 
-  if need.db then
-    cfg.database_url = get("DATABASE_URL") or ""   -- "" = libpq reads PGHOST, PGPORT, ...
-  end
-
-  -- 200: the receive pipeline keeps its long polls in flight while a batch commits only while
-  -- the prefetch limit, max(batch, 10 x concurrency), leaves room; 500 left ~14 of 64 in
-  -- flight during a commit and drained 100k ~15% slower on loopback (bench/README.md).
-  cfg.batch_size = number(get, "ETLUA_BATCH_SIZE", 200, 1, 100000)
-  cfg.outage_seconds = number(get, "ETLUA_OUTAGE_SECONDS", 300, 0, 86400)
-  cfg.batch_max_wait_ms = number(get, "ETLUA_BATCH_MAX_WAIT_MS", 500, 0, 600000)
+  if need.db then cfg.database_url, cfg.database = database(get) end
   return cfg
 end
 
--- describe(cfg) -> table safe to log: no secret, no password in a URL.
+local function nonempty(getenv)
+  return function(name)
+    local v = (getenv or os.getenv)(name)
+    if v ~= "" then return v end
+  end
+end
+
+-- setting(name [, getenv]) -> the value of one variable of M.VARIABLES alone (etlua reveal).
+function M.setting(name, getenv)
+  for _, v in ipairs(M.VARIABLES) do
+    if v[1] == name then return setting(nonempty(getenv), v) end
+  end
+  error("config.setting: unknown variable " .. tostring(name))
+end
+
+-- vault_key(getenv [, prefix]) -> key, source | nil: the vault key alone (etlua reveal).
+function M.vault_key(getenv, prefix)
+  return vault_key(nonempty(getenv), prefix)
+end
+
+-- database(getenv) -> conninfo: the Postgres connection string alone (etlua reveal).
+function M.database(getenv)
+  return (database(nonempty(getenv)))
+end
+
+-- The connection's parts that may be logged.
+local function describe_database(cfg)
+  local p = cfg.database
+  if not p then return "from PGHOST, PGPORT, PGUSER, PGDATABASE" end
+  local parts = {}
+  for _, k in ipairs({ "host", "hostaddr", "port", "dbname", "user", "sslmode" }) do
+    if p[k] then parts[#parts + 1] = k .. "=" .. p[k] end
+  end
+  return table.concat(parts, " ")
+end
+
+-- describe(cfg) -> table safe to log: no secret, no password (the connection string shown by
+-- its non-secret parts only).
 function M.describe(cfg)
   local d = {}
   for k, v in pairs(cfg) do
@@ -173,10 +302,8 @@ function M.describe(cfg)
     elseif k == "access_key" then
       d[k] = v:sub(1, 4) .. "…"
     elseif k == "database_url" then
-      d[k] = (v:gsub("(//[^:/@]*:)[^@]*@", "%1<redacted>@")
-               :gsub("([?&]password=)[^&]*", "%1<redacted>")
-               :gsub("(password%s*=%s*)'[^']*'", "%1<redacted>")
-               :gsub("(password%s*=%s*)[^%s']+", "%1<redacted>"))
+      d.database = describe_database(cfg)
+    elseif k == "database" or k == "vault_key" then -- database: shown above; vault: by the runner
     else
       d[k] = v
     end

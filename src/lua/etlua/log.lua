@@ -1,8 +1,11 @@
 -- etlua.log: one event per line on stderr, as text (default) or JSON lines.
 --   local log = require("etlua.log").new("text")
 --   log:info("batch committed", {rows = 10, rejects = 1})
--- Values are written as given: callers never pass secrets or raw message bodies.
+-- Callers never pass secrets or raw message bodies; as the last guard, the message, every string
+-- value and the finished line go through etlua.redact (values first: JSON and %q escaping could
+-- split a secret's characters).
 local cjson = require "cjson"
+local redact = require "etlua.redact"
 
 local M = {}
 local Logger = {}
@@ -38,6 +41,12 @@ end
 function Logger:write(level, msg, fields)
   if LEVELS[level] < self.min then return end
   local ts = os.date("!%Y-%m-%dT%H:%M:%SZ")
+  msg = redact.line(msg)
+  if fields then
+    local clean = {}
+    for k, v in pairs(fields) do clean[k] = type(v) == "string" and redact.line(v) or v end
+    fields = clean
+  end
   local line
   if self.format == "json" then
     local ev = { ts = ts, level = level, msg = msg }
@@ -54,7 +63,7 @@ function Logger:write(level, msg, fields)
     end
     line = table.concat(parts, " ")
   end
-  self.out:write(line, "\n")
+  self.out:write(redact.line(line), "\n")
   self.out:flush()
 end
 

@@ -1,10 +1,10 @@
 --[[ etlua.pii_vault: the PII vault's Lua half (issue 6). The cipher is the C module etlua.vault
-(src/vault.c); this file owns the key's loading, the table, what is stored, and the queries of
+(src/vault.c); this file owns the table, what is stored, and the queries of
 `etlua reveal`. (It is not named etlua.vault because that name is the C module's: the embedded
 Lua modules and the C modules share one package.preload.)
 
   local pii_vault = require "etlua.pii_vault"
-  local key, source = pii_vault.load_key(getenv)   -- nil when no vault key is configured
+  -- the key: etlua.config reads ETLUA_VAULT_KEY[_FILE] (cfg.vault_key, a etlua.vault key)
   pii_vault.prepare(db)                              -- schema + table, idempotent, race-safe
   local hook = pii_vault.writer(key, get_proc)       -- sink.open's opts.in_transaction
   pii_vault.fetch(db, masks, field)                  -- rows for reveal
@@ -24,7 +24,6 @@ value is in the vault if and only if a row that masks it committed.
 local cvault = require "etlua.vault"
 local cjson = require "cjson"
 local mask = require "etlua.mask"
-local fail = require "etlua.fail"
 
 local M = {}
 
@@ -39,40 +38,6 @@ local DDL = {
     .. "nonce bytea NOT NULL, ciphertext bytea NOT NULL, "
     .. "created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (masked, field))",
 }
-
--- ---- the key ---------------------------------------------------------------------------------
-
-local function read_key_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then fail.user("cannot read ETLUA_VAULT_KEY_FILE: %s", err) end
-  local material = f:read("a")
-  f:close()
-  return material
-end
-
--- load_key(getenv [, prefix]) -> key, "ETLUA_VAULT_KEY"|"ETLUA_VAULT_KEY_FILE" | nil (not set).
--- ETLUA_VAULT_KEY: 64 hex digits. ETLUA_VAULT_KEY_FILE: a file of 32 raw bytes, or of 64 hex
--- digits with one optional trailing newline. A malformed key is a one-line user error.
--- prefix (default "ETLUA_VAULT_KEY") lets reveal read ETLUA_VAULT_OLD_KEY[_FILE] the same way.
-function M.load_key(getenv, prefix)
-  getenv = getenv or os.getenv
-  prefix = prefix or "ETLUA_VAULT_KEY"
-  local function get(name)
-    local v = getenv(name)
-    if v == "" then return nil end
-    return v
-  end
-  local value, file = get(prefix), get(prefix .. "_FILE")
-  if value and file then fail.user("both %s and %s_FILE are set; set only one", prefix, prefix) end
-  if not value and not file then return nil end
-  local source = value and prefix or (prefix .. "_FILE")
-  local key = cvault.key(value or read_key_file(file))
-  if not key then
-    fail.user("%s must hold 64 hex digits%s (e.g. `openssl rand -hex 32`)", source,
-              file and " or 32 raw bytes" or "")
-  end
-  return key, source
-end
 
 -- ---- the table -------------------------------------------------------------------------------
 

@@ -7,10 +7,11 @@ local M = {}
 local Progress = {}
 Progress.__index = Progress
 
--- new(src [, out]) -> progress; a no-op without a source or when stderr (fd 2) is not a
--- terminal (ETLUA_PROGRESS=1 forces it on, for tests).
-function M.new(src, out)
-  if not src or not (host.isatty(2) or os.getenv("ETLUA_PROGRESS") == "1") then
+-- new(src [, out [, force]]) -> progress; a no-op without a source or when stderr (fd 2) is not
+-- a terminal. force is ETLUA_PROGRESS (etlua.config): "1" on even without a terminal (tests),
+-- "0" off even on one.
+function M.new(src, out, force)
+  if not src or force == "0" or not (host.isatty(2) or force == "1") then
     return setmetatable({ off = true }, Progress)
   end
   return setmetatable({ src = src, out = out or io.stderr, started = host.mono(),

@@ -6,7 +6,7 @@ local host = require "etlua.host"
 local telemetry = require "etlua.telemetry"
 
 local M = {
-  attempts = tonumber(os.getenv("ETLUA_RETRY_ATTEMPTS")) or 8,
+  attempts = 8, -- the runner sets ETLUA_RETRY_ATTEMPTS (etlua.config) here at start-up
   base_s = 0.1,
   cap_s = 10,
 }

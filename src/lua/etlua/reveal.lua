@@ -12,6 +12,7 @@
 local pii_vault = require "etlua.pii_vault"
 local pg = require "etlua.pg"
 local fail = require "etlua.fail"
+local config = require "etlua.config"
 
 local M = {}
 
@@ -58,7 +59,11 @@ local function parse(argv)
 end
 
 local function connect()
-  local db, err = pg.connect(os.getenv("DATABASE_URL") or "")
+  local db, err = pg.connect(config.database(os.getenv))
+  if db then -- --reencrypt writes: durable whatever the server's default
+    local ok, serr = require("etlua.runner").durable(db, config.setting("ETLUA_SYNCHRONOUS_COMMIT"))
+    if not ok then db, err = nil, serr end
+  end
   if not db then
     fail.user("cannot connect to Postgres: %s; check DATABASE_URL or PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE", err)
   end
@@ -75,7 +80,7 @@ local function vault_error(err, code)
 end
 
 local function required_key()
-  local key = pii_vault.load_key(os.getenv)
+  local key = config.vault_key(os.getenv)
   if not key then
     fail.user("no vault key: set ETLUA_VAULT_KEY (64 hex digits) or ETLUA_VAULT_KEY_FILE to the key etlua stored the values with")
   end
@@ -127,7 +132,7 @@ local BATCH = 1000
 
 local function reencrypt()
   local new_key = required_key()
-  local old_key = pii_vault.load_key(os.getenv, "ETLUA_VAULT_OLD_KEY")
+  local old_key = config.vault_key(os.getenv, "ETLUA_VAULT_OLD_KEY")
   if not old_key then
     fail.user("--reencrypt needs the old key in ETLUA_VAULT_OLD_KEY (or ETLUA_VAULT_OLD_KEY_FILE) and the new one in ETLUA_VAULT_KEY")
   end

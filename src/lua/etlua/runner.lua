@@ -19,6 +19,15 @@ local progress = require "etlua.progress"
 local M = {}
 
 -- Postgres ------------------------------------------------------------------------------------
+-- Every connection runs its transactions with synchronous_commit = on (ETLUA_SYNCHRONOUS_COMMIT),
+-- whatever the server's default: with `off` a COMMIT returns before its WAL is on disk, so a
+-- server crash can lose a batch that etlua has already deleted from the queue.
+function M.durable(db, level)
+  local ok, err, code = db:exec("SELECT set_config('synchronous_commit', $1, false)", level)
+  if not ok then return nil, err, code end
+  return db
+end
+
 -- Connects, retrying with backoff. At start-up (no deadline) a few attempts, then a one-line
 -- error; mid-run, until the outage deadline (ETLUA_OUTAGE_SECONDS) or a stop signal, since the
 -- batch in hand must be committed before anything is deleted.
@@ -27,8 +36,11 @@ local function connect(cfg, log, deadline)
   repeat
     db, err = retry.call(log, "postgres", function()
       local conn, msg = pg.connect(cfg.database_url)
-      if conn then return conn end
-      return nil, msg, "connection"
+      if not conn then return nil, msg, "connection" end
+      local ok, serr, scode = M.durable(conn, cfg.synchronous_commit)
+      if ok then return conn end
+      conn:close()
+      return nil, serr, scode
     end)
   until db or not deadline or host.mono() > deadline or host.stopping()
   if not db then
@@ -171,11 +183,11 @@ function M.run(opts, log)
   host.install_signals() -- first: SIGHUP's default action would end the process
   local script = script_loader.load(opts.script)
   local cfg = config.load(script.config, os.getenv,
-    { sqs = opts.input == nil, db = not opts.dry_run, mask = true })
+    { sqs = opts.input == nil, db = not opts.dry_run, mask = true, vault = not opts.dry_run })
+  retry.attempts = cfg.retry_attempts
   local masker = mask.new(cfg.mask_key)
   local desc = config.describe(cfg)
   cfg.mask_key = nil -- the key lives only in the masker from here on
-  cfg.vault_key = not opts.dry_run and require("etlua.pii_vault").load_key(os.getenv) or nil
   desc.vault = cfg.vault_key and ("on, key id " .. cfg.vault_key:id()) or "off"
   desc.script = opts.script
   desc.mode = (opts.dry_run and "dry-run " or "") .. (opts.drain and "drain" or (opts.input and "input" or "service"))
@@ -192,7 +204,7 @@ function M.run(opts, log)
   end
   local proc = record.new(script, { masker = masker, rules = rules })
   -- Metrics before connecting, so /healthz answers during start-up (/readyz: 503 until ready).
-  telemetry.start(opts.metrics or os.getenv("ETLUA_METRICS_ADDR"), log)
+  telemetry.start(opts.metrics or cfg.metrics_addr, log)
   local src = opts.input and source.file(opts.input) or source.sqs(cfg, log)
   local queue = opts.input and ("input:" .. opts.input) or cfg.queue_url
   desc.protocol = src.protocol or desc.protocol
@@ -211,7 +223,7 @@ function M.run(opts, log)
   if src.protocol then log:info("sqs ready", { protocol = src.protocol, queue_url = cfg.queue_url }) end
 
   local stats = { received = 0, written = 0, rejected = 0, duplicates = 0, deleted = 0, by_reason = {} }
-  local bar = progress.new(opts.drain and src or nil)   -- a --drain on a terminal only
+  local bar = progress.new(opts.drain and src or nil, nil, cfg.progress) -- a --drain on a terminal only
   local started = host.mono()
   local stop_when_drained = opts.drain or opts.input ~= nil
   local wait = stop_when_drained and cfg.drain_wait_seconds or cfg.wait_seconds

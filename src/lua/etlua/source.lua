@@ -342,26 +342,47 @@ function Sqs:close() self.client:close() end
 local File = {}
 File.__index = File
 
+-- A file is its content: the digest of its bytes, read once before the first line (1 MiB at a
+-- time, each chunk hashed with the digest so far, so a large file never sits in memory).
+local function content_digest(f, path)
+  local digest, n = "", 0
+  while true do
+    local chunk, err = f:read(1048576)
+    if not chunk then
+      if err then fail.user("cannot read --input %s: %s (it must name a file, or - for stdin)", path, err) end
+      break
+    end
+    digest, n = mask.sha256_hex(digest .. chunk), n + #chunk
+  end
+  f:seek("set", 0)
+  return mask.sha256_hex(digest .. ":" .. n)
+end
+
 function M.file(path)
   local f, err
   if path == "-" then
-    f = io.stdin
-  else
-    f, err = io.open(path, "rb")
-    if not f then fail.user("cannot read --input %s", err) end
+    return setmetatable({ f = io.stdin, line = 0, path = path }, File)
   end
-  return setmetatable({ f = f, line = 0, path = path }, File)
+  f, err = io.open(path, "rb")
+  if not f then fail.user("cannot read --input %s", err) end
+  local digest = content_digest(f, path)
+  return setmetatable({ f = f, line = 0, path = path, digest = digest:sub(1, 32) }, File)
 end
 
--- A line's id is stable across runs ("input:<line>:<hash of body>"), so loading the same file
--- twice lands each line once; stdin lines are numbered within this run only.
+-- A line's id is "input:<digest of the file's content>:<line>": loading the same file again (or
+-- a copy of it) lands each line once, while two files that differ anywhere are two sets of
+-- messages, even where their lines are equal. A file that has changed since (lines appended) is
+-- another file: its lines land again. stdin lines are numbered within this run only.
 function File:next_batch(max)
   local batch = {}
   if host.stopping() then return batch, true end
   local now = host.now_ms()
   while #batch < max do
-    local body = self.f:read("L")
-    if not body then return batch, true end
+    local body, err = self.f:read("L")
+    if not body then
+      if err then fail.user("cannot read --input %s: %s", self.path, err) end
+      return batch, true
+    end
     body = body:gsub("\r?\n$", "")
     self.line = self.line + 1
     if body ~= "" then
@@ -369,7 +390,7 @@ function File:next_batch(max)
       if self.path == "-" then
         id = string.format("stdin:%d:%d", now, self.line)
       else
-        id = string.format("input:%d:%s", self.line, mask.sha256_hex(body):sub(1, 32))
+        id = string.format("input:%s:%d", self.digest, self.line)
       end
       batch[#batch + 1] = { id = id, body = body, received_ms = now }
     end
