@@ -1,8 +1,10 @@
 --[[ login_etl.lua: the default pipeline for login events (shared/DESIGN.md, "Rules of
 scripts/login_etl.lua"). This file is meant to be read and changed by analysts.
 
-How etlua uses this file (the hook contract; src/lua/etlua/record.lua calls it):
-  * It returns one table. `table`, `columns`, `create_table` and `pii` are read once at start.
+How etlua uses this file (the hook contract is SCRIPTING.md; src/lua/etlua/record.lua calls it):
+  * It returns one table. `table`, `columns`, `create_table` and `pii` are read once at start
+    (the one-output form of the contract: one row per message into user_logins; rejects go to
+    user_logins_rejects, the default name).
   * For every message etlua decodes the JSON body. A body that is not JSON, or not a JSON object,
     is rejected before this file sees it (`invalid_json`, `not_object`).
   * validate(rec) gets the decoded object. JSON null arrives as `null` (cjson.null), a missing
@@ -11,10 +13,11 @@ How etlua uses this file (the hook contract; src/lua/etlua/record.lua calls it):
     must never contain an ip or device_id value.
   * Then the analysts' rule files run (--rules DIR); then transform(rec, ctx) builds the row,
     keyed by column name. A column left nil is written as NULL.
+      ctx.masked[path]     -> the mask of each declared pii value (computed once per message)
       ctx.mask(s)          -> lowercase hex HMAC-SHA-256 of s with the secret key
       ctx.canonical_ip(s)  -> canonical address text, 4|6   or nil
-      ctx.message          -> {id=, sent_ms=, received_ms=} of the SQS message
-  * Rejected messages are stored with every field named in `pii` masked.
+      ctx.message          -> {id=, sent_ms=, received_ms=, receive_count=, ...} of the message
+  * Rejected messages are stored with every path named in `pii` masked.
   * validate and transform should not raise for any input. If one does, that message is
     rejected with reason `script_error` (the error as detail) and the pipeline goes on.
 ]]
@@ -206,7 +209,8 @@ return {
     masked_ip varchar(256), masked_device_id varchar(256),
     locale varchar(32), app_version integer, create_date date)]],
 
-  pii = {"ip", "device_id"},
+  -- masked once per message: ctx.masked["ip"] (of the canonical address), ctx.masked["device_id"]
+  pii = {{path = "ip", canonical = "ip"}, "device_id"},
 
   rules = nil,
 
@@ -220,13 +224,13 @@ return {
   end,
 
   transform = function(rec, ctx)
-    local ip, device_id, version = rec.ip, rec.device_id, rec.app_version
+    local version = rec.app_version
     return {
       user_id = rec.user_id,
       device_type = optional(rec.device_type),
-      -- equal addresses mask equal: IPv6 is put in RFC 5952 form first
-      masked_ip = not absent(ip) and ctx.mask((ctx.canonical_ip(ip))) or nil,
-      masked_device_id = not absent(device_id) and ctx.mask(device_id) or nil,
+      -- equal addresses mask equal: IPv6 is put in RFC 5952 form first (canonical = "ip")
+      masked_ip = ctx.masked["ip"],
+      masked_device_id = ctx.masked["device_id"],
       locale = optional(rec.locale),
       app_version = not absent(version) and app_version_value(version) or nil,
       create_date = create_date(rec, ctx.message),

@@ -17,7 +17,7 @@ describe("script shape", function()
     assert.are.equal("user_logins", s.table)
     assert.are.same({"user_id", "device_type", "masked_ip", "masked_device_id", "locale",
                      "app_version", "create_date"}, s.columns)
-    assert.are.same({"ip", "device_id"}, s.pii)
+    assert.are.same({{path = "ip", canonical = "ip"}, "device_id"}, s.pii)
     local ddl = s.create_table:format('"user_logins"')
     assert.truthy(ddl:find('CREATE TABLE IF NOT EXISTS "user_logins"', 1, true))
     for _, col in ipairs({"user_id varchar(128)", "device_type varchar(32)",

@@ -21,4 +21,4 @@ preload=
 if ldd "$build/etlua.so" | grep libasan >/dev/null; then preload=$(gcc -print-file-name=libasan.so); fi
 cd "$here"
 LD_PRELOAD=$preload ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} \
-    lua5.4 /usr/bin/busted --output=TAP sink_spec.lua
+    lua5.4 /usr/bin/busted --output=TAP sink_spec.lua outputs_spec.lua

@@ -22,9 +22,16 @@ local function connect()
   return db
 end
 
+-- Sink options for outputs described as a script would (etlua.script.describe).
+local function options(schema, spec)
+  spec.validate, spec.transform = spec.validate or print, spec.transform or print
+  local d = require("etlua.script").describe(spec, "spec")
+  return { outputs = d.outputs, rejects_table = d.rejects_table, schema = schema, queue = "spec-queue" }
+end
+
 local function open(db, schema, extra)
-  local opts = { table = "user_logins", schema = schema, columns = COLUMNS,
-    create_table = CREATE, queue = "spec-queue" }
+  local opts = options(schema, { table = "user_logins", schema = schema, columns = COLUMNS,
+    create_table = CREATE })
   for k, v in pairs(extra or {}) do opts[k] = v end
   local s, err = sink.open(db, opts)
   assert(s, err)
@@ -196,7 +203,7 @@ describe("etlua.sink", function()
       .. "device_type varchar(32), masked_ip varchar(256), masked_device_id varchar(256), "
       .. "locale varchar(32), app_version varchar(32), create_date date)"))
     local s = open(db, schema)
-    local sum = assert(s:commit({ { id = "m1", row = row("u1", "ios", "2.3.0") } }))
+    local sum = assert(s:commit({ { id = "m1", rows = { { row("u1", "ios", "2.3.0") } } } }))
     assert.are.equal(1, sum.written)
     assert.are.equal("character varying", one(db, "SELECT data_type FROM information_schema.columns "
       .. "WHERE table_schema = $1 AND table_name = 'user_logins' AND column_name = 'app_version'", schema))
@@ -212,7 +219,7 @@ describe("etlua.sink", function()
       { "\\\\\\t", "end\\", "a\r\nb", " lead and trail ", "𝄞", -5, "1999-12-31" },
     }
     local items = {}
-    for i, r in ipairs(tricky) do items[i] = { id = "v" .. i, row = r } end
+    for i, r in ipairs(tricky) do items[i] = { id = "v" .. i, rows = { { r } } } end
     local sum = assert(s:commit(items))
     assert.are.equal(3, sum.written)
     for i, r in ipairs(tricky) do
@@ -234,12 +241,12 @@ describe("etlua.sink", function()
   it("lands a message id committed twice once, counting the duplicate", function()
     local schema = fresh_schema()
     local s = open(db, schema)
-    local first = assert(s:commit({ { id = "dup", row = row("u1") }, { id = "other", row = row("u2") } }))
-    assert.are.same({ written = 2, rejected = 0, duplicates = 0, refused = 0 }, first)
-    local again = assert(s:commit({ { id = "dup", row = row("u1") }, { id = "new", row = row("u3") } }))
-    assert.are.same({ written = 1, rejected = 0, duplicates = 1, refused = 0 }, again)
-    local within = assert(s:commit({ { id = "twice", row = row("u4") }, { id = "twice", row = row("u4") } }))
-    assert.are.same({ written = 1, rejected = 0, duplicates = 1, refused = 0 }, within)
+    local first = assert(s:commit({ { id = "dup", rows = { { row("u1") } } }, { id = "other", rows = { { row("u2") } } } }))
+    assert.are.same({ written = 2, rejected = 0, dropped = 0, duplicates = 0, refused = 0 }, first)
+    local again = assert(s:commit({ { id = "dup", rows = { { row("u1") } } }, { id = "new", rows = { { row("u3") } } } }))
+    assert.are.same({ written = 1, rejected = 0, dropped = 0, duplicates = 1, refused = 0 }, again)
+    local within = assert(s:commit({ { id = "twice", rows = { { row("u4") } } }, { id = "twice", rows = { { row("u4") } } } }))
+    assert.are.same({ written = 1, rejected = 0, dropped = 0, duplicates = 1, refused = 0 }, within)
     assert.are.equal("4", one(db, "SELECT count(*) FROM " .. db:quote_ident(schema) .. ".user_logins"))
     assert.are.equal("4", one(db, "SELECT count(*) FROM " .. db:quote_ident(schema) .. ".etlua_ledger"))
   end)
@@ -251,7 +258,7 @@ describe("etlua.sink", function()
       { id = "r1", reject = { reason = "invalid_json", detail = "unexpected end", body = "{\"a\":" } },
       { id = "r2", reject = { reason = "not_object", detail = nil, body = "[1]" } },
     }))
-    assert.are.same({ written = 0, rejected = 2, duplicates = 0, refused = 0 }, sum)
+    assert.are.same({ written = 0, rejected = 2, dropped = 0, duplicates = 0, refused = 0 }, sum)
     local rows = db:exec("SELECT message_id, reason, detail, body, rejected_at IS NOT NULL FROM "
       .. db:quote_ident(schema) .. ".user_logins_rejects ORDER BY message_id")
     assert.are.same({ "r1", "invalid_json", "unexpected end", "{\"a\":", "t", n = 5 }, rows[1])
@@ -263,13 +270,13 @@ describe("etlua.sink", function()
     local s = open(db, schema)
     local long_device = string.rep("d", 40)
     local items = {}
-    for i = 1, 50 do items[i] = { id = ("id%02d"):format(i), row = row("user" .. i) } end
-    items[17].row = row("user17", long_device)
-    items[33].row = row("user33", "ios", "99999999999") -- too large for integer
+    for i = 1, 50 do items[i] = { id = ("id%02d"):format(i), rows = { { row("user" .. i) } } } end
+    items[17].rows = { { row("user17", long_device) } }
+    items[33].rows = { { row("user33", "ios", "99999999999") } } -- too large for integer
     items[33].body = "{\"masked\":true}"
     items[51] = { id = "rej", reject = { reason = "invalid_ip", detail = "not an address", body = "{}" } }
     local sum = assert(s:commit(items))
-    assert.are.same({ written = 48, rejected = 3, duplicates = 0, refused = 2 }, sum)
+    assert.are.same({ written = 48, rejected = 3, dropped = 0, duplicates = 0, refused = 2 }, sum)
     local q = db:quote_ident(schema)
     assert.are.equal("48", one(db, "SELECT count(*) FROM " .. q .. ".user_logins"))
     local rej = db:exec("SELECT message_id, reason, detail, body FROM " .. q
@@ -286,14 +293,14 @@ describe("etlua.sink", function()
     assert.are.equal("51", one(db, "SELECT count(*) FROM " .. q .. ".etlua_ledger"))
     -- the refused message is done: redelivery is a duplicate, not a second reject
     local again = assert(s:commit({ items[17] }))
-    assert.are.same({ written = 0, rejected = 0, duplicates = 1, refused = 0 }, again)
+    assert.are.same({ written = 0, rejected = 0, dropped = 0, duplicates = 1, refused = 0 }, again)
   end)
 
   it("isolates a row holding a NUL byte", function()
     local schema = fresh_schema()
     local s = open(db, schema)
-    local sum = assert(s:commit({ { id = "a", row = row("ok") }, { id = "b", row = row("bad\0id") } }))
-    assert.are.same({ written = 1, rejected = 1, duplicates = 0, refused = 1 }, sum)
+    local sum = assert(s:commit({ { id = "a", rows = { { row("ok") } } }, { id = "b", rows = { { row("bad\0id") } } } }))
+    assert.are.same({ written = 1, rejected = 1, dropped = 0, duplicates = 0, refused = 1 }, sum)
   end)
 
   it("reports a lost connection without splitting or writing anything", function()
@@ -301,7 +308,7 @@ describe("etlua.sink", function()
     local s = open(db, schema)
     local other = connect()
     assert(other:exec("SELECT pg_terminate_backend($1::int)", one(db, "SELECT pg_backend_pid()")))
-    local sum, _, code = s:commit({ { id = "x1", row = row("u1") }, { id = "x2", row = row("u2") } })
+    local sum, _, code = s:commit({ { id = "x1", rows = { { row("u1") } } }, { id = "x2", rows = { { row("u2") } } } })
     assert.is_nil(sum)
     assert.are.equal("connection", code)
     assert.are.equal("0", one(other, "SELECT count(*) FROM " .. other:quote_ident(schema) .. ".etlua_ledger"))
@@ -312,7 +319,7 @@ describe("etlua.sink", function()
     local schema = fresh_schema()
     local s = open(db, schema)
     local pgsh = ("env -u LD_PRELOAD %q %%s %q"):format(os.getenv("ETLUA_PG_SH"), os.getenv("ETLUA_PG_DIR"))
-    local items = { { id = "p1", row = row("u1") }, { id = "p2", row = row("u2") } }
+    local items = { { id = "p1", rows = { { row("u1") } } }, { id = "p2", rows = { { row("u2") } } } }
     assert(os.execute(pgsh:format("pause")))
     local ok, resumed = pcall(function()
       local sum, _, code = s:commit(items)
@@ -327,7 +334,7 @@ describe("etlua.sink", function()
     db:close()
     db = connect()
     s = open(db, schema)
-    assert.are.same({ written = 2, rejected = 0, duplicates = 0, refused = 0 }, assert(s:commit(items)))
+    assert.are.same({ written = 2, rejected = 0, dropped = 0, duplicates = 0, refused = 0 }, assert(s:commit(items)))
   end)
 
   it("lands an id committed concurrently by several connections once", function()
@@ -336,13 +343,14 @@ describe("etlua.sink", function()
     local chunk = ([[
       local pg, sink = require "etlua.pg", require "etlua.sink"
       local db = assert(pg.connect(os.getenv("DATABASE_URL")))
-      local s = assert(sink.open(db, { table = "user_logins", schema = %q, columns = { "user_id" },
-        create_table = "CREATE TABLE %%s (user_id text)", queue = "q" }))
+      local s = assert(sink.open(db, { outputs = { { name = "o", index = 1, table = "user_logins", schema = %q, columns = { "user_id" },
+        on_conflict = "error", create_table = "CREATE TABLE %%s (user_id text)" } }, rejects_table = "user_logins_rejects",
+        schema = %q, queue = "q" }))
       local items = {}
-      for i = 1, 200 do items[i] = { id = "c" .. ((i * 7919) %% 200), row = { "u" .. i } } end
+      for i = 1, 200 do items[i] = { id = "c" .. ((i * 7919) %% 200), rows = { { { "u" .. i } } } } end
       local sum, err = s:commit(items)
       print(sum and ("written=" .. sum.written .. " dup=" .. sum.duplicates) or ("error " .. tostring(err)))
-    ]]):format(schema)
+    ]]):format(schema, schema)
     local procs = {}
     for i = 1, 4 do procs[i] = spawn(chunk) end
     local written, dups = 0, 0
@@ -369,11 +377,12 @@ describe("etlua.sink", function()
     local p = spawn(([[
       local pg, sink = require "etlua.pg", require "etlua.sink"
       local db = assert(pg.connect(os.getenv("DATABASE_URL")))
-      local s = assert(sink.open(db, { table = "user_logins", schema = %q, columns = { "user_id" },
-        create_table = "CREATE TABLE %%s (user_id text)", queue = "q" }))
-      local sum, err = s:commit({ { id = "held", row = { "second" } }, { id = "free", row = { "f" } } })
+      local s = assert(sink.open(db, { outputs = { { name = "o", index = 1, table = "user_logins", schema = %q, columns = { "user_id" },
+        on_conflict = "error", create_table = "CREATE TABLE %%s (user_id text)" } }, rejects_table = "user_logins_rejects",
+        schema = %q, queue = "q" }))
+      local sum, err = s:commit({ { id = "held", rows = { { { "second" } } } }, { id = "free", rows = { { { "f" } } } } })
       print(sum and ("written=" .. sum.written .. " dup=" .. sum.duplicates) or ("error " .. tostring(err)))
-    ]]):format(schema))
+    ]]):format(schema, schema))
     -- let the other process block on the ledger row, then commit ours
     local waited = 0
     while waited < 50 and one(holder, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") == "0" do
@@ -393,10 +402,11 @@ describe("etlua.sink", function()
     local chunk = ([[
       local pg, sink = require "etlua.pg", require "etlua.sink"
       local db = assert(pg.connect(os.getenv("DATABASE_URL")))
-      local s, err = sink.open(db, { table = "user_logins", schema = %q, columns = { "user_id" },
-        create_table = "CREATE TABLE IF NOT EXISTS %%s (user_id text)", queue = "q" })
+      local s, err = sink.open(db, { outputs = { { name = "o", index = 1, table = "user_logins", schema = %q, columns = { "user_id" },
+        on_conflict = "error", create_table = "CREATE TABLE IF NOT EXISTS %%s (user_id text)" } }, rejects_table = "user_logins_rejects",
+        schema = %q, queue = "q" })
       print(s and "ok" or ("error " .. tostring(err)))
-    ]]):format(schema)
+    ]]):format(schema, schema)
     local procs = {}
     for i = 1, 6 do procs[i] = spawn(chunk) end
     for i = 1, 6 do assert.are.equal("ok\n", finish(procs[i])) end
@@ -405,7 +415,7 @@ describe("etlua.sink", function()
   it("prunes ledger rows older than N days", function()
     local schema = fresh_schema()
     local s = open(db, schema)
-    assert(s:commit({ { id = "old", row = row("u1") }, { id = "recent", row = row("u2") } }))
+    assert(s:commit({ { id = "old", rows = { { row("u1") } } }, { id = "recent", rows = { { row("u2") } } } }))
     local q = db:quote_ident(schema)
     assert(db:exec("UPDATE " .. q .. ".etlua_ledger SET processed_at = now() - interval '15 days' "
       .. "WHERE message_id = 'old'"))
@@ -417,8 +427,8 @@ describe("etlua.sink", function()
     local pw = os.getenv("PGPASSWORD")
     local schema = fresh_schema()
     local s = open(db, schema)
-    local sum = assert(s:commit({ { id = "p1", row = row(pw, string.rep("x", 40)) },
-      { id = "p2", row = row("u", "ios", pw) } }))
+    local sum = assert(s:commit({ { id = "p1", rows = { { row(pw, string.rep("x", 40)) } } },
+      { id = "p2", rows = { { row("u", "ios", pw) } } } }))
     assert.are.equal(2, sum.refused)
     local _, emsg, code = db:exec("SELECT $1::int", pw)
     assert.are.equal("22P02", code)

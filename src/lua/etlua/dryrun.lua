@@ -1,37 +1,52 @@
 -- etlua.dryrun: the sink of --dry-run. It prints each row it would write as one JSON object per
--- line on stdout, keys in column order, NULL as null; rejects go to the log. Nothing is written.
-local cjson = require "cjson"
+-- line on stdout, keys in column order, NULL as null; rejects go to the log; drops print
+-- nothing. For a script with `outputs`, each line is {"<output name>": {row}}. Values are
+-- printed as they would be written (etlua.rows): a float or a table as its text, for instance.
+-- Nothing is written.
+local codec = require "etlua.codec"
 
 local M = {}
 local Dry = {}
 Dry.__index = Dry
 
-function M.new(out, columns)
-  local json = cjson.new()
-  json.encode_invalid_numbers(false)
-  local keys = {}
-  for i, c in ipairs(columns) do keys[i] = json.encode(c) end
-  return setmetatable({ out = out, columns = columns, keys = keys, json = json }, Dry)
+-- desc: a script description (etlua.script)
+function M.new(out, desc)
+  local outputs = {}
+  for i, o in ipairs(desc.outputs) do
+    local keys = {}
+    for j, c in ipairs(o.columns) do keys[j] = codec.encode(c) end
+    outputs[i] = { keys = keys, ncols = #o.columns,
+                   prefix = desc.multi and ("{" .. codec.encode(o.name) .. ":") or "",
+                   suffix = desc.multi and "}\n" or "\n" }
+  end
+  return setmetatable({ out = out, outputs = outputs }, Dry)
 end
 
 function Dry:commit(items)
-  local written, rejected = 0, 0
+  local written, rejected, dropped = 0, 0, 0
   local buf, parts = {}, {}
   for _, item in ipairs(items) do
-    if item.row then
-      for i = 1, #self.columns do
-        local v = item.row[i]
-        parts[i] = self.keys[i] .. ":" .. (v == nil and "null" or self.json.encode(v))
+    if item.rows then
+      for i, list in ipairs(item.rows) do
+        local o = self.outputs[i]
+        for _, row in ipairs(list) do
+          for j = 1, o.ncols do
+            local v = row[j]
+            parts[j] = o.keys[j] .. ":" .. (v == nil and "null" or codec.encode(v))
+          end
+          buf[#buf + 1] = o.prefix .. "{" .. table.concat(parts, ",", 1, o.ncols) .. "}" .. o.suffix
+          written = written + 1
+        end
       end
-      buf[#buf + 1] = "{" .. table.concat(parts, ",", 1, #self.columns) .. "}\n"
-      written = written + 1
+    elseif item.drop then
+      dropped = dropped + 1
     else
       rejected = rejected + 1
     end
   end
   self.out:write(table.concat(buf))
   self.out:flush()
-  return { written = written, rejected = rejected, duplicates = 0, refused = 0 }
+  return { written = written, rejected = rejected, dropped = dropped, duplicates = 0, refused = 0 }
 end
 
 return M

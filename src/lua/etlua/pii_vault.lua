@@ -6,24 +6,23 @@ Lua modules and the C modules share one package.preload.)
   local pii_vault = require "etlua.pii_vault"
   -- the key: etlua.config reads ETLUA_VAULT_KEY[_FILE] (cfg.vault_key, a etlua.vault key)
   pii_vault.prepare(db)                              -- schema + table, idempotent, race-safe
-  local hook = pii_vault.writer(key, get_proc)       -- sink.open's opts.in_transaction
+  local hook = pii_vault.writer(key)                 -- sink.open's opts.in_transaction
   pii_vault.fetch(db, masks, field)                  -- rows for reveal
   pii_vault.open_row(keys, row)                      -- plaintext | nil, msg
 
 The table (etlua_vault.pii): one row per distinct (field, masked value):
   masked      the mask, exactly as in user_logins (lowercase hex HMAC-SHA-256)
-  field       "ip" or "device_id" (the script's pii field names)
+  field       the script's pii path the value was found at ("ip", "device_id", "user.email")
   key_id      first 8 bytes of SHA-256 of the vault key, hex: which key sealed this row
   nonce       12 random bytes;   ciphertext: AES-256-GCM ciphertext followed by its 16-byte tag
   created_at  when it was first stored
 The associated data is field .. "\0" .. masked: a ciphertext moved to another field or row does
-not open. The plaintext is the text that was masked: an ip in canonical form, a device_id as it
-came. Rows are written in the batch's own transaction (INSERT ... ON CONFLICT DO NOTHING), so a
-value is in the vault if and only if a row that masks it committed.
+not open. The plaintext is the text that was masked: the value in the canonical form its pii
+path declares (an ip in canonical form, a device_id as it came). Rows are written in the
+batch's own transaction (INSERT ... ON CONFLICT DO NOTHING), so a value is in the vault if and
+only if a row that masks it committed.
 ]]
 local cvault = require "etlua.vault"
-local cjson = require "cjson"
-local mask = require "etlua.mask"
 
 local M = {}
 
@@ -73,47 +72,34 @@ local INSERT = "INSERT INTO " .. QUALIFIED .. " (masked, field, key_id, nonce, c
   .. "FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS u(m, f, n, c) "
   .. "ON CONFLICT (masked, field) DO NOTHING"
 
-local function new_json()
-  local json = cjson.new()
-  json.decode_invalid_numbers(false)
-  json.decode_max_depth(1000)
-  return json
-end
-
--- writer(key, get_proc) -> function(db, landed_items) -> true | nil, msg, code
--- get_proc: the running processor (etlua.record), or a function returning it (it changes on a
--- reload): its pii field list and masker, so
--- the vault masks exactly as the rows were masked. Each landed item that carries the message
--- (rows, and rows Postgres refused) is decoded again; each string value of a pii field is
--- sealed once per batch under its mask. An ip is stored in canonical form (what was masked).
-function M.writer(key, get_proc)
+-- writer(key) -> function(db, landed_items) -> true | nil, msg, code   (sink.open's in_transaction)
+-- Each landed item with rows carries the masks its message was given when it was processed
+-- (item.masked[path], a mask or a list of them) and the canonical texts they were computed from
+-- (item.plain[path], same shape): each is sealed once per batch under that very mask, so the
+-- vault holds exactly what the rows hold, whatever paths and canonical forms the script declares.
+function M.writer(key)
   local key_id = key:id()
-  local decode = new_json().decode
-  local canonical_ip = mask.canonical_ip
   local seal, tohex = key.seal, cvault.tohex
   return function(db, landed)
-    local proc = type(get_proc) == "function" and get_proc() or get_proc
-    local pii, masker = proc.pii, proc.masker
     local seen, m, f, n, c, count = {}, {}, {}, {}, {}, 0
+    local function add(path, masked, plain)
+      if type(masked) ~= "string" or type(plain) ~= "string" then return end
+      local ad = path .. "\0" .. masked
+      if seen[ad] then return end
+      seen[ad] = true
+      local nonce, ct = seal(key, ad, plain)
+      count = count + 1
+      m[count], f[count], n[count], c[count] = masked, path, tohex(nonce), tohex(ct)
+    end
     for i = 1, #landed do
-      local message = landed[i].message
-      local body = message and message.body
-      local ok, rec = false, nil
-      if body then ok, rec = pcall(decode, body) end
-      if ok and type(rec) == "table" then
-        for j = 1, #pii do
-          local field = pii[j]
-          local v = rec[field]
-          if type(v) == "string" then
-            if field == "ip" then v = canonical_ip(v) or v end
-            local masked = masker:hex(v)
-            local ad = field .. "\0" .. masked
-            if not seen[ad] then
-              seen[ad] = true
-              local nonce, ct = seal(key, ad, v)
-              count = count + 1
-              m[count], f[count], n[count], c[count] = masked, field, tohex(nonce), tohex(ct)
-            end
+      local item = landed[i]
+      if item.rows and item.masked and item.plain then
+        for path, masked in pairs(item.masked) do
+          local plain = item.plain[path]
+          if type(masked) == "table" then
+            for j = 1, #masked do add(path, masked[j], plain and plain[j]) end
+          else
+            add(path, masked, plain)
           end
         end
       end

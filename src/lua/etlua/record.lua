@@ -1,13 +1,21 @@
---[[ etlua.record: one message body in, one outcome out (decode -> validate -> rules -> transform).
+--[[ etlua.record: one message in, one outcome out
+  (unwrap the envelope -> decode -> validate -> rules -> masks -> transform -> rows).
 
   local record = require "etlua.record"
-  local p = record.new(script, {masker = mask.new(key), rules = record.load_rules(dir)})
-  local out = p:process(body, {id = "...", sent_ms = 1700000000000, received_ms = ...})
-    -> {row = {v1, ..., vN}}        values in script.columns order, nil = NULL
+  local p = record.new(desc, {masker = mask.new(key), rules = record.load_rules(dir)})
+      desc: a description from etlua.script (a raw script table is described first)
+  local out = p:process(body, message)
+      message: {id=, sent_ms=, received_ms=, receive_count=, group_id=, sequence_number=,
+                attributes=} as received (every field optional)
+    -> {rows = {[i] = list of rows of output i}, rec =, masked =, plain =}
+           each row an array in that output's column order, nil = NULL (etlua.rows)
     -> {reject = {reason = "...", detail = "...", body = "..."}}
-       body: the JSON object with the script's pii fields masked and re-encoded, or, when the
+       body: the JSON object with the script's pii paths masked and re-encoded, or, when the
        body was not a JSON object, the raw text scrubbed (pii-keyed values and anything shaped
        like an IP address masked, invalid UTF-8 replaced by U+FFFD, NUL bytes dropped).
+    -> {drop = true}                  transform returned false
+    Every outcome may carry key (the ledger key, when the envelope gives one: the SNS
+    MessageId) and sent_ms (the envelope's own time); absent, the caller uses the message's.
 
   record.load_rules(dir) -> list of {name=, check=, file=}, from every *.lua in dir by name.
 
@@ -18,25 +26,18 @@ raise become a `rule:<name>` reject. Details never carry raw pii values: the rec
 and address-shaped text in them are masked.
 ]]
 
-local cjson = require "cjson"
+local codec = require "etlua.codec"
 local mask = require "etlua.mask"
+local script_desc = require "etlua.script"
+local rows = require "etlua.rows"
+local envelope = require "etlua.envelope"
+local pii = require "etlua.pii_interim"
 
 local M = {}
 
-local MAX_DEPTH = 1000 -- nesting bound for decoding (cjson's own default): deeper is invalid_json, not a crash
-local null = cjson.null
+local null = codec.null
 local canonical_ip = mask.canonical_ip
-local EMPTY_MESSAGE = setmetatable({}, {__newindex = function() error("read-only", 2) end})
-
--- A dedicated cjson instance, so other users of cjson cannot change these settings.
-local function new_json()
-  local json = cjson.new()
-  json.decode_invalid_numbers(false) -- NaN, Infinity, hex numbers are not JSON
-  json.decode_max_depth(MAX_DEPTH)
-  json.encode_invalid_numbers("null") -- 1e400 decodes to inf; store it as null, do not fail
-  json.encode_sparse_array(true)
-  return json
-end
+local EMPTY = setmetatable({}, {__newindex = function() error("read-only", 2) end})
 
 -- ---- text hygiene (reject path only) ---------------------------------------------------------
 
@@ -67,15 +68,15 @@ end
 local Processor = {}
 Processor.__index = Processor
 
--- Mask of one pii value as stored in a reject: strings as they are (an ip in canonical form
--- when it is a valid address), other JSON values by their JSON text; null stays null.
+-- Mask of one pii value found in raw text under the key `field` (the last name of a declared
+-- path): its canonical form when the path declares one.
 function Processor:mask_value(field, v)
   if v == null or v == nil then return v end
   if type(v) ~= "string" then
-    local ok, text = pcall(self.json.encode, v)
-    v = ok and text or tostring(v)
-  elseif field == "ip" then
-    v = canonical_ip(v) or v
+    v = codec.encode(v) or tostring(v)
+  else
+    local canon = self.canon[field]
+    if canon then v = canon(v) end
   end
   return self.masker:hex(v)
 end
@@ -136,89 +137,131 @@ end
 -- The stored body of a message that did not decode to a JSON object.
 function Processor:scrub_raw(body)
   local s = clean_text(body)
-  for i = 1, #self.pii do
-    s = self:mask_keyed_values(s, self.pii[i])
+  for i = 1, #self.pii_keys do
+    s = self:mask_keyed_values(s, self.pii_keys[i])
   end
   return self:mask_addresses(s)
 end
 
--- The stored body of a JSON object: pii fields masked, re-encoded.
-function Processor:masked_object(rec, body)
-  local copy = {}
-  for k, v in pairs(rec) do copy[k] = v end
-  for i = 1, #self.pii do
-    local field = self.pii[i]
-    copy[field] = self:mask_value(field, copy[field])
-  end
-  local ok, text = pcall(self.json.encode, copy)
-  if not ok then return self:scrub_raw(body) end
+-- The stored body of a JSON object: the declared pii paths masked, re-encoded.
+function Processor:masked_object(rec, body, masked)
+  if masked == nil then masked = self.pii_spec:masks(rec, self.masker) end
+  local text = codec.encode(self.pii_spec:apply(rec, masked))
+  if not text then return self:scrub_raw(body) end
   return clean_text(text)
 end
 
 -- A detail fit to store: text, without the record's pii values or address-shaped text.
-function Processor:clean_detail(detail, rec)
+function Processor:clean_detail(detail, raws)
   local s = clean_text(tostring(detail))
-  if type(rec) == "table" then
-    for i = 1, #self.pii do
-      local field = self.pii[i]
-      local v = rec[field]
-      if type(v) == "string" and #v >= 3 then
-        s = s:gsub(quote_pattern(v), function() return self:mask_value(field, v) end)
-      end
+  for raw, hex in pairs(raws or EMPTY) do
+    if #raw >= 3 then
+      s = s:gsub(quote_pattern(raw), function() return hex end)
     end
   end
   return self:mask_addresses(s)
 end
 
--- The body as stored in a reject, for a message whose row Postgres refused (db_refused): the
--- same masking as any reject, computed only on that rare path.
-function Processor:stored_body(body)
-  local ok, rec = pcall(self.decode, body)
-  if ok and type(rec) == "table" and body:find("^[ \t\n\r]*{") then
+-- The raw pii strings of a record, each with the mask of its canonical form.
+function Processor:raw_masks(rec)
+  if type(rec) ~= "table" then return nil end
+  local raws = {}
+  for _, e in ipairs(self.pii_spec.entries) do
+    pii.walk(rec, e.parts, 1, function(v)
+      if type(v) == "string" then raws[v] = self.masker:hex(e.canon and e.canon(v) or v) end
+    end)
+  end
+  return raws
+end
+
+-- The body as stored in a reject, for a message whose rows Postgres refused (db_refused), from
+-- the item of its row outcome: the masks computed when it was processed are reused.
+function Processor:stored_body(item)
+  if item.rec ~= nil then return self:masked_object(item.rec, "", item.masked) end
+  local body = item.message and item.message.body or ""
+  local rec = codec.decode(body)
+  if type(rec) == "table" and body:find("^[ \t\n\r]*{") then
     return self:masked_object(rec, body)
   end
   return self:scrub_raw(body)
 end
 
-function Processor:reject(reason, detail, body, rec)
+function Processor:reject(reason, detail, body, rec, masked)
   local stored
   if rec ~= nil then
-    stored = self:masked_object(rec, body)
+    stored = self:masked_object(rec, body, masked)
   else
     stored = self:scrub_raw(body)
   end
-  return {reject = {reason = reason, detail = self:clean_detail(detail or reason, rec),
+  return {reject = {reason = reason, detail = self:clean_detail(detail or reason, self:raw_masks(rec)),
                     body = stored}}
 end
 
 local JSON_TYPE = {string = "a string", number = "a number", boolean = "a boolean",
                    table = "an array", userdata = "null"}
 
--- The hot path: one decode, one validate, the rules, one transform, one row table.
+-- ctx.message for one message: what the script may read of it (never the receipt).
+local function message_view(m)
+  return {
+    id = m.id, sent_ms = m.sent_ms, received_ms = m.received_ms,
+    receive_count = m.receive_count, group_id = m.group_id,
+    sequence_number = m.sequence_number, attributes = m.attributes,
+  }
+end
+
+-- Decodes the body into an object, or returns the reject. Under envelope = "sns" a
+-- notification's Message is the body from here on.
+function Processor:decode(body, message, out)
+  local rec, err = codec.decode(body)
+  if rec == nil then
+    return nil, self:reject("invalid_json", "body is not valid JSON: " .. tostring(err), body)
+  end
+  if self.envelope == "sns" then
+    local inner, sns, key, sent_ms = envelope.sns(rec)
+    if inner then
+      message.sns, out.key, out.sent_ms = sns, key, sent_ms
+      body = inner
+      rec, err = codec.decode(body)
+      if rec == nil then
+        return nil, self:reject("invalid_json", "SNS Message is not valid JSON: " .. tostring(err), body)
+      end
+    end
+  end
+  -- {} and [] decode alike: the first character tells an object from an array.
+  if type(rec) ~= "table" or not body:find("^[ \t\n\r]*{") then
+    return nil, self:reject("not_object",
+                            "body is " .. (JSON_TYPE[type(rec)] or "a value") .. ", not a JSON object",
+                            body)
+  end
+  return rec, body
+end
+
+local function with(out, into)
+  into.key, into.sent_ms = out.key, out.sent_ms
+  return into
+end
+
+-- The hot path: one decode, one validate, the rules, the masks, one transform, the rows.
 function Processor:process(body, meta)
   if type(body) ~= "string" then
     error("etlua.record: process(body, meta): body must be a string", 2)
   end
-  local ok, rec = pcall(self.decode, body)
-  if not ok then
-    return self:reject("invalid_json", "body is not valid JSON: " .. tostring(rec), body)
-  end
-  -- cjson decodes [] and {} alike: the first character tells an object from an array.
-  if type(rec) ~= "table" or not body:find("^[ \t\n\r]*{") then
-    return self:reject("not_object",
-                       "body is " .. (JSON_TYPE[type(rec)] or "a value") .. ", not a JSON object",
-                       body)
-  end
+  local message, out = message_view(meta or EMPTY), {}
+  local rec, body_or_reject = self:decode(body, message, out)
+  if rec == nil then return with(out, body_or_reject) end
+  body = body_or_reject
+
+  local masked, _, plain = self.pii_spec:masks(rec, self.masker)
 
   local ran, valid, reason, detail = pcall(self.validate, rec)
   if not ran then
-    return self:reject("script_error", "validate raised an error: " .. tostring(valid), body, rec)
+    return with(out, self:reject("script_error", "validate raised an error: " .. tostring(valid), body, rec, masked))
   end
   if not valid then
     if type(reason) ~= "string" then
-      return self:reject("script_error", "validate returned false without a reason", body, rec)
+      return with(out, self:reject("script_error", "validate returned false without a reason", body, rec, masked))
     end
-    return self:reject(reason, detail, body, rec)
+    return with(out, self:reject(reason, detail, body, rec, masked))
   end
 
   local rules = self.rules
@@ -226,33 +269,29 @@ function Processor:process(body, meta)
     local rule = rules[i]
     local ran, passed, why = pcall(rule.check, rec)
     if not ran then
-      return self:reject(rule.reason, "rule raised an error: " .. tostring(passed), body, rec)
+      return with(out, self:reject(rule.reason, "rule raised an error: " .. tostring(passed), body, rec, masked))
     end
     if not passed then
-      return self:reject(rule.reason, why or ("rule " .. rule.name .. " failed"), body, rec)
+      return with(out, self:reject(rule.reason, why or ("rule " .. rule.name .. " failed"), body, rec, masked))
     end
   end
 
   local ctx = self.ctx
-  ctx.message = meta or EMPTY_MESSAGE
-  local done, named = pcall(self.transform, rec, ctx)
+  ctx.message, ctx.masked = message, masked
+  local done, result = pcall(self.transform, rec, ctx)
   if not done then
-    return self:reject("script_error", "transform raised an error: " .. tostring(named), body, rec)
+    return with(out, self:reject("script_error", "transform raised an error: " .. tostring(result), body, rec, masked))
   end
-  if type(named) ~= "table" then
-    return self:reject("script_error", "transform did not return a row table", body, rec)
+  if result == false then
+    out.drop = true
+    return out
   end
-  return {row = self.to_row(named)}
-end
-
--- A function turning a row keyed by column name into an array in column order: generated
--- once, so the hot path is a single table constructor.
-local function row_builder(columns)
-  local fields = {}
-  for i, name in ipairs(columns) do fields[i] = ("t[%q]"):format(name) end
-  local src = "local t = ...; return {" .. table.concat(fields, ", ") .. "}"
-  local chunk = assert(load("return function(...) " .. src .. " end", "=row_builder", "t"))
-  return chunk()
+  local per_output, err = self.build(result)
+  if not per_output then
+    return with(out, self:reject("script_error", err, body, rec, masked))
+  end
+  out.rows, out.rec, out.masked, out.plain = per_output, rec, masked, plain
+  return out
 end
 
 local function check_rules(rules)
@@ -266,45 +305,51 @@ local function check_rules(rules)
   return list
 end
 
--- record.new(script, opts): a processor for one script. Checks the script's shape once.
+-- The name a pii value is keyed by in raw text: the last name of its path ("user.email" ->
+-- "email", "contacts[].phone" -> "phone").
+local function last_key(path)
+  local parts = pii.split(path)
+  for i = #parts, 1, -1 do
+    if parts[i] ~= "[]" then return parts[i] end
+  end
+  return path
+end
+
+-- record.new(desc, opts): a processor for one script. A raw script table is described first
+-- (etlua.script.describe), so its shape is checked once.
 -- opts.masker: an etlua.mask hasher (mask.new(key)); opts.rules: list from load_rules.
-function M.new(script, opts)
+function M.new(desc, opts)
   opts = opts or {}
-  if type(script) ~= "table" then error("etlua.record: script must be a table", 2) end
-  local columns = script.columns
-  if type(columns) ~= "table" or #columns == 0 then
-    error("etlua.record: script.columns must be a non-empty list of column names", 2)
-  end
-  for i, c in ipairs(columns) do
-    if type(c) ~= "string" then error(("etlua.record: script.columns[%d] must be a string"):format(i), 2) end
-  end
-  for _, hook in ipairs({"validate", "transform"}) do
-    if type(script[hook]) ~= "function" then
-      error(("etlua.record: script.%s must be a function"):format(hook), 2)
-    end
-  end
-  local pii = script.pii or {}
-  for i, f in ipairs(pii) do
-    if type(f) ~= "string" then error(("etlua.record: script.pii[%d] must be a string"):format(i), 2) end
+  if type(desc) ~= "table" then error("etlua.record: script must be a table", 2) end
+  if desc.outputs == nil or desc.by_name == nil then
+    desc = script_desc.describe(desc, desc.path or "(table)")
   end
   local masker = opts.masker
   if masker == nil then error("etlua.record: opts.masker (mask.new(key)) is required", 2) end
 
-  local json = new_json()
+  local pii_spec = pii.compile(desc.pii)
+  local pii_keys, canon = {}, {}
+  for i, e in ipairs(pii_spec.entries) do
+    pii_keys[i] = last_key(e.path)
+    canon[pii_keys[i]] = e.canon
+  end
   local self = setmetatable({
-    json = json,
-    decode = json.decode,
-    validate = script.validate,
-    transform = script.transform,
-    to_row = row_builder(columns),
-    pii = pii,
+    desc = desc,
+    validate = desc.validate,
+    transform = desc.transform,
+    build = rows.builder(desc),
+    envelope = desc.envelope,
+    pii_spec = pii_spec,
+    pii_keys = pii_keys,
+    canon = canon,
     masker = masker,
     rules = check_rules(opts.rules),
   }, Processor)
   self.ctx = {
     mask = function(v) return masker:hex(v) end,
     canonical_ip = canonical_ip,
-    message = EMPTY_MESSAGE,
+    message = EMPTY,
+    masked = EMPTY,
   }
   return self
 end

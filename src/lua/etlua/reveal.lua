@@ -1,6 +1,6 @@
 -- etlua.reveal: PII recovery for holders of the vault key (issue 6; the vault: etlua.pii_vault).
 --
---   etlua reveal [--field ip|device_id] MASKED...
+--   etlua reveal [--field PATH] MASKED...     (PATH: a pii path of the script, e.g. ip)
 --       prints "MASKED<TAB>FIELD<TAB>ORIGINAL" per stored value (a mask found under both fields
 --       prints two lines), and "etlua: MASKED: not found in the vault" on stderr per mask absent.
 --   etlua reveal --reencrypt
@@ -17,9 +17,11 @@ local config = require "etlua.config"
 local M = {}
 
 M.usage = [[
-usage: etlua reveal [--field ip|device_id] MASKED...
+usage: etlua reveal [--field PATH] MASKED...
        etlua reveal --reencrypt
 Prints MASKED<TAB>FIELD<TAB>ORIGINAL for each masked value found in the PII vault.
+FIELD is the script's pii path the value was found at (ip, device_id, user.email, ...);
+--field PATH shows only values found at that path.
 Needs DATABASE_URL (or PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE), read access to the
 etlua_vault schema, and ETLUA_VAULT_KEY (64 hex digits) or ETLUA_VAULT_KEY_FILE.
 --reencrypt re-seals the rows of the key in ETLUA_VAULT_OLD_KEY[_FILE] under ETLUA_VAULT_KEY.
@@ -40,8 +42,8 @@ local function parse(argv)
     elseif a == "--field" then
       i = i + 1
       opts.field = argv[i]
-      if opts.field ~= "ip" and opts.field ~= "device_id" then
-        return nil, "--field must be ip or device_id"
+      if opts.field == nil or opts.field == "" or opts.field:sub(1, 2) == "--" then
+        return nil, "--field needs a pii path (e.g. ip, device_id, user.email)"
       end
     elseif a:sub(1, 2) == "--" then return nil, "unknown option " .. a
     else

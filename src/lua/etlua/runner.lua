@@ -54,11 +54,11 @@ local LEDGER_DAYS = 15 -- SQS keeps a message at most 14 days: older ledger rows
 local function open_sink(cfg, script, queue, current_proc, log, deadline)
   local db = connect(cfg, log, deadline)
   local s, err = sink.open(db, {
-    table = script.table, schema = script.schema, columns = script.columns,
-    create_table = script.create_table, queue = queue,
-    reject_body = function(item) return current_proc():stored_body(item.message.body) end,
+    outputs = script.outputs, rejects_table = script.rejects_table, schema = script.schema,
+    queue = queue,
+    reject_body = function(item) return current_proc():stored_body(item) end,
     -- the PII vault (issue 6): raw values sealed in the batch's transaction, when a key is set
-    in_transaction = cfg.vault_key and require("etlua.pii_vault").writer(cfg.vault_key, current_proc) or nil,
+    in_transaction = cfg.vault_key and require("etlua.pii_vault").writer(cfg.vault_key) or nil,
   })
   if not s then fail.user("cannot prepare the tables in Postgres: %s", err) end
   if cfg.vault_key then
@@ -70,18 +70,19 @@ local function open_sink(cfg, script, queue, current_proc, log, deadline)
   return s, db
 end
 
--- Process one batch: every message gets exactly one outcome, a row or a reject.
+-- Process one batch: every message gets exactly one outcome: rows, a reject or a drop. The
+-- item's key is the ledger key (the SNS MessageId under envelope = "sns", else the message id);
+-- sent_ms is the time a redelivery shares with its first delivery.
 local function process(proc, messages, stats, log, verbose)
   local items = {}
   for i, m in ipairs(messages) do
     local out = proc:process(m.body, m)
-    if out.row then
-      items[i] = { id = m.id, row = out.row, message = m }
-    else
-      items[i] = { id = m.id, reject = out.reject }
-      if verbose then
-        log:info("rejected", { message_id = m.id, reason = out.reject.reason, detail = out.reject.detail })
-      end
+    local item = { id = m.id, key = out.key or m.id, sent_ms = out.sent_ms or m.sent_ms, message = m,
+                   rows = out.rows, reject = out.reject, drop = out.drop,
+                   rec = out.rec, masked = out.masked, plain = out.plain }
+    items[i] = item
+    if out.reject and verbose then
+      log:info("rejected", { message_id = m.id, reason = out.reject.reason, detail = out.reject.detail })
     end
   end
   stats.received = stats.received + #messages
@@ -92,8 +93,10 @@ end
 local function count(stats, summary, items)
   stats.written = stats.written + summary.written
   stats.rejected = stats.rejected + summary.rejected
+  stats.dropped = stats.dropped + (summary.dropped or 0)
   stats.duplicates = stats.duplicates + (summary.duplicates or 0)
   telemetry.written(summary.written)
+  if (summary.dropped or 0) > 0 then telemetry.dropped(summary.dropped) end
   local now, by_reason = host.now_ms(), {}
   for _, item in ipairs(items) do
     if item.duplicate then -- ledger-skipped: it landed before, and was counted then
@@ -101,8 +104,8 @@ local function count(stats, summary, items)
       local r = item.reject.reason
       stats.by_reason[r] = (stats.by_reason[r] or 0) + 1
       by_reason[r] = (by_reason[r] or 0) + 1
-    elseif item.message.sent_ms then
-      telemetry.event_lag((now - item.message.sent_ms) / 1000)
+    elseif item.rows and item.sent_ms then
+      telemetry.event_lag((now - item.sent_ms) / 1000)
     end
   end
   for r, n in pairs(by_reason) do telemetry.rejected(r, n) end
@@ -162,9 +165,8 @@ local function reload(opts, current, masker, log)
   end
   local ok, script = pcall(script_loader.load, opts.script)
   if not ok then return refuse(fail.message(script)) end
-  if script.table ~= current.table or script.schema ~= current.schema
-      or table.concat(script.columns, ",") ~= table.concat(current.columns, ",") then
-    return refuse("the new script writes another table or other columns; restart etlua for that")
+  if not script_loader.same_tables(script, current) then
+    return refuse("the new script writes other tables, columns or keys; restart etlua for that")
   end
   local rules_dir, rules = opts.rules or script.rules, {}
   if rules_dir then
@@ -211,7 +213,7 @@ function M.run(opts, log)
 
   local state = { outage_seconds = cfg.outage_seconds }
   if opts.dry_run then
-    state.out = dryrun.new(io.stdout, script.columns)
+    state.out = dryrun.new(io.stdout, script)
   else
     state.reopen = function(deadline)
       return open_sink(cfg, script, queue, function() return proc end, log, deadline)
@@ -222,7 +224,8 @@ function M.run(opts, log)
   telemetry.ready(true, true)
   if src.protocol then log:info("sqs ready", { protocol = src.protocol, queue_url = cfg.queue_url }) end
 
-  local stats = { received = 0, written = 0, rejected = 0, duplicates = 0, deleted = 0, by_reason = {} }
+  local stats = { received = 0, written = 0, rejected = 0, dropped = 0, duplicates = 0, deleted = 0,
+                  by_reason = {} }
   local bar = progress.new(opts.drain and src or nil, nil, cfg.progress) -- a --drain on a terminal only
   local started = host.mono()
   local stop_when_drained = opts.drain or opts.input ~= nil
@@ -252,7 +255,7 @@ function M.run(opts, log)
   local seconds = host.mono() - started
   local summary = {
     received = stats.received, written = stats.written, rejected = stats.rejected,
-    duplicates = stats.duplicates, deleted = stats.deleted,
+    dropped = stats.dropped, duplicates = stats.duplicates, deleted = stats.deleted,
     seconds = string.format("%.2f", seconds),
     rate = string.format("%.0f", stats.received / math.max(seconds, 1e-3)),
   }

@@ -1,11 +1,17 @@
 -- etlua.sink: the Postgres half of the runner. Commits a batch exactly once:
---   BEGIN → claim the ids in the ledger → COPY the rows → insert the rejects → COMMIT
--- Only ids the ledger had not seen are written, so a redelivered message lands once (and a
--- concurrent consumer holding the same id waits on the ledger row, then skips it).
--- A row Postgres refuses for a data reason is isolated by bisection and stored as a reject
--- with reason "db_refused"; the rest of its batch lands. A lost connection is reported as
--- code "connection" and nothing is split: the caller reconnects and retries the whole batch.
+--   BEGIN → claim the ledger keys → write each output's rows (etlua.writer) → insert the
+--   rejects → COMMIT
+-- Only keys the ledger had not seen are written, so a redelivered message lands once (and a
+-- concurrent consumer holding the same key waits on the ledger row, then skips it). Every row
+-- of one message, on every output, commits in the same transaction as its ledger entry.
+-- A message whose rows Postgres refuses for a data reason is isolated by bisection and stored
+-- as a reject with reason "db_refused"; the rest of its batch lands. (Key conflicts of an
+-- output with on_conflict "ignore" or "update" are not refusals: they never split a batch.)
+-- A lost connection is reported as code "connection" and nothing is split: the caller
+-- reconnects and retries the whole batch.
 -- Values always travel as parameters or COPY data; identifiers only through quote_ident.
+local writer = require "etlua.writer"
+
 local M = {}
 local Sink = {}
 Sink.__index = Sink
@@ -25,20 +31,7 @@ local function is_connection_error(db, code)
     or db:status() ~= "ok"
 end
 
--- Creates a table (or index) unless `regclass` already names one. Several processes may race
--- on the same CREATE ... IF NOT EXISTS: the loser gets 23505 or 42P07 and finds it made.
-local function ensure(db, regclass, ddl)
-  for _ = 1, 3 do
-    local found, err, code = db:exec("SELECT to_regclass($1) IS NOT NULL", regclass)
-    if not found then return nil, err, code end
-    if found[1][1] == "t" then return true end
-    local ok
-    ok, err, code = db:exec(ddl)
-    if ok then return true end
-    if code ~= "23505" and code ~= "42P07" and code ~= "42710" then return nil, err, code end
-  end
-  return nil, "could not create " .. regclass, "42P07"
-end
+local ensure = writer.ensure
 
 local function ensure_schema(db, schema)
   local found, err, code = db:exec("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema)
@@ -51,36 +44,43 @@ local function ensure_schema(db, schema)
 end
 
 -- sink.open(db, opts) -> sink | nil, msg, code
--- opts: table, schema (optional), columns, create_table (format string, %s = quoted table),
---       queue (recorded in the ledger), rejects_table / ledger_table (optional names),
---       reject_body (function(item) -> stored body, for a row Postgres refuses),
+-- opts: outputs (a script description's outputs: etlua.script), rejects_table, schema (of the
+--       rejects table and the ledger; optional), queue (recorded in the ledger),
+--       ledger_table (optional name),
+--       reject_body (function(item) -> stored body, for a message whose rows Postgres refuses),
 --       in_transaction (function(db, landed_items) -> true | nil, msg, code: runs inside the
 --       batch's transaction before COMMIT, e.g. the PII vault).
 function M.open(db, opts)
-  assert(type(opts.table) == "string" and type(opts.columns) == "table"
-    and type(opts.create_table) == "string", "sink.open: table, columns and create_table are required")
-  local function name(n)
-    if opts.schema then return db:quote_ident(opts.schema) .. "." .. db:quote_ident(n) end
-    return db:quote_ident(n)
+  assert(type(opts.outputs) == "table" and #opts.outputs > 0 and type(opts.rejects_table) == "string",
+    "sink.open: outputs and rejects_table are required")
+  local function in_schema(schema)
+    return function(n)
+      if schema then return db:quote_ident(schema) .. "." .. db:quote_ident(n) end
+      return db:quote_ident(n)
+    end
   end
+  local name = in_schema(opts.schema)
   local self = setmetatable({
-    db = db, queue = opts.queue, ncols = #opts.columns, reject_body = opts.reject_body,
+    db = db, queue = opts.queue, reject_body = opts.reject_body,
     in_transaction = opts.in_transaction,
-    target = name(opts.table),
-    rejects = name(opts.rejects_table or "user_logins_rejects"),
+    rejects = name(opts.rejects_table),
     ledger = name(opts.ledger_table or "etlua_ledger"),
     ledger_index = name((opts.ledger_table or "etlua_ledger") .. "_processed_at"),
+    writers = {},
   }, Sink)
-  local cols = {}
-  for i, c in ipairs(opts.columns) do cols[i] = db:quote_ident(c) end
-  self.copy_rows = ("COPY %s (%s) FROM STDIN"):format(self.target, table.concat(cols, ", "))
 
-  if opts.schema then
-    local ok, err, code = ensure_schema(db, opts.schema)
+  local schemas = { opts.schema }
+  for _, o in ipairs(opts.outputs) do schemas[#schemas + 1] = o.schema end
+  for _, schema in pairs(schemas) do
+    local ok, err, code = ensure_schema(db, schema)
     if not ok then return nil, err, code end
   end
+  for i, o in ipairs(opts.outputs) do
+    local w, err, code = writer.open(db, o, in_schema(o.schema))
+    if not w then return nil, err, code end
+    self.writers[i] = w
+  end
   local steps = {
-    { self.target, opts.create_table:format(self.target) },
     { self.rejects, "CREATE TABLE IF NOT EXISTS " .. self.rejects .. " " .. REJECT_COLUMNS },
     { self.ledger, "CREATE TABLE IF NOT EXISTS " .. self.ledger .. " " .. LEDGER_COLUMNS },
     { self.ledger_index, ("CREATE INDEX IF NOT EXISTS %s ON %s (processed_at)")
@@ -93,6 +93,12 @@ function M.open(db, opts)
   return self
 end
 
+local function outcome_of(item)
+  if item.rows then return "row" end
+  if item.drop then return "drop" end
+  return "reject"
+end
+
 -- One attempt at one transaction. Returns a summary, or nil, msg, code after ROLLBACK.
 function Sink:attempt(items)
   local db = self.db
@@ -103,52 +109,64 @@ function Sink:attempt(items)
   local ok, err, code = db:exec("BEGIN")
   if not ok then return fail(err, code) end
 
-  -- Claim the ids, sorted so two consumers claim shared ids in the same order (no deadlock).
-  local ids, outcomes, order = {}, {}, {}
+  -- Claim the ledger keys (the message id, or the envelope's id: item.key), sorted so two
+  -- consumers claim shared keys in the same order (no deadlock).
+  local keys, outcomes, order = {}, {}, {}
   for i = 1, #items do
-    assert(type(items[i].id) == "string", "sink: every item needs a string id")
-    order[i] = items[i]
+    local item = items[i]
+    item.key = item.key or item.id
+    assert(type(item.id) == "string" and type(item.key) == "string",
+           "sink: every item needs a string id (and key)")
+    order[i] = item
   end
-  table.sort(order, function(a, b) return a.id < b.id end)
+  table.sort(order, function(a, b) return a.key < b.key end)
   for i, item in ipairs(order) do
-    ids[i], outcomes[i] = item.id, item.row and "row" or "reject"
+    keys[i], outcomes[i] = item.key, outcome_of(item)
   end
   local claimed
   claimed, err, code = db:exec(
     "INSERT INTO " .. self.ledger .. " (message_id, queue, outcome) "
       .. "SELECT id, $3, outcome FROM unnest($1::text[], $2::text[]) AS u(id, outcome) "
       .. "ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
-    ids, outcomes, self.queue)
+    keys, outcomes, self.queue)
   if not claimed then return fail(err, code) end
   local fresh = {}
   for _, r in ipairs(claimed) do fresh[r[1]] = true end
 
-  -- Only claimed ids are written, each once (the same id twice in a batch lands once).
-  local rows, rejects = {}, { id = {}, reason = {}, detail = {}, body = {} }
-  local summary = { written = 0, rejected = 0, duplicates = 0, refused = 0 }
+  -- Only claimed keys are written, each once (the same key twice in a batch lands once).
+  local per_output = {}
+  for i = 1, #self.writers do per_output[i] = {} end
+  local rejects = { id = {}, reason = {}, detail = {}, body = {} }
+  local summary = { written = 0, rejected = 0, dropped = 0, duplicates = 0, refused = 0 }
   for _, item in ipairs(items) do
-    item.duplicate = not fresh[item.id] or nil   -- the caller counts landed outcomes only
+    item.duplicate = not fresh[item.key] or nil   -- the caller counts landed outcomes only
     if item.duplicate then
       summary.duplicates = summary.duplicates + 1
-    elseif item.row then
-      fresh[item.id] = nil
-      rows[#rows + 1] = item.row
     else
-      fresh[item.id] = nil
-      local n = summary.rejected + 1
-      summary.rejected = n
-      if item.reject.reason == "db_refused" then summary.refused = summary.refused + 1 end
-      rejects.id[n], rejects.reason[n] = item.id, item.reject.reason
-      rejects.detail[n], rejects.body[n] = item.reject.detail, item.reject.body
+      fresh[item.key] = nil
+      if item.rows then
+        for i, list in ipairs(item.rows) do
+          local dest = per_output[i]
+          for j = 1, #list do dest[#dest + 1] = list[j] end
+        end
+      elseif item.drop then
+        summary.dropped = summary.dropped + 1
+      else
+        local n = summary.rejected + 1
+        summary.rejected = n
+        if item.reject.reason == "db_refused" then summary.refused = summary.refused + 1 end
+        rejects.id[n], rejects.reason[n] = item.id, item.reject.reason
+        rejects.detail[n], rejects.body[n] = item.reject.detail, item.reject.body
+      end
     end
   end
   for _, a in pairs(rejects) do a.n = summary.rejected end
 
-  if #rows > 0 then
+  for i, w in ipairs(self.writers) do
     local n
-    n, err, code = db:copy(self.copy_rows, self.ncols, rows)
+    n, err, code = w:write(db, per_output[i])
     if not n then return fail(err, code) end
-    summary.written = n
+    summary.written = summary.written + n
   end
   if summary.rejected > 0 then
     ok, err, code = db:exec(
@@ -177,14 +195,16 @@ local function add(total, s)
   return total
 end
 
--- A single item Postgres will not store as it is: a row becomes a db_refused reject (detail =
--- the primary message, which names no values); a reject that cannot be stored loses its body.
+-- A single item Postgres will not store as it is: its rows become a db_refused reject (detail
+-- = the primary message, which names no values); a reject that cannot be stored loses its body.
 local function refuse(self, item, err)
-  if item.row then
-    item.row = nil
+  if item.rows then
     local body = item.body
     if body == nil and self.reject_body then body = self.reject_body(item) end
+    item.rows = nil
     item.reject = { reason = "db_refused", detail = err, body = body }
+  elseif item.drop then
+    return false
   elseif item.reject.body ~= nil or item.reject.detail ~= err then
     item.reject = { reason = item.reject.reason, detail = "not storable: " .. err }
   else
@@ -218,12 +238,14 @@ function Sink:commit_part(items)
   return nil, "postgres kept refusing the batch", "client"
 end
 
--- s:commit(items) -> {written=, rejected=, duplicates=, refused=} | nil, msg, code
--- items: array of {id = message_id, row = {v1, ..., vN}} or {id = ..., reject = {reason=,
--- detail=, body=}}; an item may carry body (the masked message body) for a db_refused reject.
--- A refused row's item is changed in place into its db_refused reject.
+-- s:commit(items) -> {written=, rejected=, dropped=, duplicates=, refused=} | nil, msg, code
+-- items: array of {id = message id, key = ledger key (default id), and one outcome:
+--   rows = {[i] = list of rows of output i} | reject = {reason=, detail=, body=} | drop = true}
+-- an item may carry body (the masked message body) for a db_refused reject. A refused item is
+-- changed in place into its db_refused reject. written counts rows stored (inserted, or
+-- updated by an upsert), on every output.
 function Sink:commit(items)
-  if #items == 0 then return { written = 0, rejected = 0, duplicates = 0, refused = 0 } end
+  if #items == 0 then return { written = 0, rejected = 0, dropped = 0, duplicates = 0, refused = 0 } end
   return self:commit_part(items)
 end
 

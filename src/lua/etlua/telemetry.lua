@@ -11,6 +11,7 @@ local function noop() end
 M.received = noop          -- (n)            etlua_messages_received_total
 M.written = noop           -- (n)            etlua_rows_written_total
 M.rejected = noop          -- (reason, n)    etlua_rejects_total{reason}
+M.dropped = noop           -- (n)            etlua_messages_dropped_total  (transform returned false)
 M.deleted = noop           -- (n)            etlua_messages_deleted_total
 M.retry = noop             -- (target)       etlua_retries_total{target}   target: sqs | postgres
 M.error = noop             -- (kind)         etlua_errors_total{kind}
@@ -32,6 +33,7 @@ local FAMILIES = {
   { "etlua_messages_received_total", "counter", "Messages received from the source and processed." },
   { "etlua_rows_written_total", "counter", "Rows committed to the target table." },
   { "etlua_rejects_total", "counter", "Messages committed to the rejects table, by reason.", "reason" },
+  { "etlua_messages_dropped_total", "counter", "Messages the script dropped on purpose (transform returned false), committed to the ledger only." },
   { "etlua_messages_deleted_total", "counter", "Messages deleted from the queue after their commit." },
   { "etlua_retries_total", "counter", "Retries of a call that failed for a passing reason, by target.", "target" },
   { "etlua_errors_total", "counter", "Failures logged, by kind.", "kind" },
@@ -66,6 +68,7 @@ function M.start(addr, log)
   local inc, set, observe = reg.inc, reg.set, reg.observe
   local received, written = id.etlua_messages_received_total, id.etlua_rows_written_total
   local rejects, deleted = id.etlua_rejects_total, id.etlua_messages_deleted_total
+  local dropped = id.etlua_messages_dropped_total
   local retries, errors = id.etlua_retries_total, id.etlua_errors_total
   local in_flight, prefetched = id.etlua_messages_in_flight, id.etlua_messages_prefetched
   local commit, lag = id.etlua_batch_commit_seconds, id.etlua_event_lag_seconds
@@ -73,6 +76,7 @@ function M.start(addr, log)
   M.received = function(n) inc(reg, received, n) end
   M.written = function(n) inc(reg, written, n) end
   M.rejected = function(reason, n) inc(reg, rejects, n or 1, reason) end
+  M.dropped = function(n) inc(reg, dropped, n) end
   M.deleted = function(n) inc(reg, deleted, n) end
   M.retry = function(target) inc(reg, retries, 1, target) end
   M.error = function(kind) inc(reg, errors, 1, kind) end

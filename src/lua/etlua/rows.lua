@@ -1,0 +1,160 @@
+--[[ etlua.rows: what transform returned -> the rows of each output, every value already in the
+form Postgres reads, or the reason it cannot be written. Checked here, in Lua, so the COPY path
+(src/pg.c) only ever sees strings, integers and nil.
+
+  local build = rows.builder(desc)        -- desc from etlua.script
+  local per_output, err = build(result)   -- result: transform's return value (not false)
+    per_output[i] = list of rows of desc.outputs[i], each an array in its column order
+    err           = one line naming the output, the column and what was wrong (no values)
+
+Values (SCRIPTING.md "Values"):
+  string            as it is
+  Lua integer       its digits
+  float             the shortest text that reads back as the same number; an integral float
+                    in the 64-bit range as its digits (2.0 -> "2"); NaN and ±inf are refused
+  boolean           "true" / "false"
+  table             JSON text (for json/jsonb columns; an empty decoded array stays "[]")
+  nil, JSON null    NULL
+  anything else     refused (function, thread, userdata other than null)
+A key column of an output with on_conflict "ignore" or "update" must not be NULL.
+]]
+local codec = require "etlua.codec"
+
+local M = {}
+
+local null, encode, is_array = codec.null, codec.encode, codec.is_array
+local mtype, fmt = math.type, string.format
+local TWO63 = 2 ^ 63
+
+-- float_text(x) -> text | nil (not finite)
+local function float_text(x)
+  if x ~= x or x == math.huge or x == -math.huge then return nil end
+  if x == math.floor(x) and x >= -TWO63 and x < TWO63 then
+    return fmt("%d", math.tointeger(x))
+  end
+  for digits = 15, 16 do
+    local s = fmt("%." .. digits .. "g", x)
+    if tonumber(s) == x then return s end
+  end
+  return fmt("%.17g", x)
+end
+M.float_text = float_text
+
+-- value(v) -> the value to write (string | integer | nil), or nil, what (for a refused value)
+local function value(v)
+  local t = type(v)
+  if t == "string" or v == nil then return v end
+  if t == "number" then
+    if mtype(v) == "integer" then return v end
+    local s = float_text(v)
+    if s == nil then return nil, "a number that is not finite (" .. tostring(v) .. ")" end
+    return s
+  end
+  if t == "boolean" then return v and "true" or "false" end
+  if v == null then return nil end
+  if t == "table" then
+    local text, err = encode(v)
+    if text == nil then return nil, "a table that is not JSON (" .. tostring(err) .. ")" end
+    return text
+  end
+  return nil, "a " .. t
+end
+M.value = value
+
+-- The converter of one output: named row -> array in column order | nil, err.
+local function row_converter(o)
+  local columns, ncols, colset, required = o.columns, #o.columns, {}, {}
+  for _, c in ipairs(columns) do colset[c] = true end
+  if o.on_conflict ~= "error" then
+    for _, c in ipairs(o.key) do required[c] = true end
+  end
+  local where = "output '" .. o.name .. "'"
+  return function(named)
+    for k in pairs(named) do
+      if not colset[k] then
+        return nil, fmt("transform returned column %s, which %s does not have",
+                        type(k) == "string" and ("'" .. k .. "'") or ("key of type " .. type(k)), where)
+      end
+    end
+    local row = {}
+    for i = 1, ncols do
+      local c = columns[i]
+      local v, what = value(named[c])
+      if what then
+        return nil, fmt("column '%s' of %s cannot be written: transform gave it %s", c, where, what)
+      end
+      if v == nil and required[c] then
+        return nil, fmt("key column '%s' of %s is NULL", c, where)
+      end
+      row[i] = v
+    end
+    return row
+  end
+end
+
+-- A list of rows, or one row: a non-empty table without [1] is a row (keyed by column name).
+local function as_list(v)
+  if next(v) ~= nil and v[1] == nil and not (codec.array_mt and getmetatable(v) == codec.array_mt) then
+    return { v }
+  end
+  return v
+end
+
+function M.builder(desc)
+  local outputs, convert = desc.outputs, {}
+  for i, o in ipairs(outputs) do convert[i] = row_converter(o) end
+
+  if not desc.multi then
+    local one = convert[1]
+    return function(result)
+      if type(result) ~= "table" then
+        return nil, "transform returned " .. type(result) .. ", not a row table or false"
+      end
+      local row, err = one(result)
+      if not row then return nil, err end
+      return { { row } }
+    end
+  end
+
+  local by_name = desc.by_name
+  return function(result)
+    if type(result) ~= "table" then
+      return nil, "transform returned " .. type(result) .. ", not a table of rows per output or false"
+    end
+    for name in pairs(result) do
+      if by_name[name] == nil then
+        return nil, fmt("transform returned rows for %s, which is not an output",
+                        type(name) == "string" and ("'" .. name .. "'") or ("a key of type " .. type(name)))
+      end
+    end
+    local per = {}
+    for i, o in ipairs(outputs) do
+      local list, rows = result[o.name], {}
+      if list ~= nil then
+        if type(list) ~= "table" then
+          return nil, fmt("transform returned %s for output '%s', not a row or a list of rows",
+                          type(list), o.name)
+        end
+        list = as_list(list)
+        local n = #list
+        for k in pairs(list) do
+          if mtype(k) ~= "integer" or k < 1 or k > n then
+            return nil, fmt("the list of rows for output '%s' is not a sequence", o.name)
+          end
+        end
+        for j = 1, n do
+          if type(list[j]) ~= "table" then
+            return nil, fmt("row %d for output '%s' is a %s, not a table", j, o.name, type(list[j]))
+          end
+          local row, err = convert[i](list[j])
+          if not row then return nil, err end
+          rows[j] = row
+        end
+      end
+      per[i] = rows
+    end
+    return per
+  end
+end
+
+return M

@@ -1,0 +1,134 @@
+--[[ etlua.writer: how the rows of one output reach their table, inside the sink's transaction.
+
+  local w, err, code = writer.open(db, output, qualify)
+      output: one entry of a script description's outputs (etlua.script); qualify(name) ->
+      the quoted, schema-qualified name. Creates the table when absent and, for an output with
+      a `key`, checks that a unique index on exactly the key columns exists (else a one-line
+      error naming the output, the table and the columns).
+  w:write(db, rows) -> count | nil, msg, sqlstate     rows: arrays in column order, receive order
+
+Two paths:
+  * no key, or on_conflict = "error": one COPY into the table (the fast path). A row whose key
+    exists fails the COPY like any refused row; the sink isolates it (db_refused).
+  * on_conflict = "ignore" | "update": COPY into a temporary staging table of the same column
+    types (per connection, emptied at each commit), then one
+      INSERT ... SELECT DISTINCT ON (key) ... ON CONFLICT (key) DO NOTHING | DO UPDATE
+    so a conflict costs nothing extra and never splits the batch. Within the batch, rows for
+    one key are reduced as if applied one by one in receive order: "ignore" keeps the first,
+    "update" the last, "update" with order_by the one with the greatest order_by value (the
+    last of equals; NULL counts as older than any value). Against the stored row, "update"
+    with order_by replaces it only when the stored value is NULL or not newer
+    (stored <= new), so a late redelivery of an older version never overwrites a newer one.
+]]
+local M = {}
+local Writer = {}
+Writer.__index = Writer
+
+-- Creates a table unless `regclass` already names one. Several processes may race on the same
+-- CREATE ... IF NOT EXISTS: the loser gets 23505 or 42P07 and finds it made.
+local function ensure(db, regclass, ddl)
+  for _ = 1, 3 do
+    local found, err, code = db:exec("SELECT to_regclass($1) IS NOT NULL", regclass)
+    if not found then return nil, err, code end
+    if found[1][1] == "t" then return true end
+    local ok
+    ok, err, code = db:exec(ddl)
+    if ok then return true end
+    if code ~= "23505" and code ~= "42P07" and code ~= "42710" then return nil, err, code end
+  end
+  return nil, "could not create " .. regclass, "42P07"
+end
+M.ensure = ensure
+
+-- A unique, non-partial, immediate index whose key columns are exactly `key` (any order).
+local HAS_KEY_INDEX = [[
+SELECT 1 FROM pg_index i
+ WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indimmediate
+   AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = cardinality($2::text[])
+   AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text)
+          FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS u(attnum, n)
+          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = u.attnum
+         WHERE u.n <= i.indnkeyatts)
+       = (SELECT array_agg(k ORDER BY k) FROM unnest($2::text[]) AS k)
+ LIMIT 1]]
+
+local function list(db, names, prefix)
+  local out = {}
+  for i, n in ipairs(names) do out[i] = (prefix or "") .. db:quote_ident(n) end
+  return table.concat(out, ", ")
+end
+
+function M.open(db, o, qualify)
+  local target = qualify(o.table)
+  local self = setmetatable({ output = o, target = target, ncols = #o.columns }, Writer)
+  local ok, err, code = ensure(db, target, o.create_table:format(target))
+  if not ok then return nil, err, code end
+
+  local cols = list(db, o.columns)
+  if o.key then
+    local found
+    found, err, code = db:exec(HAS_KEY_INDEX, target, o.key)
+    if not found then return nil, err, code end
+    if #found == 0 then
+      local k = table.concat(o.key, ", ")
+      return nil, ("output '%s': table %s has no unique index on exactly (%s), which its key needs; "
+        .. "add PRIMARY KEY (%s) or UNIQUE (%s) to its create_table or the table"):format(
+        o.name, o.table, k, k, k), "42P10"
+    end
+  end
+  if o.on_conflict == "error" then
+    self.copy = ("COPY %s (%s) FROM STDIN"):format(target, cols)
+    return self
+  end
+
+  -- the staging table: same column types, plus the receive order
+  local stage = "pg_temp." .. db:quote_ident("etlua_stage_" .. o.index)
+  for _, sql in ipairs({
+    ("CREATE TEMP TABLE IF NOT EXISTS %s (LIKE %s) ON COMMIT DELETE ROWS"):format(stage, target),
+    ("ALTER TABLE %s ADD COLUMN IF NOT EXISTS etlua_ord bigint GENERATED ALWAYS AS IDENTITY"):format(stage),
+  }) do
+    ok, err, code = db:exec(sql)
+    if not ok then return nil, err, code end
+  end
+  self.copy = ("COPY %s (%s) FROM STDIN"):format(stage, cols)
+
+  local keys = list(db, o.key)
+  local order = keys .. ", etlua_ord" .. (o.on_conflict == "update" and " DESC" or "")
+  if o.order_by then
+    order = ("%s, %s DESC NULLS LAST, etlua_ord DESC"):format(keys, db:quote_ident(o.order_by))
+  end
+  local action = "DO NOTHING"
+  if o.on_conflict == "update" then
+    local keyset, sets = {}, {}
+    for _, c in ipairs(o.key) do keyset[c] = true end
+    for _, c in ipairs(o.columns) do
+      if not keyset[c] then
+        local q = db:quote_ident(c)
+        sets[#sets + 1] = q .. " = EXCLUDED." .. q
+      end
+    end
+    if #sets > 0 then
+      action = "DO UPDATE SET " .. table.concat(sets, ", ")
+      if o.order_by then
+        local q = db:quote_ident(o.order_by)
+        action = action .. (" WHERE t.%s IS NULL OR t.%s <= EXCLUDED.%s"):format(q, q, q)
+      end
+    end
+  end
+  self.merge = ("INSERT INTO %s AS t (%s) SELECT %s FROM (SELECT DISTINCT ON (%s) %s FROM %s ORDER BY %s) AS s "
+    .. "ON CONFLICT (%s) %s"):format(target, cols, cols, keys, cols, stage, order, keys, action)
+  return self
+end
+
+function Writer:write(db, rows)
+  if #rows == 0 then return 0 end
+  local n, err, code = db:copy(self.copy, self.ncols, rows)
+  if not n then return nil, err, code end
+  if not self.merge then return n end
+  local ok, affected
+  ok, affected, code = db:exec(self.merge)
+  if not ok then return nil, affected, code end
+  return affected
+end
+
+return M
