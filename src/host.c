@@ -24,6 +24,7 @@ int luaopen_etlua_sqs(lua_State *L);
 int luaopen_etlua_pg(lua_State *L);
 int luaopen_etlua_metrics(lua_State *L);
 int luaopen_etlua_vault(lua_State *L);
+int luaopen_etlua_json(lua_State *L);
 
 static volatile sig_atomic_t stop_requests;
 static volatile sig_atomic_t reload_requests;
@@ -139,6 +140,7 @@ void etl_host_preload(lua_State *L) {
         {"etlua.pg", luaopen_etlua_pg},
         {"etlua.metrics", luaopen_etlua_metrics},
         {"etlua.vault", luaopen_etlua_vault},
+        {"etlua.json", luaopen_etlua_json},
         {NULL, NULL},
     };
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);

@@ -1,0 +1,29 @@
+/* json_internal.h: what the C files of etlua.json share and nothing outside them uses.
+ *  - src/json.c         the Lua binding (luaopen_etlua_json), number text, the UTF-8 rule;
+ *  - src/json_decode.c  text -> Lua values, in one pass onto the Lua stack;
+ *  - src/json_encode.c  Lua values -> text, into one growable buffer. */
+#ifndef ETLUA_JSON_INTERNAL_H
+#define ETLUA_JSON_INTERNAL_H
+
+#include "etlua/json.h"
+
+#include <stddef.h>
+
+struct lua_State;
+
+/* The UTF-8 sequence at p[0..n) (n >= 1), by the table of well-formed byte sequences of the
+ * Unicode standard (no overlongs, no surrogates, nothing past U+10FFFF). Returns its length and
+ * sets *valid to 1; for an ill-formed sequence sets *valid to 0 and returns the length of its
+ * maximal subpart (at least 1), the bytes one U+FFFD replaces. */
+size_t etl_json_utf8_seq(const unsigned char *p, size_t n, int *valid);
+
+/* Decodes s[0..len) (s[len] must be '\0', as in every Lua string) and pushes the value (1 is
+ * returned) or nil and a one-line message naming the byte offset (2 is returned). mt_idx is the
+ * stack index of json.array_mt. Raises only on memory errors. */
+int etl_json_decode(struct lua_State *L, const char *s, size_t len, int mt_idx);
+
+/* Encodes the value at idx and pushes its text (1 is returned) or nil and a one-line message
+ * (2 is returned). mt_idx as above. Raises only on memory errors. */
+int etl_json_encode(struct lua_State *L, int idx, int mt_idx);
+
+#endif

@@ -1,0 +1,178 @@
+/* json.c: the etlua.json module (the Lua binding), the text of numbers it shares with the
+ * Postgres path (json.number_text), and the UTF-8 rule both directions apply.
+ * The decoder is src/json_decode.c, the encoder src/json_encode.c; what each accepts and writes
+ * is stated in their header comments.
+ *
+ * Why a codec of our own, when the house rule prefers a well-kept library: the rows need JSON
+ * integers as exact Lua integers over the whole signed 64-bit range and an empty array that
+ * stays an array, and no JSON library Debian packages gives both to Lua:
+ *  - lua-cjson 2.1.0 (Debian's lua-cjson) reads every number with strtod into a float:
+ *    `2` -> 2.0, which an integer column refuses as "2.0", and 9007199254740993 ->
+ *    9.007199254741e+15 (the digits are gone before Lua sees them); it decodes `[]` and `{}`
+ *    to the same empty table and encodes both as `{}`;
+ *  - jansson (libjansson-dev) refuses an integer past 64 bits as a parse error (valid JSON
+ *    whose big number a float should carry) and builds a tree that must then be copied into Lua
+ *    tables: two passes and twice the allocations per message;
+ *  - json-c saturates integers past 64 bits to INT64_MAX/MIN without a word;
+ *  - Debian has no yyjson or simdjson C library with a Lua binding.
+ * So decode reads the text once, straight onto the Lua stack; encode writes into one buffer.
+ * Per message of the login samples this costs less than lua-cjson (bench/json_decode.lua,
+ * figures in bench/README.md).
+ *
+ * Lua API:
+ *   json.decode(s)      -> value  | nil, "<what> at byte N"   (never raises on bad input)
+ *   json.encode(v)      -> text   | nil, msg                  (never raises on bad values)
+ *   json.number_text(n) -> the Postgres text of a number (etl_json_number_text for floats,
+ *                          digits for integers); raises when n is not a number
+ *   json.array_mt       the metatable of decoded arrays; set it on a table to encode it as an
+ *                       array (an empty one as [])
+ *   json.null           the NULL light userdata (equal to cjson.null); decodes from and
+ *                       encodes to null
+ * A non-string argument to decode is misuse and raises. */
+#include "etlua/json_internal.h"
+
+#include <locale.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#define ARRAY_MT "etlua.json.array"
+
+size_t etl_json_utf8_seq(const unsigned char *p, size_t n, int *valid)
+{
+    unsigned char c = p[0], lo = 0x80, hi = 0xBF;
+    size_t need;
+    *valid = 0;
+    if (c < 0x80) {
+        *valid = 1;
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        if (c == 0xE0)
+            lo = 0xA0; /* no overlong forms */
+        if (c == 0xED)
+            hi = 0x9F; /* no surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        if (c == 0xF0)
+            lo = 0x90; /* no overlong forms */
+        if (c == 0xF4)
+            hi = 0x8F; /* nothing past U+10FFFF */
+    } else {
+        return 1; /* 80..C1, F5..FF never start a sequence */
+    }
+    if (n < 2 || p[1] < lo || p[1] > hi)
+        return 1;
+    for (size_t i = 2; i <= need; i++)
+        if (i >= n || p[i] < 0x80 || p[i] > 0xBF)
+            return i;
+    *valid = 1;
+    return need + 1;
+}
+
+/* The shortest %.15g / %.16g / %.17g text of x that strtod reads back as x (%.17g always does),
+ * with the locale's decimal point written as '.'. x is finite. Returns the length. */
+static int etl_json_shortest(double x, char out[ETL_JSON_NUMBER_MAX])
+{
+    int n = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(out, ETL_JSON_NUMBER_MAX, "%.*g", prec, x);
+        if (prec == 17 || strtod(out, NULL) == x)
+            break;
+    }
+    /* snprintf and strtod both follow LC_NUMERIC: normalise the point after the check */
+    const char *point = localeconv()->decimal_point;
+    if (point[0] != '.' || point[1] != '\0') {
+        char *hit = strstr(out, point);
+        if (hit) {
+            size_t pl = strlen(point);
+            *hit = '.';
+            memmove(hit + 1, hit + pl, strlen(hit + pl) + 1);
+            n -= (int)pl - 1;
+        }
+    }
+    return n;
+}
+
+int etl_json_number_text(double x, char out[ETL_JSON_NUMBER_MAX])
+{
+    if (isnan(x))
+        return snprintf(out, ETL_JSON_NUMBER_MAX, "NaN");
+    if (isinf(x))
+        return snprintf(out, ETL_JSON_NUMBER_MAX, x > 0 ? "Infinity" : "-Infinity");
+    /* -2^63 <= x < 2^63, both bounds exact as doubles */
+    if (x == floor(x) && x >= -9223372036854775808.0 && x < 9223372036854775808.0) {
+        if (x == 0)
+            return snprintf(out, ETL_JSON_NUMBER_MAX, signbit(x) ? "-0" : "0");
+        return snprintf(out, ETL_JSON_NUMBER_MAX, "%lld", (long long)x);
+    }
+    return etl_json_shortest(x, out);
+}
+
+int etl_json_float_text(double x, char out[ETL_JSON_NUMBER_MAX])
+{
+    int n = etl_json_shortest(x, out);
+    if (strpbrk(out, ".eEin") == NULL) { /* reads as an integer: keep it a float */
+        memcpy(out + n, ".0", 3);
+        n += 2;
+    }
+    return n;
+}
+
+/* json.decode(s) -> value | nil, msg */
+static int etl_json_decode_l(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    lua_settop(L, 1);
+    return etl_json_decode(L, s, len, lua_upvalueindex(1));
+}
+
+/* json.encode(v) -> text | nil, msg */
+static int etl_json_encode_l(lua_State *L)
+{
+    lua_settop(L, 1);
+    return etl_json_encode(L, 1, lua_upvalueindex(1));
+}
+
+/* json.number_text(n) -> text */
+static int etl_json_number_text_l(lua_State *L)
+{
+    char out[ETL_JSON_NUMBER_MAX];
+    if (lua_type(L, 1) != LUA_TNUMBER)
+        return luaL_typeerror(L, 1, "number");
+    if (lua_isinteger(L, 1)) {
+        lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, 1));
+        return 1;
+    }
+    int n = etl_json_number_text((double)lua_tonumber(L, 1), out);
+    lua_pushlstring(L, out, (size_t)n);
+    return 1;
+}
+
+int luaopen_etlua_json(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        {"decode", etl_json_decode_l},
+        {"encode", etl_json_encode_l},
+        {NULL, NULL},
+    };
+    lua_newtable(L);
+    /* one metatable per Lua state, in the registry: loading the module twice shares it */
+    luaL_newmetatable(L, ARRAY_MT);
+    luaL_setfuncs(L, funcs, 1); /* json.array_mt is the upvalue of decode and encode */
+    luaL_getmetatable(L, ARRAY_MT);
+    lua_setfield(L, -2, "array_mt");
+    lua_pushcfunction(L, etl_json_number_text_l);
+    lua_setfield(L, -2, "number_text");
+    lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, -2, "null");
+    return 1;
+}

@@ -1,0 +1,440 @@
+/* json_decode.c: JSON text -> Lua values for etlua.json, in one pass straight onto the Lua stack
+ * (no intermediate tree). Strict RFC 8259: one value with optional whitespace around it; no
+ * NaN/Infinity, hex, leading zeros, leading '+', trailing commas, comments or byte-order mark.
+ *
+ *  - object -> table (duplicate keys: the last one wins); array -> table with json.array_mt,
+ *    elements at 1..n; null -> json.null (the NULL light userdata), so no holes and no lost keys;
+ *  - a number without fraction and exponent within the signed 64-bit range -> Lua integer,
+ *    exactly (-9223372036854775808 included; "-0" is the integer 0); any other number -> float
+ *    by strtod (whatever the locale); a number whose magnitude overflows a double (1e400) is
+ *    refused ("number out of range"): it could be carried on neither as a float nor as JSON;
+ *  - strings: UTF-8 validated (an ill-formed byte is refused), escapes decoded, \u escapes to
+ *    UTF-8 with surrogate pairs joined; a lone surrogate (\ud800 alone, \udc00 first) is refused,
+ *    as PostgreSQL's jsonb refuses it: replacing it would change the data without a trace;
+ *    \u0000 gives a NUL byte in the Lua string;
+ *  - more than ETL_JSON_MAX_DEPTH nested arrays/objects: refused, never a crash.
+ *
+ * Every refusal is `nil, "<what> at byte N"`, N counted from 1 as string.sub counts; the message
+ * never quotes the input (bodies carry personal data). Only memory errors raise. */
+#include "etlua/json_internal.h"
+
+#include <locale.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+struct dec {
+    lua_State *L;
+    const unsigned char *s, *p, *end; /* *end == '\0' */
+    int mt_idx;
+    const char *err; /* set with err_at when refused */
+    const unsigned char *err_at;
+};
+
+/* Records the first refusal; the caller unwinds by returning -1. */
+static int dec_fail(struct dec *d, const unsigned char *at, const char *what)
+{
+    d->err = what;
+    d->err_at = at;
+    return -1;
+}
+
+/* A refusal where something specific was expected: at the end of the input it is the end. */
+static int dec_expected(struct dec *d, const char *what)
+{
+    return dec_fail(d, d->p, d->p >= d->end ? "unexpected end of input" : what);
+}
+
+static void dec_skip_ws(struct dec *d)
+{
+    while (*d->p == ' ' || *d->p == '\n' || *d->p == '\r' || *d->p == '\t')
+        d->p++;
+}
+
+static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+/* The value of 4 hex digits at p, or -1. */
+static long dec_hex4(const unsigned char *p)
+{
+    long v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned char c = p[i];
+        int h;
+        if (c >= '0' && c <= '9')
+            h = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            h = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            h = c - 'A' + 10;
+        else
+            return -1; /* also stops at the terminating NUL: no read past the end */
+        v = v * 16 + h;
+    }
+    return v;
+}
+
+static char *put_utf8(char *o, unsigned long cp)
+{
+    if (cp < 0x80) {
+        *o++ = (char)cp;
+    } else if (cp < 0x800) {
+        *o++ = (char)(0xC0 | (cp >> 6));
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        *o++ = (char)(0xE0 | (cp >> 12));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    } else {
+        *o++ = (char)(0xF0 | (cp >> 18));
+        *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    }
+    return o;
+}
+
+/* One escape; d->p is at the backslash. Writes the bytes at *o. Returns 0 or -1. */
+static int dec_escape(struct dec *d, char **o)
+{
+    const unsigned char *bs = d->p;
+    unsigned char c = bs[1];
+    static const char plain[] = "\"\\/bfnrt";
+    static const char value[] = "\"\\/\b\f\n\r\t";
+    const char *hit = c ? strchr(plain, c) : NULL;
+    if (hit) {
+        *(*o)++ = value[hit - plain];
+        d->p = bs + 2;
+        return 0;
+    }
+    if (c != 'u')
+        return dec_fail(d, bs, bs + 1 >= d->end ? "unexpected end of input" : "invalid escape");
+    long cp = dec_hex4(bs + 2);
+    if (cp < 0)
+        return dec_fail(d, bs, "invalid \\u escape");
+    d->p = bs + 6;
+    if (cp >= 0xDC00 && cp <= 0xDFFF)
+        return dec_fail(d, bs, "lone surrogate in \\u escape");
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+        long lo = (bs[6] == '\\' && bs[7] == 'u') ? dec_hex4(bs + 8) : -1;
+        if (lo < 0xDC00 || lo > 0xDFFF)
+            return dec_fail(d, bs, "lone surrogate in \\u escape");
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        d->p = bs + 12;
+    }
+    *o = put_utf8(*o, (unsigned long)cp);
+    return 0;
+}
+
+/* Pushes the string whose opening quote is at d->p. Without escapes the input bytes are pushed
+ * as they are; with escapes they are decoded into a buffer no longer than the raw text (every
+ * escape is at least as long as what it stands for). */
+static int dec_string(struct dec *d)
+{
+    const unsigned char *start = ++d->p;
+    for (;;) {
+        unsigned char c = *d->p;
+        if (c == '"') {
+            lua_pushlstring(d->L, (const char *)start, (size_t)(d->p - start));
+            d->p++;
+            return 0;
+        }
+        if (c == '\\')
+            break;
+        if (c < 0x20)
+            return dec_expected(d, "control character in string");
+        if (c < 0x80) {
+            d->p++;
+        } else {
+            int ok;
+            size_t n = etl_json_utf8_seq(d->p, (size_t)(d->end - d->p), &ok);
+            if (!ok)
+                return dec_fail(d, d->p, "invalid UTF-8 in string");
+            d->p += n;
+        }
+    }
+    /* escapes: bound the decoded length by the raw length up to the closing quote */
+    const unsigned char *q = d->p;
+    while (q < d->end && *q != '"')
+        q += (*q == '\\') ? 2 : 1;
+    size_t bound = (size_t)((q < d->end ? q : d->end) - start);
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(d->L, &b, bound + 1);
+    memcpy(out, start, (size_t)(d->p - start));
+    char *o = out + (d->p - start);
+    for (;;) {
+        unsigned char c = *d->p;
+        if (c == '"') {
+            luaL_pushresultsize(&b, (size_t)(o - out));
+            d->p++;
+            return 0;
+        }
+        if (c == '\\') {
+            if (dec_escape(d, &o) < 0)
+                return -1; /* the buffer is dropped with the rest of the stack */
+        } else if (c < 0x20) {
+            return dec_expected(d, "control character in string");
+        } else if (c < 0x80) {
+            *o++ = (char)c;
+            d->p++;
+        } else {
+            int ok;
+            size_t n = etl_json_utf8_seq(d->p, (size_t)(d->end - d->p), &ok);
+            if (!ok)
+                return dec_fail(d, d->p, "invalid UTF-8 in string");
+            memcpy(o, d->p, n);
+            o += n;
+            d->p += n;
+        }
+    }
+}
+
+/* Parses a float that strtod of the C locale reads from start to end (already checked against
+ * the JSON grammar). strtod follows LC_NUMERIC: when the locale's decimal point is not '.', the
+ * text is read again from a copy with the locale's point. */
+static int dec_float(struct dec *d, const unsigned char *start, double *out)
+{
+    char *endp;
+    double v = strtod((const char *)start, &endp);
+    if ((const unsigned char *)endp != d->p) {
+        const char *point = localeconv()->decimal_point;
+        size_t n = (size_t)(d->p - start), pl = strlen(point);
+        char *copy = malloc(n * pl + 1);
+        if (copy == NULL)
+            return dec_fail(d, start, "out of memory");
+        char *c = copy;
+        for (const unsigned char *s = start; s < d->p; s++) {
+            if (*s == '.') {
+                memcpy(c, point, pl);
+                c += pl;
+            } else {
+                *c++ = (char)*s;
+            }
+        }
+        *c = '\0';
+        v = strtod(copy, &endp);
+        int whole = (*endp == '\0');
+        free(copy);
+        if (!whole)
+            return dec_fail(d, start, "invalid number");
+    }
+    if (isinf(v))
+        return dec_fail(d, start, "number out of range");
+    *out = v;
+    return 0;
+}
+
+/* A malformed number is named at its first byte (the end of the input, if it ran out). */
+static int dec_bad_number(struct dec *d, const unsigned char *start)
+{
+    return d->p >= d->end ? dec_fail(d, d->p, "unexpected end of input")
+                          : dec_fail(d, start, "invalid number");
+}
+
+/* Pushes the number at d->p: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int dec_number(struct dec *d)
+{
+    const unsigned char *start = d->p;
+    int neg = (*d->p == '-');
+    if (neg)
+        d->p++;
+    const unsigned char *digits = d->p;
+    if (!is_digit(*d->p))
+        return dec_bad_number(d, start);
+    if (*d->p == '0') {
+        d->p++;
+        if (is_digit(*d->p))
+            return dec_fail(d, start, "invalid number (leading zero)");
+    } else {
+        while (is_digit(*d->p))
+            d->p++;
+    }
+    const unsigned char *digits_end = d->p;
+    int is_float = 0;
+    if (*d->p == '.') {
+        d->p++;
+        if (!is_digit(*d->p))
+            return dec_bad_number(d, start);
+        while (is_digit(*d->p))
+            d->p++;
+        is_float = 1;
+    }
+    if (*d->p == 'e' || *d->p == 'E') {
+        d->p++;
+        if (*d->p == '+' || *d->p == '-')
+            d->p++;
+        if (!is_digit(*d->p))
+            return dec_bad_number(d, start);
+        while (is_digit(*d->p))
+            d->p++;
+        is_float = 1;
+    }
+    if (!is_float) {
+        /* exact within [-2^63, 2^63 - 1]; beyond it the number is read as a float */
+        const uint64_t limit = neg ? (uint64_t)1 << 63 : ((uint64_t)1 << 63) - 1;
+        uint64_t u = 0;
+        const unsigned char *s = digits;
+        for (; s < digits_end; s++) {
+            unsigned dgt = (unsigned)(*s - '0');
+            if (u > (limit - dgt) / 10)
+                break;
+            u = u * 10 + dgt;
+        }
+        if (s == digits_end) {
+            lua_Integer v;
+            if (!neg)
+                v = (lua_Integer)u;
+            else if (u == (uint64_t)1 << 63)
+                v = LUA_MININTEGER;
+            else
+                v = -(lua_Integer)u;
+            lua_pushinteger(d->L, v);
+            return 0;
+        }
+    }
+    double v;
+    if (dec_float(d, start, &v) < 0)
+        return -1;
+    lua_pushnumber(d->L, (lua_Number)v);
+    return 0;
+}
+
+static int dec_value(struct dec *d, int depth);
+
+/* Pushes the array whose '[' is at d->p; depth counts it. */
+static int dec_array(struct dec *d, int depth)
+{
+    lua_State *L = d->L;
+    luaL_checkstack(L, 4, "json.decode: nesting");
+    lua_createtable(L, 0, 0);
+    lua_pushvalue(L, d->mt_idx);
+    lua_setmetatable(L, -2);
+    d->p++;
+    dec_skip_ws(d);
+    if (*d->p == ']') {
+        d->p++;
+        return 0;
+    }
+    for (lua_Integer i = 1;; i++) {
+        if (dec_value(d, depth) < 0)
+            return -1;
+        lua_rawseti(L, -2, i);
+        dec_skip_ws(d);
+        if (*d->p == ',') {
+            d->p++;
+        } else if (*d->p == ']') {
+            d->p++;
+            return 0;
+        } else {
+            return dec_expected(d, "expected ',' or ']'");
+        }
+    }
+}
+
+/* Pushes the object whose '{' is at d->p; depth counts it. */
+static int dec_object(struct dec *d, int depth)
+{
+    lua_State *L = d->L;
+    luaL_checkstack(L, 4, "json.decode: nesting");
+    lua_createtable(L, 0, 0);
+    d->p++;
+    dec_skip_ws(d);
+    if (*d->p == '}') {
+        d->p++;
+        return 0;
+    }
+    for (;;) {
+        dec_skip_ws(d);
+        if (*d->p != '"')
+            return dec_expected(d, "expected a string key");
+        if (dec_string(d) < 0)
+            return -1;
+        dec_skip_ws(d);
+        if (*d->p != ':')
+            return dec_expected(d, "expected ':'");
+        d->p++;
+        if (dec_value(d, depth) < 0)
+            return -1;
+        lua_rawset(L, -3);
+        dec_skip_ws(d);
+        if (*d->p == ',') {
+            d->p++;
+        } else if (*d->p == '}') {
+            d->p++;
+            return 0;
+        } else {
+            return dec_expected(d, "expected ',' or '}'");
+        }
+    }
+}
+
+static int dec_literal(struct dec *d, const char *word, size_t n)
+{
+    if ((size_t)(d->end - d->p) < n || memcmp(d->p, word, n) != 0)
+        return dec_fail(d, d->p, "expected a value");
+    d->p += n;
+    return 0;
+}
+
+/* Pushes the value at d->p (after any whitespace); depth: containers already open. */
+static int dec_value(struct dec *d, int depth)
+{
+    dec_skip_ws(d);
+    switch (*d->p) {
+    case '{':
+    case '[':
+        if (depth >= ETL_JSON_MAX_DEPTH)
+            return dec_fail(d, d->p, "nesting deeper than 1000");
+        return *d->p == '{' ? dec_object(d, depth + 1) : dec_array(d, depth + 1);
+    case '"':
+        return dec_string(d);
+    case 't':
+        if (dec_literal(d, "true", 4) < 0)
+            return -1;
+        lua_pushboolean(d->L, 1);
+        return 0;
+    case 'f':
+        if (dec_literal(d, "false", 5) < 0)
+            return -1;
+        lua_pushboolean(d->L, 0);
+        return 0;
+    case 'n':
+        if (dec_literal(d, "null", 4) < 0)
+            return -1;
+        lua_pushlightuserdata(d->L, NULL);
+        return 0;
+    case '-':
+    case '0': case '1': case '2': case '3': case '4':
+    case '5': case '6': case '7': case '8': case '9':
+        return dec_number(d);
+    default:
+        return dec_expected(d, "expected a value");
+    }
+}
+
+int etl_json_decode(lua_State *L, const char *s, size_t len, int mt_idx)
+{
+    struct dec d = {
+        .L = L,
+        .s = (const unsigned char *)s,
+        .p = (const unsigned char *)s,
+        .end = (const unsigned char *)s + len,
+        .mt_idx = lua_absindex(L, mt_idx),
+    };
+    int base = lua_gettop(L);
+    int rc = dec_value(&d, 0);
+    if (rc == 0) {
+        dec_skip_ws(&d);
+        if (d.p != d.end)
+            rc = dec_fail(&d, d.p, "unexpected data after the value");
+    }
+    if (rc == 0)
+        return 1;
+    lua_settop(L, base);
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s at byte %I", d.err, (lua_Integer)(d.err_at - d.s + 1));
+    return 2;
+}
