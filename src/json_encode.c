@@ -17,7 +17,9 @@
  *    (found when that depth is reached, so a cycle costs nothing until then).
  *
  * The buffer is a userdata held in one stack slot, replaced by a larger one as it grows: a memory
- * error raised mid-way leaves nothing to free. */
+ * error raised mid-way leaves nothing to free. The module keeps the last buffer (up to
+ * ETL_JSON_SCRATCH_MAX bytes) for the next call, as lua-cjson keeps its strbuf: the encoder
+ * never calls back into Lua, so no call can start while another one uses it. */
 #include "etlua/json_internal.h"
 
 #include <math.h>
@@ -68,6 +70,17 @@ static int enc_fail(struct enc *e, const char *fmt, const char *arg)
     return -1;
 }
 
+/* 1 for the bytes written as they are without a look at what follows: ASCII from 0x20 on,
+ * except '"' and '\\'. */
+static const unsigned char plain[256] = {
+    [0x20] = 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,       /* 0x22 '"' */
+    [0x30] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    [0x40] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    [0x50] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,       /* 0x5C '\\' */
+    [0x60] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    [0x70] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
 static void enc_string(struct enc *e, const char *str, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -79,7 +92,7 @@ static void enc_string(struct enc *e, const char *str, size_t n)
         const unsigned char *run = s;
         while (s < end) {
             unsigned char c = *s;
-            if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            if (plain[c]) {
                 s++;
             } else if (c >= 0x80) {
                 int ok;
@@ -277,19 +290,24 @@ static int enc_value(struct enc *e, int idx, int depth)
     }
 }
 
-int etl_json_encode(lua_State *L, int idx, int mt_idx)
+int etl_json_encode(lua_State *L, int idx, int mt_idx, int scratch_idx)
 {
-    struct enc *e;
+    struct enc state, *e = &state; /* its path is not initialised: written before it is read */
     idx = lua_absindex(L, idx);
     mt_idx = lua_absindex(L, mt_idx);
     int base = lua_gettop(L);
-    /* the state (its path is 8 KB) lives in a userdata too, off the C stack and freed by the GC */
-    e = lua_newuserdatauv(L, sizeof *e, 0);
+    lua_pushnil(L); /* the slot the message takes on failure */
     e->L = L;
     e->mt_idx = mt_idx;
     e->len = 0;
-    e->cap = 256;
-    e->b = lua_newuserdatauv(L, e->cap, 0);
+    if (scratch_idx != 0 && lua_type(L, scratch_idx) == LUA_TUSERDATA) {
+        lua_pushvalue(L, scratch_idx);
+        e->b = lua_touserdata(L, -1);
+        e->cap = lua_rawlen(L, -1);
+    } else {
+        e->cap = ETL_JSON_SCRATCH_MIN;
+        e->b = lua_newuserdatauv(L, e->cap, 0);
+    }
     e->buf_slot = lua_gettop(L);
     e->err[0] = '\0';
     if (enc_value(e, idx, 0) < 0) {
@@ -301,6 +319,10 @@ int etl_json_encode(lua_State *L, int idx, int mt_idx)
         return 2;
     }
     lua_pushlstring(L, e->b, e->len);
+    if (scratch_idx != 0 && e->cap <= ETL_JSON_SCRATCH_MAX) {
+        lua_pushvalue(L, e->buf_slot); /* the next call starts with this one's buffer */
+        lua_replace(L, scratch_idx);
+    }
     lua_replace(L, base + 1);
     lua_settop(L, base + 1);
     return 1;

@@ -96,7 +96,7 @@ static void test_stack(void)
     static const char good[] = "[1, {\"a\": [2, \"x\\u0041\"], \"b\": true}]";
     CHECK(etl_json_decode(L, good, sizeof good - 1, mt_idx) == 1);
     CHECK(lua_gettop(L) == top + 1);
-    CHECK(etl_json_encode(L, -1, mt_idx) == 1);
+    CHECK(etl_json_encode(L, -1, mt_idx, 0) == 1);
     CHECK(lua_gettop(L) == top + 2);
     const char *text = lua_tostring(L, -1);
     CHECK(text && (strcmp(text, "[1,{\"a\":[2,\"xA\"],\"b\":true}]") == 0 ||
@@ -104,7 +104,7 @@ static void test_stack(void)
           "encode gave %s", text ? text : "(null)");
     lua_settop(L, top);
     lua_pushcfunction(L, luaopen_etlua_json); /* a function: refused */
-    CHECK(etl_json_encode(L, -1, mt_idx) == 2);
+    CHECK(etl_json_encode(L, -1, mt_idx, 0) == 2);
     CHECK(lua_gettop(L) == top + 3);
     CHECK_STR_EQ(lua_tostring(L, -1), "cannot encode a function");
     lua_close(L);

@@ -21,7 +21,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static lua_State *L;
-static int mt_idx;
+static int mt_idx, scratch_idx; /* json.array_mt; the encoder's reused buffer, as the module has */
 
 /* 1 when the values at a and b are equal in everything JSON carries. */
 static int same(int a, int b)
@@ -89,6 +89,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         luaL_requiref(L, "etlua.json", luaopen_etlua_json, 0);
         lua_getfield(L, -1, "array_mt");
         mt_idx = lua_gettop(L);
+        lua_newuserdatauv(L, ETL_JSON_SCRATCH_MIN, 0);
+        scratch_idx = lua_gettop(L);
     }
     int top = lua_gettop(L);
     lua_pushlstring(L, (const char *)data, size);
@@ -102,7 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (nres == 1) {
         int v1 = lua_gettop(L);
-        if (etl_json_encode(L, v1, mt_idx) != 1)
+        if (etl_json_encode(L, v1, mt_idx, scratch_idx) != 1)
             abort(); /* every decoded value must encode */
         size_t tlen;
         const char *text = lua_tolstring(L, -1, &tlen);
@@ -116,7 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lua_settop(L, input);
 
     /* any bytes as a string: encode -> decode gives a string, the same one if it was UTF-8 */
-    if (etl_json_encode(L, input, mt_idx) != 1)
+    if (etl_json_encode(L, input, mt_idx, scratch_idx) != 1)
         abort();
     size_t tlen;
     const char *text = lua_tolstring(L, -1, &tlen);
