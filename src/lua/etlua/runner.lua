@@ -111,36 +111,18 @@ local function count(stats, summary, items)
   for r, n in pairs(by_reason) do telemetry.rejected(r, n) end
 end
 
--- The visibility heartbeat (SQS source only): while the commit waits on Postgres (a lock, a slow
--- server), the messages in hand, this batch and those waiting in the prefetch buffer, get their
--- visibility extended to the queue's full timeout every half timeout (the first time when the
--- soonest to expire is past half its timeout), so SQS does not hand them to another consumer.
--- Returns a function that arms it on a connection, or nil.
-local function heartbeat(src, messages, log)
-  local vis = src and src.extend and src.visibility
-  if not vis or vis < 2 or #messages == 0 then return nil end
-  local soonest = math.huge
-  for _, m in ipairs(messages) do soonest = math.min(soonest, src:visible_until(m)) end
-  local function beat()
-    local held = table.move(messages, 1, #messages, 1, {})
-    for _, m in ipairs(src.buffer or {}) do held[#held + 1] = m end
-    local ok, n = pcall(src.extend, src, held, vis)
-    if not ok then log:warn("visibility heartbeat failed", { error = n })
-    else log:info("visibility extended while the commit waits", { messages = n, timeout_s = vis }) end
-  end
-  local first = math.max(0, (soonest - host.now_ms()) / 1000 - vis / 2)
-  return function(db) db:on_wait(vis / 2, beat, first) end
-end
-
 -- Commit, re-making the connection when it is lost; nothing is acknowledged until this returns.
-local function commit(state, items, log, messages, src)
-  local arm = state.db and heartbeat(src, messages, log)
+-- While the commit waits on Postgres, the source's heartbeat keeps the messages it holds (this
+-- batch and the prefetch) invisible to other consumers (src:commit_hook(), SQS only).
+local function commit(state, items, log, src)
+  local interval, beat, first
+  if state.db and src.commit_hook then interval, beat, first = src:commit_hook() end
   while true do
-    if arm then arm(state.db) end
+    if interval then state.db:on_wait(interval, beat, first) end
     local t0 = host.mono()
     local summary, err, code = state.out:commit(items)
     if summary then telemetry.commit_seconds(host.mono() - t0) end
-    if arm then state.db:on_wait(nil) end
+    if interval then state.db:on_wait(nil) end
     if summary then return summary end
     if code ~= "connection" then
       fail.user("cannot write the batch to Postgres: %s; nothing was deleted from the queue", err)
@@ -241,12 +223,13 @@ function M.run(opts, log)
     end
     if #messages > 0 then
       local items = process(proc, messages, stats, log, opts.dry_run)
-      local summary = commit(state, items, log, messages, src)
+      local summary = commit(state, items, log, src)
       count(stats, summary, items)
       if not opts.dry_run then src:ack(messages) end
       bar:update(stats)
     end
-    -- A stop signal ends the loop once the messages in hand are committed and acknowledged.
+    -- A stop signal ends the loop once the messages in hand are committed and acknowledged;
+    -- src:flush() then releases what the source still holds (the prefetch).
     if (drained and stop_when_drained) or (host.stopping() and #messages == 0) then break end
   end
   stats.deleted = opts.dry_run and 0 or src:flush()

@@ -1,15 +1,22 @@
 -- etlua.source: where messages come from and where they are acknowledged.
---   source.sqs(cfg, log)  : receives from SQS (etlua.sqs), deletes after commit.
+--   source.sqs(cfg, log [, new_client]) : receives from SQS, deletes after commit.
+--       new_client(opts) -> client makes the SQS client (default etlua.sqs's sqs.client; the
+--       specs pass a fake with the same methods).
 --   source.file(path)     : one message body per line (--input FILE, "-" = stdin); nothing to delete.
 -- Both give messages as {id =, receipt =, body =, sent_ms =, received_ms =} through
 -- src:next_batch(max, max_wait_ms, wait_seconds), acknowledge them with src:ack(messages) after
--- the commit, and src:flush() waits for the acknowledgements in flight.
+-- the commit, and src:flush() waits for the acknowledgements in flight (after a stop signal it
+-- first releases every message received but not committed).
+-- The SQS half owns the receive pipeline and the drain decision; the requests that settle
+-- messages are etlua.inflight's, the visibility heartbeat etlua.heartbeat's.
 local sqs = require "etlua.sqs"
 local mask = require "etlua.mask"
 local host = require "etlua.host"
 local fail = require "etlua.fail"
 local retry = require "etlua.retry"
 local telemetry = require "etlua.telemetry"
+local inflight = require "etlua.inflight"
+local heartbeat = require "etlua.heartbeat"
 
 local M = {}
 
@@ -17,12 +24,26 @@ local M = {}
 local Sqs = {}
 Sqs.__index = Sqs
 
-function M.sqs(cfg, log)
-  local client = sqs.client {
-    endpoint = cfg.endpoint, queue_url = cfg.queue_url, region = cfg.region,
-    access_key = cfg.access_key, secret_key = cfg.secret_key, session_token = cfg.session_token,
-    protocol = cfg.protocol, ca_bundle = cfg.ca_bundle, max_inflight = 128,
-  }
+-- Request slots of the client: every receive in flight (<= 64) plus room for the deletes and
+-- visibility changes of a batch and its prefetch.
+local MAX_INFLIGHT = 128
+
+-- A FIFO queue's messages of one group must be committed in order; the queue kind is told by
+-- its name (SQS requires the .fifo suffix of every FIFO queue).
+local function is_fifo(url)
+  return type(url) == "string" and url:match("%.fifo$") ~= nil
+end
+
+function M.sqs(cfg, log, new_client)
+  new_client = new_client or sqs.client
+  local function open(url, protocol)
+    return new_client {
+      endpoint = cfg.endpoint, queue_url = url, region = cfg.region,
+      access_key = cfg.access_key, secret_key = cfg.secret_key, session_token = cfg.session_token,
+      protocol = protocol, ca_bundle = cfg.ca_bundle, max_inflight = MAX_INFLIGHT,
+    }
+  end
+  local client = open(cfg.queue_url, cfg.protocol)
   local self = setmetatable({ client = client, cfg = cfg, log = log }, Sqs)
   local protocol, err, code = retry.call(log, "sqs", function() return client:detect() end)
   if not protocol then
@@ -39,12 +60,7 @@ function M.sqs(cfg, log)
     end
     cfg.queue_url = url
     client:close()
-    client = sqs.client {
-      endpoint = cfg.endpoint, queue_url = url, region = cfg.region,
-      access_key = cfg.access_key, secret_key = cfg.secret_key, session_token = cfg.session_token,
-      protocol = protocol, ca_bundle = cfg.ca_bundle, max_inflight = 128,
-    }
-    self.client = client
+    self.client = open(url, protocol)
   end
   -- The queue must exist: ask for an attribute once, so a typo fails at start-up, not later.
   local attrs, aerr, acode = retry.call(log, "sqs", function() return self.client:attributes({ "VisibilityTimeout" }) end)
@@ -56,54 +72,96 @@ function M.sqs(cfg, log)
   end
   self.visibility = tonumber(attrs.VisibilityTimeout) or 30
   self.protocol = protocol
+  self.fifo = is_fifo(cfg.queue_url)
   self.concurrency = cfg.receive_concurrency or 8
   self.buffer, self.receiving, self.empty_polls, self.failures = {}, 0, 0, 0
-  self.deleting, self.deleted = {}, 0
+  self.deleted = 0
+  self.tracker = inflight.new(self.client)
+  self.tracker.on_retry = function(req, rerr, rcode)
+    telemetry.retry("sqs")
+    self.log:warn("retrying", { target = "sqs", request = req.kind, code = rcode, attempt = req.attempt,
+      error = rerr })
+  end
+  self.heartbeat = heartbeat.new {
+    visibility = self.visibility, tracker = self.tracker, log = log,
+    held = function() return self:held() end,
+    pump = function(timeout_ms) self:pump(timeout_ms) end,
+  }
   return self
 end
 
 -- The receive pipeline ------------------------------------------------------------------------
 -- Up to `concurrency` ReceiveMessage long polls are kept in flight (curl multi, in etlua.sqs) and
 -- feed a bounded prefetch buffer; next_batch takes a batch from it. Deletes are started after
--- the commit and complete in the background (pump collects them). One long poll coming back
--- empty, with nothing else in flight or buffered, means the queue is drained.
+-- the commit and complete in the background (pump collects them).
+--
+-- Drained: on a standard queue, one long poll coming back empty, with nothing else in flight or
+-- buffered, means the queue is empty. A FIFO queue answers empty also while every group with
+-- messages left is locked (a message of the group is in flight: SQS hands out a group's next
+-- message only once the one before is deleted), so there the queue must also report nothing
+-- visible and nothing in flight (GetQueueAttributes), once our own deletes have completed.
+--
+-- FIFO order: SQS gives a group's messages in order and no later one while an earlier one is
+-- in flight; the buffer keeps the order of arrival and batches are committed one after the
+-- other, each in one transaction with its items in that order, and deleted only after the
+-- commit. So the messages of a group commit in sequence order, groups in parallel. A batch is
+-- taken as soon as no more messages come (nothing more can come before these are deleted):
+-- waiting for a full batch would wait on locked groups.
 
--- Collects finished requests: messages into the buffer, delete results into the log.
--- Returns nil, msg, code when receives keep failing past the retry budget.
+-- Messages we hold and may release: the batch in hand (until acknowledged) and the buffer.
+function Sqs:held()
+  local held = {}
+  for _, m in ipairs(self.in_hand or {}) do
+    if not m.acked then held[#held + 1] = m end
+  end
+  for _, m in ipairs(self.buffer) do held[#held + 1] = m end
+  return held
+end
+
+-- pump(timeout_ms) -> messages received | nil, msg, code when receives keep failing past the
+-- retry budget. Collects finished requests (messages into the buffer, the rest to the tracker)
+-- and starts the tracker's requests that are due. With nothing in flight it waits (sleeps) up
+-- to timeout_ms, or until the next scheduled retry.
 function Sqs:pump(timeout_ms)
-  for _, done in ipairs(self.client:poll(timeout_ms)) do
-    if done.kind == "receive" then
-      self.receiving = self.receiving - 1
-      if done.result then
-        if self.failures > 0 then telemetry.ready(true) end
-        self.failures = 0
-        local now = host.now_ms()
-        for _, m in ipairs(done.result) do
-          m.received_ms = now
-          self.buffer[#self.buffer + 1] = m
+  self.tracker:tick()
+  local due = self.tracker:next_due()
+  if due then timeout_ms = math.min(timeout_ms, math.ceil(due * 1000)) end
+  local got = 0
+  if self.client:pending() == 0 then
+    if timeout_ms > 0 then host.sleep(timeout_ms / 1000) end
+  else
+    for _, done in ipairs(self.client:poll(timeout_ms)) do
+      if done.kind == "receive" then
+        self.receiving = self.receiving - 1
+        if done.result then
+          if self.failures > 0 then telemetry.ready(true) end
+          self.failures = 0
+          local now = host.now_ms()
+          for _, m in ipairs(done.result) do
+            m.received_ms = now
+            self.buffer[#self.buffer + 1] = m
+          end
+          got = got + #done.result
+          if #done.result == 0 then self.empty_polls = self.empty_polls + 1 else self.empty_polls = 0 end
+        elseif done.code ~= "stopped" then
+          local ok, err, code = self:failed(done.err, done.code)
+          if not ok then return nil, err, code end
         end
-        if #done.result == 0 then self.empty_polls = self.empty_polls + 1 else self.empty_polls = 0 end
-      elseif done.code ~= "stopped" then
-        local ok, err, code = self:failed(done.err, done.code)
-        if not ok then return nil, err, code end
+      else
+        self.tracker:settle(done)
       end
-    elseif done.kind == "change_visibility_batch" then
-      self:extend_done(done)
-    else
-      self:delete_done(done)
     end
+    self.tracker:tick()
   end
   self:report()
-  return true
+  return got
 end
 
 -- Gauges for etlua.telemetry: prefetched = the buffer; in flight = received and not yet
 -- deleted (the buffer, the batch in hand, the deletes under way).
 function Sqs:report(in_hand)
-  local deleting = 0
-  for _, d in pairs(self.deleting) do deleting = deleting + #d.entries end
   telemetry.prefetched(#self.buffer)
-  telemetry.in_flight(#self.buffer + deleting + (in_hand or 0))
+  telemetry.in_flight(#self.buffer + (self.deleting or 0) + (in_hand or 0))
 end
 
 -- A failed receive: retried with capped exponential backoff and jitter while the code is a
@@ -130,59 +188,82 @@ function Sqs:failed(err, code)
 end
 
 -- Starts receives until `concurrency` are in flight or the buffer holds `limit` messages.
+-- "busy" (every request slot taken): try again at the next round. See etlua.inflight for a
+-- "client" code while requests are in flight.
 function Sqs:fill(wait_seconds)
   if self.retry_at and host.mono() < self.retry_at then return true end  -- backing off
-  while self.receiving < self.concurrency and #self.buffer + 10 * self.receiving < self.limit
-        and not host.stopping() do
+  while self.receiving < self.concurrency and #self.buffer + 10 * self.receiving < self.limit do
     local token, err, code = self.client:start_receive(10, wait_seconds)
     if not token then
-      if code == "client" then return true end  -- every slot busy (deletes): fill again later
+      if code == "busy" then return true end
+      if code == "client" and self.client:pending() > 0 then
+        self.busy_since = self.busy_since or host.mono()
+        if host.mono() - self.busy_since < inflight.BUSY_GRACE_S then return true end
+      end
       return nil, err, code
     end
+    self.busy_since = nil
     self.receiving = self.receiving + 1
   end
   return true
 end
 
+-- The FIFO half of the drain decision: the queue reports nothing visible and nothing in flight.
+-- Asked at most every 200 ms; a failed call means "not known to be drained".
+function Sqs:queue_is_empty()
+  local now = host.mono()
+  if self.asked_at and now - self.asked_at < 0.2 then return false end
+  self.asked_at = now
+  local attrs = self.client:attributes({ "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible" })
+  if not attrs then return false end
+  return (tonumber(attrs.ApproximateNumberOfMessages) or 0) == 0
+    and (tonumber(attrs.ApproximateNumberOfMessagesNotVisible) or 0) == 0
+end
+
 -- next_batch(max, max_wait_ms, wait_seconds) -> messages, drained | nil, msg, code
--- Returns up to max messages once max are buffered, max_wait_ms after the first arrived, or
--- when the queue proved empty (drained = true: a long poll came back empty with nothing else in
--- flight or buffered). After a stop signal it returns what is buffered and receives no more.
+-- Returns up to max messages once max are buffered, max_wait_ms after the first arrived (on a
+-- FIFO queue: as soon as no more arrive), or when the queue proved empty (drained = true).
+-- After a stop signal it returns no messages (the buffer is released by flush).
 function Sqs:next_batch(max, max_wait_ms, wait_seconds)
   -- room for a whole batch plus every receive in flight, so the long polls keep running while
   -- a batch is being committed (with max(batch, 10 x concurrency) a large batch starved them)
   self.limit = max + 10 * self.concurrency
-  local first
+  local first, quiet
   while true do
-    if #self.buffer >= max then break end
-    if #self.buffer > 0 then
+    if host.stopping() then return {}, false end
+    local n = #self.buffer
+    if n >= max then break end
+    if n > 0 then
       first = first or host.now_ms()
-      if host.now_ms() - first >= max_wait_ms then break end
+      if quiet or host.now_ms() - first >= max_wait_ms then break end
     end
-    if host.stopping() then
-      if self.receiving == 0 then break end
-    else
-      -- When one poll came back empty, let the others finish before asking again: an empty
-      -- answer with nothing in flight and nothing buffered is the proof of an empty queue.
-      if self.empty_polls > 0 and self.receiving == 0 and #self.buffer == 0 then
-        self.empty_polls = 0
+    -- When one poll came back empty, let the others finish before asking again: an empty
+    -- answer with nothing in flight and nothing buffered is the proof of an empty queue
+    -- (on a FIFO queue, once the queue also says so; until then the receives go on).
+    if self.empty_polls > 0 and n == 0 then
+      if self.fifo and not self.closing and self.tracker:idle() and self:queue_is_empty() then
+        self.closing = true
+      end
+      if self.receiving == 0 and (self.closing or not self.fifo) then
+        self.empty_polls, self.closing = 0, nil
         return {}, true
       end
-      if self.empty_polls == 0 then
-        local ok, err, code = self:fill(wait_seconds)
-        if not ok then return nil, err, code end
-      end
     end
-    if self.receiving == 0 and not next(self.deleting) then
-      host.sleep(0.05)   -- backing off with nothing in flight: wait, do not spin
+    if self.fifo and self.empty_polls > 0 and not self.closing then self.empty_polls = 0 end
+    if self.empty_polls == 0 and not self.closing then
+      local ok, err, code = self:fill(wait_seconds)
+      if not ok then return nil, err, code end
     end
-    local ok, err, code = self:pump(#self.buffer > 0 and 10 or 100)
-    if not ok then return nil, err, code end
-    self:keep_alive()
+    local got, err, code = self:pump(n > 0 and (self.fifo and 2 or 10) or 100)
+    if not got then return nil, err, code end
+    if got > 0 then self.closing = nil end
+    quiet = self.fifo and n > 0 and got == 0
+    if self.heartbeat then self.heartbeat:tick() end
   end
   local n = math.min(max, #self.buffer)
   local batch = table.move(self.buffer, 1, n, 1, {})
   table.move(self.buffer, n + 1, #self.buffer + n, 1)  -- shift the rest down (nils past the end)
+  self.in_hand = batch
   self:report(n)
   return batch, false
 end
@@ -191,140 +272,75 @@ end
 -- The deletes complete in the background; a failed entry is logged by id (never by body): SQS
 -- redelivers that message and the ledger makes the redelivery harmless.
 function Sqs:ack(messages)
+  for _, m in ipairs(messages) do m.acked = true end
+  if self.in_hand == messages then self.in_hand = nil end
   for i = 1, #messages, 10 do
-    local entries, ids = {}, {}
-    for j = i, math.min(i + 9, #messages) do
-      entries[#entries + 1] = { id = tostring(j - i + 1), receipt = messages[j].receipt }
-      ids[#ids + 1] = messages[j].id
-    end
-    self:start_delete(entries, ids, 1)
+    local chunk = table.move(messages, i, math.min(i + 9, #messages), 1, {})
+    self.deleting = (self.deleting or 0) + #chunk
+    self.tracker:submit("delete", chunk, nil, function(req, failed, err, code)
+      self.deleting = self.deleting - #req.messages
+      if not failed then
+        telemetry.error("sqs_delete")
+        self.log:warn("delete failed; the messages will be redelivered and skipped by the ledger",
+          { count = #req.messages, code = code, error = err })
+        return
+      end
+      for _, f in ipairs(failed) do
+        telemetry.error("sqs_delete")
+        self.log:warn("delete failed; the message will be redelivered and skipped by the ledger",
+          { message_id = f.message and f.message.id, code = f.code })
+      end
+      self.deleted = self.deleted + #req.messages - #failed
+      telemetry.deleted(#req.messages - #failed)
+    end)
   end
   return #messages
 end
 
-function Sqs:start_delete(entries, ids, attempt)
-  local token, err, code = self.client:start_delete_batch(entries)
-  while not token and code == "client" do  -- every slot busy: let some finish
-    self:pump(100)
-    token, err, code = self.client:start_delete_batch(entries)
-  end
-  if not token then
-    telemetry.error("sqs_delete")
-    self.log:warn("delete failed; the messages will be redelivered and skipped by the ledger",
-      { count = #entries, error = err })
-    return
-  end
-  self.deleting[token] = { entries = entries, ids = ids, attempt = attempt }
+-- commit_hook() -> interval_s, fn, first_s for db:on_wait (the heartbeat while a commit waits),
+-- or nil.
+function Sqs:commit_hook()
+  if not self.heartbeat then return nil end
+  return self.heartbeat:commit_hook()
 end
 
-function Sqs:delete_done(done)
-  local d = self.deleting[done.token]
-  if not d then return end
-  self.deleting[done.token] = nil
-  if not done.result then
-    if retry.retryable(done.code) and d.attempt < retry.attempts then
-      telemetry.retry("sqs")
-      host.sleep(math.min(1, retry.delay(d.attempt)))  -- short: receives are in flight
-      return self:start_delete(d.entries, d.ids, d.attempt + 1)
-    end
-    telemetry.error("sqs_delete")
-    self.log:warn("delete failed; the messages will be redelivered and skipped by the ledger",
-      { count = #d.entries, code = done.code, error = done.err })
-    return
-  end
-  for _, f in ipairs(done.result) do
-    telemetry.error("sqs_delete")
-    self.log:warn("delete failed; the message will be redelivered and skipped by the ledger",
-      { message_id = d.ids[tonumber(f.id)], code = f.code })
-  end
-  self.deleted = self.deleted + #d.entries - #done.result
-  telemetry.deleted(#d.entries - #done.result)
-end
-
--- extend(messages, timeout_s) -> count extended: the visibility heartbeat. Sets the visibility
--- timeout of the messages to timeout_s from now with ChangeMessageVisibilityBatch, 10 at a time,
--- all in flight at once, and waits for the answers. Entries are handled one by one: a failed
--- entry (ReceiptHandleIsInvalid: deleted, or its receipt expired and handed to another consumer)
--- is logged by message id (never by body) and the message is left out of later extensions; the
--- ledger makes a redelivery harmless. A failed call is retried while its code is a passing one.
-function Sqs:extend(messages, timeout_s)
-  self.extending, self.extended = self.extending or {}, 0
+-- release(): visibility 0 for every message held and not committed (the batch in hand if it was
+-- not acknowledged, the buffer), so SQS hands them out again at once instead of after the
+-- visibility timeout. Latest first: a FIFO group's earlier message then ends up at its head.
+function Sqs:release()
+  local held = self:held()
+  self.buffer, self.in_hand = {}, nil
   local todo = {}
-  for _, m in ipairs(messages) do
-    if m.receipt and not m.no_extend then todo[#todo + 1] = m end
+  for i = #held, 1, -1 do
+    local m = held[i]
+    if m.receipt and not m.lost then todo[#todo + 1] = m end
   end
   for i = 1, #todo, 10 do
-    self:start_extend(table.move(todo, i, math.min(i + 9, #todo), 1, {}), timeout_s, 1)
+    local chunk = table.move(todo, i, math.min(i + 9, #todo), 1, {})
+    self.tracker:submit("visibility", chunk, 0, function(req, failed, err, code)
+      local n = failed and #req.messages - #failed or 0
+      self.released = (self.released or 0) + n
+      if not failed then
+        self.log:warn("release failed; the messages come back after the visibility timeout",
+          { count = #req.messages, code = code, error = err })
+      end
+    end)
   end
-  while next(self.extending) do self:pump(100) end
-  return self.extended
+  return #todo
 end
 
-function Sqs:start_extend(chunk, timeout_s, attempt)
-  local entries = {}
-  for k, m in ipairs(chunk) do entries[k] = { id = tostring(k), receipt = m.receipt } end
-  local token, err, code = self.client:start_change_visibility_batch(entries, timeout_s)
-  while not token and code == "client" do  -- every slot busy: let some finish
-    self:pump(100)
-    token, err, code = self.client:start_change_visibility_batch(entries, timeout_s)
-  end
-  if not token then
-    self.log:warn("visibility extension failed; the messages may be redelivered and skipped by the ledger",
-      { count = #chunk, code = code, error = err })
-    return
-  end
-  self.extending[token] = { chunk = chunk, timeout = timeout_s, attempt = attempt }
-end
-
-function Sqs:extend_done(done)
-  local d = self.extending and self.extending[done.token]
-  if not d then return end
-  self.extending[done.token] = nil
-  if not done.result then
-    if retry.retryable(done.code) and d.attempt < 3 then
-      host.sleep(math.min(1, retry.delay(d.attempt)))  -- short: receives are in flight
-      return self:start_extend(d.chunk, d.timeout, d.attempt + 1)
-    end
-    self.log:warn("visibility extension failed; the messages may be redelivered and skipped by the ledger",
-      { count = #d.chunk, code = done.code, error = done.err })
-    return
-  end
-  for _, f in ipairs(done.result) do
-    local m = d.chunk[tonumber(f.id)]
-    if m then m.no_extend = true end
-    self.log:warn("visibility extension failed for a message; it may be redelivered and skipped by the ledger",
-      { message_id = m and m.id, code = f.code })
-  end
-  local now = host.now_ms()
-  for _, m in ipairs(d.chunk) do
-    if not m.no_extend then m.visible_until_ms = now + d.timeout * 1000 end
-  end
-  self.extended = self.extended + #d.chunk - #done.result
-end
-
--- visible_until(m) -> wall-clock ms at which SQS makes m visible again (as far as we know).
-function Sqs:visible_until(m)
-  return m.visible_until_ms or ((m.received_ms or host.now_ms()) + (self.visibility or 30) * 1000)
-end
-
--- keep_alive(): the heartbeat of the prefetch buffer, called while next_batch waits for a batch
--- to fill: once a buffered message is past half its visibility timeout, the buffer is extended.
-function Sqs:keep_alive()
-  local vis = self.visibility
-  if not vis or vis < 2 then return end
-  local now = host.now_ms()
-  for _, m in ipairs(self.buffer) do
-    if not m.no_extend and self:visible_until(m) - now < vis * 500 then
-      self:extend(self.buffer, vis)
-      return
-    end
-  end
-end
-
--- flush: waits for the deletes in flight (at exit). Receives still in flight are abandoned:
--- SQS makes their messages visible again after the visibility timeout.
+-- flush: waits for the requests in flight (at exit). After a stop signal it first releases what
+-- is held, and also what receives still bring in; the receives themselves are cut short.
 function Sqs:flush()
-  while next(self.deleting) do self:pump(100) end
+  if host.stopping() then
+    local n = self:release()
+    while self.receiving > 0 or not self.tracker:idle() do
+      self:pump(100)
+      if #self.buffer > 0 then n = n + self:release() end
+    end
+    if n > 0 then self.log:info("released", { messages = n, back_now = self.released or 0 }) end
+  end
+  while not self.tracker:idle() do self:pump(100) end
   return self.deleted
 end
 

@@ -1,0 +1,112 @@
+-- spec/runner_spec.lua: the loop of etlua.runner (receive -> process -> commit -> delete, the
+-- stop, the heartbeat during a commit) with fakes in place of SQS, Postgres and the sink
+-- (spec/fakes.lua); the same loop against the real services is in tests/integration.
+local F = require "spec.fakes"
+local H = require "spec.helper"
+
+local ENV = {
+  SQS_QUEUE_URL = "http://127.0.0.1:9/000000000000/login-queue",
+  ETLUA_MASK_KEY = H.KEY,
+  DATABASE_URL = "postgresql://etlua@127.0.0.1:9/etlua",
+  ETLUA_RECEIVE_CONCURRENCY = "4",
+  ETLUA_BATCH_SIZE = "10",
+  ETLUA_BATCH_MAX_WAIT_MS = "0",
+}
+
+local function logins(n)
+  local t = {}
+  for i = 1, n do t[i] = string.format('{"user_id":"u-%d","locale":"RU"}', i) end
+  return t
+end
+
+-- run{n =, visibility =, on_commit = fn(items, ctx)} -> ctx {client, host, commits, log, rc}
+local function run(o)
+  local h = F.host()
+  local ctx = { host = h, commits = {}, log = F.log() }
+  ctx.client = F.client { bodies = logins(o.n), host = h, visibility = o.visibility,
+    queue_url = ENV.SQS_QUEUE_URL }
+  local db = { hooks = {} }
+  function db:on_wait(interval, fn, first) self.hook = interval and { interval = interval, fn = fn, first = first } or nil end
+  function db:close() end
+  function db:status() return "ok" end
+  ctx.db = db
+  local fake_sink = {
+    open = function() return {
+      prune = function() return 0 end,
+      commit = function(_, items)
+        ctx.commits[#ctx.commits + 1] = items
+        if o.on_commit then o.on_commit(items, ctx) end
+        return { written = #items, rejected = 0, duplicates = 0, refused = 0 }
+      end,
+    } end,
+  }
+  local fakes = {
+    ["etlua.host"] = h,
+    ["etlua.sqs"] = { client = function() return ctx.client end },
+    ["etlua.pg"] = { connect = function() return db end },
+    ["etlua.sink"] = fake_sink,
+  }
+  local getenv = os.getenv
+  os.getenv = function(k) return ENV[k] end
+  local ok, err = pcall(F.with, fakes, function()
+    ctx.rc = require("etlua.runner").run({ script = H.ROOT .. "scripts/login_etl.lua", drain = o.drain }, ctx.log)
+  end)
+  os.getenv = getenv
+  if not ok then error(err, 0) end
+  return ctx
+end
+
+local function committed_ids(ctx)
+  local ids = {}
+  for _, items in ipairs(ctx.commits) do
+    for _, item in ipairs(items) do ids[#ids + 1] = item.id end
+  end
+  return ids
+end
+
+describe("etlua.runner with fake SQS and sink", function()
+  it("drains: every message committed once, then deleted, exit 0", function()
+    local ctx = run { n = 45, drain = true }
+    assert.equals(0, ctx.rc)
+    assert.equals(45, #committed_ids(ctx))
+    assert.equals(45, #ctx.client.deleted)
+    assert.same({}, ctx.client.visible)
+    assert.is_nil(next(ctx.client.flying))
+  end)
+
+  it("deletes no message before the commit that holds it", function()
+    run { n = 30, drain = true, on_commit = function(items, ctx)
+      local deleted = {}
+      for _, id in ipairs(ctx.client.deleted) do deleted[id] = true end
+      for _, item in ipairs(items) do assert.is_nil(deleted[item.id]) end
+    end }
+  end)
+
+  it("on a stop: finishes the batch in hand, releases the prefetch, exits 0", function()
+    local ctx = run { n = 100, on_commit = function(_, c) c.host.stop = true end }
+    assert.equals(0, ctx.rc)
+    assert.equals(1, #ctx.commits)
+    assert.equals(#ctx.commits[1], #ctx.client.deleted)
+    assert.is_nil(next(ctx.client.flying))          -- nothing left invisible
+    assert.equals(100 - #ctx.commits[1], #ctx.client.visible)
+    assert.equals(1, ctx.log:count("released"))
+  end)
+
+  it("arms the heartbeat while a commit waits, covering the batch and the prefetch", function()
+    local ctx = run { n = 60, drain = true, visibility = 10, on_commit = function(items, c)
+      if #c.commits > 1 then return end
+      assert.is_table(c.db.hook)
+      assert.equals(5, c.db.hook.interval)
+      c.host.advance(6)       -- the commit waits past half the visibility timeout
+      c.db.hook.fn()
+    end }
+    local call = ctx.client.visibility_calls[1]
+    assert.is_table(call)
+    assert.equals(10, call.timeout)
+    local n = 0
+    for _, v in ipairs(ctx.client.visibility_calls) do n = n + #v.receipts end
+    assert.is_true(n > 10)    -- more than the batch in hand: the prefetch too
+    assert.equals(60, #ctx.client.deleted)
+    assert.is_nil(ctx.db.hook) -- disarmed after the commit
+  end)
+end)

@@ -1,0 +1,234 @@
+-- spec/source_spec.lua: the SQS source (etlua.source, etlua.inflight, etlua.heartbeat) against a
+-- fake client (spec/fakes.lua): receive and drain, deletes after ack, the "busy" and "client"
+-- codes, scheduled retries that never sleep while requests are in flight, the heartbeat, the
+-- release at a stop, and FIFO queues (locked groups are not "drained"; a batch does not wait on them).
+local F = require "spec.fakes"
+
+local function bodies(n)
+  local t = {}
+  for i = 1, n do t[i] = '{"n":' .. i .. '}' end
+  return t
+end
+
+-- Runs fn(source, host) with the source modules loaded on a fake host.
+local function with_source(fn)
+  local h = F.host()
+  F.with({ ["etlua.host"] = h }, function() fn(require "etlua.source", h) end)
+end
+
+local function open(source, client, cfg)
+  cfg = cfg or {}
+  cfg.queue_url = cfg.queue_url or client.queue_url
+  cfg.receive_concurrency = cfg.receive_concurrency or 4
+  cfg.outage_seconds = cfg.outage_seconds or 300
+  local log = F.log()
+  return source.sqs(cfg, log, function() return client end), log
+end
+
+-- Takes batches until drained; acks each. Returns the ids in the order they were taken.
+local function drain(src, max, wait_ms)
+  local ids = {}
+  for _ = 1, 1000 do
+    local batch, drained = src:next_batch(max or 10, wait_ms or 50, 1)
+    assert(batch, drained)
+    for _, m in ipairs(batch) do ids[#ids + 1] = m.id end
+    if #batch > 0 then src:ack(batch) end
+    if drained then return ids end
+  end
+  error("never drained")
+end
+
+describe("etlua.source (SQS) with a fake client", function()
+  it("uses the client it is given, resolves a queue name, reads the visibility timeout", function()
+    with_source(function(source)
+      local client = F.client { visibility = 40 }
+      local src = source.sqs({ queue_name = "login-queue", receive_concurrency = 2, outage_seconds = 1 },
+        F.log(), function() return client end)
+      assert.equals(1, client.calls.get_queue_url)
+      assert.equals(40, src.visibility)
+      assert.is_false(src.fifo)
+    end)
+  end)
+
+  it("drains a standard queue and deletes every message after ack", function()
+    with_source(function(source, h)
+      local client = F.client { bodies = bodies(35), host = h }
+      local src = open(source, client)
+      local ids = drain(src, 10)
+      assert.equals(35, #ids)
+      assert.equals(35, src:flush())
+      assert.equals(35, #client.deleted)
+      assert.same({}, client.visible)
+      assert.is_nil(next(client.flying))
+    end)
+  end)
+
+  it("waits for a free slot on 'busy' without sleeping and without losing a delete", function()
+    with_source(function(source, h)
+      local client = F.client { bodies = bodies(30), host = h }
+      client.start_faults.start_delete_batch = { { nil, "full", "busy" }, { nil, "full", "busy" } }
+      local src = open(source, client)
+      drain(src, 30)
+      assert.equals(30, src:flush())
+      assert.equals(30, #client.deleted)
+      assert.is_true(client.calls.start_delete_batch >= 5)
+    end)
+  end)
+
+  it("takes 'client' with nothing else in flight as a real error, not as busy", function()
+    with_source(function(source, h)
+      local client = F.client { bodies = bodies(5), host = h }
+      local src, log = open(source, client)
+      local batch = src:next_batch(5, 0, 1)
+      assert.equals(5, #batch)
+      client.start_faults.start_delete_batch = { { nil, "cannot sign the request", "client" } }
+      src:ack(batch)
+      assert.equals(0, src:flush())   -- ends: no endless retry loop
+      assert.equals(1, log:count("delete failed; the messages will be redelivered and skipped by the ledger"))
+      assert.equals(1, client.calls.start_delete_batch)
+    end)
+  end)
+
+  it("gives a 'client' code while requests are in flight a bounded grace (an etlua.sqs without 'busy')", function()
+    with_source(function(source, h)
+      local inflight = require "etlua.inflight"
+      local client = F.client { host = h }
+      client.flying.r0 = { id = "x" }
+      local t = inflight.new(client)
+      local settled = {}
+      local function done(req, failed, err, code) settled[#settled + 1] = { failed = failed, code = code } end
+      t:submit("delete", { { id = "a", receipt = "r0" } }, nil, done)   -- in flight
+      local always = {}
+      for i = 1, 1000 do always[i] = { nil, "signing failed", "client" } end
+      client.start_faults.start_delete_batch = always
+      t:submit("delete", { { id = "b", receipt = "rb" } }, nil, done)  -- "client", but one in flight
+      assert.equals(0, #settled)
+      h.advance(inflight.BUSY_GRACE_S + 1)
+      t:tick()
+      assert.equals(1, #settled)
+      assert.is_nil(settled[1].failed)
+      assert.equals("client", settled[1].code)
+    end)
+  end)
+
+  it("schedules the retry of a failed delete instead of sleeping", function()
+    with_source(function(source, h)
+      local client = F.client { bodies = bodies(10), host = h }
+      client.answer_faults.delete_batch = { { err = "503", code = "server" } }
+      local src = open(source, client)
+      local batch = src:next_batch(10, 0, 1)
+      src:ack(batch)
+      local sleeps = h.sleeps
+      src:pump(0)                      -- the delete fails: scheduled, not slept on
+      assert.equals(sleeps, h.sleeps)
+      assert.is_false(src.tracker:idle())
+      assert.equals(0, #client.deleted)
+      assert.equals(10, src:flush())   -- waits for the retry's time, then it succeeds
+      assert.equals(10, #client.deleted)
+      assert.equals(2, client.calls.start_delete_batch)
+    end)
+  end)
+
+  it("gives up a delete after retry.attempts and says so once", function()
+    with_source(function(source, h)
+      local retry = require "etlua.retry"
+      local client = F.client { bodies = bodies(3), host = h }
+      local faults = {}
+      for i = 1, retry.attempts do faults[i] = { err = "503", code = "server" } end
+      client.answer_faults.delete_batch = faults
+      local src, log = open(source, client)
+      src:ack(src:next_batch(3, 0, 1))
+      assert.equals(0, src:flush())
+      assert.equals(retry.attempts, client.calls.start_delete_batch)
+      assert.equals(1, log:count("delete failed; the messages will be redelivered and skipped by the ledger"))
+    end)
+  end)
+
+  it("extends the visibility of everything held once the soonest is past half its timeout", function()
+    with_source(function(source, h)
+      local client = F.client { bodies = bodies(25), host = h, visibility = 10 }
+      local src = open(source, client)
+      local batch = src:next_batch(10, 0, 1)     -- 10 in hand, the rest buffered
+      assert.equals(10, #batch)
+      assert.is_true(#src.buffer > 0)
+      local held = #batch + #src.buffer
+      local interval, beat, first = src:commit_hook()
+      assert.equals(5, interval)
+      assert.is_true(first > 0 and first <= 5)
+      h.advance(6)
+      beat()
+      local extended = 0
+      for _, call in ipairs(client.visibility_calls) do
+        assert.equals(10, call.timeout)
+        extended = extended + #call.receipts
+      end
+      assert.equals(held, extended)
+      assert.is_true(batch[1].visible_until_ms > h.now_ms())
+    end)
+  end)
+
+  it("on a stop, releases the prefetch and an unacknowledged batch (visibility 0), latest first", function()
+    with_source(function(source, h)
+      local client = F.client { bodies = bodies(30), host = h }
+      local src, log = open(source, client)
+      local batch = src:next_batch(10, 0, 1)
+      src:ack(batch)                          -- committed and acknowledged: deleted, not released
+      local second = src:next_batch(5, 0, 1)  -- in hand, never committed
+      assert.equals(5, #second)
+      h.stop = true
+      local again = src:next_batch(10, 0, 1)
+      assert.same({}, again)
+      src:flush()
+      assert.equals(10, #client.deleted)
+      assert.is_nil(next(client.flying))       -- nothing left invisible
+      assert.equals(20, #client.visible)
+      assert.equals("m11", client.visible[1].id)  -- back in their order
+      for _, call in ipairs(client.visibility_calls) do assert.equals(0, call.timeout) end
+      assert.equals(1, log:count("released"))
+    end)
+  end)
+end)
+
+describe("etlua.source on a FIFO queue (fake client with message groups)", function()
+  local function fifo_client(h, n, groups)
+    return F.client { bodies = bodies(n), host = h, fifo = true,
+      queue_url = "http://sqs.test/000000000000/q.fifo",
+      groups = function(i) return "g" .. (i % groups) end }
+  end
+
+  it("is told by the .fifo name", function()
+    with_source(function(source, h)
+      assert.is_true(open(source, fifo_client(h, 1, 1)).fifo)
+    end)
+  end)
+
+  it("does not take an empty receive while groups are locked for the end of the drain", function()
+    with_source(function(source, h)
+      local client = fifo_client(h, 60, 3)
+      local src = open(source, client)
+      local ids = drain(src, 10, 500)
+      assert.equals(60, #ids)
+      assert.is_true(client.calls.attributes >= 2)   -- start-up + the drain's check
+      assert.same({}, client.visible)
+    end)
+  end)
+
+  it("keeps each group's order and does not wait for a full batch on locked groups", function()
+    with_source(function(source, h)
+      local client = fifo_client(h, 40, 4)
+      local src = open(source, client)
+      local t0 = h.mono()
+      local batch = src:next_batch(200, 500, 1)
+      assert.equals(4, #batch)                 -- one message a group is all SQS hands out
+      assert.is_true(h.mono() - t0 < 0.5)      -- taken without waiting out max_wait_ms
+      src:ack(batch)
+      local seen = {}
+      for _, id in ipairs(drain(src, 200, 500)) do
+        local n = tonumber(id:sub(2))
+        local g = n % 4
+        assert.is_true((seen[g] or 0) < n)
+        seen[g] = n
+      end
+    end)
+  end)
+end)

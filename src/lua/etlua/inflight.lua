@@ -1,0 +1,152 @@
+-- etlua.inflight: the SQS requests that settle messages etlua holds (DeleteMessageBatch after a
+-- commit, ChangeMessageVisibilityBatch for the heartbeat and for the release at a stop), from
+-- start to answer. One state machine for every kind of request:
+--
+--   waiting (for a free request slot, or for its retry time) -> in flight -> settled
+--
+-- Nothing here sleeps or waits: submit() starts a request at once when it can, tick() starts the
+-- waiting ones whose time has come, and settle() takes the client's answers (c:poll records). A
+-- request that failed with a passing code (throttled, server, timeout, network) is retried at a
+-- scheduled time, with capped exponential backoff and jitter, up to retry.attempts; any other
+-- failure is final. Every request ends with exactly one call of its callback:
+--   on_settled(request, failed, err, code)
+--     failed: array of {message =, code =} for the entries SQS refused (empty when all passed),
+--             or nil when the whole request failed for good (err, code say why).
+--
+-- Client codes: "busy" (every request slot of the client is taken) means "start it later", once
+-- a request in flight has finished. "client" is a real error (a request that cannot be built or
+-- signed). An etlua.sqs without the "busy" code reports a full client as "client": while other
+-- requests are in flight, such a "client" is taken as "busy" for at most BUSY_GRACE_S, so a
+-- signing failure ends with an error instead of a loop.
+local host = require "etlua.host"
+local retry = require "etlua.retry"
+
+local M = {}
+
+M.BUSY_GRACE_S = 5
+
+-- kind -> the client method that starts it and the `kind` its answer carries in c:poll.
+local KINDS = {
+  delete = { start = "start_delete_batch", answer = "delete_batch" },
+  visibility = { start = "start_change_visibility_batch", answer = "change_visibility_batch" },
+}
+M.KINDS = KINDS
+
+local Tracker = {}
+Tracker.__index = Tracker
+
+-- inflight.new(client) -> tracker. client: an etlua.sqs client (or a fake with the same methods).
+function M.new(client)
+  return setmetatable({ client = client, flying = {}, nflying = 0, waiting = {} }, Tracker)
+end
+
+-- t:submit(kind, messages, arg, on_settled): one request for up to 10 messages (each with a
+-- receipt). kind "delete", or "visibility" with arg = the new timeout in seconds.
+function Tracker:submit(kind, messages, arg, on_settled)
+  assert(KINDS[kind], "inflight: unknown kind")
+  assert(#messages >= 1 and #messages <= 10, "inflight: 1 to 10 messages a request")
+  local req = { kind = kind, messages = messages, arg = arg, on_settled = on_settled, attempt = 1 }
+  if #self.waiting > 0 then    -- keep the order: behind those already waiting
+    req.due = 0
+    self.waiting[#self.waiting + 1] = req
+    return
+  end
+  self:launch(req)
+end
+
+-- Starts req now. Returns false when the client had no free slot (req is then waiting).
+function Tracker:launch(req)
+  local entries = {}
+  for i, m in ipairs(req.messages) do entries[i] = { id = tostring(i), receipt = m.receipt } end
+  local start = self.client[KINDS[req.kind].start]
+  local token, err, code
+  if req.kind == "visibility" then
+    token, err, code = start(self.client, entries, req.arg)
+  else
+    token, err, code = start(self.client, entries)
+  end
+  if token then
+    req.busy_since = nil
+    self.flying[token] = req
+    self.nflying = self.nflying + 1
+    return true
+  end
+  if self:busy(req, code) then
+    req.due = 0   -- as soon as a slot frees
+    table.insert(self.waiting, 1, req)
+    return false
+  end
+  self:failed(req, err, code)
+  return true
+end
+
+-- Whether a failed start means "no free slot". See the header for "client".
+function Tracker:busy(req, code)
+  if code == "busy" then return true end
+  if code ~= "client" or self.nflying == 0 then return false end
+  req.busy_since = req.busy_since or host.mono()
+  return host.mono() - req.busy_since < M.BUSY_GRACE_S
+end
+
+-- A request that failed as a whole: scheduled again while a later attempt can cure it.
+function Tracker:failed(req, err, code)
+  if retry.retryable(code) and req.attempt < retry.attempts then
+    req.attempt = req.attempt + 1
+    req.due = host.mono() + retry.delay(req.attempt - 1)
+    req.retried = (req.retried or 0) + 1
+    self.waiting[#self.waiting + 1] = req
+    if self.on_retry then self.on_retry(req, err, code) end
+    return
+  end
+  req.on_settled(req, nil, err, code)
+end
+
+-- t:tick(): starts the waiting requests whose time has come, in order, until the client is full.
+function Tracker:tick()
+  if #self.waiting == 0 then return end
+  local now, keep = host.mono(), {}
+  local full = false
+  for _, req in ipairs(self.waiting) do
+    if full or req.due > now then
+      keep[#keep + 1] = req
+    else
+      self.waiting = keep   -- launch may put req back (at the front of keep)
+      if not self:launch(req) then full = true end
+      keep = self.waiting
+    end
+  end
+  self.waiting = keep
+end
+
+-- t:settle(done) -> true when done (a c:poll record) answered one of this tracker's requests.
+function Tracker:settle(done)
+  local req = self.flying[done.token]
+  if not req then return false end
+  self.flying[done.token] = nil
+  self.nflying = self.nflying - 1
+  if not done.result then
+    self:failed(req, done.err, done.code)
+    return true
+  end
+  local failed = {}
+  for _, f in ipairs(done.result) do
+    failed[#failed + 1] = { message = req.messages[tonumber(f.id)], code = f.code }
+  end
+  req.on_settled(req, failed)
+  return true
+end
+
+-- t:next_due() -> seconds until the first waiting request is due (0: now), or nil when none waits.
+function Tracker:next_due()
+  local first
+  for _, req in ipairs(self.waiting) do
+    if not first or req.due < first then first = req.due end
+  end
+  return first and math.max(0, first - host.mono()) or nil
+end
+
+-- t:idle() -> true when nothing is in flight or waiting; t:flying_count() -> requests in flight.
+function Tracker:idle() return self.nflying == 0 and #self.waiting == 0 end
+function Tracker:flying_count() return self.nflying end
+
+return M
