@@ -249,7 +249,15 @@ struct slot {
     char errbuf[CURL_ERROR_SIZE];
     unsigned long long id;
     int busy, interruptible;
+    long long started_ms; /* when it was queued (monotonic), for the stop grace */
 };
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 struct etl_http_multi {
     CURLM *multi;
@@ -375,17 +383,11 @@ int etl_http_multi_add(struct etl_http_multi *m, const char *url, const char *co
     s->hdrs = list;
     s->busy = 1;
     s->interruptible = interruptible;
+    s->started_ms = now_ms();
     s->id = ++m->last_id;
     m->inflight++;
     *id = s->id;
     return 0;
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Moves every transfer curl reports as finished into the done queue. */
@@ -416,9 +418,14 @@ size_t etl_http_multi_run(struct etl_http_multi *m, long timeout_ms, etl_http_st
         curl_multi_perform(m->multi, &running);
         reap(m);
         if (stop && m->inflight > 0 && stop()) {
+            /* Only long polls older than the grace are cut: a younger one is most likely being
+             * answered (a receive on a non-empty queue takes milliseconds), and cutting it would
+             * leave its messages invisible, with no receipt to release them, for the whole
+             * visibility timeout. A long poll on an empty queue is cut once it reaches it. */
+            long long now = now_ms();
             for (size_t i = 0; i < m->nslots; i++) {
                 struct slot *s = &m->slots[i];
-                if (s->busy && s->interruptible)
+                if (s->busy && s->interruptible && now - s->started_ms >= ETL_HTTP_STOP_GRACE_MS)
                     finish(m, s, ETL_HTTP_STOPPED, "stopped");
             }
         }

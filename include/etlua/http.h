@@ -86,11 +86,15 @@ int etl_http_multi_add(struct etl_http_multi *m, const char *url, const char *co
                        long total_timeout_ms, int interruptible, unsigned long long *id,
                        char *err, size_t errlen);
 
+/* A request is cut at a stop only once it has been in flight this long (see etl_http_multi_run). */
+#define ETL_HTTP_STOP_GRACE_MS 500
+
 /* Drives the transfers until at least one has finished or timeout_ms has passed (0: one
  * non-blocking step; < 0: no limit other than the requests' own timeouts). Sleeps in slices of
  * at most 100 ms, calling stop (may be NULL) between them; once it returns non-zero, every
- * interruptible request is finished as ETL_HTTP_STOPPED. Returns the number of finished requests
- * waiting for etl_http_multi_next. */
+ * interruptible request in flight for ETL_HTTP_STOP_GRACE_MS or more is finished as
+ * ETL_HTTP_STOPPED (a younger one is most likely being answered: it runs on, and is cut once it
+ * reaches that age). Returns the number of finished requests waiting for etl_http_multi_next. */
 size_t etl_http_multi_run(struct etl_http_multi *m, long timeout_ms, etl_http_stop_fn stop);
 
 /* Takes the oldest finished request into *out. Returns 1, or 0 when none is waiting. */
