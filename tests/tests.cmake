@@ -70,6 +70,8 @@ etlua_integration(secrets 180 ${IT}/secrets.sh)
 etlua_integration(redelivery 120 ${IT}/redelivery.sh)
 etlua_integration(input 120 ${IT}/input.sh)
 etlua_integration(stop 180 ${IT}/stop.sh)
+etlua_integration(stop_release 240 ${IT}/stop_release.sh)
+etlua_integration(fifo 240 ${IT}/fifo.sh 1200 10)
 etlua_integration(reload 180 ${IT}/reload.sh)
 etlua_integration(progress 120 ${IT}/progress.sh)
 

@@ -9,11 +9,19 @@
 // Client (SigV4-signed with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, default test/test,
 // region AWS_REGION, default us-east-1; protocol --protocol json|query|auto, default auto =
 // JSON if the endpoint answers JSON, else query):
-//   create-queue ENDPOINT NAME [--visibility S]       prints the queue URL
+//   create-queue ENDPOINT NAME [--visibility S]       prints the queue URL (a NAME ending in
+//                                                       .fifo makes a FIFO queue)
 //   get-queue-url ENDPOINT NAME                         prints the queue URL
-//   send ENDPOINT QUEUE_URL FILE|- [--concurrency N]    one body per line (empty lines skipped);
+//   send ENDPOINT QUEUE_URL FILE|- [--concurrency N] [--group-field F]
+//                                                       one body per line (empty lines skipped);
 //                                                       SendMessageBatch, 10 per call; prints
-//                                                       "sent N" (stderr: failures, exit 1)
+//                                                       "sent N" (stderr: failures, exit 1).
+//                                                       --group-field F (FIFO queues): the
+//                                                       MessageGroupId is the body's JSON field F
+//                                                       ("none" when absent), the
+//                                                       MessageDeduplicationId the line number and
+//                                                       a hash of the body; batches are sent one
+//                                                       after the other, in file order
 //   depth ENDPOINT QUEUE_URL                            prints "VISIBLE NOT_VISIBLE"
 //   purge ENDPOINT QUEUE_URL
 //   receive ENDPOINT QUEUE_URL [--max N] [--wait S] [--delete]
@@ -293,7 +301,7 @@ const ops = {
     if (proto === 'json') return (await callJson(ep, 'GetQueueUrl', { QueueName: name })).QueueUrl;
     return xmlOne(await callQuery(ep, 'GetQueueUrl', { QueueName: name }), 'QueueUrl');
   },
-  // entries: [{Id, MessageBody}] -> [{Id, Code, Message}] failed entries
+  // entries: [{Id, MessageBody[, MessageGroupId, MessageDeduplicationId]}] -> [{Id, Code, Message}] failed entries
   async sendBatch(ep, proto, queueUrl, entries) {
     if (proto === 'json') {
       const d = await callJson(ep, 'SendMessageBatch', { QueueUrl: queueUrl, Entries: entries });
@@ -306,6 +314,10 @@ const ops = {
     entries.forEach((e, i) => {
       f[`SendMessageBatchRequestEntry.${i + 1}.Id`] = e.Id;
       f[`SendMessageBatchRequestEntry.${i + 1}.MessageBody`] = e.MessageBody;
+      if (e.MessageGroupId !== undefined) {
+        f[`SendMessageBatchRequestEntry.${i + 1}.MessageGroupId`] = e.MessageGroupId;
+        f[`SendMessageBatchRequestEntry.${i + 1}.MessageDeduplicationId`] = e.MessageDeduplicationId;
+      }
     });
     const xml = await callQuery(ep, 'SendMessageBatch', f);
     // sqslite answers each entry's Id as the MD5 hex of the Id sent: accept both.
@@ -390,12 +402,20 @@ async function cmdSend(pos, opts, proto) {
   bodies.forEach((b, i) => {
     const n = Buffer.byteLength(b);
     if (cur.length === 10 || (cur.length && bytes + n > MAX_BATCH_BYTES)) { batches.push(cur); cur = []; bytes = 0; }
-    cur.push({ Id: `m${i}`, MessageBody: b, line: i });
+    const e = { Id: `m${i}`, MessageBody: b, line: i };
+    if (opts['group-field']) {
+      let g;
+      try { g = JSON.parse(b)[opts['group-field']]; } catch (_) { /* not JSON: no group field */ }
+      e.MessageGroupId = g === undefined || g === null ? 'none' : String(g);
+      e.MessageDeduplicationId = `l${i}-${crypto.createHash('sha256').update(b).digest('hex').slice(0, 32)}`;
+    }
+    cur.push(e);
     bytes += n;
   });
   if (cur.length) batches.push(cur);
 
-  const conc = Math.max(1, Number(opts.concurrency || 8));
+  // FIFO: one batch at a time, so each group's messages reach the queue in file order.
+  const conc = opts['group-field'] ? 1 : Math.max(1, Number(opts.concurrency || 8));
   const failures = [];
   let sent = 0;
   let next = 0;
@@ -403,7 +423,8 @@ async function cmdSend(pos, opts, proto) {
   async function worker() {
     while (next < batches.length) {
       const batch = batches[next++];
-      const entries = batch.map(({ Id, MessageBody }) => ({ Id, MessageBody }));
+      const entries = batch.map(({ Id, MessageBody, MessageGroupId, MessageDeduplicationId }) =>
+        (MessageGroupId === undefined ? { Id, MessageBody } : { Id, MessageBody, MessageGroupId, MessageDeduplicationId }));
       try {
         const failed = await withRetry(() => ops.sendBatch(ep, proto, queueUrl, entries), 'SendMessageBatch');
         sent += entries.length - failed.length;
@@ -428,6 +449,7 @@ async function cmdSend(pos, opts, proto) {
 async function cmdClient(cmd, argv) {
   const { pos, opts } = parseArgs(argv, {
     protocol: 'value', visibility: 'value', concurrency: 'value', max: 'value', wait: 'value', delete: 'bool',
+    'group-field': 'value',
   });
   const ep = pos[0];
   if (!ep) die(`usage: ${cmd} ENDPOINT ...`);
@@ -440,6 +462,7 @@ async function cmdClient(cmd, argv) {
       if (!pos[1]) die('usage: create-queue ENDPOINT NAME [--visibility S]');
       const attrs = {};
       if (opts.visibility !== undefined) attrs.VisibilityTimeout = String(Number(opts.visibility));
+      if (pos[1].endsWith('.fifo')) attrs.FifoQueue = 'true';
       return out(await withRetry(() => ops.createQueue(ep, proto, pos[1], attrs), 'CreateQueue'));
     }
     case 'get-queue-url':

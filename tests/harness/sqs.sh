@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Start/stop one SQS emulator on 127.0.0.1 (a free port) with the queue login-queue.
 #
-#   tests/harness/sqs.sh start NAME DIR [--visibility S]   NAME: fauxqs | local-aws-sqs | sqslite
+#   tests/harness/sqs.sh start NAME DIR [--visibility S] [--fifo]
+#                                    NAME: fauxqs | local-aws-sqs | sqslite
+#   --fifo: the queue is the FIFO queue login-queue.fifo instead (fauxqs implements message
+#   groups and deduplication; send to it with sqs.js send --group-field F).
 #   tests/harness/sqs.sh stop NAME DIR
 #
 # start backgrounds `node tests/harness/sqs.js start NAME`, waits until it listens, creates
@@ -16,7 +19,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cmd="${1:-}"; name="${2:-}"; dir="${3:-}"
-usage() { echo "usage: $0 start|stop fauxqs|local-aws-sqs|sqslite DIR [--visibility S]" >&2; exit 2; }
+usage() { echo "usage: $0 start|stop fauxqs|local-aws-sqs|sqslite DIR [--visibility S] [--fifo]" >&2; exit 2; }
 [[ -n "$cmd" && -n "$name" && -n "$dir" ]] || usage
 case "$name" in
   fauxqs) protocols="json" ;;
@@ -26,9 +29,11 @@ case "$name" in
 esac
 shift 3
 visibility=30
+queue=login-queue
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --visibility) visibility="$2"; shift 2 ;;
+    --fifo) queue=login-queue.fifo; shift ;;
     *) usage ;;
   esac
 done
@@ -67,8 +72,8 @@ start() {
   # http://localhost:PORT/queues/NAME; sqs.js connects to 127.0.0.1 for "localhost".
   [[ "$name" == sqslite ]] && create_ep="${endpoint/127.0.0.1/localhost}"
   local qurl
-  if ! qurl="$(node "$here/sqs.js" create-queue "$create_ep" login-queue --visibility "$visibility")"; then
-    echo "sqs.sh: could not create login-queue on $name" >&2; stop; exit 1
+  if ! qurl="$(node "$here/sqs.js" create-queue "$create_ep" "$queue" --visibility "$visibility")"; then
+    echo "sqs.sh: could not create $queue on $name" >&2; stop; exit 1
   fi
   cat >"$dir/$name.env.tmp" <<ENV
 export AWS_ENDPOINT_URL=$endpoint SQS_QUEUE_URL=$qurl AWS_REGION=us-east-1
