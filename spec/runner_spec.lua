@@ -29,6 +29,7 @@ local function run(o)
   function db:on_wait(interval, fn, first) self.hook = interval and { interval = interval, fn = fn, first = first } or nil end
   function db:close() end
   function db:status() return "ok" end
+  function db:exec() return {}, 0 end
   ctx.db = db
   local fake_sink = {
     open = function() return {
@@ -43,7 +44,7 @@ local function run(o)
   local fakes = {
     ["etlua.host"] = h,
     ["etlua.sqs"] = { client = function() return ctx.client end },
-    ["etlua.pg"] = { connect = function() return db end },
+    ["etlua.pg"] = setmetatable({ connect = function() return db end }, { __index = require "etlua.pg" }),
     ["etlua.sink"] = fake_sink,
   }
   local getenv = os.getenv
