@@ -116,7 +116,7 @@ set_tests_properties(fuzz.smoke PROPERTIES
 # visibility heartbeat must keep the messages from a second consumer (no redelivery at all).
 # They caught (and now guard against): a reconnect budget too short for a 10 s Postgres outage,
 # and un-retried start-up SQS requests.
-foreach(fault_test kill9 pg_outage sqs_faults slow_sink)
+foreach(fault_test kill9 pg_outage pg_crash sqs_faults slow_sink)
   set(fault_name ${fault_test})
   if(fault_test STREQUAL "sqs_faults")
     set(fault_name sqs_proxy)

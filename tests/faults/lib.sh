@@ -41,24 +41,28 @@ fault_cleanup() {
     exit "$rc"
 }
 
-# fault_setup NAME VISIBILITY_S: work dir, Postgres, fauxqs with login-queue.
+# fault_setup NAME VISIBILITY_S [pg.sh option...]: work dir, Postgres, fauxqs with login-queue.
+# Postgres runs with its production defaults (pg.sh --durable: fsync, synchronous_commit and
+# full_page_writes on): a fault test on a server that may lose commits could not see etlua lose one.
 fault_setup() {
     FAULT_NAME="$1"
-    [ -x "$ETLUA_BIN" ] || { echo "$1: no etlua at $ETLUA_BIN (build it, or set ETLUA_BIN)" >&2; exit 1; }
-    WORK="$(mktemp -d "${TMPDIR:-/tmp}/etlua-faults-$1.XXXXXX")"
+    local visibility="$2"
+    shift 2
+    [ -x "$ETLUA_BIN" ] || { echo "$FAULT_NAME: no etlua at $ETLUA_BIN (build it, or set ETLUA_BIN)" >&2; exit 1; }
+    WORK="$(mktemp -d "${TMPDIR:-/tmp}/etlua-faults-$FAULT_NAME.XXXXXX")"
     chmod 755 "$WORK" # the Postgres server runs as another user when we are root
     trap fault_cleanup EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
-    "$HARNESS/pg.sh" start "$WORK/pg" || die "could not start Postgres"
-    "$HARNESS/sqs.sh" start fauxqs "$WORK" --visibility "$2" >/dev/null || die "could not start fauxqs"
+    "$HARNESS/pg.sh" start "$WORK/pg" --durable "$@" || die "could not start Postgres"
+    "$HARNESS/sqs.sh" start fauxqs "$WORK" --visibility "$visibility" >/dev/null || die "could not start fauxqs"
     # shellcheck disable=SC1091
     source "$WORK/pg/env"
     # shellcheck disable=SC1091
     source "$WORK/fauxqs.env"
     FAUXQS_ENDPOINT="$AWS_ENDPOINT_URL"
     FAUXQS_QUEUE_URL="$SQS_QUEUE_URL"
-    log "work $WORK; Postgres :$PGPORT; fauxqs $FAUXQS_ENDPOINT (visibility ${2}s); etlua $ETLUA_BIN"
+    log "work $WORK; Postgres :$PGPORT (durable${*:+, $*}); fauxqs $FAUXQS_ENDPOINT (visibility ${visibility}s); etlua $ETLUA_BIN"
 }
 
 # load N: N bodies (about 4% of them invalid, every reject reason family) into the queue.

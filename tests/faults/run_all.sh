@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/faults/run_all.sh [--full]: every fault test, one after the other, at CI sizes (or the
 # full sizes with --full: kill9 with 100000 messages and 20 kills, sqs_faults with 20000
-# messages), then a summary table. Exit status 1 when any test failed.
+# messages; pg_crash is 20000 both ways), then a summary table. Exit status 1 when any test failed.
 # Env: ETLUA_BIN (default build/etlua).
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -13,9 +13,9 @@ trap 'rm -f "$results"' EXIT
 export FAULTS_RESULT="$results"
 
 if [ "$full" = 1 ]; then
-    tests=("kill9.sh 100000 20" "pg_outage.sh 20000 10" "sqs_faults.sh 20000 30" "slow_sink.sh 300 15")
+    tests=("kill9.sh 100000 20" "pg_outage.sh 20000 10" "pg_crash.sh 20000 3" "sqs_faults.sh 20000 30" "slow_sink.sh 300 15")
 else
-    tests=("kill9.sh 5000 5" "pg_outage.sh 10000 10" "sqs_faults.sh 5000 30" "slow_sink.sh 300 15")
+    tests=("kill9.sh 5000 5" "pg_outage.sh 10000 10" "pg_crash.sh 20000 3" "sqs_faults.sh 5000 30" "slow_sink.sh 300 15")
 fi
 
 declare -A status secs
@@ -41,6 +41,9 @@ printf '%-11s %-30s %6s %9s %-52s %6s %10s\n' kill9 "${status[kill9]}" "${secs[k
 printf '%-11s %-30s %6s %9s %-52s %6s %10s\n' pg_outage "${status[pg_outage]}" "${secs[pg_outage]}" "$(or_na "$(get pg_outage.messages)")" \
     "$(or_na "$(get pg_outage.outage_s)")s outage, exit $(or_na "$(get pg_outage.exit)"), $(or_na "$(get pg_outage.pg_retries)") pg retries" \
     "$(or_na "$(get pg_outage.lost)")" "$(or_na "$(get pg_outage.dupes_in_tables)")"
+printf '%-11s %-30s %6s %9s %-52s %6s %10s\n' pg_crash "${status[pg_crash]}" "${secs[pg_crash]}" "$(or_na "$(get pg_crash.messages)")" \
+    "immediate stop at $(or_na "$(get pg_crash.committed_before)") committed, server sync_commit off" \
+    "$(or_na "$(get pg_crash.lost)")" "n/a"
 printf '%-11s %-30s %6s %9s %-52s %6s %10s\n' sqs_faults "${status[sqs_faults]}" "${secs[sqs_faults]}" "$(or_na "$(get sqs_faults.messages)")" \
     "$(or_na "$(get sqs_faults.faults)") faults + 30s blackout, $(or_na "$(get sqs_faults.exits_blackout)") exits in it" \
     "$(or_na "$(get sqs_faults.lost)")" "$(or_na "$(get sqs_faults.dupes_in_tables)")"

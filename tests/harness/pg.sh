@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # pg.sh: a throwaway PostgreSQL 15 cluster for tests.
 #
-#   pg.sh start  DIR   initdb into DIR/data, start on a free port of 127.0.0.1 (unix socket in
+#   pg.sh start  DIR [--durable] [--conf 'name = value']...
+#                      initdb into DIR/data, start on a free port of 127.0.0.1 (unix socket in
 #                      DIR/sock), password (scram) auth over TCP; writes DIR/env (PG* + DATABASE_URL)
-#   pg.sh pause  DIR   stop the server, keep data and port (fault tests)
+#                      Fast by default (fsync, synchronous_commit, full_page_writes off: a server
+#                      that may lose commits, fine for tests that never crash it). --durable (or
+#                      ETLUA_PG_DURABLE=1) keeps Postgres's production defaults (all three on), as
+#                      the fault tests need; --conf adds a line to postgresql.conf after them.
+#   pg.sh pause  DIR   stop the server (fast shutdown), keep data and port (fault tests)
+#   pg.sh crash  DIR   stop it as a crash would (pg_ctl -m immediate: no checkpoint, WAL buffers
+#                      lost); resume starts it again, with crash recovery
 #   pg.sh resume DIR   start it again on the same port
 #   pg.sh stop   DIR   stop the server and remove DIR (idempotent)
 #
@@ -55,12 +62,17 @@ cmd_start() {
         --locale=C --auth-host=scram-sha-256 --auth-local=trust --no-sync >"$DIR/initdb.log" 2>&1 \
         || { cat "$DIR/initdb.log" >&2; die "initdb failed"; }
     rm -f "$DIR/pwfile"
+    local speed="fsync = off
+synchronous_commit = off
+full_page_writes = off"
+    if [ "$DURABLE" = 1 ]; then speed="fsync = on
+synchronous_commit = on
+full_page_writes = on"; fi
     as_pg tee -a "$DIR/data/postgresql.conf" >/dev/null <<EOF
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$DIR/sock'
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+$speed
+$EXTRA_CONF
 max_connections = 60
 include_if_exists = 'etlua_port.conf'
 EOF
@@ -87,7 +99,19 @@ cmd_stop() {
     rm -rf "$DIR"
 }
 
-[ $# -eq 2 ] || die "usage: pg.sh start|stop|pause|resume DIR"
+[ $# -ge 2 ] || die "usage: pg.sh start|stop|pause|crash|resume DIR [--durable] [--conf LINE]..."
+CMD=$1 DIR_ARG=$2
+shift 2
+DURABLE=${ETLUA_PG_DURABLE:-0} EXTRA_CONF=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --durable) DURABLE=1 ;;
+        --conf) [ $# -ge 2 ] || die "--conf needs a value"; EXTRA_CONF+="$2"$'\n'; shift ;;
+        *) die "unknown option $1" ;;
+    esac
+    shift
+done
+set -- "$CMD" "$DIR_ARG"
 mkdir -p "$2" 2>/dev/null || true
 [ "$1" = stop ] && [ ! -d "$2" ] && exit 0
 DIR=$(cd "$2" && pwd)
@@ -95,6 +119,7 @@ case "$1" in
     start)  cmd_start ;;
     stop)   cmd_stop ;;
     pause)  [ -f "$DIR/env" ] || die "$DIR: not a cluster"; server_stop fast ;;
+    crash)  [ -f "$DIR/env" ] || die "$DIR: not a cluster"; server_stop immediate ;;
     resume) [ -f "$DIR/env" ] || die "$DIR: not a cluster"; server_start ;;
     *)      die "unknown command $1" ;;
 esac

@@ -55,3 +55,53 @@ expect_error "ETLUA_SYNCHRONOUS_COMMIT typo" "ETLUA_SYNCHRONOUS_COMMIT must be o
 expect_error "--input of a directory" "cannot read --input $WORK: Is a directory" "$ETLUA_BIN" "$script" --input "$WORK"
 expect_error "SQS_QUEUE_URL not a URL" "SQS_QUEUE_URL 'not a url' is not a queue URL" \
   env SQS_QUEUE_URL="not a url" "$ETLUA_BIN" "$script" --drain
+
+# A target table that does not fit the script: one line naming the table, the column, the
+# existing and the expected type, before anything is received (the queue keeps every message
+# visible, nothing in flight).
+head -20 "$ROOT/data/login-sample.jsonl" >"$WORK/twenty.jsonl"
+send "$WORK/twenty.jsonl"
+make_table() { # COLUMN_DEFS
+  psql_q "DROP TABLE IF EXISTS user_logins; CREATE TABLE user_logins($1)" >/dev/null
+}
+cols() { # the take-home's columns, one of them replaced: NAME TYPE
+  local defs="user_id varchar(128), device_type varchar(32), masked_ip varchar(256), masked_device_id varchar(256), locale varchar(32), app_version integer, create_date date"
+  echo "$defs" | sed -E "s/(^|, )$1 [^,]+/\1$1 $2/"
+}
+untouched() { [ "$(depth)" = "20 0" ] || fail "$1: the queue changed (depth $(depth)): something was received"; }
+make_table "$(cols app_version date)"
+expect_error "existing table: app_version date" \
+  'table "user_logins": column app_version is date, the script.s create_table makes it integer; fix the table' \
+  "$ETLUA_BIN" "$script" --drain
+untouched "app_version date"
+make_table "$(cols user_id integer)"
+expect_error "existing table: user_id integer" 'column user_id is integer, the script.s create_table makes it character varying\(128\)' \
+  "$ETLUA_BIN" "$script" --drain
+untouched "user_id integer"
+make_table "$(cols user_id 'varchar(16)')"
+expect_error "existing table: user_id narrower" 'column user_id is character varying\(16\), the script.s create_table makes it character varying\(128\)' \
+  "$ETLUA_BIN" "$script" --drain
+make_table "$(cols locale date | sed 's/, locale date//')"
+expect_error "existing table: a column missing" 'table "user_logins" has no column locale' "$ETLUA_BIN" "$script" --drain
+untouched "column missing"
+
+# The breaker: a table whose types fit but that refuses every row for the same reason (a NOT
+# NULL column the script does not write) stops the run in one line; nothing written or deleted.
+make_table "$(cols app_version 'varchar(32)'), tenant text NOT NULL"
+rc=0
+"$ETLUA_BIN" "$script" --drain 2>"$WORK/breaker.log" || rc=$?
+[ $rc -eq 1 ] || { cat "$WORK/breaker.log" >&2; fail "breaker: exit status $rc"; }
+tail -1 "$WORK/breaker.log" | grep -qE '^etlua: cannot write the batch to Postgres: Postgres refused every row of a batch of 20 for the same reason \(23502 .*nothing was deleted' \
+  || { cat "$WORK/breaker.log" >&2; fail "breaker: last line"; }
+[ "$(psql_q "SELECT (SELECT count(*) FROM user_logins) + (SELECT count(*) FROM user_logins_rejects)")" = 0 ] \
+  || fail "breaker: rows or rejects were written"
+read -r visible inflight <<<"$(depth)"
+[ $((visible + inflight)) -eq 20 ] || fail "breaker: messages were deleted (depth $visible $inflight)"
+no_secrets "$WORK/breaker.log"
+ok "breaker: $(tail -1 "$WORK/breaker.log")"
+
+# varchar(32) app_version (the take-home's) and wider text columns are accepted.
+make_table "$(cols app_version 'varchar(32)' | sed 's/user_id varchar(128)/user_id text/')"
+"$ETLUA_BIN" "$script" --input "$WORK/twenty.jsonl" 2>"$WORK/fits.log" || { cat "$WORK/fits.log" >&2; fail "a fitting table was refused"; }
+[ "$(psql_q "SELECT count(*) FROM user_logins")" = 20 ] || fail "the fitting table did not get the 20 rows"
+ok "an existing table with app_version varchar(32) and user_id text is used"

@@ -210,6 +210,47 @@ describe("etlua.sink", function()
     assert.are.equal("2.3.0", one(db, "SELECT app_version FROM " .. db:quote_ident(schema) .. ".user_logins"))
   end)
 
+  it("refuses an existing table whose column has another type, and leaves no trace of the check", function()
+    local schema = fresh_schema()
+    local q = db:quote_ident(schema)
+    assert(db:exec("CREATE SCHEMA " .. q))
+    assert(db:exec("CREATE TABLE " .. q .. ".user_logins (user_id varchar(128), "
+      .. "device_type varchar(32), masked_ip varchar(256), masked_device_id varchar(256), "
+      .. "locale varchar(32), app_version date, create_date date)"))
+    local s, err, code = sink.open(db, options(schema, { table = "user_logins", schema = schema,
+      columns = COLUMNS, create_table = CREATE }))
+    assert.is_nil(s)
+    assert.are.equal("table_mismatch", code)
+    assert.are.equal(("table %s.\"user_logins\": column app_version is date, the script's create_table makes it "
+      .. "integer; fix the table (or the script), nothing was received"):format(q), err)
+    assert.are.equal("0", one(db, "SELECT count(*) FROM pg_class WHERE relname = 'etlua_table_check'"))
+    assert.is_nil(one(db, "SELECT to_regclass($1)", q .. ".etlua_ledger")) -- stopped before making anything
+  end)
+
+  it("stops a batch whose every row is refused for the same reason, writing nothing (the breaker)", function()
+    local schema = fresh_schema()
+    local s = open(db, schema)
+    local q = db:quote_ident(schema)
+    assert(db:exec("ALTER TABLE " .. q .. ".user_logins ADD CHECK (locale <> 'RU')"))
+    local items = {}
+    for i = 1, 6 do items[i] = { id = "b" .. i, rows = { { row("u" .. i) } } } end
+    local sum, err, code = s:commit(items)
+    assert.is_nil(sum)
+    assert.are.equal("refused_all", code)
+    assert.truthy(err:find("Postgres refused every row of a batch of 6 for the same reason (23514 ", 1, true), err)
+    assert.are.equal("0", one(db, "SELECT count(*) FROM " .. q .. ".user_logins_rejects"))
+    assert.are.equal("0", one(db, "SELECT count(*) FROM " .. q .. ".etlua_ledger"))
+    -- one good row among them: the others become db_refused rejects as before
+    items[7] = { id = "ok", rows = { { row("fine") } } }
+    items[7].rows[1][1][5] = "FR"
+    sum = assert(s:commit(items))
+    assert.are.same({ written = 1, rejected = 6, dropped = 0, duplicates = 0, refused = 6 }, sum)
+    -- fewer rows than the breaker's threshold: rejects as before
+    local few = {}
+    for i = 1, 4 do few[i] = { id = "f" .. i, rows = { { row("v" .. i) } } } end
+    assert.are.same({ written = 0, rejected = 4, dropped = 0, duplicates = 0, refused = 4 }, assert(s:commit(few)))
+  end)
+
   it("stores exact values: NULLs, tabs, newlines, backslashes, quotes, non-ASCII", function()
     local schema = fresh_schema()
     local s = open(db, schema)
@@ -344,7 +385,7 @@ describe("etlua.sink", function()
       local pg, sink = require "etlua.pg", require "etlua.sink"
       local db = assert(pg.connect(os.getenv("DATABASE_URL")))
       local s = assert(sink.open(db, { outputs = { { name = "o", index = 1, table = "user_logins", schema = %q, columns = { "user_id" },
-        on_conflict = "error", create_table = "CREATE TABLE %%s (user_id text)" } }, rejects_table = "user_logins_rejects",
+        on_conflict = "error", create_table = "CREATE TABLE %%s (user_id varchar(128))" } }, rejects_table = "user_logins_rejects",
         schema = %q, queue = "q" }))
       local items = {}
       for i = 1, 200 do items[i] = { id = "c" .. ((i * 7919) %% 200), rows = { { { "u" .. i } } } } end
@@ -378,7 +419,7 @@ describe("etlua.sink", function()
       local pg, sink = require "etlua.pg", require "etlua.sink"
       local db = assert(pg.connect(os.getenv("DATABASE_URL")))
       local s = assert(sink.open(db, { outputs = { { name = "o", index = 1, table = "user_logins", schema = %q, columns = { "user_id" },
-        on_conflict = "error", create_table = "CREATE TABLE %%s (user_id text)" } }, rejects_table = "user_logins_rejects",
+        on_conflict = "error", create_table = "CREATE TABLE %%s (user_id varchar(128))" } }, rejects_table = "user_logins_rejects",
         schema = %q, queue = "q" }))
       local sum, err = s:commit({ { id = "held", rows = { { { "second" } } } }, { id = "free", rows = { { { "f" } } } } })
       print(sum and ("written=" .. sum.written .. " dup=" .. sum.duplicates) or ("error " .. tostring(err)))

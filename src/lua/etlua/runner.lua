@@ -53,13 +53,14 @@ local LEDGER_DAYS = 15 -- SQS keeps a message at most 14 days: older ledger rows
 
 local function open_sink(cfg, script, queue, current_proc, log, deadline)
   local db = connect(cfg, log, deadline)
-  local s, err = sink.open(db, {
+  local s, err, code = sink.open(db, {
     outputs = script.outputs, rejects_table = script.rejects_table, schema = script.schema,
     queue = queue,
     reject_body = function(item) return current_proc():stored_body(item) end,
     -- the PII vault (issue 6): raw values sealed in the batch's transaction, when a key is set
     in_transaction = cfg.vault_key and require("etlua.pii_vault").writer(cfg.vault_key) or nil,
   })
+  if not s and code == "table_mismatch" then fail.user("%s", err) end
   if not s then fail.user("cannot prepare the tables in Postgres: %s", err) end
   if cfg.vault_key then
     local ok, verr = require("etlua.pii_vault").prepare(db)

@@ -9,10 +9,17 @@
 -- output with on_conflict "ignore" or "update" are not refusals: they never split a batch.)
 -- A lost connection is reported as code "connection" and nothing is split: the caller
 -- reconnects and retries the whole batch.
+-- The breaker: a batch of BREAKER_ROWS messages or more whose every message Postgres refuses for
+-- the same reason is not turned into rejects: the run stops (code "refused_all") with nothing
+-- written, so nothing is deleted (such a batch means a table does not fit the script, not that
+-- the messages are bad). An existing table is checked at open (etlua.table_check).
 -- Values always travel as parameters or COPY data; identifiers only through quote_ident.
 local writer = require "etlua.writer"
+local table_check = require "etlua.table_check"
 
 local M = {}
+
+local BREAKER_ROWS = 5
 local Sink = {}
 Sink.__index = Sink
 
@@ -76,6 +83,8 @@ function M.open(db, opts)
     if not ok then return nil, err, code end
   end
   for i, o in ipairs(opts.outputs) do
+    local fits, ferr, fcode = table_check.check(db, in_schema(o.schema)(o.table), o.create_table, o.columns)
+    if not fits then return nil, ferr, fcode end
     local w, err, code = writer.open(db, o, in_schema(o.schema))
     if not w then return nil, err, code end
     self.writers[i] = w
@@ -213,12 +222,51 @@ local function refuse(self, item, err)
   return true
 end
 
--- Commits items; on a data error splits the batch until the refused item stands alone.
-function Sink:commit_part(items)
+-- The breaker's probe: each message's rows alone, on every output, under a savepoint, in one
+-- transaction rolled back. Returns the reason ("SQLSTATE message") when BREAKER_ROWS messages
+-- or more have rows and every one fails with the same data error; nil as soon as one lands or
+-- fails otherwise.
+function Sink:refuses_all(items)
+  local with_rows = {}
+  for _, item in ipairs(items) do
+    if item.rows then with_rows[#with_rows + 1] = item end
+  end
+  if #with_rows < BREAKER_ROWS then return nil end
+  local db = self.db
+  if not db:exec("BEGIN") then return nil end
+  local reason
+  for i, item in ipairs(with_rows) do
+    if not db:exec("SAVEPOINT etlua_breaker") then reason = nil break end
+    local this
+    for w, wr in ipairs(self.writers) do
+      local n, err, code = wr:write(db, item.rows[w] or {})
+      if not n then
+        this = is_data_error(code) and (code .. " " .. tostring(err)) or nil
+        break
+      end
+    end
+    if not this or (i > 1 and this ~= reason) then reason = nil break end
+    reason = this
+    if not db:exec("ROLLBACK TO SAVEPOINT etlua_breaker") then reason = nil break end
+  end
+  db:exec("ROLLBACK")
+  return reason
+end
+
+-- Commits items; on a data error splits the batch until the refused item stands alone (after
+-- the breaker's probe, for the whole batch: top = true).
+function Sink:commit_part(items, top)
   for _ = 1, 3 do
     local summary, err, code = self:attempt(items)
     if summary then return summary end
     if is_connection_error(self.db, code) then return nil, err, "connection" end
+    if is_data_error(code) and top then
+      local reason = self:refuses_all(items)
+      if reason then
+        return nil, ("Postgres refused every row of a batch of %d for the same reason (%s): the table"
+          .. " does not take what the script writes; nothing was written"):format(#items, reason), "refused_all"
+      end
+    end
     if is_data_error(code) then
       if #items == 1 then
         if not refuse(self, items[1], err) then return nil, err, code end
@@ -246,7 +294,7 @@ end
 -- updated by an upsert), on every output.
 function Sink:commit(items)
   if #items == 0 then return { written = 0, rejected = 0, dropped = 0, duplicates = 0, refused = 0 } end
-  return self:commit_part(items)
+  return self:commit_part(items, true)
 end
 
 -- s:prune(days) -> deleted count | nil, msg, code. SQS keeps a message at most 14 days, so
