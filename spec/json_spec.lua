@@ -285,3 +285,27 @@ describe("json.number_text", function()
     assert.matches("bad argument #1 to '.*number_text' %(number expected, got string%)", err)
   end)
 end)
+
+describe("json.encode called again from a __gc finalizer while it writes", function()
+  it("gives both calls their own buffer", function()
+    local inner = {}
+    local big = {}
+    for i = 1, 2000 do big[i] = ("x"):rep(40) .. i end -- 90 KB: the buffer grows, allocations run GC
+    local want = json.encode(big)
+    collectgarbage("incremental", 1, 1000, 0) -- a collection always running, in tiny steps
+    for _ = 1, 60 do
+      for _ = 1, 20 do
+        setmetatable({}, {__gc = function()
+          inner[#inner + 1] = json.encode({a = ("y"):rep(300)})
+        end})
+      end
+      assert.are.equal(want, json.encode(big))
+    end
+    collectgarbage("incremental", 200, 100, 13) -- Lua 5.4's defaults
+    collectgarbage()
+    assert.is_true(#inner > 0)
+    for _, text in ipairs(inner) do
+      assert.are.equal('{"a":"' .. ("y"):rep(300) .. '"}', text)
+    end
+  end)
+end)

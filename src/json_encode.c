@@ -9,17 +9,19 @@
  *  - a table with json.array_mt -> array of its elements 1..#t (raw length; nil -> null; other
  *    keys are not written); a table without it whose keys are exactly 1..n (n >= 1) -> array;
  *    any other table -> object: string keys as they are, integer keys as their digits ({[5] = x}
- *    -> {"5":x}); other keys (floats, booleans, tables...) refuse the table. An empty table
- *    without the metatable is {}. Keys come in the table's traversal order (unspecified);
- *    tables are read raw (no __index, no __pairs);
+ *    -> {"5":x}; a table holding both 5 and "5" writes the key twice); other keys (floats,
+ *    booleans, tables...) refuse the table. An empty table without the metatable is {}. Keys
+ *    come in the table's traversal order (unspecified); tables are read raw (no __index, no
+ *    __pairs);
  *  - functions, threads, full userdata and light userdata other than null are refused, naming the
  *    type; so are tables nested deeper than ETL_JSON_MAX_DEPTH and tables that contain themselves
  *    (found when that depth is reached, so a cycle costs nothing until then).
  *
  * The buffer is a userdata held in one stack slot, replaced by a larger one as it grows: a memory
  * error raised mid-way leaves nothing to free. The module keeps the last buffer (up to
- * ETL_JSON_SCRATCH_MAX bytes) for the next call, as lua-cjson keeps its strbuf: the encoder
- * never calls back into Lua, so no call can start while another one uses it. */
+ * ETL_JSON_SCRATCH_MAX bytes) for the next call, as lua-cjson keeps its strbuf; a call takes it
+ * out of its slot while it writes, so a call started meanwhile (only a __gc finalizer can: the
+ * encoder calls no Lua function) uses a buffer of its own. */
 #include "etlua/json_internal.h"
 
 #include <math.h>
@@ -290,11 +292,23 @@ static int enc_value(struct enc *e, int idx, int depth)
     }
 }
 
+/* Hands the buffer in buf_slot back to the scratch slot for the next call, unless it grew past
+ * ETL_JSON_SCRATCH_MAX. */
+static void enc_keep_buffer(struct enc *e, int scratch_idx)
+{
+    if (scratch_idx != 0 && e->cap <= ETL_JSON_SCRATCH_MAX) {
+        lua_pushvalue(e->L, e->buf_slot);
+        lua_replace(e->L, scratch_idx);
+    }
+}
+
 int etl_json_encode(lua_State *L, int idx, int mt_idx, int scratch_idx)
 {
     struct enc state, *e = &state; /* its path is not initialised: written before it is read */
     idx = lua_absindex(L, idx);
     mt_idx = lua_absindex(L, mt_idx);
+    if (scratch_idx != 0)
+        scratch_idx = lua_absindex(L, scratch_idx);
     int base = lua_gettop(L);
     lua_pushnil(L); /* the slot the message takes on failure */
     e->L = L;
@@ -304,6 +318,10 @@ int etl_json_encode(lua_State *L, int idx, int mt_idx, int scratch_idx)
         lua_pushvalue(L, scratch_idx);
         e->b = lua_touserdata(L, -1);
         e->cap = lua_rawlen(L, -1);
+        /* taken while in use: a call made meanwhile (a __gc finalizer run by an allocation
+         * of this one) finds the slot empty and allocates its own */
+        lua_pushboolean(L, 0);
+        lua_replace(L, scratch_idx);
     } else {
         e->cap = ETL_JSON_SCRATCH_MIN;
         e->b = lua_newuserdatauv(L, e->cap, 0);
@@ -311,6 +329,7 @@ int etl_json_encode(lua_State *L, int idx, int mt_idx, int scratch_idx)
     e->buf_slot = lua_gettop(L);
     e->err[0] = '\0';
     if (enc_value(e, idx, 0) < 0) {
+        enc_keep_buffer(e, scratch_idx);
         lua_pushnil(L);
         lua_pushstring(L, e->err);
         lua_replace(L, base + 2);
@@ -319,10 +338,7 @@ int etl_json_encode(lua_State *L, int idx, int mt_idx, int scratch_idx)
         return 2;
     }
     lua_pushlstring(L, e->b, e->len);
-    if (scratch_idx != 0 && e->cap <= ETL_JSON_SCRATCH_MAX) {
-        lua_pushvalue(L, e->buf_slot); /* the next call starts with this one's buffer */
-        lua_replace(L, scratch_idx);
-    }
+    enc_keep_buffer(e, scratch_idx);
     lua_replace(L, base + 1);
     lua_settop(L, base + 1);
     return 1;
