@@ -309,3 +309,27 @@ describe("json.encode called again from a __gc finalizer while it writes", funct
     end
   end)
 end)
+
+describe("json under a locale whose decimal point is a comma", function()
+  -- Runs when such a locale is installed (e.g. `localedef -i de_DE -f UTF-8 DIR/de_DE.UTF-8`
+  -- and LOCPATH=DIR); strtod and snprintf follow LC_NUMERIC, the codec must not.
+  local names = {"de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "fr_FR.utf8", "ru_RU.UTF-8"}
+  local found
+  for _, name in ipairs(names) do
+    if os.setlocale(name, "numeric") then found = name; break end
+  end
+  os.setlocale("C", "numeric")
+  local test = found and it or pending
+  test("reads and writes '.' whatever the locale", function()
+    os.setlocale(found, "numeric")
+    local ok, err = pcall(function()
+      assert.are.equal(1.5, json.decode("1.5"))
+      assert.are.equal(1500.0, json.decode("[1.5e3]")[1])
+      assert.are.equal("unexpected data after the value at byte 2", select(2, json.decode("1,5")))
+      assert.are.equal("[0.1,2.5,2.0]", json.encode({0.1, 2.5, 2.0}))
+      assert.are.equal("1.25", json.number_text(1.25))
+    end)
+    os.setlocale("C", "numeric")
+    assert(ok, err)
+  end)
+end)
