@@ -25,6 +25,7 @@ int luaopen_etlua_pg(lua_State *L);
 int luaopen_etlua_metrics(lua_State *L);
 int luaopen_etlua_vault(lua_State *L);
 int luaopen_etlua_json(lua_State *L);
+int luaopen_etlua_scrub(lua_State *L);
 
 static volatile sig_atomic_t stop_requests;
 static volatile sig_atomic_t reload_requests;
@@ -141,6 +142,7 @@ void etl_host_preload(lua_State *L) {
         {"etlua.metrics", luaopen_etlua_metrics},
         {"etlua.vault", luaopen_etlua_vault},
         {"etlua.json", luaopen_etlua_json},
+        {"etlua.scrub", luaopen_etlua_scrub},
         {NULL, NULL},
     };
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);

@@ -154,9 +154,26 @@ int etl_mask_canonical_ip(const char *s, size_t len, char out[ETL_MASK_IP_MAX])
 
 /* ---- Lua binding ----------------------------------------------------------------------------- */
 
-typedef struct {
+typedef struct etl_mask_hasher {
     EVP_MAC_CTX *tmpl; /* keyed HMAC context, re-initialised per :hex; NULL once closed */
 } etl_hasher;
+
+struct etl_mask_hasher *etl_mask_check_hasher(lua_State *L, int idx)
+{
+    etl_hasher *h = luaL_checkudata(L, idx, HASHER_MT);
+    if (h->tmpl == NULL)
+        luaL_error(L, "etlua.mask: hasher is closed");
+    return h;
+}
+
+int etl_mask_hasher_hex(struct etl_mask_hasher *h, const void *data, size_t len,
+                        char out[ETL_MASK_HEX_LEN + 1])
+{
+    out[0] = '\0';
+    if (h == NULL || h->tmpl == NULL)
+        return -1;
+    return etl_mask_hmac_again(h->tmpl, data, len, out);
+}
 
 static int etl_mask_l_sha256_hex(lua_State *L)
 {

@@ -28,6 +28,17 @@ int etl_mask_hmac_hex(const void *key, size_t keylen, const void *data, size_t l
  * ::ffff:a.b.c.d). Returns 4 or 6 and fills out, or 0 when s is not a valid address. */
 int etl_mask_canonical_ip(const char *s, size_t len, char out[ETL_MASK_IP_MAX]);
 
+/* A hasher of the Lua module (mask.new(key)), for other C modules that mask text. */
+struct etl_mask_hasher;
+
+/* The hasher at stack index idx; raises when the value is not one, or is closed. */
+struct etl_mask_hasher *etl_mask_check_hasher(struct lua_State *L, int idx);
+
+/* Writes the lowercase hex HMAC-SHA-256 of data[0..len) under the hasher's key and a NUL to
+ * out. Returns 0, or -1 when OpenSSL fails or the hasher is closed. */
+int etl_mask_hasher_hex(struct etl_mask_hasher *h, const void *data, size_t len,
+                        char out[ETL_MASK_HEX_LEN + 1]);
+
 /* Lua module: mask.sha256_hex, mask.hmac_sha256_hex, mask.new(key) -> "etlua.mask.hasher"
  * with :hex(s) and :close(), mask.canonical_ip(s) -> text, 4|6 or nil. */
 int luaopen_etlua_mask(struct lua_State *L);
