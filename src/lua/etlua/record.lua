@@ -10,9 +10,7 @@
     -> {rows = {[i] = list of rows of output i}, rec =, masked =, plain =}
            each row an array in that output's column order, nil = NULL (etlua.rows)
     -> {reject = {reason = "...", detail = "...", body = "..."}}
-       body: the JSON object with the script's pii paths masked and re-encoded, or, when the
-       body was not a JSON object, the raw text scrubbed (pii-keyed values and anything shaped
-       like an IP address masked, invalid UTF-8 replaced by U+FFFD, NUL bytes dropped).
+       body and detail masked by etlua.reject_body: no raw pii value, no address-shaped text.
     -> {drop = true}                  transform returned false
     Every outcome may carry key (the ledger key, when the envelope gives one: the SNS
     MessageId) and sent_ms (the envelope's own time); absent, the caller uses the message's.
@@ -31,170 +29,31 @@ local mask = require "etlua.mask"
 local script_desc = require "etlua.script"
 local rows = require "etlua.rows"
 local envelope = require "etlua.envelope"
-local pii = require "etlua.pii_interim"
+local pii = require "etlua.pii"
+local reject_body = require "etlua.reject_body"
 
 local M = {}
 
-local null = codec.null
 local canonical_ip = mask.canonical_ip
 local EMPTY = setmetatable({}, {__newindex = function() error("read-only", 2) end})
-
--- ---- text hygiene (reject path only) ---------------------------------------------------------
-
--- s as valid UTF-8 without NUL bytes: each invalid byte becomes U+FFFD (Postgres text cannot
--- hold either).
-local function clean_text(s)
-  if utf8.len(s) and not s:find("\0", 1, true) then return s end
-  local parts, i, n = {}, 1, #s
-  while i <= n do
-    local ok, bad = utf8.len(s, i)
-    if ok then
-      parts[#parts + 1] = s:sub(i)
-      break
-    end
-    parts[#parts + 1] = s:sub(i, bad - 1)
-    parts[#parts + 1] = "\u{FFFD}"
-    i = bad + 1
-  end
-  return (table.concat(parts):gsub("\0", ""))
-end
-
-local function quote_pattern(s)
-  return (s:gsub("%p", "%%%0"))
-end
 
 -- ---- the processor ---------------------------------------------------------------------------
 
 local Processor = {}
 Processor.__index = Processor
 
--- Mask of one pii value found in raw text under the key `field` (the last name of a declared
--- path): its canonical form when the path declares one.
-function Processor:mask_value(field, v)
-  if v == null or v == nil then return v end
-  if type(v) ~= "string" then
-    v = codec.encode(v) or tostring(v)
-  else
-    local canon = self.canon[field]
-    if canon then v = canon(v) end
-  end
-  return self.masker:hex(v)
-end
-
--- Masks address-shaped tokens in free text: four dotted decimal groups, and hex/colon runs
--- that read as IPv6 (a "::" or at least seven colons). A time like 12:30:45 is left alone.
-function Processor:mask_addresses(s)
-  return (s:gsub("[%x:%.]+", function(tok)
-    local _, colons = tok:gsub(":", "")
-    if colons >= 2 and (colons >= 7 or tok:find("::", 1, true)) then
-      return self.masker:hex(canonical_ip(tok) or tok)
-    end
-    if colons < 2 and tok:find("%d+%.%d+%.%d+%.%d+") then
-      return (tok:gsub("%d+%.%d+%.%d+%.%d+", function(a)
-        return self.masker:hex(canonical_ip(a) or a)
-      end))
-    end
-  end))
-end
-
--- Masks the values of "<pii field>": ... in text that is not valid JSON (a truncated body).
-function Processor:mask_keyed_values(s, field)
-  local key = '"' .. quote_pattern(field) .. '"%s*:%s*'
-  local out, pos = {}, 1
-  while true do
-    local a, b = s:find(key, pos)
-    if not a then break end
-    out[#out + 1] = s:sub(pos, b)
-    local first = s:sub(b + 1, b + 1)
-    if first == '"' then -- a string value: up to the next unescaped quote, or the end
-      local j, value_end, after = b + 2, #s, #s + 1
-      while true do
-        local k = s:find('["\\]', j)
-        if not k then break end
-        if s:sub(k, k) == "\\" then
-          j = k + 2
-        else
-          value_end, after = k - 1, k + 1
-          break
-        end
-      end
-      out[#out + 1] = '"' .. self:mask_value(field, s:sub(b + 2, value_end)) .. '"'
-      pos = after
-    else -- a bare value (number, literal, garbage) up to a delimiter
-      local value = s:match("^[^,}%]%s]+", b + 1) or ""
-      if value ~= "" and value ~= "null" then
-        out[#out + 1] = self.masker:hex(value)
-      else
-        out[#out + 1] = value
-      end
-      pos = b + 1 + #value
-    end
-  end
-  out[#out + 1] = s:sub(pos)
-  return table.concat(out)
-end
-
--- The stored body of a message that did not decode to a JSON object.
-function Processor:scrub_raw(body)
-  local s = clean_text(body)
-  for i = 1, #self.pii_keys do
-    s = self:mask_keyed_values(s, self.pii_keys[i])
-  end
-  return self:mask_addresses(s)
-end
-
--- The stored body of a JSON object: the declared pii paths masked, re-encoded.
-function Processor:masked_object(rec, body, masked)
-  if masked == nil then masked = self.pii_spec:masks(rec, self.masker) end
-  local text = codec.encode(self.pii_spec:apply(rec, masked))
-  if not text then return self:scrub_raw(body) end
-  return clean_text(text)
-end
-
--- A detail fit to store: text, without the record's pii values or address-shaped text.
-function Processor:clean_detail(detail, raws)
-  local s = clean_text(tostring(detail))
-  for raw, hex in pairs(raws or EMPTY) do
-    if #raw >= 3 then
-      s = s:gsub(quote_pattern(raw), function() return hex end)
-    end
-  end
-  return self:mask_addresses(s)
-end
-
--- The raw pii strings of a record, each with the mask of its canonical form.
-function Processor:raw_masks(rec)
-  if type(rec) ~= "table" then return nil end
-  local raws = {}
-  for _, e in ipairs(self.pii_spec.entries) do
-    pii.walk(rec, e.parts, 1, function(v)
-      if type(v) == "string" then raws[v] = self.masker:hex(e.canon and e.canon(v) or v) end
-    end)
-  end
-  return raws
-end
-
 -- The body as stored in a reject, for a message whose rows Postgres refused (db_refused), from
--- the item of its row outcome: the masks computed when it was processed are reused.
+-- the item of its row outcome (its record and masks): the same masking as any reject
+-- (etlua.reject_body), computed only on that rare path.
 function Processor:stored_body(item)
-  if item.rec ~= nil then return self:masked_object(item.rec, "", item.masked) end
-  local body = item.message and item.message.body or ""
-  local rec = codec.decode(body)
-  if type(rec) == "table" and body:find("^[ \t\n\r]*{") then
-    return self:masked_object(rec, body)
-  end
-  return self:scrub_raw(body)
+  return self.rejects:stored_body(item)
 end
 
-function Processor:reject(reason, detail, body, rec, masked)
-  local stored
-  if rec ~= nil then
-    stored = self:masked_object(rec, body, masked)
-  else
-    stored = self:scrub_raw(body)
-  end
-  return {reject = {reason = reason, detail = self:clean_detail(detail or reason, self:raw_masks(rec)),
-                    body = stored}}
+-- rec is not used: the stored body is decoded again from the message, whatever a hook did to
+-- its copy; masked and plain (the message's masks) are reused.
+function Processor:reject(reason, detail, body, rec, masked, plain)
+  local _ = rec
+  return {reject = self.rejects:make(reason, detail, body, masked, plain)}
 end
 
 local JSON_TYPE = {string = "a string", number = "a number", boolean = "a boolean",
@@ -255,13 +114,13 @@ function Processor:process(body, meta)
 
   local ran, valid, reason, detail = pcall(self.validate, rec)
   if not ran then
-    return with(out, self:reject("script_error", "validate raised an error: " .. tostring(valid), body, rec, masked))
+    return with(out, self:reject("script_error", "validate raised an error: " .. tostring(valid), body, rec, masked, plain))
   end
   if not valid then
     if type(reason) ~= "string" then
-      return with(out, self:reject("script_error", "validate returned false without a reason", body, rec, masked))
+      return with(out, self:reject("script_error", "validate returned false without a reason", body, rec, masked, plain))
     end
-    return with(out, self:reject(reason, detail, body, rec, masked))
+    return with(out, self:reject(reason, detail, body, rec, masked, plain))
   end
 
   local rules = self.rules
@@ -269,10 +128,10 @@ function Processor:process(body, meta)
     local rule = rules[i]
     local ran, passed, why = pcall(rule.check, rec)
     if not ran then
-      return with(out, self:reject(rule.reason, "rule raised an error: " .. tostring(passed), body, rec, masked))
+      return with(out, self:reject(rule.reason, "rule raised an error: " .. tostring(passed), body, rec, masked, plain))
     end
     if not passed then
-      return with(out, self:reject(rule.reason, why or ("rule " .. rule.name .. " failed"), body, rec, masked))
+      return with(out, self:reject(rule.reason, why or ("rule " .. rule.name .. " failed"), body, rec, masked, plain))
     end
   end
 
@@ -280,7 +139,7 @@ function Processor:process(body, meta)
   ctx.message, ctx.masked = message, masked
   local done, result = pcall(self.transform, rec, ctx)
   if not done then
-    return with(out, self:reject("script_error", "transform raised an error: " .. tostring(result), body, rec, masked))
+    return with(out, self:reject("script_error", "transform raised an error: " .. tostring(result), body, rec, masked, plain))
   end
   if result == false then
     out.drop = true
@@ -288,7 +147,7 @@ function Processor:process(body, meta)
   end
   local per_output, err = self.build(result)
   if not per_output then
-    return with(out, self:reject("script_error", err, body, rec, masked))
+    return with(out, self:reject("script_error", err, body, rec, masked, plain))
   end
   out.rows, out.rec, out.masked, out.plain = per_output, rec, masked, plain
   return out
@@ -305,16 +164,6 @@ local function check_rules(rules)
   return list
 end
 
--- The name a pii value is keyed by in raw text: the last name of its path ("user.email" ->
--- "email", "contacts[].phone" -> "phone").
-local function last_key(path)
-  local parts = pii.split(path)
-  for i = #parts, 1, -1 do
-    if parts[i] ~= "[]" then return parts[i] end
-  end
-  return path
-end
-
 -- record.new(desc, opts): a processor for one script. A raw script table is described first
 -- (etlua.script.describe), so its shape is checked once.
 -- opts.masker: an etlua.mask hasher (mask.new(key)); opts.rules: list from load_rules.
@@ -327,12 +176,8 @@ function M.new(desc, opts)
   local masker = opts.masker
   if masker == nil then error("etlua.record: opts.masker (mask.new(key)) is required", 2) end
 
-  local pii_spec = pii.compile(desc.pii)
-  local pii_keys, canon = {}, {}
-  for i, e in ipairs(pii_spec.entries) do
-    pii_keys[i] = last_key(e.path)
-    canon[pii_keys[i]] = e.canon
-  end
+  local ok, pii_spec = pcall(pii.compile, desc.pii)
+  if not ok then error("etlua.record: script." .. tostring(pii_spec), 2) end
   local self = setmetatable({
     desc = desc,
     validate = desc.validate,
@@ -340,9 +185,8 @@ function M.new(desc, opts)
     build = rows.builder(desc),
     envelope = desc.envelope,
     pii_spec = pii_spec,
-    pii_keys = pii_keys,
-    canon = canon,
     masker = masker,
+    rejects = reject_body.new(pii_spec, masker),
     rules = check_rules(opts.rules),
   }, Processor)
   self.ctx = {
@@ -411,6 +255,6 @@ function M.load_rules(dir)
   return rules
 end
 
-M.clean_text = clean_text -- exported for tests and for callers storing other free text
+M.clean_text = reject_body.clean_text -- exported for tests and for callers storing other free text
 
 return M

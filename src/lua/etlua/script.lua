@@ -22,7 +22,6 @@ local fail = require "etlua.fail"
 local M = {}
 
 local CONFLICT = { error = true, ignore = true, update = true }
-local CANONICAL = { ip = true, lower = true, trim = true }
 
 local function is_list_of_strings(t)
   if type(t) ~= "table" or #t == 0 then return false end
@@ -91,25 +90,13 @@ local function output(name, spec, where, bad)
   }
 end
 
+-- The pii declaration as {path, canonical} entries, checked by etlua.pii (the one parser of
+-- pii paths) so a bad entry is a one-line user error at start-up.
 local function pii_entries(pii, bad)
+  local ok, spec = pcall(require("etlua.pii").compile, pii)
+  if not ok then bad("%s", tostring(spec)) end
   local list = {}
-  if pii == nil then return list end
-  if type(pii) ~= "table" then bad("'pii' must be a list of paths") end
-  for i, e in ipairs(pii) do
-    local path, canonical
-    if type(e) == "string" then
-      path = e
-    elseif type(e) == "table" then
-      path, canonical = e.path, e.canonical
-    end
-    if type(path) ~= "string" or path == "" then
-      bad("pii[%d] must be a path such as \"user.email\" or {path = ..., canonical = ...}", i)
-    end
-    if canonical ~= nil and not CANONICAL[canonical] then
-      bad("pii[%d]: canonical must be \"ip\", \"lower\" or \"trim\"", i)
-    end
-    list[i] = { path = path, canonical = canonical }
-  end
+  for i, e in ipairs(spec.entries) do list[i] = { path = e.path, canonical = e.canonical } end
   return list
 end
 

@@ -1,0 +1,209 @@
+--[[ etlua.pii: a pipeline script's pii declaration, compiled once, and the masks of one record.
+
+  local pii = require "etlua.pii"
+  local spec = pii.compile(script.pii)
+      entries: "device_id" (a path, no canonical form) or {path = "user.email", canonical = "lower"}
+      paths: dotted names into the decoded record ("user.email"); "name[]" stands for every
+      element of the array at name ("contacts[].phone", "tags[]"); at most one [] per segment.
+      canonical: "ip" (mask.canonical_ip, the text itself when it is not a valid address),
+      "lower" (ASCII lowercase), "trim" (without leading and trailing ASCII blanks).
+      Raises one line ("pii[2]: ...") on a bad entry.
+  local masked, raws, plain = spec:masks(rec, masker [, by_text])
+      masked[path]: the lowercase hex mask of the canonical value (for a path with [] the list of
+      its elements' masks); absent and null values are left out; a value that is not a string is
+      masked by its JSON text (no canonical form).
+      raws: the raw text of every value found (strings, and numbers' JSON text) and their
+      canonical forms, as a list, each also a key mapping to its mask (raws["10.1.2.3"] = hex),
+      for scrubbing free text (etlua.scrub.patterns).
+      plain[path]: the canonical text each mask was computed from (same shape as masked[path]).
+      by_text: {[canonical text] = mask}, masks already known (read first, then filled in).
+  pii.by_text(masked, plain) -> by_text of a message's masks
+  spec:values(rec) -> list of {path, text}: the canonical text of every string value (the vault).
+  spec.entries: list of {path, canonical, segments}; spec.fields: the paths' last names (unique,
+  in order) and spec.field_canonical[name], the keys a non-JSON body is scrubbed after;
+  spec.tree: the paths as a tree of names (see etlua.reject_body).
+]]
+local codec = require "etlua.codec"
+local mask = require "etlua.mask"
+
+local M = {}
+
+local null = codec.null
+local canonical_ip = mask.canonical_ip
+local CANONICAL = {ip = true, lower = true, trim = true}
+
+local function trim(s)
+  local a = s:find("%S")
+  if not a then return "" end
+  local b = #s
+  while b > a and s:find("^%s", b) do b = b - 1 end
+  return s:sub(a, b)
+end
+
+-- canonical(v, form) -> the text that is masked, and whether v was a string.
+local function canonical(v, form)
+  if type(v) ~= "string" then
+    return codec.encode(v) or tostring(v), false
+  end
+  if form == "ip" then return canonical_ip(v) or v, true end
+  if form == "lower" then return v:lower(), true end
+  if form == "trim" then return trim(v), true end
+  return v, true
+end
+M.canonical = canonical
+
+-- "contacts[].phone" -> {{name = "contacts", each = true}, {name = "phone"}} or nil, why
+local function parse_path(path)
+  if path == "" then return nil, "the path is empty" end
+  local segments = {}
+  for part in (path .. "."):gmatch("(.-)%.") do
+    local name, each = part, false
+    if part:sub(-2) == "[]" then name, each = part:sub(1, -3), true end
+    if name == "" or name:find("[%[%]]") then
+      return nil, ("%q is not a path (names separated by dots, [] after a name)"):format(path)
+    end
+    segments[#segments + 1] = {name = name, each = each}
+  end
+  return segments
+end
+
+local Spec = {}
+Spec.__index = Spec
+
+-- The tree the reject body walks: node.children[name] = {leaf = form|false, next = node,
+-- each = {leaf = form|false, next = node}} (each: the array's elements).
+local function add_to_tree(tree, segments, form)
+  local node = tree
+  for i, seg in ipairs(segments) do
+    local child = node.children[seg.name]
+    if not child then
+      child = {children = {}}
+      node.children[seg.name] = child
+    end
+    local slot = child
+    if seg.each then
+      slot.each = slot.each or {children = {}}
+      slot = slot.each
+    end
+    if i == #segments then
+      slot.leaf = form or "none"
+    else
+      slot.next = slot.next or {children = {}}
+      node = slot.next
+    end
+  end
+end
+
+function M.compile(list)
+  if list == nil then list = {} end
+  if type(list) ~= "table" then error("pii must be a list of paths", 0) end
+  local self = setmetatable({entries = {}, fields = {}, field_canonical = {},
+                             tree = {children = {}}}, Spec)
+  for i, e in ipairs(list) do
+    local path, form = e, nil
+    if type(e) == "table" then path, form = e.path, e.canonical end
+    if type(path) ~= "string" then
+      error(("pii[%d]: must be a path string or {path = \"a.b\", canonical = \"ip\"|\"lower\"|\"trim\"}")
+            :format(i), 0)
+    end
+    if form ~= nil and not CANONICAL[form] then
+      error(("pii[%d]: canonical must be \"ip\", \"lower\" or \"trim\""):format(i), 0)
+    end
+    local segments, why = parse_path(path)
+    if not segments then error(("pii[%d]: %s"):format(i, why), 0) end
+    self.entries[#self.entries + 1] = {path = path, canonical = form, segments = segments,
+                                       each = path:find("[]", 1, true) ~= nil}
+    local name = segments[#segments].name
+    if self.field_canonical[name] == nil then
+      self.fields[#self.fields + 1] = name
+      self.field_canonical[name] = form or false
+    end
+    add_to_tree(self.tree, segments, form)
+  end
+  return self
+end
+
+-- Appends to out every value at segments[i..] below v (nulls left out).
+local function collect(v, segments, i, out)
+  if v == nil or v == null then return end
+  if i > #segments then
+    out[#out + 1] = v
+    return
+  end
+  if type(v) ~= "table" then return end
+  local seg = segments[i]
+  local x = v[seg.name]
+  if not seg.each then return collect(x, segments, i + 1, out) end
+  if type(x) == "table" then
+    for _, e in ipairs(x) do collect(e, segments, i + 1, out) end
+  elseif i == #segments then
+    collect(x, segments, i + 1, out) -- a scalar where a list was declared: masked all the same
+  end
+end
+
+local function add_raw(raws, text, hex)
+  if text ~= "" and raws[text] == nil then
+    raws[#raws + 1] = text
+    raws[text] = hex
+  end
+end
+
+function Spec:masks(rec, masker, by_text)
+  local masked, raws, plain = {}, {}, {}
+  by_text = by_text or {}
+  if type(rec) ~= "table" then return masked, raws, plain end
+  for _, e in ipairs(self.entries) do
+    local values = {}
+    collect(rec, e.segments, 1, values)
+    local list, texts = {}, {}
+    for _, v in ipairs(values) do
+      local text, is_string = canonical(v, e.canonical)
+      local hex = by_text[text]
+      if not hex then
+        hex = masker:hex(text)
+        by_text[text] = hex
+      end
+      list[#list + 1], texts[#texts + 1] = hex, text
+      if is_string or math.type(v) then
+        add_raw(raws, is_string and v or text, hex)
+        add_raw(raws, text, hex)
+      end
+    end
+    if e.each then
+      if #list > 0 then masked[e.path], plain[e.path] = list, texts end
+    else
+      masked[e.path], plain[e.path] = list[1], texts[1]
+    end
+  end
+  return masked, raws, plain
+end
+
+-- by_text(masked, plain) -> {[canonical text] = mask}: the masks a message already has, to
+-- pass to spec:masks again (the reject path) so no value is hashed twice.
+function M.by_text(masked, plain)
+  local t = {}
+  for path, m in pairs(masked or {}) do
+    local p = plain and plain[path]
+    if type(m) == "table" and type(p) == "table" then
+      for i = 1, #m do if p[i] then t[p[i]] = m[i] end end
+    elseif type(m) == "string" and type(p) == "string" then
+      t[p] = m
+    end
+  end
+  return t
+end
+
+function Spec:values(rec)
+  local out = {}
+  if type(rec) ~= "table" then return out end
+  for _, e in ipairs(self.entries) do
+    local values = {}
+    collect(rec, e.segments, 1, values)
+    for _, v in ipairs(values) do
+      if type(v) == "string" then out[#out + 1] = {e.path, (canonical(v, e.canonical))} end
+    end
+  end
+  return out
+end
+
+return M
