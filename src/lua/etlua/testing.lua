@@ -4,6 +4,7 @@ loader, decoder, masking and row building as a real run (README "Testing a scrip
   local testing = require "etlua.testing"
   local pipeline = testing.load("scripts/purchases_etl.lua", {key = "...", rules = "dir"})
       key: the mask key (default: a fixed test key of 41 bytes); rules: a rules directory
+  local pipeline = testing.new({outputs = ..., validate = ..., transform = ...}, opts)
   local out = pipeline:run(body, message)
       body: the message body (a string), or a Lua table encoded as JSON for you
       message: optional {id=, sent_ms=, received_ms=, receive_count=, group_id=,
@@ -32,10 +33,7 @@ M.MESSAGE = { id = "test-1", sent_ms = 1700000000000, received_ms = 170000000050
 local Pipeline = {}
 Pipeline.__index = Pipeline
 
-function M.load(path, opts)
-  opts = opts or {}
-  local ok, desc = pcall(script.load, path)
-  if not ok then error(type(desc) == "table" and desc.user_error or desc, 2) end
+local function pipeline(desc, opts)
   local rules = {}
   if opts.rules or desc.rules then rules = record.load_rules(opts.rules or desc.rules) end
   local masker = mask.new(opts.key or M.KEY)
@@ -43,6 +41,20 @@ function M.load(path, opts)
     desc = desc, masker = masker,
     proc = record.new(desc, { masker = masker, rules = rules }),
   }, Pipeline)
+end
+
+function M.load(path, opts)
+  local ok, desc = pcall(script.load, path)
+  if not ok then error(type(desc) == "table" and desc.user_error or desc, 2) end
+  return pipeline(desc, opts or {})
+end
+
+-- testing.new(script_table, opts): the same for a script given as a table (a spec's own small
+-- script); its shape is checked as at start-up.
+function M.new(tbl, opts)
+  local ok, desc = pcall(script.describe, tbl, "(spec)")
+  if not ok then error(type(desc) == "table" and desc.user_error or desc, 2) end
+  return pipeline(desc, opts or {})
 end
 
 function Pipeline:mask(s)
