@@ -69,12 +69,13 @@ describe("user_id: required, a non-empty string of at most 128 characters", func
     assert.are.equal("x'); DROP TABLE t;--", H.row(H.run({user_id = "x'); DROP TABLE t;--"})).user_id)
   end)
 
-  -- No rule of the contract covers these: the script passes them on and Postgres refuses the
-  -- row (db_refused, tests/integration/sink_spec.lua). Invalid UTF-8 is counted in bytes.
-  it("passes invalid UTF-8 and NUL on to Postgres, counting bytes when not UTF-8", function()
-    assert.are.equal("ab\255c", H.row(H.run(raw_field("user_id", '"ab\255c"'))).user_id)
+  -- No rule of the contract covers NUL: the script passes it on and Postgres refuses the row
+  -- (db_refused, tests/integration/sink_spec.lua). A body that is not UTF-8 is not JSON text
+  -- (RFC 8259 section 8.1): invalid_json, before any rule.
+  it("passes NUL on to Postgres; a body with invalid UTF-8 is invalid_json", function()
     assert.are.equal("a\0b", H.row(H.run(raw_field("user_id", '"a\\u0000b"'))).user_id)
-    assert.are.equal("invalid_user_id", H.reason(raw_field("user_id", '"' .. ("\255"):rep(129) .. '"')))
+    assert.are.equal("invalid_json", H.reason(raw_field("user_id", '"ab\255c"')))
+    assert.are.equal("invalid_json", H.reason(raw_field("user_id", '"' .. ("\255"):rep(129) .. '"')))
   end)
 
   it("reports the rule without the value", function()
@@ -108,8 +109,8 @@ for _, field in ipairs({"device_type", "locale"}) do
       end
     end)
 
-    it("passes invalid UTF-8 and NUL on to Postgres (db_refused there)", function()
-      assert.are.equal("\255", H.row(H.run(raw_field(field, '"\255"')))[field])
+    it("passes NUL on to Postgres (db_refused there); invalid UTF-8 is invalid_json", function()
+      assert.are.equal("invalid_json", H.reason(raw_field(field, '"\255"')))
       assert.are.equal("a\0", H.row(H.run(raw_field(field, '"a\\u0000"')))[field])
     end)
   end)
@@ -166,8 +167,8 @@ describe("device_id: optional, a non-empty string, masked", function()
     end
   end)
 
-  it("masks any bytes: invalid UTF-8 and NUL are fine, only the mask is stored", function()
-    assert.are.equal(H.hasher:hex("\255\254"), H.row(H.run(raw_field("device_id", '"\255\254"'))).masked_device_id)
+  it("masks any text: NUL is fine, only the mask is stored", function()
+    assert.are.equal("invalid_json", H.reason(raw_field("device_id", '"\255\254"')))
     assert.are.equal(H.hasher:hex("\0"), H.row(H.run(raw_field("device_id", '"\\u0000"'))).masked_device_id)
   end)
 
@@ -224,7 +225,8 @@ describe("app_version: MAJOR[.MINOR[.PATCH]] -> MAJOR*1000000 + MINOR*1000 + PAT
   it("rejects floats, negatives and huge numbers", function()
     assert.are.equal("invalid_app_version", H.reason({app_version = 2.5}))
     assert.are.equal("invalid_app_version", H.reason({app_version = -1}))
-    assert.are.equal("invalid_app_version", H.reason(raw_field("app_version", "1e400")))
+    -- a number past the range of a double is not carried on at all (etlua.json)
+    assert.are.equal("invalid_json", H.reason(raw_field("app_version", "1e400")))
     assert.are.equal("invalid_app_version", H.reason(raw_field("app_version", "-3")))
     assert.are.equal("invalid_app_version", H.reason(raw_field("app_version", "0.1")))
   end)
@@ -291,8 +293,8 @@ describe("unknown fields", function()
     assert.are.equal("424cdd21-063a-43a7-b91b-7ca1a833afae", r.user_id)
   end)
 
-  it("do not need to be valid UTF-8", function()
-    local body = H.body({}):sub(1, -2) .. ',"junk":"\255\\u0000"}'
-    assert.are.equal("accepted", H.reason(body))
+  it("may hold any JSON text, but a body with invalid UTF-8 is not JSON", function()
+    assert.are.equal("accepted", H.reason(H.body({}):sub(1, -2) .. ',"junk":"\\u0000\\ud83d\\ude00"}'))
+    assert.are.equal("invalid_json", H.reason(H.body({}):sub(1, -2) .. ',"junk":"\255"}'))
   end)
 end)

@@ -48,6 +48,14 @@ describe("purchases_etl: rows", function()
     assert.is_nil(items[2].options)
   end)
 
+  it("keeps an empty tags array as [] and big amounts exact", function()
+    local out = pipeline:run('{"order_id":"o","updated_at":"2024-05-01T00:00:00Z","status":"paid",'
+      .. '"user":{"id":"u"},"currency":"EUR","total_cents":9223372036854775807,"tags":[],"items":[]}')
+    assert.are.equal("[]", out.rows.purchases[1].tags)
+    assert.are.equal(9223372036854775807, out.rows.purchases[1].total_cents)
+    assert.are.equal(0, #out.rows.purchase_items)
+  end)
+
   it("fans out 0, 1 and many items", function()
     for _, n in ipairs({ 0, 1, 25 }) do
       local items = {}

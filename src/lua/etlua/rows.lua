@@ -10,8 +10,9 @@ form Postgres reads, or the reason it cannot be written. Checked here, in Lua, s
 Values (SCRIPTING.md "Values"):
   string            as it is
   Lua integer       its digits
-  float             the shortest text that reads back as the same number; an integral float
-                    in the 64-bit range as its digits (2.0 -> "2"); NaN and ±inf are refused
+  float             the shortest text that reads back as the same number, without a fraction
+                    when integral (2.0 -> "2", 0.1 -> "0.1", 1e300 -> "1e+300"); NaN and ±inf
+                    are refused (no JSON value decodes to them: they come from a script bug)
   boolean           "true" / "false"
   table             JSON text (for json/jsonb columns; an empty decoded array stays "[]")
   nil, JSON null    NULL
@@ -24,19 +25,12 @@ local M = {}
 
 local null, encode, is_array = codec.null, codec.encode, codec.is_array
 local mtype, fmt = math.type, string.format
-local TWO63 = 2 ^ 63
 
--- float_text(x) -> text | nil (not finite)
+-- float_text(x) -> text | nil (not finite): the codec's number text, one rule for JSON and rows
+local number_text = codec.number_text
 local function float_text(x)
   if x ~= x or x == math.huge or x == -math.huge then return nil end
-  if x == math.floor(x) and x >= -TWO63 and x < TWO63 then
-    return fmt("%d", math.tointeger(x))
-  end
-  for digits = 15, 16 do
-    local s = fmt("%." .. digits .. "g", x)
-    if tonumber(s) == x then return s end
-  end
-  return fmt("%.17g", x)
+  return number_text(x)
 end
 M.float_text = float_text
 
