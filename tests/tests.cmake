@@ -62,6 +62,11 @@ endfunction()
 set(IT ${CMAKE_SOURCE_DIR}/tests/integration)
 etlua_integration(drain.fauxqs.json 300 ${IT}/drain.sh fauxqs json 3000)
 etlua_integration(drain.local-aws-sqs.query 300 ${IT}/drain.sh local-aws-sqs query 3000)
+# The second pipeline (scripts/purchases_etl.lua) end to end on both emulators: upserts ordered by
+# updated_at under late corrections, fan-out, SNS envelope and duplicates, drops, jsonb [], big
+# integers, against the oracle of tests/integration/purchases.py.
+etlua_integration(purchases.fauxqs.json 300 ${IT}/purchases.sh fauxqs json 300)
+etlua_integration(purchases.local-aws-sqs.query 300 ${IT}/purchases.sh local-aws-sqs query 300)
 etlua_integration(detect 120 ${IT}/detect.sh)
 etlua_integration(errors 180 ${IT}/errors.sh)
 # integration.secrets: random hostile passwords (@ / : ? # % quotes) and AWS keys, every line
