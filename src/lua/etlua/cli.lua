@@ -8,11 +8,13 @@ local M = {}
 M.usage = [[
 usage: etlua SCRIPT [--drain] [--dry-run] [--input FILE|-] [--rules DIR] [--log-format text|json]
                     [--metrics HOST:PORT]
-       etlua reveal [--field ip|device_id] MASKED...   (PII vault key holders; see etlua reveal --help)
+       etlua reveal [--field PATH] MASKED...   (PII vault key holders; see etlua reveal --help)
        etlua --version | --help
 
-Drains an SQS queue of JSON events into PostgreSQL through a Lua pipeline script
-(scripts/login_etl.lua: validation, app_version normalisation, masking of ip and device_id).
+Drains an SQS queue of JSON events into PostgreSQL through a Lua pipeline script: the tables
+it writes, validation, the rows of each event, which fields are personal data (SCRIPTING.md;
+scripts/login_etl.lua for login events, scripts/purchases_etl.lua for SNS-published purchases).
+--dry-run prints {"<output>": row} lines for a script with several outputs.
 
 options:
   --drain              exit 0 once the queue is empty (after the last commit and delete);
