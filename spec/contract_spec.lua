@@ -181,7 +181,10 @@ describe("values as Postgres reads them", function()
     local p = one(function(rec) return rec.x end)
     assert.are.equal("[]", p:run('{"x":[]}').row.v)
     assert.are.equal("{}", p:run('{"x":{}}').row.v)
-    assert.are.equal('{"a":[],"b":{},"c":[[]]}', p:run('{"x":{"a":[],"b":{},"c":[[]]}}').row.v)
+    local nested = p:run('{"x":{"a":[],"b":{},"c":[[]]}}').row.v   -- keys in any order
+    for _, part in ipairs({ '"a":[]', '"b":{}', '"c":[[]]' }) do
+      assert.truthy(nested:find(part, 1, true), nested)
+    end
   end)
 
   it("decodes JSON integers to exact Lua integers at the ends of the 64-bit range", function()

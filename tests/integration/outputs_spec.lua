@@ -181,6 +181,19 @@ describe("key and on_conflict", function()
     assert.are.same({ "o1|new", "o2|new" }, all(db, "SELECT order_id, status FROM " .. q .. ".orders ORDER BY 1"))
   end)
 
+  it("error: a whole batch repeating stored keys is rejects, not a stop", function()
+    local schema = fresh_schema()
+    local s = assert(open(db, schema, two_outputs("error")))
+    local first, again = {}, {}
+    for i = 1, 8 do
+      first[i] = order("m" .. i, "o" .. i, "new", 1, 1)
+      again[i] = order("r" .. i, "o" .. i, "paid", 2, 1)
+    end
+    assert(s:commit(first))
+    local sum = assert(s:commit(again))
+    assert.are.equal(8, sum.refused)
+  end)
+
   it("ignore: the stored row stays; within a batch the first row for a key is kept", function()
     local schema = fresh_schema()
     local s = assert(open(db, schema, two_outputs("ignore")))

@@ -225,7 +225,7 @@ end
 -- The breaker's probe: each message's rows alone, on every output, under a savepoint, in one
 -- transaction rolled back. Returns the reason ("SQLSTATE message") when BREAKER_ROWS messages
 -- or more have rows and every one fails with the same data error; nil as soon as one lands or
--- fails otherwise.
+-- fails otherwise, or with a unique violation (rows repeating stored keys are db_refused rejects).
 function Sink:refuses_all(items)
   local with_rows = {}
   for _, item in ipairs(items) do
@@ -241,7 +241,8 @@ function Sink:refuses_all(items)
     for w, wr in ipairs(self.writers) do
       local n, err, code = wr:write(db, item.rows[w] or {})
       if not n then
-        this = is_data_error(code) and (code .. " " .. tostring(err)) or nil
+        -- a key already stored (on_conflict = "error") is the message's fault, not the table's
+        this = is_data_error(code) and code ~= "23505" and (code .. " " .. tostring(err)) or nil
         break
       end
     end
