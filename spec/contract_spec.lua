@@ -77,7 +77,7 @@ describe("the description made at start-up", function()
       { { columns = {} }, "needs 'columns'" },
       { { envelope = "sqs" }, "'envelope' must be \"sns\"" },
       { { pii = { { path = "a", canonical = "upper" } } }, "canonical must be" },
-      { { pii = { 5 } }, "pii[1] must be a path" },
+      { { pii = { 5 } }, "pii[1]: must be a path" },
       { { rejects_table = "" }, "'rejects_table' must be a table name" },
       { { transform = "x" }, "has no function 'transform'" },
     }
