@@ -158,6 +158,21 @@ void etl_host_preload(lua_State *L) {
     lua_pop(L, 1);
 }
 
+/* Replaces the string on top of the stack by etlua.redact.line(it) when etlua.redact is loaded
+ * (config.lua registers the secrets there): no piece of a secret in a traceback either. User
+ * errors went through it already (fail.user). */
+static void etl_host_redact(lua_State *L) {
+    int top = lua_gettop(L); /* the message */
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    if (lua_getfield(L, -1, "etlua.redact") == LUA_TTABLE
+        && lua_getfield(L, -1, "line") == LUA_TFUNCTION) {
+        lua_pushvalue(L, top);
+        if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING)
+            lua_replace(L, top);
+    }
+    lua_settop(L, top);
+}
+
 /* Message handler: user errors pass through as their one line; anything else gets a traceback. */
 static int etl_host_msgh(lua_State *L) {
     if (lua_istable(L, 1)) {
@@ -173,6 +188,7 @@ static int etl_host_msgh(lua_State *L) {
     luaL_traceback(L, L, msg, 1);
     lua_pushliteral(L, "\netlua: internal error; please report it with the lines above");
     lua_concat(L, 2);
+    etl_host_redact(L);
     return 1;
 }
 
