@@ -85,13 +85,18 @@ make_table "$(cols locale date | sed 's/, locale date//')"
 expect_error "existing table: a column missing" 'table "user_logins" has no column locale' "$ETLUA_BIN" "$script" --drain
 untouched "column missing"
 
-# The breaker: a table whose types fit but that refuses every row for the same reason (a NOT
-# NULL column the script does not write) stops the run in one line; nothing written or deleted.
 make_table "$(cols app_version 'varchar(32)'), tenant text NOT NULL"
+expect_error "existing table: a NOT NULL column the script does not write" \
+  'column tenant is NOT NULL without a default and the script does not write it' "$ETLUA_BIN" "$script" --drain
+untouched "NOT NULL column"
+
+# The breaker: a table whose types fit but that refuses every row for the same reason (a CHECK
+# that no row passes) stops the run in one line; nothing written or deleted.
+make_table "$(cols app_version 'varchar(32)') CHECK (create_date < '2000-01-01')"
 rc=0
 "$ETLUA_BIN" "$script" --drain 2>"$WORK/breaker.log" || rc=$?
 [ $rc -eq 1 ] || { cat "$WORK/breaker.log" >&2; fail "breaker: exit status $rc"; }
-tail -1 "$WORK/breaker.log" | grep -qE '^etlua: cannot write the batch to Postgres: Postgres refused every row of a batch of 20 for the same reason \(23502 .*nothing was deleted' \
+tail -1 "$WORK/breaker.log" | grep -qE '^etlua: cannot write the batch to Postgres: Postgres refused every row of a batch of 20 for the same reason \(23514 .*nothing was deleted' \
   || { cat "$WORK/breaker.log" >&2; fail "breaker: last line"; }
 [ "$(psql_q "SELECT (SELECT count(*) FROM user_logins) + (SELECT count(*) FROM user_logins_rejects)")" = 0 ] \
   || fail "breaker: rows or rejects were written"

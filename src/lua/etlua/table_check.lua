@@ -14,7 +14,8 @@
 --     fits; a narrower one (varchar(16) for varchar(128)) is refused, since values the script
 --     allows would be refused one by one at run time;
 --   - anything else is refused (integer for bigint too: the contract wants the script's type).
--- Columns of the table that the script does not write are not looked at.
+-- A column the script does not write must take NULL or have a default (or be an identity or
+-- generated column): otherwise every row would be refused.
 local M = {}
 
 local NUMBER = {
@@ -41,15 +42,22 @@ function M.fits(existing, expected)
   return have ~= nil and want ~= nil and have >= want
 end
 
--- column name -> format_type of the relation `regclass` (a name as to_regclass reads it).
+-- column name -> format_type of the relation `regclass` (a name as to_regclass reads it), and
+-- the set of its columns that need a value (NOT NULL, no default, not identity or generated).
 local function column_types(db, regclass)
   local rows, err, code = db:exec(
-    "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-      .. "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped", regclass)
+    "SELECT a.attname, format_type(a.atttypid, a.atttypmod), "
+      .. "a.attnotnull AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = '' "
+      .. "FROM pg_attribute a "
+      .. "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped "
+      .. "ORDER BY a.attnum", regclass)
   if not rows then return nil, err, code end
-  local types = {}
-  for _, r in ipairs(rows) do types[r[1]] = r[2] end
-  return types
+  local types, required = {}, {}
+  for _, r in ipairs(rows) do
+    types[r[1]] = r[2]
+    if r[3] == "t" then required[#required + 1] = r[1] end
+  end
+  return types, required
 end
 
 -- The types create_table gives, from a temporary table made in a transaction rolled back.
@@ -76,9 +84,9 @@ function M.check(db, target, create_table, columns)
   local found, err, code = db:exec("SELECT to_regclass($1) IS NOT NULL", target)
   if not found then return nil, err, code end
   if found[1][1] ~= "t" then return true end
-  local have
-  have, err, code = column_types(db, target)
-  if not have then return nil, err, code end
+  local have, required
+  have, required, code = column_types(db, target)
+  if not have then return nil, required, code end
   local want
   want, err, code = expected_types(db, create_table)
   if not want then return nil, err, code end
@@ -91,6 +99,14 @@ function M.check(db, target, create_table, columns)
     elseif not M.fits(have[col], want[col]) then
       return nil, ("table %s: column %s is %s, the script's create_table makes it %s; fix the table"
         .. " (or the script), nothing was received"):format(target, col, have[col], want[col]), "table_mismatch"
+    end
+  end
+  local written = {}
+  for _, col in ipairs(columns) do written[col] = true end
+  for _, col in ipairs(required) do
+    if not written[col] then
+      return nil, ("table %s: column %s is NOT NULL without a default and the script does not write it;"
+        .. " give it a default or drop NOT NULL, nothing was received"):format(target, col), "table_mismatch"
     end
   end
   return true
