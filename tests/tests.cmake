@@ -46,6 +46,18 @@ set_tests_properties(spec.busted PROPERTIES
   FIXTURES_REQUIRED etlua_lua_module LABELS "unit" TIMEOUT 120
   ENVIRONMENT "${ETLUA_SPEC_ENV}")
 
+# --- etlua.json against Python's json ------------------------------------------------------------
+# tests/json/compare_python.py: 20,000 generated documents (half of them mutated, mostly invalid)
+# decoded by etlua.json (this build's etlua.so under lua5.4) and by Python's json module as the
+# oracle; every difference in value, subtype or acceptance fails. (test_json.c, json_spec.lua
+# and fuzz_json.c are picked up by the globs of their sections.)
+add_test(NAME json.python
+         COMMAND ${ETLUA_PYTHON3} ${CMAKE_SOURCE_DIR}/tests/json/compare_python.py ${ETLUA_LUA54}
+                 ${CMAKE_BINARY_DIR} 20000)
+set_tests_properties(json.python PROPERTIES
+  FIXTURES_REQUIRED etlua_lua_module LABELS "unit" TIMEOUT 120
+  ENVIRONMENT "${ETLUA_SPEC_ENV}")
+
 # --- Postgres sink ------------------------------------------------------------------------------
 # etlua.pg + etlua.sink against a throwaway cluster (tests/harness/pg.sh), busted under lua5.4.
 add_test(NAME integration.sink
