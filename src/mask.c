@@ -11,6 +11,7 @@
  *   mask.canonical_ip(s)         -> text, 4|6  or nil
  * OpenSSL failures are internal errors and raise; an invalid address is an expected result
  * and returns nil. Error messages never contain keys or the hashed data. */
+#include "etlua/buf.h"
 #include "etlua/mask.h"
 
 #include <arpa/inet.h>
@@ -28,16 +29,6 @@
 
 /* ---- C helpers ------------------------------------------------------------------------------- */
 
-static void etl_mask_to_hex(const unsigned char *md, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[md[i] >> 4];
-        out[2 * i + 1] = digits[md[i] & 0x0f];
-    }
-    out[2 * n] = '\0';
-}
-
 int etl_mask_sha256_hex(const void *data, size_t len, char out[ETL_MASK_HEX_LEN + 1])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -45,7 +36,7 @@ int etl_mask_sha256_hex(const void *data, size_t len, char out[ETL_MASK_HEX_LEN 
     out[0] = '\0';
     if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != SHA256_LEN)
         return -1;
-    etl_mask_to_hex(md, mdlen, out);
+    etl_hex(out, md, mdlen, 0);
     return 0;
 }
 
@@ -88,7 +79,7 @@ static int etl_mask_hmac_from(const EVP_MAC_CTX *tmpl, const void *data, size_t 
     EVP_MAC_CTX_free(ctx);
     if (!ok)
         return -1;
-    etl_mask_to_hex(md, mdlen, out);
+    etl_hex(out, md, mdlen, 0);
     return 0;
 }
 
@@ -104,7 +95,7 @@ static int etl_mask_hmac_again(EVP_MAC_CTX *ctx, const void *data, size_t len,
     if (!EVP_MAC_init(ctx, NULL, 0, NULL) || !EVP_MAC_update(ctx, data, len) ||
         !EVP_MAC_final(ctx, md, &mdlen, sizeof md) || mdlen != SHA256_LEN)
         return -1;
-    etl_mask_to_hex(md, mdlen, out);
+    etl_hex(out, md, mdlen, 0);
     return 0;
 }
 

@@ -1,8 +1,9 @@
 /* metrics_text.c: the Prometheus text exposition (format 0.0.4) of an etlua.metrics registry:
  * families in declaration order, series in order of first use, HELP text and label values
  * escaped, sample values in the shortest form that reads back exactly. etl_metrics_render copies
- * the registry into a growing buffer under its lock and touches nothing else: tests call it
- * without a server, and the server thread calls it for /metrics. */
+ * the registry into the growable buffer (etlua/buf.h) under its lock and touches nothing else:
+ * tests call it without a server, and the server thread calls it for /metrics. */
+#include "etlua/buf.h"
 #include "etlua/metrics_internal.h"
 
 #include <math.h>
@@ -12,34 +13,13 @@
 
 /* ---- rendering ------------------------------------------------------------------------------------ */
 
-struct buf {
-    char *p;
-    size_t len, cap;
-    int oom;
-};
+/* Appends to the one growable buffer (etlua/buf.h); an allocation failure is seen at the end. */
+static void put(struct etl_buf *b, const char *s, size_t n) { etl_buf_add(b, s, n); }
 
-static void put(struct buf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (b->len + n + 1 > cap) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void puts_(struct buf *b, const char *s) { put(b, s, strlen(s)); }
+static void puts_(struct etl_buf *b, const char *s) { put(b, s, strlen(s)); }
 
 /* Escapes for HELP text (\\ and \n) or, with quote, for label values (\\, \" and \n). */
-static void put_escaped(struct buf *b, const char *s, int quote) {
+static void put_escaped(struct etl_buf *b, const char *s, int quote) {
     const char *run = s;
     for (; *s; s++) {
         const char *rep = NULL;
@@ -57,7 +37,7 @@ static void put_escaped(struct buf *b, const char *s, int quote) {
 
 /* A sample value as Prometheus reads it: integers without a fraction, others in the shortest
  * of %.15g / %.17g that reads back exactly, +Inf, -Inf, NaN. */
-static void put_number(struct buf *b, double v) {
+static void put_number(struct etl_buf *b, double v) {
     char s[40];
     if (isnan(v)) snprintf(s, sizeof s, "NaN");
     else if (isinf(v)) snprintf(s, sizeof s, v > 0 ? "+Inf" : "-Inf");
@@ -69,7 +49,7 @@ static void put_number(struct buf *b, double v) {
     puts_(b, s);
 }
 
-static void put_u64(struct buf *b, unsigned long long v) {
+static void put_u64(struct etl_buf *b, unsigned long long v) {
     char s[24];
     snprintf(s, sizeof s, "%llu", v);
     puts_(b, s);
@@ -77,7 +57,7 @@ static void put_u64(struct buf *b, unsigned long long v) {
 
 static const char *const kind_names[] = {"counter", "gauge", "histogram"};
 
-static void render_family(struct buf *b, const struct family *f) {
+static void render_family(struct etl_buf *b, const struct family *f) {
     if (f->help) {
         puts_(b, "# HELP ");
         puts_(b, f->name);
@@ -132,15 +112,9 @@ static void render_family(struct buf *b, const struct family *f) {
 }
 
 char *etl_metrics_render(struct etl_metrics *m, size_t *len) {
-    struct buf b = {0};
-    puts_(&b, ""); /* an empty registry renders as "" (not NULL) */
+    struct etl_buf b = {0};
     pthread_mutex_lock(&m->lock);
     for (int i = 0; i < m->nfam; i++) render_family(&b, &m->fam[i]);
     pthread_mutex_unlock(&m->lock);
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
-    if (len) *len = b.len;
-    return b.p;
+    return etl_buf_take(&b, len); /* "" for an empty registry; NULL when out of memory */
 }

@@ -13,6 +13,7 @@
  *   vault.fromhex(s)             -> bytes  or nil (not an even run of hex digits)
  * OpenSSL failures while sealing raise; a ciphertext that does not open is an expected result
  * and returns nil, msg. Messages never contain the key, the plaintext or the ciphertext. */
+#include "etlua/buf.h"
 #include "etlua/vault.h"
 
 #include <limits.h>
@@ -48,15 +49,6 @@ static int etl_vault_unhex(const char *s, size_t n, unsigned char *out)
     return 0;
 }
 
-static void etl_vault_tohex_buf(const unsigned char *p, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 0x0f];
-    }
-}
-
 int etl_vault_parse_key(const char *material, size_t len, unsigned char key[ETL_VAULT_KEY_LEN])
 {
     /* Exactly 32 bytes are raw key bytes (`openssl rand 32 > f`), whatever they are. Otherwise
@@ -80,8 +72,7 @@ int etl_vault_key_id(const unsigned char key[ETL_VAULT_KEY_LEN], char out[ETL_VA
     out[0] = '\0';
     if (!EVP_Digest(key, ETL_VAULT_KEY_LEN, md, &mdlen, EVP_sha256(), NULL) || mdlen < 8)
         return -1;
-    etl_vault_tohex_buf(md, ETL_VAULT_KEY_ID_HEX / 2, out);
-    out[ETL_VAULT_KEY_ID_HEX] = '\0';
+    etl_hex(out, md, ETL_VAULT_KEY_ID_HEX / 2, 0);
     OPENSSL_cleanse(md, sizeof md);
     return 0;
 }
@@ -253,8 +244,8 @@ static int etl_vault_l_tohex(lua_State *L)
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     luaL_Buffer b;
-    char *out = luaL_buffinitsize(L, &b, 2 * n);
-    etl_vault_tohex_buf((const unsigned char *)s, n, out);
+    char *out = luaL_buffinitsize(L, &b, 2 * n + 1); /* etl_hex ends with a NUL */
+    etl_hex(out, s, n, 0);
     luaL_pushresultsize(&b, 2 * n);
     return 1;
 }

@@ -1,0 +1,106 @@
+/* buf.c: the growable byte buffer and the hex encoder (include/etlua/buf.h). */
+#include "etlua/buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int grow(struct etl_buf *b, size_t n)
+{
+    if (b->oom || b->over_limit)
+        return -1;
+    if ((b->limit && n > b->limit - b->len) || n > ((size_t)-1) / 4 - b->len) {
+        b->over_limit = 1;
+        return -1;
+    }
+    if (b->len + n + 1 <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + n + 1)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->oom = 1;
+        return -1;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+int etl_buf_add(struct etl_buf *b, const void *s, size_t n)
+{
+    if (grow(b, n) != 0)
+        return -1;
+    if (n)
+        memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+int etl_buf_adds(struct etl_buf *b, const char *s)
+{
+    return etl_buf_add(b, s, strlen(s));
+}
+
+int etl_buf_addf(struct etl_buf *b, const char *fmt, ...)
+{
+    char small[128];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    if ((size_t)n < sizeof small)
+        return etl_buf_add(b, small, (size_t)n);
+    if (grow(b, (size_t)n) != 0)
+        return -1;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+char *etl_buf_take(struct etl_buf *b, size_t *len)
+{
+    char *p = NULL;
+    if (!b->oom && !b->over_limit)
+        p = b->p ? b->p : calloc(1, 1);
+    else
+        free(b->p);
+    if (len)
+        *len = p ? b->len : 0;
+    size_t limit = b->limit;
+    memset(b, 0, sizeof *b);
+    b->limit = limit;
+    return p;
+}
+
+void etl_buf_reset(struct etl_buf *b)
+{
+    b->len = 0;
+    b->oom = b->over_limit = 0;
+    if (b->p)
+        b->p[0] = '\0';
+}
+
+void etl_buf_free(struct etl_buf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+void etl_hex(char *dst, const void *src, size_t n, int upper)
+{
+    const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+    const unsigned char *s = src;
+    for (size_t i = 0; i < n; i++) {
+        dst[2 * i] = digits[s[i] >> 4];
+        dst[2 * i + 1] = digits[s[i] & 15];
+    }
+    dst[2 * n] = '\0';
+}
