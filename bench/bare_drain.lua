@@ -2,12 +2,10 @@
 -- Receives until the queue answers empty, deleting every message with DeleteMessageBatch, and
 -- prints msgs/s.
 --
---   LUA_CPATH='BUILD/?.so;;' lua5.4 bench/bare_drain.lua [MODE] [INFLIGHT] [PROTOCOL]
---     MODE     pipe   (default) INFLIGHT receives always in flight (start_receive/poll); each
---                     answer's messages are deleted asynchronously (start_delete_batch) while
---                     the other receives run
---              many   receive_many(INFLIGHT, 10, 0), then the deletes of the round concurrently
---              serial one receive(10, 0), one delete_batch, repeat (the old path)
+--   LUA_CPATH='BUILD/?.so;;' lua5.4 bench/bare_drain.lua [pipe] [INFLIGHT] [PROTOCOL]
+--     pipe     (the only mode) INFLIGHT receives always in flight (start_receive/poll); each
+--              answer's messages are deleted asynchronously (start_delete_batch) while the
+--              other receives run
 --     INFLIGHT concurrent receives (default 16)
 --     PROTOCOL json | query | auto (default auto)
 -- Environment: AWS_ENDPOINT_URL, SQS_QUEUE_URL, AWS_REGION (defaults us-east-1), credentials
@@ -45,34 +43,7 @@ local function count_delete(failed)
 end
 
 local t0 = now()
-if mode == "serial" then
-  while true do
-    local msgs = assert(c:receive(10, 0))
-    if #msgs == 0 then
-      msgs = assert(c:receive(10, 1))
-      if #msgs == 0 then break end
-    end
-    received = received + #msgs
-    count_delete(assert(c:delete_batch(entries_of(msgs, 1))))
-  end
-elseif mode == "many" then
-  while true do
-    local msgs, err = c:receive_many(inflight, 10, 0)
-    if not msgs then error(err) end
-    if err then errors = errors + 1 end
-    if #msgs == 0 then -- short polls may miss messages: confirm with a 1 s long poll
-      msgs = assert(c:receive_many(inflight, 10, 1))
-      if #msgs == 0 then break end
-    end
-    received = received + #msgs
-    for i = 1, #msgs, 10 do assert(c:start_delete_batch(entries_of(msgs, i))) end
-    while c:pending() > 0 do
-      for _, r in ipairs(c:poll(-1)) do
-        if r.result then count_delete(r.result) else errors = errors + 1 end
-      end
-    end
-  end
-elseif mode == "pipe" then
+if mode == "pipe" then
   -- At most `cap` requests in flight: INFLIGHT receives, the rest deletes; deletes that find
   -- no free slot wait in a queue (they go first, so receipts do not pile up).
   local cap = inflight + 16
@@ -80,10 +51,15 @@ elseif mode == "pipe" then
   local wait, long_polls = 0, {} -- after an empty short poll, 1 s polls confirm the queue is empty
   local function refill()
     while #queued > 0 and c:pending() < cap do
-      assert(c:start_delete_batch(table.remove(queued)))
+      local token, err, code = c:start_delete_batch(queued[#queued])
+      if not token and code == "busy" then break end
+      queued[#queued] = nil
+      assert(token, err)
     end
     while not draining and receiving < inflight and c:pending() < cap do
-      local token = assert(c:start_receive(10, wait)); receiving = receiving + 1
+      local token, err, code = c:start_receive(10, wait)
+      if not token and code == "busy" then break end
+      assert(token, err); receiving = receiving + 1
       long_polls[token] = wait > 0 or nil
     end
   end
@@ -114,9 +90,9 @@ elseif mode == "pipe" then
     refill()
   end
 else
-  error("mode must be pipe, many or serial")
+  error("mode must be pipe")
 end
 local dt = (t_last or now()) - t0
 print(string.format("%s inflight=%d protocol=%s: %d received, %d delete failures, %d errors, %.2f s, %.0f msgs/s",
-  mode, mode == "serial" and 1 or inflight, c:protocol(), received, delete_failed, errors, dt, received / dt))
+  mode, inflight, c:protocol(), received, delete_failed, errors, dt, received / dt))
 c:close()

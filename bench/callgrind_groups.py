@@ -17,7 +17,7 @@ OBJ_GROUPS = [("libcurl", "HTTP client (libcurl)"), ("libnghttp", "HTTP client (
               ("libexpat", "XML (expat)")]
 SRC_GROUPS = {"http.c": "HTTP client (etlua http.c)", "sqs_json.c": "JSON (etlua sqs_json.c)",
               "sqs.c": "SQS binding (etlua sqs.c)", "sqs_query.c": "XML (expat)",
-              "sigv4.c": "SigV4 signing (etlua sigv4.c + its libcrypto calls)", "mask.c": "hashing: masking (etlua mask.c + its libcrypto calls)",
+              "sqs_codec.c": "SQS binding (etlua sqs.c)", "buf.c": "HTTP client (etlua http.c)", "mask.c": "hashing: masking (etlua mask.c + its libcrypto calls)",
               "pg.c": "COPY / SQL (etlua pg.c)", "host.c": "host glue (etlua host.c)",
               "main.c": "host glue (etlua host.c)"}
 

@@ -1,9 +1,9 @@
-/* http.c: libcurl transports for etlua.sqs (see http.h). The blocking one reuses one easy handle
- * for every request of a client so libcurl keeps the connection alive; the concurrent one keeps a
- * pool of easy handles on a multi handle (whose connection cache outlives each request). Both
- * share the request setup, collect answers into a bounded buffer and fold curl's failures into
- * network / timeout / stopped. Knows nothing of SQS. */
+/* http.c: the libcurl transport of etlua.sqs (see http.h): a multi handle with a fixed pool of
+ * easy handles, each reused for the next request so its connection stays open. Answers are
+ * collected into a bounded buffer; curl's failures fold into network / timeout / tls / stopped.
+ * Signing is libcurl's (CURLOPT_AWS_SIGV4). Knows nothing of SQS. */
 #include "etlua/http.h"
+#include "etlua/buf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,110 +12,107 @@
 #include <time.h>
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 
-struct etl_http {
-    CURL *curl;
-    char *ca_bundle;
+/* One slot of the pool: an easy handle kept across requests and the request it carries now. */
+struct slot {
+    CURL *easy;              /* NULL until first used */
+    struct curl_slist *hdrs; /* of the request in flight */
+    struct etl_buf body;     /* copy of the request body (reused) */
+    struct etl_buf answer;   /* the answer's body, at most ETL_HTTP_MAX_BODY */
+    char query_error[256];
     char errbuf[CURL_ERROR_SIZE];
+    unsigned long long id;
+    int tag, busy, flags;
+    long long started_ms; /* when it was queued (monotonic), for the stop grace */
 };
 
-struct etl_http *etl_http_open(const char *ca_bundle)
+struct etl_http {
+    CURLM *multi;
+    char *ca_bundle, *sigv4, *access_key, *secret_key, *token_header, *connect_to;
+    struct curl_slist *connect_list;
+    struct slot *slots;      /* nslots - 1 for anyone, the last one reserved */
+    size_t nslots, inflight;
+    unsigned long long last_id;
+    struct etl_http_done *done; /* FIFO of finished requests: done[head..n) */
+    size_t done_head, done_n, done_cap;
+};
+
+static void free_secret(char *s)
 {
+    if (s) {
+        OPENSSL_cleanse(s, strlen(s));
+        free(s);
+    }
+}
+
+static char *dup_opt(const char *s, int *ok)
+{
+    char *d = s ? strdup(s) : NULL;
+    if (s && !d)
+        *ok = 0;
+    return d;
+}
+
+struct etl_http *etl_http_open(const struct etl_http_config *cfg)
+{
+    if (cfg->max_inflight == 0 || cfg->max_inflight > ETL_HTTP_MAX_INFLIGHT)
+        return NULL;
     struct etl_http *h = calloc(1, sizeof *h);
     if (!h)
         return NULL;
-    h->curl = curl_easy_init();
-    if (!h->curl || (ca_bundle && !(h->ca_bundle = strdup(ca_bundle)))) {
+    int ok = 1;
+    h->nslots = cfg->max_inflight + 1;
+    h->slots = calloc(h->nslots, sizeof *h->slots);
+    h->multi = curl_multi_init();
+    h->ca_bundle = dup_opt(cfg->ca_bundle, &ok);
+    h->access_key = dup_opt(cfg->access_key, &ok);
+    h->secret_key = dup_opt(cfg->secret_key, &ok);
+    h->connect_to = dup_opt(cfg->connect_to, &ok);
+    char sig[200];
+    snprintf(sig, sizeof sig, "aws:amz:%s:%s", cfg->region ? cfg->region : "us-east-1",
+             cfg->service ? cfg->service : "sqs");
+    h->sigv4 = dup_opt(sig, &ok);
+    if (cfg->session_token && *cfg->session_token) {
+        size_t n = strlen(cfg->session_token) + 32;
+        if ((h->token_header = malloc(n)) != NULL)
+            snprintf(h->token_header, n, "X-Amz-Security-Token: %s", cfg->session_token);
+        else
+            ok = 0;
+    }
+    if (h->connect_to && !(h->connect_list = curl_slist_append(NULL, h->connect_to)))
+        ok = 0;
+    if (!ok || !h->slots || !h->multi) {
         etl_http_close(h);
         return NULL;
     }
+    /* one idle connection per slot, so every concurrent request finds one next time */
+    curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)h->nslots);
     return h;
 }
 
-void etl_http_close(struct etl_http *h)
-{
-    if (!h)
-        return;
-    if (h->curl)
-        curl_easy_cleanup(h->curl);
-    free(h->ca_bundle);
-    free(h);
-}
-
-const char *etl_http_ca_bundle(const struct etl_http *h)
-{
-    return h ? h->ca_bundle : NULL;
-}
-
-void etl_http_response_free(struct etl_http_response *resp)
-{
-    free(resp->body);
-    resp->body = NULL;
-    resp->len = 0;
-}
-
-struct collect {
-    struct etl_http_response *resp;
-    size_t cap;
-    int too_large, nomem;
-    etl_http_stop_fn stop; /* polled by on_progress; NULL = not interruptible */
-};
-
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
-    struct collect *c = ud;
+    struct slot *s = ud;
     size_t n = size * nmemb;
-    struct etl_http_response *r = c->resp;
-    if (n > ETL_HTTP_MAX_BODY - r->len) {
-        c->too_large = 1;
-        return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
-    }
-    if (r->len + n + 1 > c->cap) {
-        size_t cap = c->cap ? c->cap : 4096;
-        while (cap < r->len + n + 1)
-            cap *= 2;
-        char *p = realloc(r->body, cap);
-        if (!p) {
-            c->nomem = 1;
-            return 0;
-        }
-        r->body = p;
-        c->cap = cap;
-    }
-    memcpy(r->body + r->len, data, n);
-    r->len += n;
-    r->body[r->len] = '\0';
-    return n;
-}
-
-/* Copies the value of header line "Name: value\r\n" into dst when the name matches. */
-static void header_value(const char *line, size_t len, const char *name, char *dst, size_t dstlen)
-{
-    size_t nlen = strlen(name);
-    if (len <= nlen || line[nlen] != ':' || strncasecmp(line, name, nlen) != 0)
-        return;
-    const char *v = line + nlen + 1, *end = line + len;
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
-        end--;
-    size_t vlen = (size_t)(end - v);
-    if (vlen >= dstlen)
-        vlen = dstlen - 1;
-    memcpy(dst, v, vlen);
-    dst[vlen] = '\0';
+    return etl_buf_add(&s->answer, data, n) == 0 ? n : 0; /* 0 aborts: CURLE_WRITE_ERROR */
 }
 
 static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
 {
-    struct collect *c = ud;
+    struct slot *s = ud;
     size_t n = size * nmemb;
-    if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) { /* a new answer (after 100 Continue) */
-        c->resp->content_type[0] = '\0';
-        c->resp->query_error[0] = '\0';
+    static const char name[] = "x-amzn-query-error:";
+    if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) /* a new answer (after 100 Continue) */
+        s->query_error[0] = '\0';
+    if (n > sizeof name - 1 && strncasecmp(line, name, sizeof name - 1) == 0) {
+        const char *v = line + sizeof name - 1, *end = line + n;
+        while (v < end && (*v == ' ' || *v == '\t'))
+            v++;
+        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+            end--;
+        snprintf(s->query_error, sizeof s->query_error, "%.*s", (int)(end - v), v);
     }
-    header_value(line, n, "content-type", c->resp->content_type, sizeof c->resp->content_type);
-    header_value(line, n, "x-amzn-query-error", c->resp->query_error, sizeof c->resp->query_error);
     return n;
 }
 
@@ -126,21 +123,17 @@ static enum etl_http_status fail(enum etl_http_status st, char *err, size_t errl
     return st;
 }
 
-static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                       curl_off_t ulnow)
-{
-    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-    const struct collect *c = ud;
-    return c->stop && c->stop() ? 1 : 0; /* non-zero: CURLE_ABORTED_BY_CALLBACK */
-}
-
-/* The "Name: value" lines plus "Expect:" (no 100-continue round trip) as a curl list, or NULL
- * when out of memory. */
-static struct curl_slist *header_list(const char *const *headers, size_t nheaders)
+/* The caller's header lines plus the session token as a curl list, or NULL (out of memory).
+ * No "Expect:" line: libcurl would sign it, and it sends no 100-continue for bodies this size. */
+static struct curl_slist *header_list(const struct etl_http *h, const char *const *headers,
+                                      size_t nheaders)
 {
     struct curl_slist *list = NULL;
     for (size_t i = 0; i <= nheaders; i++) {
-        struct curl_slist *l = curl_slist_append(list, i < nheaders ? headers[i] : "Expect:");
+        const char *line = i < nheaders ? headers[i] : h->token_header;
+        if (!line)
+            continue;
+        struct curl_slist *l = curl_slist_append(list, line);
         if (!l) {
             curl_slist_free_all(list);
             return NULL;
@@ -150,107 +143,39 @@ static struct curl_slist *header_list(const char *const *headers, size_t nheader
     return list;
 }
 
-/* Sets every option of one POST on a fresh or reset easy handle. body must outlive the transfer. */
-static void setup_easy(CURL *cu, const char *ca_bundle, const char *url, struct curl_slist *list,
-                       const char *body, size_t len, long connect_timeout_ms,
-                       long total_timeout_ms, struct collect *c, char *errbuf)
+static void setup(struct etl_http *h, struct slot *s, const char *url, long connect_timeout_ms,
+                  long total_timeout_ms)
 {
-    errbuf[0] = '\0';
+    CURL *cu = s->easy;
+    curl_easy_reset(cu); /* keeps the connection cache: reuse survives */
+    s->errbuf[0] = '\0';
     curl_easy_setopt(cu, CURLOPT_URL, url);
     curl_easy_setopt(cu, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(cu, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(cu, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (ca_bundle)
-        curl_easy_setopt(cu, CURLOPT_CAINFO, ca_bundle);
+    if (h->ca_bundle)
+        curl_easy_setopt(cu, CURLOPT_CAINFO, h->ca_bundle);
+    if (h->connect_list)
+        curl_easy_setopt(cu, CURLOPT_CONNECT_TO, h->connect_list);
     curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms);
     curl_easy_setopt(cu, CURLOPT_TIMEOUT_MS, total_timeout_ms);
     curl_easy_setopt(cu, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(cu, CURLOPT_USERAGENT, "etlua/" ETLUA_VERSION);
+    curl_easy_setopt(cu, CURLOPT_AWS_SIGV4, h->sigv4);
+    curl_easy_setopt(cu, CURLOPT_USERNAME, h->access_key ? h->access_key : "");
+    curl_easy_setopt(cu, CURLOPT_PASSWORD, h->secret_key ? h->secret_key : "");
     curl_easy_setopt(cu, CURLOPT_POST, 1L);
-    curl_easy_setopt(cu, CURLOPT_POSTFIELDS, body ? body : "");
-    curl_easy_setopt(cu, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(cu, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(cu, CURLOPT_POSTFIELDS, s->body.p ? s->body.p : "");
+    curl_easy_setopt(cu, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->body.len);
+    curl_easy_setopt(cu, CURLOPT_HTTPHEADER, s->hdrs);
     curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(cu, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(cu, CURLOPT_WRITEDATA, s);
     curl_easy_setopt(cu, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(cu, CURLOPT_HEADERDATA, c);
-    curl_easy_setopt(cu, CURLOPT_ERRORBUFFER, errbuf);
-    if (c->stop) {
-        curl_easy_setopt(cu, CURLOPT_NOPROGRESS, 0L);
-        curl_easy_setopt(cu, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(cu, CURLOPT_XFERINFODATA, c);
-    }
+    curl_easy_setopt(cu, CURLOPT_HEADERDATA, s);
+    curl_easy_setopt(cu, CURLOPT_ERRORBUFFER, s->errbuf);
+    curl_easy_setopt(cu, CURLOPT_PRIVATE, (void *)s);
 }
-
-/* Turns the end of a transfer into a status; on ETL_HTTP_OK resp has its status code and a
- * non-NULL body, otherwise resp is freed and err says why. */
-static enum etl_http_status conclude(CURL *cu, CURLcode rc, struct collect *c,
-                                     const char *errbuf, char *err, size_t errlen)
-{
-    struct etl_http_response *resp = c->resp;
-    enum etl_http_status st = ETL_HTTP_OK;
-    if (c->too_large)
-        st = fail(ETL_HTTP_TOO_LARGE, err, errlen, "answer larger than 16 MiB", NULL);
-    else if (c->nomem)
-        st = fail(ETL_HTTP_NOMEM, err, errlen, "out of memory", NULL);
-    else if (rc == CURLE_ABORTED_BY_CALLBACK)
-        st = fail(ETL_HTTP_STOPPED, err, errlen, "stopped", NULL);
-    else if (rc == CURLE_OPERATION_TIMEDOUT)
-        st = fail(ETL_HTTP_TIMEOUT, err, errlen, "timed out", errbuf);
-    else if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE)
-        st = fail(ETL_HTTP_TLS, err, errlen, curl_easy_strerror(rc), errbuf);
-    else if (rc != CURLE_OK)
-        st = fail(ETL_HTTP_NETWORK, err, errlen, curl_easy_strerror(rc), errbuf);
-    if (st != ETL_HTTP_OK) {
-        etl_http_response_free(resp);
-        return st;
-    }
-    curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &resp->status);
-    if (!resp->body) { /* empty answer: still a valid NUL-terminated buffer */
-        resp->body = calloc(1, 1);
-        if (!resp->body)
-            return fail(ETL_HTTP_NOMEM, err, errlen, "out of memory", NULL);
-    }
-    return ETL_HTTP_OK;
-}
-
-enum etl_http_status etl_http_post(struct etl_http *h, const char *url, const char *const *headers,
-                                   size_t nheaders, const char *body, size_t len,
-                                   long connect_timeout_ms, long total_timeout_ms,
-                                   etl_http_stop_fn stop, struct etl_http_response *resp,
-                                   char *err, size_t errlen)
-{
-    memset(resp, 0, sizeof *resp);
-    struct collect c = {.resp = resp, .stop = stop};
-    struct curl_slist *list = header_list(headers, nheaders);
-    if (!list)
-        return fail(ETL_HTTP_NOMEM, err, errlen, "out of memory", NULL);
-    CURL *cu = h->curl;
-    curl_easy_reset(cu); /* keeps the connection cache: reuse survives */
-    setup_easy(cu, h->ca_bundle, url, list, body, len, connect_timeout_ms, total_timeout_ms, &c,
-               h->errbuf);
-    CURLcode rc = curl_easy_perform(cu);
-    curl_easy_setopt(cu, CURLOPT_HTTPHEADER, NULL);
-    curl_slist_free_all(list);
-    return conclude(cu, rc, &c, h->errbuf, err, errlen);
-}
-
-/* ---- concurrent requests ------------------------------------------------------------------- */
-
-/* One slot of the pool: an easy handle kept across requests, and the buffers of the request
- * it carries now. */
-struct slot {
-    CURL *easy;                /* NULL until first used */
-    struct curl_slist *hdrs;   /* of the request in flight */
-    char *body;                /* copy of the request body, reused (grows only) */
-    size_t body_cap;
-    struct etl_http_response resp;
-    struct collect col;
-    char errbuf[CURL_ERROR_SIZE];
-    unsigned long long id;
-    int busy, interruptible;
-    long long started_ms; /* when it was queued (monotonic), for the stop grace */
-};
 
 static long long now_ms(void)
 {
@@ -259,177 +184,137 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-struct etl_http_multi {
-    CURLM *multi;
-    char *ca_bundle;
-    struct slot *slots;        /* fixed array: collect.resp points into it */
-    size_t nslots, inflight;
-    unsigned long long last_id;
-    struct etl_http_done *done; /* FIFO of finished requests: done[head..n) */
-    size_t done_head, done_n, done_cap;
-};
-
-struct etl_http_multi *etl_http_multi_open(const char *ca_bundle, size_t max_inflight)
-{
-    if (max_inflight == 0 || max_inflight > ETL_HTTP_MULTI_MAX)
-        return NULL;
-    struct etl_http_multi *m = calloc(1, sizeof *m);
-    if (!m)
-        return NULL;
-    m->slots = calloc(max_inflight, sizeof *m->slots);
-    m->nslots = max_inflight;
-    m->multi = curl_multi_init();
-    if (!m->slots || !m->multi || (ca_bundle && !(m->ca_bundle = strdup(ca_bundle)))) {
-        etl_http_multi_close(m);
-        return NULL;
-    }
-    /* keep one idle connection per slot, so every concurrent request finds one next time */
-    curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, (long)max_inflight);
-    return m;
-}
-
-size_t etl_http_multi_inflight(const struct etl_http_multi *m)
-{
-    return m->inflight;
-}
-
 /* Makes room for need finished requests in the done queue (compacting it first). Every add
  * reserves a place for its own answer, so finish never has to allocate. */
-static int reserve_done(struct etl_http_multi *m, size_t need)
+static int reserve_done(struct etl_http *h, size_t need)
 {
-    if (m->done_head > 0) {
-        memmove(m->done, m->done + m->done_head, (m->done_n - m->done_head) * sizeof *m->done);
-        m->done_n -= m->done_head;
-        m->done_head = 0;
+    if (h->done_head > 0) {
+        memmove(h->done, h->done + h->done_head, (h->done_n - h->done_head) * sizeof *h->done);
+        h->done_n -= h->done_head;
+        h->done_head = 0;
     }
-    if (need <= m->done_cap)
+    if (need <= h->done_cap)
         return 0;
-    size_t cap = m->done_cap ? m->done_cap : 16;
+    size_t cap = h->done_cap ? h->done_cap : 16;
     while (cap < need)
         cap *= 2;
-    struct etl_http_done *p = realloc(m->done, cap * sizeof *p);
+    struct etl_http_done *p = realloc(h->done, cap * sizeof *p);
     if (!p)
         return -1;
-    m->done = p;
-    m->done_cap = cap;
+    h->done = p;
+    h->done_cap = cap;
     return 0;
 }
 
-/* Takes a slot out of the multi handle and records its outcome. */
-static void finish(struct etl_http_multi *m, struct slot *s, enum etl_http_status st,
-                   const char *why)
+enum etl_http_status etl_http_add(struct etl_http *h, const char *url, const char *const *headers,
+                                  size_t nheaders, const char *body, size_t len,
+                                  long connect_timeout_ms, long total_timeout_ms, int flags,
+                                  int tag, unsigned long long *id, char *err, size_t errlen)
 {
-    curl_multi_remove_handle(m->multi, s->easy);
-    curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, NULL);
-    curl_slist_free_all(s->hdrs);
-    s->hdrs = NULL;
+    struct slot *s = NULL;
+    size_t usable = flags & ETL_HTTP_RESERVED ? h->nslots : h->nslots - 1;
+    for (size_t i = 0; i < usable && !s; i++)
+        if (!h->slots[i].busy)
+            s = &h->slots[i];
+    if (!s)
+        return fail(ETL_HTTP_BUSY, err, errlen, "every request slot is taken", NULL);
+    if (reserve_done(h, (h->done_n - h->done_head) + h->inflight + 1) != 0 ||
+        (!s->easy && !(s->easy = curl_easy_init())))
+        return fail(ETL_HTTP_NOMEM, err, errlen, "out of memory", NULL);
+    etl_buf_reset(&s->body);
+    if (etl_buf_add(&s->body, body, len) != 0 || !(s->hdrs = header_list(h, headers, nheaders)))
+        return fail(ETL_HTTP_NOMEM, err, errlen, "out of memory", NULL);
+    etl_buf_free(&s->answer);
+    s->answer.limit = ETL_HTTP_MAX_BODY;
+    s->query_error[0] = '\0';
+    s->flags = flags;
+    setup(h, s, url, connect_timeout_ms, total_timeout_ms);
+    if (curl_multi_add_handle(h->multi, s->easy) != CURLM_OK) {
+        curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, NULL);
+        curl_slist_free_all(s->hdrs);
+        s->hdrs = NULL;
+        return fail(ETL_HTTP_NOMEM, err, errlen, "cannot queue the request", NULL);
+    }
+    s->busy = 1;
+    s->tag = tag;
+    s->started_ms = now_ms();
+    s->id = ++h->last_id;
+    h->inflight++;
+    *id = s->id;
+    return ETL_HTTP_OK;
+}
+
+/* Takes a slot out of the multi handle and queues its outcome: rc is curl's result, or
+ * CURLE_ABORTED_BY_CALLBACK for a request cancelled because the process stops. */
+static void finish(struct etl_http *h, struct slot *s, CURLcode rc)
+{
     struct etl_http_done d;
     memset(&d, 0, sizeof d);
     d.id = s->id;
-    d.status = st;
-    if (st == ETL_HTTP_OK)
-        d.resp = s->resp; /* the body moves to the caller */
-    else
-        etl_http_response_free(&s->resp);
-    snprintf(d.err, sizeof d.err, "%s", st == ETL_HTTP_OK ? "" : why);
-    memset(&s->resp, 0, sizeof s->resp);
+    d.tag = s->tag;
+    char *err = d.err;
+    size_t errlen = sizeof d.err;
+    if (s->answer.over_limit)
+        d.status = fail(ETL_HTTP_TOO_LARGE, err, errlen, "answer larger than 16 MiB", NULL);
+    else if (s->answer.oom)
+        d.status = fail(ETL_HTTP_NOMEM, err, errlen, "out of memory", NULL);
+    else if (rc == CURLE_ABORTED_BY_CALLBACK)
+        d.status = fail(ETL_HTTP_STOPPED, err, errlen, "stopped", NULL);
+    else if (rc == CURLE_OPERATION_TIMEDOUT)
+        d.status = fail(ETL_HTTP_TIMEOUT, err, errlen, "timed out", s->errbuf);
+    else if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE)
+        d.status = fail(ETL_HTTP_TLS, err, errlen, curl_easy_strerror(rc), s->errbuf);
+    else if (rc != CURLE_OK)
+        d.status = fail(ETL_HTTP_NETWORK, err, errlen, curl_easy_strerror(rc), s->errbuf);
+    if (d.status == ETL_HTTP_OK) {
+        curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &d.http_status);
+        snprintf(d.query_error, sizeof d.query_error, "%s", s->query_error);
+        d.body = etl_buf_take(&s->answer, &d.len); /* "" for an empty answer */
+        if (!d.body)
+            d.status = fail(ETL_HTTP_NOMEM, err, errlen, "out of memory", NULL);
+    }
+    etl_buf_free(&s->answer);
+    curl_multi_remove_handle(h->multi, s->easy);
+    curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(s->hdrs);
+    s->hdrs = NULL;
     s->busy = 0;
-    m->inflight--;
-    if (m->done_n == m->done_cap) /* room was reserved by add: only compaction is needed */
-        reserve_done(m, m->done_n - m->done_head + 1);
-    m->done[m->done_n++] = d;
+    h->inflight--;
+    if (h->done_n == h->done_cap) /* room was reserved by add: only compaction is needed */
+        reserve_done(h, h->done_n - h->done_head + 1);
+    h->done[h->done_n++] = d;
 }
 
-int etl_http_multi_add(struct etl_http_multi *m, const char *url, const char *const *headers,
-                       size_t nheaders, const char *body, size_t len, long connect_timeout_ms,
-                       long total_timeout_ms, int interruptible, unsigned long long *id,
-                       char *err, size_t errlen)
-{
-    struct slot *s = NULL;
-    for (size_t i = 0; i < m->nslots && !s; i++)
-        if (!m->slots[i].busy)
-            s = &m->slots[i];
-    if (!s)
-        return fail(ETL_HTTP_NOMEM, err, errlen, "too many requests in flight", NULL), -1;
-    if (reserve_done(m, (m->done_n - m->done_head) + m->inflight + 1) != 0)
-        return fail(ETL_HTTP_NOMEM, err, errlen, "out of memory", NULL), -1;
-    if (!s->easy && !(s->easy = curl_easy_init()))
-        return fail(ETL_HTTP_NOMEM, err, errlen, "cannot create a curl handle", NULL), -1;
-    if (len + 1 > s->body_cap) {
-        char *p = realloc(s->body, len + 1);
-        if (!p)
-            return fail(ETL_HTTP_NOMEM, err, errlen, "out of memory", NULL), -1;
-        s->body = p;
-        s->body_cap = len + 1;
-    }
-    if (len)
-        memcpy(s->body, body, len);
-    s->body[len] = '\0';
-    struct curl_slist *list = header_list(headers, nheaders);
-    if (!list)
-        return fail(ETL_HTTP_NOMEM, err, errlen, "out of memory", NULL), -1;
-    memset(&s->resp, 0, sizeof s->resp);
-    memset(&s->col, 0, sizeof s->col);
-    s->col.resp = &s->resp;
-    curl_easy_reset(s->easy);
-    setup_easy(s->easy, m->ca_bundle, url, list, s->body, len, connect_timeout_ms,
-               total_timeout_ms, &s->col, s->errbuf);
-    curl_easy_setopt(s->easy, CURLOPT_PRIVATE, (void *)s);
-    if (curl_multi_add_handle(m->multi, s->easy) != CURLM_OK) {
-        curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, NULL);
-        curl_slist_free_all(list);
-        return fail(ETL_HTTP_NOMEM, err, errlen, "cannot queue the request", NULL), -1;
-    }
-    s->hdrs = list;
-    s->busy = 1;
-    s->interruptible = interruptible;
-    s->started_ms = now_ms();
-    s->id = ++m->last_id;
-    m->inflight++;
-    *id = s->id;
-    return 0;
-}
-
-/* Moves every transfer curl reports as finished into the done queue. */
-static void reap(struct etl_http_multi *m)
-{
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(m->multi, &left)) != NULL) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        CURL *cu = msg->easy_handle;
-        CURLcode rc = msg->data.result;
-        struct slot *s = NULL;
-        curl_easy_getinfo(cu, CURLINFO_PRIVATE, (char **)&s);
-        if (!s || !s->busy)
-            continue;
-        char why[256];
-        enum etl_http_status st = conclude(cu, rc, &s->col, s->errbuf, why, sizeof why);
-        finish(m, s, st, why);
-    }
-}
-
-size_t etl_http_multi_run(struct etl_http_multi *m, long timeout_ms, etl_http_stop_fn stop)
+size_t etl_http_run(struct etl_http *h, long timeout_ms, etl_http_stop_fn stop)
 {
     long long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+    size_t before = h->done_n - h->done_head;
     for (;;) {
         int running = 0;
-        curl_multi_perform(m->multi, &running);
-        reap(m);
-        if (stop && m->inflight > 0 && stop()) {
+        CURLMsg *msg;
+        curl_multi_perform(h->multi, &running);
+        while ((msg = curl_multi_info_read(h->multi, &running)) != NULL) {
+            struct slot *s = NULL;
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+            if (s && s->busy)
+                finish(h, s, msg->data.result);
+        }
+        if (stop && h->inflight > 0 && stop()) {
             /* Only long polls older than the grace are cut: a younger one is most likely being
              * answered (a receive on a non-empty queue takes milliseconds), and cutting it would
              * leave its messages invisible, with no receipt to release them, for the whole
              * visibility timeout. A long poll on an empty queue is cut once it reaches it. */
             long long now = now_ms();
-            for (size_t i = 0; i < m->nslots; i++) {
-                struct slot *s = &m->slots[i];
-                if (s->busy && s->interruptible && now - s->started_ms >= ETL_HTTP_STOP_GRACE_MS)
-                    finish(m, s, ETL_HTTP_STOPPED, "stopped");
+            for (size_t i = 0; i < h->nslots; i++) {
+                struct slot *s = &h->slots[i];
+                if (s->busy && (s->flags & ETL_HTTP_INTERRUPTIBLE) &&
+                    now - s->started_ms >= ETL_HTTP_STOP_GRACE_MS)
+                    finish(h, s, CURLE_ABORTED_BY_CALLBACK);
             }
         }
-        if (m->done_n > m->done_head || m->inflight == 0 || timeout_ms == 0)
+        if (h->done_n - h->done_head > before || h->inflight == 0 || timeout_ms == 0)
             break;
         long slice = 100;
         if (timeout_ms > 0) {
@@ -439,39 +324,63 @@ size_t etl_http_multi_run(struct etl_http_multi *m, long timeout_ms, etl_http_st
             if (left < slice)
                 slice = (long)left;
         }
-        curl_multi_poll(m->multi, NULL, 0, (int)slice, NULL);
+        curl_multi_poll(h->multi, NULL, 0, (int)slice, NULL);
     }
-    return m->done_n - m->done_head;
+    return h->done_n - h->done_head;
 }
 
-int etl_http_multi_next(struct etl_http_multi *m, struct etl_http_done *out)
+int etl_http_next(struct etl_http *h, struct etl_http_done *out)
 {
-    if (m->done_head == m->done_n)
+    if (h->done_head == h->done_n)
         return 0;
-    *out = m->done[m->done_head++];
+    *out = h->done[h->done_head++];
     return 1;
 }
 
-void etl_http_multi_close(struct etl_http_multi *m)
+int etl_http_take(struct etl_http *h, unsigned long long id, struct etl_http_done *out)
 {
-    if (!m)
+    for (size_t i = h->done_head; i < h->done_n; i++) {
+        if (h->done[i].id != id)
+            continue;
+        *out = h->done[i];
+        memmove(h->done + i, h->done + i + 1, (h->done_n - i - 1) * sizeof *h->done);
+        h->done_n--;
+        return 1;
+    }
+    return 0;
+}
+
+size_t etl_http_pending(const struct etl_http *h)
+{
+    return h->inflight + (h->done_n - h->done_head);
+}
+
+void etl_http_close(struct etl_http *h)
+{
+    if (!h)
         return;
-    for (size_t i = 0; m->slots && i < m->nslots; i++) {
-        struct slot *s = &m->slots[i];
-        if (s->busy && m->multi)
-            curl_multi_remove_handle(m->multi, s->easy);
+    for (size_t i = 0; h->slots && i < h->nslots; i++) {
+        struct slot *s = &h->slots[i];
+        if (s->busy && h->multi)
+            curl_multi_remove_handle(h->multi, s->easy);
         if (s->easy)
             curl_easy_cleanup(s->easy);
         curl_slist_free_all(s->hdrs);
-        etl_http_response_free(&s->resp);
-        free(s->body);
+        etl_buf_free(&s->body);
+        etl_buf_free(&s->answer);
     }
-    for (size_t i = m->done_head; i < m->done_n; i++)
-        etl_http_response_free(&m->done[i].resp);
-    if (m->multi)
-        curl_multi_cleanup(m->multi);
-    free(m->done);
-    free(m->slots);
-    free(m->ca_bundle);
-    free(m);
+    for (size_t i = h->done_head; i < h->done_n; i++)
+        free(h->done[i].body);
+    if (h->multi)
+        curl_multi_cleanup(h->multi);
+    curl_slist_free_all(h->connect_list);
+    free(h->done);
+    free(h->slots);
+    free(h->ca_bundle);
+    free(h->sigv4);
+    free(h->access_key);
+    free(h->connect_to);
+    free_secret(h->secret_key);
+    free_secret(h->token_header);
+    free(h);
 }

@@ -1,16 +1,16 @@
-/* sqs.c: the Lua binding of etlua.sqs. A client is a userdata ("etlua.sqs.client") holding the
- * settings, the credentials and one HTTP transport (struct client, sqs_internal.h); its user
- * values are the cjson codec and the bookkeeping of the concurrent calls. This file owns the
- * constructor sqs.client, closing (close, __gc, __close), the blocking methods (protocol,
- * detect, get_queue_url, receive, delete_batch, change_visibility_batch, attributes), the method
- * table and luaopen_etlua_sqs. Elsewhere: one request and its answer, the error vocabulary and
- * protocol detection in sqs_call.c; the request bodies and results shared with the concurrent
- * methods in sqs_request.c; the concurrent methods in sqs_async.c. Expected failures return nil,
- * message, code; misuse raises. Messages never carry secrets, signatures or message bodies. */
+/* sqs.c: the Lua binding of etlua.sqs (API: include/etlua/sqs.h). A client is a userdata
+ * ("etlua.sqs.client") holding the settings, the transport (http.h) and, once known, the codec
+ * of the protocol the endpoint speaks (sqs_codec.h); its user value is the list of answers
+ * known without asking the service (empty batches), handed out by the next poll. This file owns
+ * the constructor, protocol detection, turning requests into codec calls and results into Lua
+ * values, the failure values (service messages cleaned of secrets) and closing. */
+#include "etlua/buf.h"
+#include "etlua/host.h"
 #include "etlua/http.h"
 #include "etlua/sqs.h"
-#include "etlua/sqs_internal.h"
+#include "etlua/sqs_codec.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +21,208 @@
 #include <openssl/crypto.h>
 
 #define CLIENT_MT "etlua.sqs.client"
-
 #define DEFAULT_INFLIGHT 32
+#define UV_LOCAL 1 /* user value: finished answers known without a request */
 
-/* ---- the client ------------------------------------------------------------------------- */
+struct client {
+    struct etl_http *http; /* NULL once closed */
+    const struct etl_sqs_codec *codec; /* NULL until detected */
+    char *url, *queue_url, *secret_key, *session_token;
+    long timeout_ms;
+    lua_Integer last_local_token; /* -1, -2, ... */
+};
+
+/* ---- failures ------------------------------------------------------------------------------ */
+
+static int push_failure(lua_State *L, enum etl_sqs_code code, const char *msg)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    lua_pushstring(L, etl_sqs_code_name(code));
+    return 3;
+}
+
+/* Copies a service message for an error: first line only, at most 200 bytes, and with the
+ * secret key and session token cut out should the service echo them (SignatureDoesNotMatch
+ * answers quote the canonical request, which holds the token). */
+static void clean_message(const struct client *c, const char *in, char *out, size_t outlen)
+{
+    size_t n = in ? strcspn(in, "\r\n") : 0;
+    snprintf(out, outlen, "%.*s", (int)(n > 200 ? 200 : n), in ? in : "");
+    const char *secrets[2] = {c->secret_key, c->session_token};
+    for (int i = 0; i < 2; i++) {
+        if (!secrets[i] || strlen(secrets[i]) < 4)
+            continue;
+        char *p;
+        size_t sl = strlen(secrets[i]);
+        while ((p = strstr(out, secrets[i])) != NULL)
+            memmove(p, p + sl, strlen(p + sl) + 1);
+    }
+    for (char *p = out; *p; p++)
+        if (iscntrl((unsigned char)*p))
+            *p = ' ';
+}
+
+/* Pushes nil, msg, code for a failed answer: "SQS Action: Code: message (HTTP n)" when the
+ * service said why, else "SQS Action: what was wrong (HTTP n)". */
+static int push_answer_failure(lua_State *L, const struct client *c, enum etl_sqs_action action,
+                               long status, enum etl_sqs_code code, const struct etl_sqs_result *r)
+{
+    char msg[600], clean[256], code_txt[128];
+    if (r->service_error) {
+        clean_message(c, r->error_message, clean, sizeof clean);
+        clean_message(c, r->error_code, code_txt, sizeof code_txt);
+        snprintf(msg, sizeof msg, "SQS %s: %s%s%s (HTTP %ld)", etl_sqs_action_name(action),
+                 *code_txt ? code_txt : "error", *clean ? ": " : "", clean, status);
+    } else {
+        snprintf(msg, sizeof msg, "SQS %s: %s (HTTP %ld)", etl_sqs_action_name(action), r->why,
+                 status);
+    }
+    return push_failure(L, code, msg);
+}
+
+static enum etl_sqs_code code_of_http(enum etl_http_status st)
+{
+    return st == ETL_HTTP_TIMEOUT     ? ETL_SQS_TIMEOUT
+           : st == ETL_HTTP_TOO_LARGE ? ETL_SQS_PROTOCOL
+           : st == ETL_HTTP_NOMEM     ? ETL_SQS_CLIENT
+           : st == ETL_HTTP_STOPPED   ? ETL_SQS_STOPPED
+           : st == ETL_HTTP_TLS       ? ETL_SQS_AUTH /* certificate not verified: not retried */
+           : st == ETL_HTTP_BUSY      ? ETL_SQS_BUSY
+                                      : ETL_SQS_NETWORK;
+}
+
+/* ---- one request ---------------------------------------------------------------------------- */
+
+/* Builds req with codec and queues it. Returns 0 with *id, or 3 with nil, msg, code pushed. */
+static int start(lua_State *L, struct client *c, const struct etl_sqs_codec *codec,
+                 const struct etl_sqs_request *req, int flags, unsigned long long *id)
+{
+    const char *action = etl_sqs_action_name(req->action);
+    char target[64], err[256], msg[400];
+    struct etl_buf body = {0};
+    if (codec->build(req, &body) != 0) {
+        etl_buf_free(&body);
+        snprintf(msg, sizeof msg, "SQS %s: out of memory", action);
+        return push_failure(L, ETL_SQS_CLIENT, msg);
+    }
+    snprintf(target, sizeof target, "X-Amz-Target: AmazonSQS.%s", action);
+    const char *headers[2] = {codec->content_type, target};
+    long extra_ms = req->action == ETL_SQS_RECEIVE ? req->wait_s * 1000L : 0;
+    enum etl_http_status st = etl_http_add(
+        c->http, c->url, headers, codec->send_target ? 2 : 1, body.p, body.len,
+        c->timeout_ms < 10000 ? c->timeout_ms : 10000, c->timeout_ms + extra_ms, flags,
+        (int)req->action, id, err, sizeof err);
+    etl_buf_free(&body);
+    if (st == ETL_HTTP_OK)
+        return 0;
+    snprintf(msg, sizeof msg, "SQS %s: %s", action, err);
+    return push_failure(L, code_of_http(st), msg);
+}
+
+/* Reads a finished request into *r (free it). Returns 0, or 3 with nil, msg, code pushed;
+ * *mismatch (may be NULL) tells whether the endpoint does not speak the codec's protocol. */
+static int answer(lua_State *L, const struct client *c, const struct etl_sqs_codec *codec,
+                  struct etl_http_done *d, struct etl_sqs_result *r, int *mismatch)
+{
+    enum etl_sqs_action action = (enum etl_sqs_action)d->tag;
+    memset(r, 0, sizeof *r);
+    if (d->status != ETL_HTTP_OK) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "SQS %s: %s", etl_sqs_action_name(action), d->err);
+        return push_failure(L, code_of_http(d->status), msg);
+    }
+    struct etl_sqs_answer ans = {d->http_status, d->body, d->len, d->query_error};
+    enum etl_sqs_code code = codec->parse(L, action, &ans, r);
+    free(d->body);
+    d->body = NULL;
+    if (mismatch)
+        *mismatch = r->mismatch;
+    if (code == ETL_SQS_OK)
+        return 0;
+    push_answer_failure(L, c, action, d->http_status, code, r);
+    etl_sqs_result_free(r);
+    return 3;
+}
+
+/* A blocking call on the reserved slot; other requests' answers stay for poll. Returns 0 with
+ * *r filled (free it), or 3 with nil, msg, code pushed. */
+static int call(lua_State *L, struct client *c, const struct etl_sqs_codec *codec,
+                const struct etl_sqs_request *req, struct etl_sqs_result *r, int *mismatch)
+{
+    unsigned long long id;
+    if (mismatch)
+        *mismatch = 0;
+    if (start(L, c, codec, req, ETL_HTTP_RESERVED, &id) != 0)
+        return 3;
+    struct etl_http_done d;
+    while (!etl_http_take(c->http, id, &d))
+        etl_http_run(c->http, 100, NULL);
+    return answer(L, c, codec, &d, r, mismatch);
+}
+
+/* ---- Lua values of results ----------------------------------------------------------------- */
+
+static void set_string(lua_State *L, const char *key, const char *v)
+{
+    if (v) {
+        lua_pushstring(L, v);
+        lua_setfield(L, -2, key);
+    }
+}
+
+static void set_count(lua_State *L, const char *key, long long v)
+{
+    if (v >= 0) {
+        lua_pushinteger(L, (lua_Integer)v);
+        lua_setfield(L, -2, key);
+    }
+}
+
+static void push_pairs(lua_State *L, const struct etl_sqs_pair *p, size_t n)
+{
+    lua_createtable(L, 0, (int)n);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushstring(L, p[i].value);
+        lua_setfield(L, -2, p[i].name);
+    }
+}
+
+static void push_messages(lua_State *L, const struct etl_sqs_result *r)
+{
+    lua_createtable(L, (int)r->nmessages, 0);
+    lua_Integer n = 0;
+    for (size_t i = 0; i < r->nmessages; i++) {
+        const struct etl_sqs_message *m = &r->messages[i];
+        if (!m->id || !m->receipt)
+            continue;
+        lua_createtable(L, 0, 8);
+        set_string(L, "id", m->id);
+        set_string(L, "receipt", m->receipt);
+        set_string(L, "body", m->body ? m->body : "");
+        set_count(L, "sent_ms", m->sent_ms);
+        set_count(L, "receive_count", m->receive_count);
+        set_string(L, "group_id", m->group_id);
+        set_string(L, "sequence_number", m->sequence_number);
+        push_pairs(L, m->attributes, m->nattributes);
+        lua_setfield(L, -2, "attributes");
+        lua_rawseti(L, -2, ++n);
+    }
+}
+
+static void push_failures(lua_State *L, const struct etl_sqs_result *r)
+{
+    lua_createtable(L, (int)r->nfailures, 0);
+    for (size_t i = 0; i < r->nfailures; i++) {
+        lua_createtable(L, 0, 3);
+        set_string(L, "id", r->failures[i].id);
+        set_string(L, "code", r->failures[i].code);
+        set_string(L, "message", r->failures[i].message);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+}
+
+/* ---- the client ----------------------------------------------------------------------------- */
 
 static void free_secret(char **s)
 {
@@ -40,21 +238,16 @@ static int client_close(lua_State *L)
     struct client *c = luaL_checkudata(L, 1, CLIENT_MT);
     etl_http_close(c->http);
     c->http = NULL;
-    etl_http_multi_close(c->multi); /* receipts of receives in flight come back after the
-                                       visibility timeout */
-    c->multi = NULL;
-    free(c->endpoint);
+    free(c->url);
     free(c->queue_url);
-    free(c->region);
-    free(c->access_key);
-    c->endpoint = c->queue_url = c->region = c->access_key = NULL;
+    c->url = c->queue_url = NULL;
     free_secret(&c->secret_key);
     free_secret(&c->session_token);
     lua_pushboolean(L, 1);
     return 1;
 }
 
-struct client *etl_sqs_check_client(lua_State *L)
+static struct client *check_client(lua_State *L)
 {
     struct client *c = luaL_checkudata(L, 1, CLIENT_MT);
     if (!c->http)
@@ -62,209 +255,233 @@ struct client *etl_sqs_check_client(lua_State *L)
     return c;
 }
 
-static const char *proto_name(enum proto p)
-{
-    return p == PROTO_JSON ? "json" : p == PROTO_QUERY ? "query" : "auto";
-}
-
-const char *etl_sqs_need_queue(lua_State *L, struct client *c)
+static const char *need_queue(lua_State *L, struct client *c)
 {
     if (!c->queue_url)
         luaL_error(L, "etlua.sqs: no queue_url (give one to sqs.client or call get_queue_url)");
     return c->queue_url;
 }
 
-/* ---- methods ------------------------------------------------------------------------------- */
+/* Asks the endpoint a JSON question and decides from the answer. Returns 0 once c->codec is
+ * set, or 3 with nil, msg, code pushed (network, timeout, 5xx: nothing decided). */
+static int detect(lua_State *L, struct client *c)
+{
+    static const char *const arn[] = {"QueueArn"};
+    struct etl_sqs_request req = {.action = ETL_SQS_LIST_QUEUES};
+    if (c->queue_url)
+        req = (struct etl_sqs_request){.action = ETL_SQS_GET_QUEUE_ATTRIBUTES,
+                                       .queue_url = c->queue_url, .names = arn, .nnames = 1};
+    struct etl_sqs_result r;
+    int mismatch, top = lua_gettop(L);
+    if (call(L, c, &etl_sqs_json_codec, &req, &r, &mismatch) == 0) {
+        etl_sqs_result_free(&r);
+        c->codec = &etl_sqs_json_codec;
+        return 0;
+    }
+    const char *code = lua_tostring(L, -1);
+    if (mismatch)
+        c->codec = &etl_sqs_query_codec;
+    else if (strcmp(code, "network") == 0 || strcmp(code, "timeout") == 0 ||
+             strcmp(code, "server") == 0 || strcmp(code, "busy") == 0)
+        return 3;
+    else
+        c->codec = &etl_sqs_json_codec; /* a JSON error answer: the endpoint speaks JSON */
+    lua_settop(L, top);
+    return 0;
+}
+
+static int ensure_codec(lua_State *L, struct client *c)
+{
+    return c->codec ? 0 : detect(L, c);
+}
 
 static int m_protocol(lua_State *L)
 {
-    struct client *c = etl_sqs_check_client(L);
-    lua_pushstring(L, proto_name(c->protocol));
+    struct client *c = check_client(L);
+    lua_pushstring(L, c->codec ? c->codec->name : "auto");
     return 1;
 }
 
 static int m_detect(lua_State *L)
 {
-    struct client *c = etl_sqs_check_client(L);
-    if (!c->forced && etl_sqs_detect(L, c) != 0)
+    struct client *c = check_client(L);
+    if (ensure_codec(L, c) != 0)
         return 3;
-    lua_pushstring(L, proto_name(c->protocol));
+    lua_pushstring(L, c->codec->name);
     return 1;
 }
 
 static int m_get_queue_url(lua_State *L)
 {
-    struct client *c = etl_sqs_check_client(L);
-    const char *name = luaL_checkstring(L, 2);
-    if (etl_sqs_ensure_protocol(L, c) != 0)
+    struct client *c = check_client(L);
+    struct etl_sqs_request req = {.action = ETL_SQS_GET_QUEUE_URL,
+                                  .queue_name = luaL_checkstring(L, 2)};
+    struct etl_sqs_result r;
+    if (ensure_codec(L, c) != 0 || call(L, c, c->codec, &req, &r, NULL) != 0)
         return 3;
-    if (c->protocol == PROTO_JSON) {
-        int mismatch;
-        lua_createtable(L, 0, 1);
-        lua_pushstring(L, name);
-        lua_setfield(L, -2, "QueueName");
-        if (etl_sqs_call_json(L, c, "GetQueueUrl", 0, &mismatch) != 0)
-            return 3;
-        if (lua_getfield(L, -1, "QueueUrl") != LUA_TSTRING)
-            return etl_sqs_push_failure(L, ETL_SQS_PROTOCOL,
-                                        "SQS GetQueueUrl: no QueueUrl in the answer");
-    } else {
-        struct etl_sqs_form f;
-        struct etl_sqs_result r;
-        etl_sqs_query_begin(&f, "GetQueueUrl");
-        etl_sqs_query_add(&f, "QueueName", name, strlen(name));
-        if (etl_sqs_call_query(L, c, "GetQueueUrl", &f, 0, &r) != 0)
-            return 3;
-        if (!r.queue_url) {
-            etl_sqs_result_free(&r);
-            return etl_sqs_push_failure(L, ETL_SQS_PROTOCOL,
-                                        "SQS GetQueueUrl: no QueueUrl in the answer");
-        }
-        lua_pushstring(L, r.queue_url);
+    if (!r.queue_url) {
         etl_sqs_result_free(&r);
+        return push_failure(L, ETL_SQS_PROTOCOL, "SQS GetQueueUrl: no QueueUrl in the answer");
     }
-    if (!c->queue_url) {
-        c->queue_url = strdup(lua_tostring(L, -1));
-        if (!c->queue_url)
-            return luaL_error(L, "out of memory");
+    if (!c->queue_url && !(c->queue_url = strdup(r.queue_url))) {
+        etl_sqs_result_free(&r);
+        return luaL_error(L, "out of memory");
     }
-    return 1;
-}
-/* ---- blocking calls ------------------------------------------------------------------------ */
-
-static int m_receive(lua_State *L)
-{
-    struct client *c = etl_sqs_check_client(L);
-    struct recv_args a;
-    etl_sqs_check_recv_args(L, 2, &a);
-    const char *queue = etl_sqs_need_queue(L, c);
-    if (etl_sqs_ensure_protocol(L, c) != 0)
-        return 3;
-    long extra_ms = (long)a.wait * 1000;
-    if (c->protocol == PROTO_JSON) {
-        int mismatch;
-        etl_sqs_push_receive_json(L, queue, &a);
-        if (etl_sqs_call_json(L, c, "ReceiveMessage", extra_ms, &mismatch) != 0)
-            return 3;
-        etl_sqs_json_messages(L, -1);
-        return 1;
-    }
-    struct etl_sqs_form f;
-    struct etl_sqs_result r;
-    etl_sqs_receive_form(&f, queue, &a);
-    if (etl_sqs_call_query(L, c, "ReceiveMessage", &f, extra_ms, &r) != 0)
-        return 3;
-    etl_sqs_push_query_messages(L, &r);
+    lua_pushstring(L, r.queue_url);
     etl_sqs_result_free(&r);
     return 1;
-}
-
-/* DeleteMessageBatch (timeout < 0) or ChangeMessageVisibilityBatch. */
-static int batch(lua_State *L, struct client *c, lua_Integer n, lua_Integer timeout)
-{
-    const char *action = etl_sqs_batch_action(timeout);
-    const char *queue = etl_sqs_need_queue(L, c);
-    if (n == 0) {
-        lua_newtable(L);
-        return 1;
-    }
-    if (etl_sqs_ensure_protocol(L, c) != 0)
-        return 3;
-    if (c->protocol == PROTO_JSON) {
-        int mismatch;
-        etl_sqs_push_batch_json(L, queue, n, timeout);
-        if (etl_sqs_call_json(L, c, action, 0, &mismatch) != 0)
-            return 3;
-        etl_sqs_json_failures(L, -1);
-        return 1;
-    }
-    struct etl_sqs_form f;
-    struct etl_sqs_result r;
-    etl_sqs_batch_form(L, &f, queue, n, timeout);
-    if (etl_sqs_call_query(L, c, action, &f, 0, &r) != 0)
-        return 3;
-    etl_sqs_push_query_failures(L, &r);
-    etl_sqs_result_free(&r);
-    return 1;
-}
-
-static int m_delete_batch(lua_State *L)
-{
-    struct client *c = etl_sqs_check_client(L);
-    lua_Integer n = etl_sqs_check_entries(L);
-    return batch(L, c, n, -1);
-}
-
-static int m_change_visibility_batch(lua_State *L)
-{
-    struct client *c = etl_sqs_check_client(L);
-    lua_Integer n = etl_sqs_check_entries(L);
-    lua_Integer timeout = luaL_checkinteger(L, 3);
-    luaL_argcheck(L, timeout >= 0 && timeout <= 43200, 3, "between 0 and 43200");
-    return batch(L, c, n, timeout);
 }
 
 static int m_attributes(lua_State *L)
 {
-    struct client *c = etl_sqs_check_client(L);
+    struct client *c = check_client(L);
     luaL_checktype(L, 2, LUA_TTABLE);
-    lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
-    for (lua_Integer i = 1; i <= n; i++) {
-        if (lua_rawgeti(L, 2, i) != LUA_TSTRING)
+    const char *names[64];
+    size_t n = lua_rawlen(L, 2);
+    luaL_argcheck(L, n <= 64, 2, "at most 64 attribute names");
+    for (size_t i = 0; i < n; i++) {
+        if (lua_rawgeti(L, 2, (lua_Integer)i + 1) != LUA_TSTRING)
             luaL_argerror(L, 2, "attribute names must be strings");
+        names[i] = lua_tostring(L, -1); /* stays reachable from the table */
         lua_pop(L, 1);
     }
-    const char *queue = etl_sqs_need_queue(L, c);
-    if (etl_sqs_ensure_protocol(L, c) != 0)
-        return 3;
-    if (c->protocol == PROTO_JSON) {
-        int mismatch;
-        lua_createtable(L, 0, 2);
-        lua_pushstring(L, queue);
-        lua_setfield(L, -2, "QueueUrl");
-        if (n > 0) {
-            lua_pushvalue(L, 2);
-            lua_setfield(L, -2, "AttributeNames");
-        }
-        if (etl_sqs_call_json(L, c, "GetQueueAttributes", 0, &mismatch) != 0)
-            return 3;
-        lua_newtable(L);
-        if (lua_getfield(L, -2, "Attributes") == LUA_TTABLE) {
-            lua_pushnil(L);
-            while (lua_next(L, -2)) {
-                if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
-                    lua_pushvalue(L, -2);
-                    lua_insert(L, -2);
-                    lua_rawset(L, -5);
-                } else {
-                    lua_pop(L, 1);
-                }
-            }
-        }
-        lua_pop(L, 1);
-        return 1;
-    }
-    char key[48];
-    struct etl_sqs_form f;
+    struct etl_sqs_request req = {.action = ETL_SQS_GET_QUEUE_ATTRIBUTES,
+                                  .queue_url = need_queue(L, c), .names = names, .nnames = n};
     struct etl_sqs_result r;
-    etl_sqs_query_begin(&f, "GetQueueAttributes");
-    etl_sqs_query_add(&f, "QueueUrl", queue, strlen(queue));
-    for (lua_Integer i = 1; i <= n; i++) {
-        size_t len;
-        lua_rawgeti(L, 2, i);
-        const char *s = lua_tolstring(L, -1, &len);
-        snprintf(key, sizeof key, "AttributeName.%lld", (long long)i);
-        etl_sqs_query_add(&f, key, s, len);
-        lua_pop(L, 1);
-    }
-    if (etl_sqs_call_query(L, c, "GetQueueAttributes", &f, 0, &r) != 0)
+    if (ensure_codec(L, c) != 0 || call(L, c, c->codec, &req, &r, NULL) != 0)
         return 3;
-    lua_createtable(L, 0, (int)r.nattributes);
-    for (size_t i = 0; i < r.nattributes; i++) {
-        lua_pushstring(L, r.attributes[i].value);
-        lua_setfield(L, -2, r.attributes[i].name);
-    }
+    push_pairs(L, r.attributes, r.nattributes);
     etl_sqs_result_free(&r);
+    return 1;
+}
+
+/* ---- concurrent requests -------------------------------------------------------------------- */
+
+static const char *kind_name(enum etl_sqs_action a)
+{
+    return a == ETL_SQS_RECEIVE ? "receive" : a == ETL_SQS_DELETE_BATCH ? "delete_batch"
+                                                                       : "change_visibility_batch";
+}
+
+/* Starts req on a free slot: pushes the token, or nil, msg, code. */
+static int start_async(lua_State *L, struct client *c, struct etl_sqs_request *req)
+{
+    unsigned long long id;
+    if (ensure_codec(L, c) != 0)
+        return 3;
+    int flags = req->action == ETL_SQS_RECEIVE ? ETL_HTTP_INTERRUPTIBLE : 0;
+    if (start(L, c, c->codec, req, flags, &id) != 0)
+        return 3;
+    lua_pushinteger(L, (lua_Integer)id);
+    return 1;
+}
+
+static int m_start_receive(lua_State *L)
+{
+    struct client *c = check_client(L);
+    lua_Integer max = luaL_checkinteger(L, 2), wait = luaL_checkinteger(L, 3);
+    lua_Integer vis = luaL_optinteger(L, 4, -1);
+    luaL_argcheck(L, max >= 1 && max <= 10, 2, "between 1 and 10");
+    luaL_argcheck(L, wait >= 0 && wait <= 20, 3, "between 0 and 20");
+    luaL_argcheck(L, lua_isnoneornil(L, 4) || (vis >= 0 && vis <= 43200), 4,
+                  "between 0 and 43200");
+    struct etl_sqs_request req = {.action = ETL_SQS_RECEIVE, .queue_url = need_queue(L, c),
+                                  .max_messages = (int)max, .wait_s = (int)wait,
+                                  .visibility_s = (int)vis};
+    return start_async(L, c, &req);
+}
+
+/* Delete (timeout < 0) or change the visibility of the entries at argument 2. */
+static int start_batch(lua_State *L, lua_Integer timeout)
+{
+    struct client *c = check_client(L);
+    struct etl_sqs_entry entries[10];
+    luaL_checktype(L, 2, LUA_TTABLE);
+    size_t n = lua_rawlen(L, 2);
+    luaL_argcheck(L, n <= 10, 2, "at most 10 entries");
+    for (size_t i = 0; i < n; i++) {
+        if (lua_rawgeti(L, 2, (lua_Integer)i + 1) != LUA_TTABLE)
+            luaL_argerror(L, 2, "entries must be tables {id=, receipt=}");
+        if (lua_getfield(L, -1, "id") != LUA_TSTRING || lua_getfield(L, -2, "receipt") != LUA_TSTRING)
+            luaL_argerror(L, 2, "each entry needs string id and receipt");
+        entries[i].id = lua_tostring(L, -2); /* reachable from the entries table */
+        entries[i].receipt = lua_tostring(L, -1);
+        lua_pop(L, 3);
+    }
+    struct etl_sqs_request req = {
+        .action = timeout < 0 ? ETL_SQS_DELETE_BATCH : ETL_SQS_CHANGE_VISIBILITY_BATCH,
+        .queue_url = need_queue(L, c), .visibility_s = (int)timeout, .entries = entries,
+        .nentries = n};
+    if (n > 0)
+        return start_async(L, c, &req);
+    lua_Integer token = --c->last_local_token; /* nothing to ask: answered at once */
+    lua_getiuservalue(L, 1, UV_LOCAL);
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, token);
+    lua_setfield(L, -2, "token");
+    lua_pushstring(L, kind_name(req.action));
+    lua_setfield(L, -2, "kind");
+    lua_newtable(L);
+    lua_setfield(L, -2, "result");
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    lua_pushinteger(L, token);
+    return 1;
+}
+
+static int m_start_delete_batch(lua_State *L)
+{
+    return start_batch(L, -1);
+}
+
+static int m_start_change_visibility_batch(lua_State *L)
+{
+    lua_Integer timeout = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, timeout >= 0 && timeout <= 43200, 3, "between 0 and 43200");
+    return start_batch(L, timeout);
+}
+
+static int m_poll(lua_State *L)
+{
+    struct client *c = check_client(L);
+    lua_Integer timeout = luaL_optinteger(L, 2, 0);
+    lua_settop(L, 2);
+    lua_getiuservalue(L, 1, UV_LOCAL); /* 3: handed out; a fresh list takes its place */
+    lua_newtable(L);
+    lua_setiuservalue(L, 1, UV_LOCAL);
+    long t = timeout > 86400000 ? 86400000 : timeout < 0 ? -1 : (long)timeout;
+    if (etl_http_run(c->http, 0, etl_host_stop_requested) == 0 && lua_rawlen(L, 3) == 0 && t != 0)
+        etl_http_run(c->http, t, etl_host_stop_requested); /* nothing yet: wait for one */
+    struct etl_http_done d;
+    while (etl_http_next(c->http, &d)) {
+        enum etl_sqs_action action = (enum etl_sqs_action)d.tag;
+        struct etl_sqs_result r;
+        lua_createtable(L, 0, 4);
+        lua_pushinteger(L, (lua_Integer)d.id);
+        lua_setfield(L, -2, "token");
+        lua_pushstring(L, kind_name(action));
+        lua_setfield(L, -2, "kind");
+        if (answer(L, c, c->codec, &d, &r, NULL) != 0) {
+            lua_setfield(L, -4, "code");
+            lua_setfield(L, -3, "err");
+            lua_pop(L, 1);
+        } else {
+            if (action == ETL_SQS_RECEIVE)
+                push_messages(L, &r);
+            else
+                push_failures(L, &r);
+            etl_sqs_result_free(&r);
+            lua_setfield(L, -2, "result");
+        }
+        lua_rawseti(L, 3, (lua_Integer)lua_rawlen(L, 3) + 1);
+    }
+    return 1;
+}
+
+static int m_pending(lua_State *L)
+{
+    struct client *c = check_client(L);
+    lua_getiuservalue(L, 1, UV_LOCAL);
+    lua_pushinteger(L, (lua_Integer)(lua_rawlen(L, -1) + etl_http_pending(c->http)));
     return 1;
 }
 
@@ -272,13 +489,14 @@ static int m_tostring(lua_State *L)
 {
     struct client *c = luaL_checkudata(L, 1, CLIENT_MT);
     if (c->http)
-        lua_pushfstring(L, "etlua.sqs.client (%s, %s)", c->endpoint, proto_name(c->protocol));
+        lua_pushfstring(L, "etlua.sqs.client (%s, %s)", c->url,
+                        c->codec ? c->codec->name : "auto");
     else
         lua_pushliteral(L, "etlua.sqs.client (closed)");
     return 1;
 }
 
-/* ---- constructor --------------------------------------------------------------------------- */
+/* ---- constructor ---------------------------------------------------------------------------- */
 
 static const char *opt_string(lua_State *L, const char *key, const char *def)
 {
@@ -292,26 +510,37 @@ static const char *opt_string(lua_State *L, const char *key, const char *def)
     return s;
 }
 
+static lua_Integer opt_integer(lua_State *L, const char *key, lua_Integer def, lua_Integer max)
+{
+    lua_Integer v = def;
+    if (lua_getfield(L, 1, key) != LUA_TNIL) {
+        int isint = 0;
+        v = lua_tointegerx(L, -1, &isint);
+        if (!isint || v < 1 || v > max)
+            luaL_error(L, "etlua.sqs.client: %s must be an integer in 1..%d", key, (int)max);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
 static char *dup_or_raise(lua_State *L, const char *s)
 {
-    if (!s)
-        return NULL;
-    char *d = strdup(s);
-    if (!d)
+    char *d = s ? strdup(s) : NULL;
+    if (s && !d)
         luaL_error(L, "out of memory");
     return d;
 }
 
-/* scheme://authority of a URL, into a new string; NULL when it is not http(s). */
-static char *origin_of(const char *url)
+/* "scheme://authority/" of a URL, into a new string; NULL when it is not http(s). */
+static char *root_of(const char *url)
 {
     const char *sep = strstr(url, "://");
     if (!sep || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0))
         return NULL;
     size_t n = (size_t)(sep + 3 - url) + strcspn(sep + 3, "/?#");
-    char *o = malloc(n + 1);
+    char *o = malloc(n + 2);
     if (o)
-        snprintf(o, n + 1, "%s", url);
+        snprintf(o, n + 2, "%.*s/", (int)n, url);
     return o;
 }
 
@@ -326,71 +555,48 @@ static int l_client(lua_State *L)
     const char *token = opt_string(L, "session_token", NULL);
     const char *protocol = opt_string(L, "protocol", "auto");
     const char *ca_bundle = opt_string(L, "ca_bundle", NULL);
-    lua_Integer timeout_ms = 30000;
-    if (lua_getfield(L, 1, "timeout_ms") != LUA_TNIL) {
-        int isint = 0;
-        timeout_ms = lua_tointegerx(L, -1, &isint);
-        if (!isint || timeout_ms <= 0 || timeout_ms > 3600000)
-            return luaL_error(L, "etlua.sqs.client: timeout_ms must be an integer in 1..3600000");
-    }
-    lua_pop(L, 1);
-    lua_Integer max_inflight = DEFAULT_INFLIGHT;
-    if (lua_getfield(L, 1, "max_inflight") != LUA_TNIL) {
-        int isint = 0;
-        max_inflight = lua_tointegerx(L, -1, &isint);
-        if (!isint || max_inflight < 1 || max_inflight > (lua_Integer)ETL_HTTP_MULTI_MAX)
-            return luaL_error(L, "etlua.sqs.client: max_inflight must be an integer in 1..%d",
-                              (int)ETL_HTTP_MULTI_MAX);
-    }
-    lua_pop(L, 1);
+    lua_Integer timeout_ms = opt_integer(L, "timeout_ms", 30000, 3600000);
+    lua_Integer max_inflight =
+        opt_integer(L, "max_inflight", DEFAULT_INFLIGHT, (lua_Integer)ETL_HTTP_MAX_INFLIGHT);
     if (!access_key || !secret_key)
         return luaL_error(L, "etlua.sqs.client: access_key and secret_key are required");
     if (!*region)
         return luaL_error(L, "etlua.sqs.client: region must not be empty");
-    enum proto proto;
-    if (strcmp(protocol, "auto") == 0)
-        proto = PROTO_AUTO;
-    else if (strcmp(protocol, "json") == 0)
-        proto = PROTO_JSON;
+    const struct etl_sqs_codec *codec = NULL;
+    if (strcmp(protocol, "json") == 0)
+        codec = &etl_sqs_json_codec;
     else if (strcmp(protocol, "query") == 0)
-        proto = PROTO_QUERY;
-    else
+        codec = &etl_sqs_query_codec;
+    else if (strcmp(protocol, "auto") != 0)
         return luaL_error(L, "etlua.sqs.client: protocol must be 'auto', 'json' or 'query'");
+    char why[200];
+    if (etl_sqs_json_codec.prepare(L, why, sizeof why) != 0) /* detection speaks JSON */
+        return luaL_error(L, "%s", why);
 
-    if (etl_sqs_json_load(L) != 0)
-        return lua_error(L);
-    int codec = lua_gettop(L);
-
-    struct client *c = lua_newuserdatauv(L, sizeof *c, UV_COUNT);
+    struct client *c = lua_newuserdatauv(L, sizeof *c, 1);
     memset(c, 0, sizeof *c);
     luaL_setmetatable(L, CLIENT_MT); /* from here __gc frees whatever was set */
-    lua_pushvalue(L, codec);
-    lua_setiuservalue(L, -2, UV_CODEC);
     lua_newtable(L);
-    lua_setiuservalue(L, -2, UV_DONE);
-    lua_newtable(L);
-    lua_setiuservalue(L, -2, UV_PENDING);
-    c->max_inflight = (size_t)max_inflight;
-    c->protocol = proto;
-    c->forced = proto != PROTO_AUTO;
+    lua_setiuservalue(L, -2, UV_LOCAL);
+    c->codec = codec;
     c->timeout_ms = (long)timeout_ms;
-    if (endpoint) {
-        c->endpoint = origin_of(endpoint);
-    } else if (queue_url) {
-        c->endpoint = origin_of(queue_url);
+    if (endpoint || queue_url) {
+        c->url = root_of(endpoint ? endpoint : queue_url);
     } else {
         char buf[300];
-        snprintf(buf, sizeof buf, "https://sqs.%s.amazonaws.com", region);
-        c->endpoint = strdup(buf);
+        snprintf(buf, sizeof buf, "https://sqs.%s.amazonaws.com/", region);
+        c->url = strdup(buf);
     }
-    if (!c->endpoint)
+    if (!c->url)
         return luaL_error(L, "etlua.sqs.client: endpoint must be an http:// or https:// URL");
     c->queue_url = dup_or_raise(L, queue_url);
-    c->region = dup_or_raise(L, region);
-    c->access_key = dup_or_raise(L, access_key);
     c->secret_key = dup_or_raise(L, secret_key);
     c->session_token = token && *token ? dup_or_raise(L, token) : NULL;
-    c->http = etl_http_open(ca_bundle);
+    struct etl_http_config cfg = {.ca_bundle = ca_bundle, .region = region, .service = "sqs",
+                                  .access_key = access_key, .secret_key = secret_key,
+                                  .session_token = c->session_token,
+                                  .max_inflight = (size_t)max_inflight};
+    c->http = etl_http_open(&cfg);
     if (!c->http)
         return luaL_error(L, "etlua.sqs.client: cannot initialise libcurl");
     return 1;
@@ -402,16 +608,12 @@ int luaopen_etlua_sqs(lua_State *L)
         {"protocol", m_protocol},
         {"detect", m_detect},
         {"get_queue_url", m_get_queue_url},
-        {"receive", m_receive},
-        {"delete_batch", m_delete_batch},
-        {"change_visibility_batch", m_change_visibility_batch},
         {"attributes", m_attributes},
-        {"receive_many", etl_sqs_m_receive_many},
-        {"start_receive", etl_sqs_m_start_receive},
-        {"start_delete_batch", etl_sqs_m_start_delete_batch},
-        {"start_change_visibility_batch", etl_sqs_m_start_change_visibility_batch},
-        {"poll", etl_sqs_m_poll},
-        {"pending", etl_sqs_m_pending},
+        {"start_receive", m_start_receive},
+        {"start_delete_batch", m_start_delete_batch},
+        {"start_change_visibility_batch", m_start_change_visibility_batch},
+        {"poll", m_poll},
+        {"pending", m_pending},
         {"close", client_close},
         {NULL, NULL}};
     static const luaL_Reg meta[] = {

@@ -1,10 +1,10 @@
-/* sqs_query.c: the SQS query protocol without the network. Builds form-encoded request bodies and
- * turns XML answers into struct etl_sqs_result with expat's streaming callbacks (no hand-written
- * XML parsing). The parser is a pure function of its input bytes, bounded in what it keeps
- * (ETL_SQS_MAX_FIELD per element text, ETL_SQS_MAX_ENTRIES per list) and refuses DTD entity
- * declarations, so it can be fed arbitrary bytes by tests and fuzzers. */
-#include "etlua/sigv4.h"
-#include "etlua/sqs.h"
+/* sqs_query.c: the SQS query protocol codec (include/etlua/sqs_codec.h). Requests are form
+ * bodies ("Action=...&Version=2012-11-05&Name=Value..."); answers are XML read with expat's
+ * streaming callbacks, not a parser of our own. Reading is bounded (ETL_SQS_MAX_FIELD per
+ * element text, ETL_SQS_MAX_ENTRIES per list) and refuses DTD entity declarations, so it can be
+ * fed arbitrary bytes by tests and fuzzers. */
+#include "etlua/buf.h"
+#include "etlua/sqs_codec.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,60 +14,84 @@
 
 /* ---- form bodies --------------------------------------------------------------------------- */
 
-static void form_addn(struct etl_sqs_form *f, const char *s, size_t n)
+/* Appends the percent-encoding of s (every byte but A-Z a-z 0-9 - _ . ~ as %XY). */
+static void add_encoded(struct etl_buf *b, const char *s)
 {
-    if (!f->ok)
-        return;
-    if (f->len + n + 1 > f->cap) {
-        size_t cap = f->cap ? f->cap : 512;
-        while (cap < f->len + n + 1)
-            cap *= 2;
-        char *p = realloc(f->p, cap);
-        if (!p) {
-            f->ok = 0;
-            return;
+    const char *run = s;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~')
+            continue;
+        char esc[4] = "%";
+        etl_hex(esc + 1, &c, 1, 1);
+        etl_buf_add(b, run, (size_t)(s - run));
+        etl_buf_add(b, esc, 3);
+        run = s + 1;
+    }
+    etl_buf_add(b, run, (size_t)(s - run));
+}
+
+/* Appends "&name=value"; name is printf-formatted with one number (or none). */
+static void add_param(struct etl_buf *b, const char *name_fmt, size_t n, const char *value)
+{
+    char name[128];
+    snprintf(name, sizeof name, name_fmt, n);
+    etl_buf_add(b, "&", 1);
+    add_encoded(b, name);
+    etl_buf_add(b, "=", 1);
+    add_encoded(b, value);
+}
+
+static int build(const struct etl_sqs_request *req, struct etl_buf *out)
+{
+    static const char *const system_attributes[] = ETL_SQS_SYSTEM_ATTRIBUTES;
+    char num[32];
+    etl_buf_adds(out, "Action=");
+    etl_buf_adds(out, etl_sqs_action_name(req->action));
+    etl_buf_adds(out, "&Version=2012-11-05");
+    if (req->action == ETL_SQS_GET_QUEUE_URL)
+        add_param(out, "QueueName", 0, req->queue_name);
+    else if (req->action == ETL_SQS_LIST_QUEUES)
+        add_param(out, "MaxResults", 0, "1");
+    else
+        add_param(out, "QueueUrl", 0, req->queue_url);
+    if (req->action == ETL_SQS_RECEIVE) {
+        snprintf(num, sizeof num, "%d", req->max_messages);
+        add_param(out, "MaxNumberOfMessages", 0, num);
+        snprintf(num, sizeof num, "%d", req->wait_s);
+        add_param(out, "WaitTimeSeconds", 0, num);
+        if (req->visibility_s >= 0) {
+            snprintf(num, sizeof num, "%d", req->visibility_s);
+            add_param(out, "VisibilityTimeout", 0, num);
         }
-        f->p = p;
-        f->cap = cap;
+        for (size_t i = 0; i < 4; i++) {
+            add_param(out, "AttributeName.%zu", i + 1, system_attributes[i]);
+            add_param(out, "MessageSystemAttributeName.%zu", i + 1, system_attributes[i]);
+        }
+        add_param(out, "MessageAttributeName.%zu", 1, "All");
+    } else if (req->action == ETL_SQS_DELETE_BATCH ||
+               req->action == ETL_SQS_CHANGE_VISIBILITY_BATCH) {
+        int del = req->action == ETL_SQS_DELETE_BATCH;
+        const char *prefix = del ? "DeleteMessageBatchRequestEntry"
+                                 : "ChangeMessageVisibilityBatchRequestEntry";
+        char fmt[96];
+        snprintf(num, sizeof num, "%d", req->visibility_s);
+        for (size_t i = 0; i < req->nentries; i++) {
+            snprintf(fmt, sizeof fmt, "%s.%%zu.Id", prefix);
+            add_param(out, fmt, i + 1, req->entries[i].id);
+            snprintf(fmt, sizeof fmt, "%s.%%zu.ReceiptHandle", prefix);
+            add_param(out, fmt, i + 1, req->entries[i].receipt);
+            if (!del) {
+                snprintf(fmt, sizeof fmt, "%s.%%zu.VisibilityTimeout", prefix);
+                add_param(out, fmt, i + 1, num);
+            }
+        }
+    } else if (req->action == ETL_SQS_GET_QUEUE_ATTRIBUTES) {
+        for (size_t i = 0; i < req->nnames; i++)
+            add_param(out, "AttributeName.%zu", i + 1, req->names[i]);
     }
-    memcpy(f->p + f->len, s, n);
-    f->len += n;
-    f->p[f->len] = '\0';
-}
-
-/* Appends the percent-encoding of s[0..n) (every byte but A-Z a-z 0-9 - _ . ~). */
-static void form_add_encoded(struct etl_sqs_form *f, const char *s, size_t n)
-{
-    char chunk[3 * 256 + 1];
-    while (n > 0 && f->ok) {
-        size_t take = n < 256 ? n : 256;
-        form_addn(f, chunk, etl_sigv4_uri_encode(chunk, s, take, 0));
-        s += take;
-        n -= take;
-    }
-}
-
-void etl_sqs_query_begin(struct etl_sqs_form *f, const char *action)
-{
-    memset(f, 0, sizeof *f);
-    f->ok = 1;
-    form_addn(f, "Action=", 7);
-    form_add_encoded(f, action, strlen(action));
-    form_addn(f, "&Version=2012-11-05", 19);
-}
-
-void etl_sqs_query_add(struct etl_sqs_form *f, const char *name, const char *value, size_t vlen)
-{
-    form_addn(f, "&", 1);
-    form_add_encoded(f, name, strlen(name));
-    form_addn(f, "=", 1);
-    form_add_encoded(f, value, vlen);
-}
-
-void etl_sqs_query_free(struct etl_sqs_form *f)
-{
-    free(f->p);
-    memset(f, 0, sizeof *f);
+    return out->oom || out->over_limit ? -1 : 0;
 }
 
 /* ---- XML answers ----------------------------------------------------------------------------- */
@@ -80,9 +104,9 @@ struct parse {
     struct etl_sqs_result *r;
     int depth;                       /* current element depth, 1 = root */
     char names[MAX_DEPTH][NAME_LEN]; /* local names of the open elements */
-    char *text;                      /* text of the innermost element so far */
-    size_t tlen, tcap;
-    char *attr_name, *attr_value;    /* the Attribute element being read */
+    struct etl_buf text;             /* text of the innermost element so far */
+    char *attr_name, *attr_value;    /* the (Message)Attribute element being read */
+    char *error_code, *error_message;
     const char *failure;             /* why a callback stopped the parser */
 };
 
@@ -91,10 +115,9 @@ static const char *name_at(const struct parse *ps, int depth)
     return depth >= 1 && depth <= MAX_DEPTH ? ps->names[depth - 1] : "";
 }
 
-static int ends_with(const char *s, const char *suffix)
+static int is(const char *a, const char *b)
 {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
+    return strcmp(a, b) == 0;
 }
 
 static void stop(struct parse *ps, const char *why)
@@ -104,43 +127,34 @@ static void stop(struct parse *ps, const char *why)
     XML_StopParser(ps->xp, XML_FALSE);
 }
 
-/* Grows *arr (of *n elements of size sz) by one zeroed element; NULL when full or out of memory. */
 static void *append(struct parse *ps, void **arr, size_t *n, size_t sz)
 {
-    if (*n >= ETL_SQS_MAX_ENTRIES) {
-        stop(ps, "too many entries");
-        return NULL;
-    }
-    char *p = realloc(*arr, (*n + 1) * sz);
-    if (!p) {
-        stop(ps, "out of memory");
-        return NULL;
-    }
-    *arr = p;
-    memset(p + *n * sz, 0, sz);
-    return p + (*n)++ * sz;
+    void *p = etl_sqs_append(arr, n, sz);
+    if (!p)
+        stop(ps, *n >= ETL_SQS_MAX_ENTRIES ? "too many entries" : "out of memory");
+    return p;
 }
 
-static char *take_text(struct parse *ps)
-{
-    char *s = malloc(ps->tlen + 1);
-    if (!s) {
-        stop(ps, "out of memory");
-        return NULL;
-    }
-    if (ps->tlen)
-        memcpy(s, ps->text, ps->tlen);
-    s[ps->tlen] = '\0';
-    return s;
-}
-
+/* Replaces *field with a copy of the element's text. */
 static void set_field(struct parse *ps, char **field)
 {
-    char *s = take_text(ps);
-    if (s) {
-        free(*field);
-        *field = s;
+    char *s = malloc(ps->text.len + 1);
+    if (!s) {
+        stop(ps, "out of memory");
+        return;
     }
+    if (ps->text.len)
+        memcpy(s, ps->text.p, ps->text.len);
+    s[ps->text.len] = '\0';
+    free(*field);
+    *field = s;
+}
+
+static void clear_attr(struct parse *ps)
+{
+    free(ps->attr_name);
+    free(ps->attr_value);
+    ps->attr_name = ps->attr_value = NULL;
 }
 
 static void on_start(void *ud, const XML_Char *name, const XML_Char **attrs)
@@ -150,85 +164,60 @@ static void on_start(void *ud, const XML_Char *name, const XML_Char **attrs)
     const char *local = strrchr(name, ':');
     local = local ? local + 1 : name;
     ps->depth++;
-    ps->tlen = 0;
+    etl_buf_reset(&ps->text);
     if (ps->depth <= MAX_DEPTH)
         snprintf(ps->names[ps->depth - 1], NAME_LEN, "%s", local);
-    if (ps->depth == 1)
-        snprintf(ps->r->root, sizeof ps->r->root, "%s", local);
     const char *parent = name_at(ps, ps->depth - 1);
     struct etl_sqs_result *r = ps->r;
-    if (strcmp(local, "Message") == 0 && strcmp(parent, "ReceiveMessageResult") == 0) {
+    if (is(local, "Message") && is(parent, "ReceiveMessageResult")) {
         struct etl_sqs_message *m =
             append(ps, (void **)&r->messages, &r->nmessages, sizeof *r->messages);
         if (m)
-            m->sent_ms = -1;
-    } else if (strcmp(local, "BatchResultErrorEntry") == 0) {
+            m->sent_ms = m->receive_count = -1;
+    } else if (is(local, "BatchResultErrorEntry")) {
         append(ps, (void **)&r->failures, &r->nfailures, sizeof *r->failures);
-    } else if (ends_with(local, "BatchResultEntry")) {
-        append(ps, (void **)&r->succeeded, &r->nsucceeded, sizeof *r->succeeded);
-    } else if (strcmp(local, "Attribute") == 0) {
-        free(ps->attr_name);
-        free(ps->attr_value);
-        ps->attr_name = ps->attr_value = NULL;
+    } else if (is(local, "Attribute") || is(local, "MessageAttribute")) {
+        clear_attr(ps);
     }
 }
 
 static void on_text(void *ud, const XML_Char *s, int len)
 {
     struct parse *ps = ud;
-    size_t n = (size_t)len;
-    if (n > ETL_SQS_MAX_FIELD - ps->tlen) {
-        stop(ps, "element text too long");
-        return;
-    }
-    if (ps->tlen + n > ps->tcap) {
-        size_t cap = ps->tcap ? ps->tcap : 256;
-        while (cap < ps->tlen + n)
-            cap *= 2;
-        char *p = realloc(ps->text, cap);
-        if (!p) {
-            stop(ps, "out of memory");
-            return;
-        }
-        ps->text = p;
-        ps->tcap = cap;
-    }
-    memcpy(ps->text + ps->tlen, s, n);
-    ps->tlen += n;
+    if (etl_buf_add(&ps->text, s, (size_t)len) != 0)
+        stop(ps, ps->text.oom ? "out of memory" : "element text too long");
 }
 
-static long long parse_ms(const char *s)
+/* Moves the attribute read so far onto the end of *arr; NULL value: "". */
+static void take_pair(struct parse *ps, struct etl_sqs_pair **arr, size_t *n)
 {
-    long long v = 0;
-    if (!*s)
-        return -1;
-    for (int i = 0; s[i]; i++) {
-        if (s[i] < '0' || s[i] > '9' || i >= 18)
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    return v;
-}
-
-/* The end of an Attribute: SentTimestamp of a message, or one queue attribute. */
-static void end_attribute(struct parse *ps, const char *parent)
-{
-    struct etl_sqs_result *r = ps->r;
     if (!ps->attr_name)
         return;
-    if (strcmp(parent, "Message") == 0 && r->nmessages) {
-        if (strcmp(ps->attr_name, "SentTimestamp") == 0 && ps->attr_value)
-            r->messages[r->nmessages - 1].sent_ms = parse_ms(ps->attr_value);
-    } else if (strcmp(parent, "GetQueueAttributesResult") == 0) {
-        struct etl_sqs_attribute *a =
-            append(ps, (void **)&r->attributes, &r->nattributes, sizeof *r->attributes);
-        if (!a)
-            return;
-        a->name = ps->attr_name;
-        a->value = ps->attr_value ? ps->attr_value : take_text(ps);
-        ps->attr_name = ps->attr_value = NULL;
-        if (!a->value)
-            stop(ps, "out of memory");
+    struct etl_sqs_pair *p = append(ps, (void **)arr, n, sizeof **arr);
+    if (!p)
+        return;
+    p->name = ps->attr_name;
+    p->value = ps->attr_value ? ps->attr_value : strdup("");
+    ps->attr_name = ps->attr_value = NULL;
+    if (!p->value)
+        stop(ps, "out of memory");
+}
+
+/* The end of a message's system Attribute. */
+static void message_attribute(struct parse *ps, struct etl_sqs_message *m)
+{
+    const char *n = ps->attr_name, *v = ps->attr_value;
+    if (!n || !v)
+        return;
+    if (is(n, "SentTimestamp")) {
+        m->sent_ms = etl_sqs_parse_count(v);
+    } else if (is(n, "ApproximateReceiveCount")) {
+        m->receive_count = etl_sqs_parse_count(v);
+    } else if (is(n, "MessageGroupId") || is(n, "SequenceNumber")) {
+        char **f = is(n, "MessageGroupId") ? &m->group_id : &m->sequence_number;
+        free(*f);
+        *f = ps->attr_value;
+        ps->attr_value = NULL;
     }
 }
 
@@ -239,45 +228,45 @@ static void on_end(void *ud, const XML_Char *name)
     struct etl_sqs_result *r = ps->r;
     const char *local = name_at(ps, ps->depth), *parent = name_at(ps, ps->depth - 1);
     const char *grand = name_at(ps, ps->depth - 2);
+    struct etl_sqs_message *m = r->nmessages ? &r->messages[r->nmessages - 1] : NULL;
 
-    if (strcmp(parent, "Error") == 0) {
-        if (strcmp(local, "Code") == 0)
-            set_field(ps, &r->error_code);
-        else if (strcmp(local, "Message") == 0)
-            set_field(ps, &r->error_message);
-    } else if (strcmp(parent, "GetQueueUrlResult") == 0 && strcmp(local, "QueueUrl") == 0) {
+    if (is(parent, "Error")) {
+        if (is(local, "Code"))
+            set_field(ps, &ps->error_code);
+        else if (is(local, "Message"))
+            set_field(ps, &ps->error_message);
+    } else if (is(parent, "GetQueueUrlResult") && is(local, "QueueUrl")) {
         set_field(ps, &r->queue_url);
-    } else if (strcmp(parent, "Message") == 0 && strcmp(grand, "ReceiveMessageResult") == 0 &&
-               r->nmessages) {
-        struct etl_sqs_message *m = &r->messages[r->nmessages - 1];
-        if (strcmp(local, "MessageId") == 0)
+    } else if (m && is(parent, "Message") && is(grand, "ReceiveMessageResult")) {
+        if (is(local, "MessageId"))
             set_field(ps, &m->id);
-        else if (strcmp(local, "ReceiptHandle") == 0)
+        else if (is(local, "ReceiptHandle"))
             set_field(ps, &m->receipt);
-        else if (strcmp(local, "Body") == 0)
+        else if (is(local, "Body"))
             set_field(ps, &m->body);
-        else if (strcmp(local, "Attribute") == 0)
-            end_attribute(ps, parent);
-    } else if (strcmp(parent, "Attribute") == 0) {
-        if (strcmp(local, "Name") == 0)
-            set_field(ps, &ps->attr_name);
-        else if (strcmp(local, "Value") == 0)
-            set_field(ps, &ps->attr_value);
-    } else if (strcmp(local, "Attribute") == 0) {
-        end_attribute(ps, parent);
-    } else if (strcmp(parent, "BatchResultErrorEntry") == 0 && r->nfailures) {
-        struct etl_sqs_batch_failure *f = &r->failures[r->nfailures - 1];
-        if (strcmp(local, "Id") == 0)
+        else if (is(local, "Attribute"))
+            message_attribute(ps, m);
+        else if (is(local, "MessageAttribute"))
+            take_pair(ps, &m->attributes, &m->nattributes);
+    } else if ((is(parent, "Attribute") || is(parent, "MessageAttribute")) && is(local, "Name")) {
+        set_field(ps, &ps->attr_name);
+    } else if (is(parent, "Attribute") && is(local, "Value")) {
+        set_field(ps, &ps->attr_value);
+    } else if (is(parent, "Value") && is(grand, "MessageAttribute") &&
+               (is(local, "StringValue") || (is(local, "BinaryValue") && !ps->attr_value))) {
+        set_field(ps, &ps->attr_value);
+    } else if (is(local, "Attribute") && is(parent, "GetQueueAttributesResult")) {
+        take_pair(ps, &r->attributes, &r->nattributes);
+    } else if (is(parent, "BatchResultErrorEntry") && r->nfailures) {
+        struct etl_sqs_failure *f = &r->failures[r->nfailures - 1];
+        if (is(local, "Id"))
             set_field(ps, &f->id);
-        else if (strcmp(local, "Code") == 0)
+        else if (is(local, "Code"))
             set_field(ps, &f->code);
-        else if (strcmp(local, "Message") == 0)
+        else if (is(local, "Message"))
             set_field(ps, &f->message);
-    } else if (ends_with(parent, "BatchResultEntry") && strcmp(local, "Id") == 0 &&
-               r->nsucceeded) {
-        set_field(ps, &r->succeeded[r->nsucceeded - 1]);
     }
-    ps->tlen = 0;
+    etl_buf_reset(&ps->text);
     ps->depth--;
 }
 
@@ -291,69 +280,70 @@ static void on_entity_decl(void *ud, const XML_Char *name, int is_param, const X
     stop(ud, "entity declarations are not accepted");
 }
 
-int etl_sqs_query_parse(const char *xml, size_t len, struct etl_sqs_result *out, char *err,
-                        size_t errlen)
+/* Parses xml[0..len). Returns 0, or -1 with the reason in r->why. */
+static int parse_xml(struct parse *ps, const char *xml, size_t len)
 {
-    memset(out, 0, sizeof *out);
-    struct parse ps = {.r = out};
-    ps.xp = XML_ParserCreate(NULL);
-    if (!ps.xp) {
-        snprintf(err, errlen, "out of memory");
+    struct etl_sqs_result *r = ps->r;
+    ps->xp = XML_ParserCreate(NULL);
+    if (!ps->xp) {
+        snprintf(r->why, sizeof r->why, "out of memory");
         return -1;
     }
-    XML_SetUserData(ps.xp, &ps);
-    XML_SetElementHandler(ps.xp, on_start, on_end);
-    XML_SetCharacterDataHandler(ps.xp, on_text);
-    XML_SetEntityDeclHandler(ps.xp, on_entity_decl);
-
+    ps->text.limit = ETL_SQS_MAX_FIELD;
+    XML_SetUserData(ps->xp, ps);
+    XML_SetElementHandler(ps->xp, on_start, on_end);
+    XML_SetCharacterDataHandler(ps->xp, on_text);
+    XML_SetEntityDeclHandler(ps->xp, on_entity_decl);
     int rc = 0;
     const size_t chunk = 1u << 20;
     do { /* XML_Parse takes an int length: feed at most 1 MiB at a time */
         size_t n = len < chunk ? len : chunk;
-        if (XML_Parse(ps.xp, xml, (int)n, n == len) != XML_STATUS_OK) {
-            if (ps.failure)
-                snprintf(err, errlen, "bad XML answer: %s", ps.failure);
+        if (XML_Parse(ps->xp, xml, (int)n, n == len) != XML_STATUS_OK) {
+            if (ps->failure)
+                snprintf(r->why, sizeof r->why, "bad XML answer: %s", ps->failure);
             else
-                snprintf(err, errlen, "bad XML answer: %s at line %lu",
-                         XML_ErrorString(XML_GetErrorCode(ps.xp)),
-                         (unsigned long)XML_GetCurrentLineNumber(ps.xp));
+                snprintf(r->why, sizeof r->why, "bad XML answer: %s at line %lu",
+                         XML_ErrorString(XML_GetErrorCode(ps->xp)),
+                         (unsigned long)XML_GetCurrentLineNumber(ps->xp));
             rc = -1;
             break;
         }
         xml += n;
         len -= n;
     } while (len > 0);
-    XML_ParserFree(ps.xp);
-    free(ps.text);
-    free(ps.attr_name);
-    free(ps.attr_value);
+    XML_ParserFree(ps->xp);
+    etl_buf_free(&ps->text);
+    clear_attr(ps);
     return rc;
 }
 
-void etl_sqs_result_free(struct etl_sqs_result *r)
+static enum etl_sqs_code parse(struct lua_State *L, enum etl_sqs_action action,
+                               const struct etl_sqs_answer *ans, struct etl_sqs_result *out)
 {
-    free(r->error_code);
-    free(r->error_message);
-    free(r->queue_url);
-    for (size_t i = 0; i < r->nmessages; i++) {
-        free(r->messages[i].id);
-        free(r->messages[i].receipt);
-        free(r->messages[i].body);
-    }
-    free(r->messages);
-    for (size_t i = 0; i < r->nfailures; i++) {
-        free(r->failures[i].id);
-        free(r->failures[i].code);
-        free(r->failures[i].message);
-    }
-    free(r->failures);
-    for (size_t i = 0; i < r->nsucceeded; i++)
-        free(r->succeeded[i]);
-    free(r->succeeded);
-    for (size_t i = 0; i < r->nattributes; i++) {
-        free(r->attributes[i].name);
-        free(r->attributes[i].value);
-    }
-    free(r->attributes);
-    memset(r, 0, sizeof *r);
+    (void)L, (void)action;
+    memset(out, 0, sizeof *out);
+    struct parse ps = {.r = out};
+    int parsed = parse_xml(&ps, ans->body, ans->len) == 0;
+    char hcode[256];
+    snprintf(hcode, sizeof hcode, "%.*s", (int)strcspn(ans->query_error, ";"), ans->query_error);
+    enum etl_sqs_code code = ETL_SQS_OK;
+    if (parsed && ans->status >= 200 && ans->status < 300 && !ps.error_code)
+        code = ETL_SQS_OK;
+    else if (parsed || *hcode || ans->status >= 300)
+        code = etl_sqs_service_error(out, ans->status, *hcode ? hcode : ps.error_code,
+                                     ps.error_message);
+    else
+        code = ETL_SQS_PROTOCOL;
+    free(ps.error_code);
+    free(ps.error_message);
+    return code;
 }
+
+const struct etl_sqs_codec etl_sqs_query_codec = {
+    .name = "query",
+    .content_type = "Content-Type: application/x-www-form-urlencoded",
+    .send_target = 0,
+    .prepare = NULL,
+    .build = build,
+    .parse = parse,
+};

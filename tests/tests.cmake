@@ -11,14 +11,16 @@ foreach(t ${ETLUA_C_TESTS})
 endforeach()
 
 # --- sigv4 (compared with python3-botocore) ----------------------------------------------------
-# sigv4_sign prints etl_sigv4_sign's Authorization header; compare_botocore.py signs the same
-# requests (both SQS protocols, with and without a session token) with botocore and compares.
-add_executable(sigv4_sign ${CMAKE_SOURCE_DIR}/tests/sigv4/sigv4_sign.c)
-target_link_libraries(sigv4_sign PRIVATE etlua_core)
+# libcurl signs every request (CURLOPT_AWS_SIGV4, src/http.c). sigv4_send posts one request through
+# etlua's transport to a local listener run by compare_botocore.py, which reads the Authorization
+# header it carried and compares it byte for byte with botocore's SigV4Auth for the same request
+# (both SQS protocols, with and without a session token, two regions, default and other ports).
+add_executable(sigv4_send ${CMAKE_SOURCE_DIR}/tests/sigv4/sigv4_send.c)
+target_link_libraries(sigv4_send PRIVATE etlua_core)
 find_program(ETLUA_PYTHON3 python3 REQUIRED)
 add_test(NAME sigv4.botocore
          COMMAND ${ETLUA_PYTHON3} ${CMAKE_SOURCE_DIR}/tests/sigv4/compare_botocore.py
-                 $<TARGET_FILE:sigv4_sign>)
+                 $<TARGET_FILE:sigv4_send>)
 set_tests_properties(sigv4.botocore PROPERTIES LABELS "unit")
 
 # --- busted specs -------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 /* fuzz_sqs_error.c: libFuzzer target for the error-code mapping of SQS error answers
- * (etl_sqs_classify, etl_sqs_is_protocol_mismatch, etl_sqs_code_name in src/sqs_call.c).
+ * (etl_sqs_classify, etl_sqs_is_protocol_mismatch, etl_sqs_code_name in src/sqs_codec.c).
  * Input layout: two bytes of HTTP status (taken modulo 1000), then the x-amzn-query-error header
  * value up to the first '\n', then the service's error code up to the first NUL, then its
- * message. The codes go in the way etl_sqs_call_json and etl_sqs_call_query pass them: the header's code (the
+ * message. The codes go in the way the codecs (src/sqs_json.c, src/sqs_query.c) pass them: the header's code (the
  * part before ';') wins over the body's, an empty one counts as absent. */
-#include "etlua/sqs.h"
+#include "etlua/sqs_codec.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)classify(status, code);
     (void)classify(status, message);
 
-    /* etl_sqs_call_json's mismatch decision on a JSON error answer */
+    /* the JSON codec's mismatch decision on a JSON error answer */
     int mismatch = status == 415 || etl_sqs_is_protocol_mismatch(aws_code, message) ||
                    (*code && etl_sqs_is_protocol_mismatch(code, message));
     (void)mismatch;

@@ -1,0 +1,368 @@
+/* test_sqs_codec.c: the two SQS codecs behind one table (include/etlua/sqs_codec.h). Each
+ * request is built by both codecs into exact bodies (JSON and form); the same answers, one in
+ * JSON and one in XML, are read by both into the same results: messages with their system
+ * attributes (SentTimestamp, ApproximateReceiveCount, FIFO MessageGroupId / SequenceNumber) and
+ * message attributes (string and binary), batch failures, queue URL, queue attributes, and
+ * service errors mapped to the same codes. */
+#include "etlua/sqs_codec.h"
+
+#include "check.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+static lua_State *L;
+
+static void check_body(const struct etl_sqs_codec *codec, const struct etl_sqs_request *req,
+                       const char *want, int line)
+{
+    struct etl_buf b = {0};
+    if (codec->build(req, &b) != 0 || !b.p || strcmp(b.p, want) != 0)
+        check_fail_at(__FILE__, line, "%s body:\n  got  %s\n  want %s", codec->name,
+                      b.p ? b.p : "(null)", want);
+    etl_buf_free(&b);
+}
+
+static void test_requests(void)
+{
+    struct etl_sqs_request receive = {.action = ETL_SQS_RECEIVE, .queue_url = "http://h/0/q",
+                                      .max_messages = 10, .wait_s = 20, .visibility_s = -1};
+    check_body(&etl_sqs_json_codec, &receive,
+               "{\"QueueUrl\":\"http://h/0/q\",\"MaxNumberOfMessages\":10,\"WaitTimeSeconds\":20,"
+               "\"AttributeNames\":[\"SentTimestamp\",\"ApproximateReceiveCount\",\"MessageGroupId\","
+               "\"SequenceNumber\"],\"MessageSystemAttributeNames\":[\"SentTimestamp\","
+               "\"ApproximateReceiveCount\",\"MessageGroupId\",\"SequenceNumber\"],"
+               "\"MessageAttributeNames\":[\"All\"]}",
+               __LINE__);
+    check_body(&etl_sqs_query_codec, &receive,
+               "Action=ReceiveMessage&Version=2012-11-05&QueueUrl=http%3A%2F%2Fh%2F0%2Fq"
+               "&MaxNumberOfMessages=10&WaitTimeSeconds=20"
+               "&AttributeName.1=SentTimestamp&MessageSystemAttributeName.1=SentTimestamp"
+               "&AttributeName.2=ApproximateReceiveCount"
+               "&MessageSystemAttributeName.2=ApproximateReceiveCount"
+               "&AttributeName.3=MessageGroupId&MessageSystemAttributeName.3=MessageGroupId"
+               "&AttributeName.4=SequenceNumber&MessageSystemAttributeName.4=SequenceNumber"
+               "&MessageAttributeName.1=All",
+               __LINE__);
+    receive.visibility_s = 30;
+    receive.wait_s = 0;
+    check_body(&etl_sqs_json_codec, &receive,
+               "{\"QueueUrl\":\"http://h/0/q\",\"MaxNumberOfMessages\":10,\"WaitTimeSeconds\":0,"
+               "\"VisibilityTimeout\":30,\"AttributeNames\":[\"SentTimestamp\","
+               "\"ApproximateReceiveCount\",\"MessageGroupId\",\"SequenceNumber\"],"
+               "\"MessageSystemAttributeNames\":[\"SentTimestamp\",\"ApproximateReceiveCount\","
+               "\"MessageGroupId\",\"SequenceNumber\"],\"MessageAttributeNames\":[\"All\"]}",
+               __LINE__);
+
+    struct etl_sqs_entry e[2] = {{"0", "AQEB+/=\"q\"\\\n"}, {"1", "r2"}};
+    struct etl_sqs_request del = {.action = ETL_SQS_DELETE_BATCH, .queue_url = "http://h/0/q",
+                                  .entries = e, .nentries = 2};
+    check_body(&etl_sqs_json_codec, &del,
+               "{\"QueueUrl\":\"http://h/0/q\",\"Entries\":[{\"Id\":\"0\",\"ReceiptHandle\":"
+               "\"AQEB+/=\\\"q\\\"\\\\\\u000a\"},{\"Id\":\"1\",\"ReceiptHandle\":\"r2\"}]}",
+               __LINE__);
+    check_body(&etl_sqs_query_codec, &del,
+               "Action=DeleteMessageBatch&Version=2012-11-05&QueueUrl=http%3A%2F%2Fh%2F0%2Fq"
+               "&DeleteMessageBatchRequestEntry.1.Id=0"
+               "&DeleteMessageBatchRequestEntry.1.ReceiptHandle=AQEB%2B%2F%3D%22q%22%5C%0A"
+               "&DeleteMessageBatchRequestEntry.2.Id=1"
+               "&DeleteMessageBatchRequestEntry.2.ReceiptHandle=r2",
+               __LINE__);
+    struct etl_sqs_request vis = {.action = ETL_SQS_CHANGE_VISIBILITY_BATCH,
+                                  .queue_url = "http://h/0/q", .entries = e + 1, .nentries = 1,
+                                  .visibility_s = 0};
+    check_body(&etl_sqs_json_codec, &vis,
+               "{\"QueueUrl\":\"http://h/0/q\",\"Entries\":[{\"Id\":\"1\",\"ReceiptHandle\":\"r2\","
+               "\"VisibilityTimeout\":0}]}",
+               __LINE__);
+    check_body(&etl_sqs_query_codec, &vis,
+               "Action=ChangeMessageVisibilityBatch&Version=2012-11-05"
+               "&QueueUrl=http%3A%2F%2Fh%2F0%2Fq&ChangeMessageVisibilityBatchRequestEntry.1.Id=1"
+               "&ChangeMessageVisibilityBatchRequestEntry.1.ReceiptHandle=r2"
+               "&ChangeMessageVisibilityBatchRequestEntry.1.VisibilityTimeout=0",
+               __LINE__);
+
+    struct etl_sqs_request url = {.action = ETL_SQS_GET_QUEUE_URL, .queue_name = "login queue"};
+    check_body(&etl_sqs_json_codec, &url, "{\"QueueName\":\"login queue\"}", __LINE__);
+    check_body(&etl_sqs_query_codec, &url,
+               "Action=GetQueueUrl&Version=2012-11-05&QueueName=login%20queue", __LINE__);
+    const char *names[] = {"VisibilityTimeout", "QueueArn"};
+    struct etl_sqs_request attrs = {.action = ETL_SQS_GET_QUEUE_ATTRIBUTES,
+                                    .queue_url = "http://h/0/q", .names = names, .nnames = 2};
+    check_body(&etl_sqs_json_codec, &attrs,
+               "{\"QueueUrl\":\"http://h/0/q\",\"AttributeNames\":[\"VisibilityTimeout\","
+               "\"QueueArn\"]}",
+               __LINE__);
+    check_body(&etl_sqs_query_codec, &attrs,
+               "Action=GetQueueAttributes&Version=2012-11-05&QueueUrl=http%3A%2F%2Fh%2F0%2Fq"
+               "&AttributeName.1=VisibilityTimeout&AttributeName.2=QueueArn",
+               __LINE__);
+    struct etl_sqs_request list = {.action = ETL_SQS_LIST_QUEUES};
+    check_body(&etl_sqs_json_codec, &list, "{\"MaxResults\":1}", __LINE__);
+    check_body(&etl_sqs_query_codec, &list,
+               "Action=ListQueues&Version=2012-11-05&MaxResults=1", __LINE__);
+}
+
+/* ---- answers --------------------------------------------------------------------------------- */
+
+static enum etl_sqs_code parse(const struct etl_sqs_codec *codec, enum etl_sqs_action action,
+                               long status, const char *body, const char *header,
+                               struct etl_sqs_result *r)
+{
+    struct etl_sqs_answer ans = {status, body, strlen(body), header ? header : ""};
+    int top = lua_gettop(L);
+    enum etl_sqs_code code = codec->parse(L, action, &ans, r);
+    CHECK(lua_gettop(L) == top, "%s left the Lua stack unbalanced", codec->name);
+    return code;
+}
+
+static int str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* The value of name among pairs, or NULL. */
+static const char *pair(const struct etl_sqs_pair *p, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(p[i].name, name) == 0)
+            return p[i].value;
+    return NULL;
+}
+
+static int pairs_eq(const struct etl_sqs_pair *a, size_t na, const struct etl_sqs_pair *b,
+                    size_t nb)
+{
+    if (na != nb)
+        return 0;
+    for (size_t i = 0; i < na; i++)
+        if (!str_eq(a[i].value, pair(b, nb, a[i].name)))
+            return 0;
+    return 1;
+}
+
+/* The two results are the same (attribute pairs in any order). */
+static void check_same(const struct etl_sqs_result *a, const struct etl_sqs_result *b, int line)
+{
+    int same = a->nmessages == b->nmessages && a->nfailures == b->nfailures &&
+               str_eq(a->queue_url, b->queue_url) &&
+               pairs_eq(a->attributes, a->nattributes, b->attributes, b->nattributes);
+    for (size_t i = 0; same && i < a->nmessages; i++) {
+        const struct etl_sqs_message *x = &a->messages[i], *y = &b->messages[i];
+        same = str_eq(x->id, y->id) && str_eq(x->receipt, y->receipt) &&
+               str_eq(x->body, y->body) && x->sent_ms == y->sent_ms &&
+               x->receive_count == y->receive_count && str_eq(x->group_id, y->group_id) &&
+               str_eq(x->sequence_number, y->sequence_number) &&
+               pairs_eq(x->attributes, x->nattributes, y->attributes, y->nattributes);
+    }
+    for (size_t i = 0; same && i < a->nfailures; i++)
+        same = str_eq(a->failures[i].id, b->failures[i].id) &&
+               str_eq(a->failures[i].code, b->failures[i].code) &&
+               str_eq(a->failures[i].message, b->failures[i].message);
+    if (!same)
+        check_fail_at(__FILE__, line, "the JSON and the query codec read different results");
+}
+
+/* Reads the same answer in both protocols; checks both succeed with the same result, and
+ * leaves the JSON one in *out. */
+static void both(enum etl_sqs_action action, const char *json, const char *xml,
+                 struct etl_sqs_result *out, int line)
+{
+    struct etl_sqs_result q;
+    enum etl_sqs_code cj = parse(&etl_sqs_json_codec, action, 200, json, NULL, out);
+    enum etl_sqs_code cq = parse(&etl_sqs_query_codec, action, 200, xml, NULL, &q);
+    if (cj != ETL_SQS_OK || cq != ETL_SQS_OK)
+        check_fail_at(__FILE__, line, "json %s (%s), query %s (%s)", etl_sqs_code_name(cj),
+                      out->why, etl_sqs_code_name(cq), q.why);
+    check_same(out, &q, line);
+    etl_sqs_result_free(&q);
+}
+
+static void test_receive(void)
+{
+    struct etl_sqs_result r;
+    both(ETL_SQS_RECEIVE,
+         "{\"Messages\":[{\"MessageId\":\"m1\",\"ReceiptHandle\":\"r1\",\"MD5OfBody\":\"x\","
+         "\"Body\":\"{\\\"user_id\\\":\\\"u<1>&\\\"}\",\"Attributes\":{\"SentTimestamp\":"
+         "\"1700000000123\",\"ApproximateReceiveCount\":\"3\",\"MessageGroupId\":\"user-7\","
+         "\"SequenceNumber\":\"18849496460467696128\",\"SenderId\":\"AIDA\"},"
+         "\"MessageAttributes\":{\"trace_id\":{\"DataType\":\"String\",\"StringValue\":\"t-1\"},"
+         "\"n\":{\"DataType\":\"Number\",\"StringValue\":\"42\"},\"blob\":{\"DataType\":\"Binary\","
+         "\"BinaryValue\":\"AAEC\"}}},"
+         "{\"MessageId\":\"m2\",\"ReceiptHandle\":\"r2\",\"Body\":\"\"}]}",
+         "<ReceiveMessageResponse><ReceiveMessageResult><Message><MessageId>m1</MessageId>"
+         "<ReceiptHandle>r1</ReceiptHandle><MD5OfBody>x</MD5OfBody>"
+         "<Body>{&quot;user_id&quot;:&quot;u&lt;1&gt;&amp;&quot;}</Body>"
+         "<Attribute><Name>SentTimestamp</Name><Value>1700000000123</Value></Attribute>"
+         "<Attribute><Name>ApproximateReceiveCount</Name><Value>3</Value></Attribute>"
+         "<Attribute><Name>MessageGroupId</Name><Value>user-7</Value></Attribute>"
+         "<Attribute><Name>SequenceNumber</Name><Value>18849496460467696128</Value></Attribute>"
+         "<Attribute><Name>SenderId</Name><Value>AIDA</Value></Attribute>"
+         "<MessageAttribute><Name>trace_id</Name><Value><StringValue>t-1</StringValue>"
+         "<DataType>String</DataType></Value></MessageAttribute>"
+         "<MessageAttribute><Name>n</Name><Value><DataType>Number</DataType>"
+         "<StringValue>42</StringValue></Value></MessageAttribute>"
+         "<MessageAttribute><Name>blob</Name><Value><BinaryValue>AAEC</BinaryValue>"
+         "<DataType>Binary</DataType></Value></MessageAttribute></Message>"
+         "<Message><MessageId>m2</MessageId><ReceiptHandle>r2</ReceiptHandle><Body></Body>"
+         "</Message></ReceiveMessageResult></ReceiveMessageResponse>",
+         &r, __LINE__);
+    CHECK(r.nmessages == 2);
+    if (r.nmessages == 2) {
+        const struct etl_sqs_message *m = &r.messages[0];
+        CHECK_STR_EQ(m->id, "m1");
+        CHECK_STR_EQ(m->receipt, "r1");
+        CHECK_STR_EQ(m->body, "{\"user_id\":\"u<1>&\"}");
+        CHECK(m->sent_ms == 1700000000123LL && m->receive_count == 3);
+        CHECK_STR_EQ(m->group_id, "user-7");
+        CHECK_STR_EQ(m->sequence_number, "18849496460467696128");
+        CHECK(m->nattributes == 3);
+        CHECK_STR_EQ(pair(m->attributes, m->nattributes, "trace_id"), "t-1");
+        CHECK_STR_EQ(pair(m->attributes, m->nattributes, "n"), "42");
+        CHECK_STR_EQ(pair(m->attributes, m->nattributes, "blob"), "AAEC");
+        m = &r.messages[1];
+        CHECK(m->sent_ms == -1 && m->receive_count == -1 && !m->group_id &&
+              !m->sequence_number && m->nattributes == 0);
+        CHECK_STR_EQ(m->body, "");
+    }
+    etl_sqs_result_free(&r);
+
+    both(ETL_SQS_RECEIVE, "{}", "<ReceiveMessageResponse><ReceiveMessageResult/>"
+         "</ReceiveMessageResponse>", &r, __LINE__);
+    CHECK(r.nmessages == 0);
+    etl_sqs_result_free(&r);
+    /* an empty 2xx answer to a JSON long poll (local-aws-sqs): no messages */
+    CHECK(parse(&etl_sqs_json_codec, ETL_SQS_RECEIVE, 200, "", NULL, &r) == ETL_SQS_OK &&
+          r.nmessages == 0);
+    etl_sqs_result_free(&r);
+}
+
+static void test_batches_and_queue(void)
+{
+    struct etl_sqs_result r;
+    both(ETL_SQS_DELETE_BATCH,
+         "{\"Successful\":[{\"Id\":\"0\"}],\"Failed\":[{\"Id\":\"1\",\"SenderFault\":true,"
+         "\"Code\":\"ReceiptHandleIsInvalid\",\"Message\":\"The input receipt handle is invalid.\"}]}",
+         "<DeleteMessageBatchResponse><DeleteMessageBatchResult><DeleteMessageBatchResultEntry>"
+         "<Id>0</Id></DeleteMessageBatchResultEntry><BatchResultErrorEntry><Id>1</Id>"
+         "<SenderFault>true</SenderFault><Code>ReceiptHandleIsInvalid</Code>"
+         "<Message>The input receipt handle is invalid.</Message></BatchResultErrorEntry>"
+         "</DeleteMessageBatchResult></DeleteMessageBatchResponse>",
+         &r, __LINE__);
+    CHECK(r.nfailures == 1);
+    if (r.nfailures == 1) {
+        CHECK_STR_EQ(r.failures[0].id, "1");
+        CHECK_STR_EQ(r.failures[0].code, "ReceiptHandleIsInvalid");
+    }
+    etl_sqs_result_free(&r);
+    both(ETL_SQS_CHANGE_VISIBILITY_BATCH, "{\"Successful\":[{\"Id\":\"0\"}]}",
+         "<ChangeMessageVisibilityBatchResponse><ChangeMessageVisibilityBatchResult>"
+         "<ChangeMessageVisibilityBatchResultEntry><Id>0</Id>"
+         "</ChangeMessageVisibilityBatchResultEntry></ChangeMessageVisibilityBatchResult>"
+         "</ChangeMessageVisibilityBatchResponse>",
+         &r, __LINE__);
+    CHECK(r.nfailures == 0);
+    etl_sqs_result_free(&r);
+    both(ETL_SQS_GET_QUEUE_URL, "{\"QueueUrl\":\"http://h:4566/000000000000/q\"}",
+         "<GetQueueUrlResponse><GetQueueUrlResult><QueueUrl>http://h:4566/000000000000/q"
+         "</QueueUrl></GetQueueUrlResult></GetQueueUrlResponse>",
+         &r, __LINE__);
+    CHECK_STR_EQ(r.queue_url, "http://h:4566/000000000000/q");
+    etl_sqs_result_free(&r);
+    both(ETL_SQS_GET_QUEUE_ATTRIBUTES,
+         "{\"Attributes\":{\"VisibilityTimeout\":\"30\",\"QueueArn\":\"arn:aws:sqs:x:0:q\"}}",
+         "<GetQueueAttributesResponse><GetQueueAttributesResult><Attribute>"
+         "<Name>VisibilityTimeout</Name><Value>30</Value></Attribute><Attribute>"
+         "<Name>QueueArn</Name><Value>arn:aws:sqs:x:0:q</Value></Attribute>"
+         "</GetQueueAttributesResult></GetQueueAttributesResponse>",
+         &r, __LINE__);
+    CHECK(r.nattributes == 2);
+    CHECK_STR_EQ(pair(r.attributes, r.nattributes, "VisibilityTimeout"), "30");
+    etl_sqs_result_free(&r);
+}
+
+/* The same error in both protocols maps to the same code and says the same thing. */
+static void same_error(long status, const char *json, const char *xml, const char *header,
+                       enum etl_sqs_code want, const char *want_code, int line)
+{
+    struct etl_sqs_result j, q;
+    enum etl_sqs_code cj = parse(&etl_sqs_json_codec, ETL_SQS_RECEIVE, status, json, header, &j);
+    enum etl_sqs_code cq = parse(&etl_sqs_query_codec, ETL_SQS_RECEIVE, status, xml, header, &q);
+    if (cj != want || cq != want || !j.service_error || !q.service_error ||
+        !str_eq(j.error_code, want_code) || !str_eq(q.error_code, want_code) ||
+        !str_eq(j.error_message, q.error_message))
+        check_fail_at(__FILE__, line, "json %s %s, query %s %s, want %s %s",
+                      etl_sqs_code_name(cj), j.error_code ? j.error_code : "-",
+                      etl_sqs_code_name(cq), q.error_code ? q.error_code : "-",
+                      etl_sqs_code_name(want), want_code);
+    etl_sqs_result_free(&j);
+    etl_sqs_result_free(&q);
+}
+
+static void test_errors(void)
+{
+    same_error(400, "{\"__type\":\"com.amazonaws.sqs#QueueDoesNotExist\",\"message\":\"gone\"}",
+               "<ErrorResponse><Error><Type>Sender</Type><Code>QueueDoesNotExist</Code>"
+               "<Message>gone</Message></Error></ErrorResponse>",
+               NULL, ETL_SQS_NO_QUEUE, "QueueDoesNotExist", __LINE__);
+    same_error(400, "{\"__type\":\"com.amazonaws.sqs#QueueDoesNotExist\",\"message\":\"gone\"}",
+               "<ErrorResponse><Error><Code>AWS.SimpleQueueService.NonExistentQueue</Code>"
+               "<Message>gone</Message></Error></ErrorResponse>",
+               "AWS.SimpleQueueService.NonExistentQueue;Sender", ETL_SQS_NO_QUEUE,
+               "AWS.SimpleQueueService.NonExistentQueue", __LINE__);
+    same_error(400, "{\"__type\":\"ThrottlingException\",\"Message\":\"slow down\"}",
+               "<ErrorResponse><Error><Code>ThrottlingException</Code><Message>slow down"
+               "</Message></Error></ErrorResponse>",
+               NULL, ETL_SQS_THROTTLED, "ThrottlingException", __LINE__);
+    same_error(403, "{\"__type\":\"SignatureDoesNotMatch\",\"message\":\"bad\"}",
+               "<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code><Message>bad</Message>"
+               "</Error></ErrorResponse>",
+               NULL, ETL_SQS_AUTH, "SignatureDoesNotMatch", __LINE__);
+    same_error(503, "{\"code\":\"ServiceUnavailable\"}",
+               "<ErrorResponse><Error><Code>ServiceUnavailable</Code></Error></ErrorResponse>",
+               NULL, ETL_SQS_SERVER, "ServiceUnavailable", __LINE__);
+
+    /* what detection reads: an XML answer to a JSON request, MissingAction, 415 */
+    struct etl_sqs_result r;
+    CHECK(parse(&etl_sqs_json_codec, ETL_SQS_LIST_QUEUES, 400,
+                "<ErrorResponse><Error><Code>MissingAction</Code></Error></ErrorResponse>", NULL,
+                &r) == ETL_SQS_PROTOCOL && r.mismatch);
+    etl_sqs_result_free(&r);
+    CHECK(parse(&etl_sqs_json_codec, ETL_SQS_LIST_QUEUES, 415, "{}", NULL, &r) != ETL_SQS_OK &&
+          r.mismatch);
+    etl_sqs_result_free(&r);
+    CHECK(parse(&etl_sqs_json_codec, ETL_SQS_LIST_QUEUES, 400,
+                "{\"__type\":\"com.amazonaws.sqs#QueueDoesNotExist\"}", NULL, &r) ==
+              ETL_SQS_NO_QUEUE && !r.mismatch);
+    etl_sqs_result_free(&r);
+    /* not JSON, not XML: a protocol failure with a reason, not a crash */
+    CHECK(parse(&etl_sqs_json_codec, ETL_SQS_RECEIVE, 200, "[1,2", NULL, &r) == ETL_SQS_PROTOCOL &&
+          !r.service_error);
+    CHECK_STR_EQ(r.why, "the answer is not a JSON object");
+    etl_sqs_result_free(&r);
+    CHECK(parse(&etl_sqs_query_codec, ETL_SQS_RECEIVE, 200, "<a>", NULL, &r) == ETL_SQS_PROTOCOL &&
+          strncmp(r.why, "bad XML answer: ", 16) == 0);
+    etl_sqs_result_free(&r);
+}
+
+int main(void)
+{
+    L = luaL_newstate();
+    luaL_openlibs(L);
+    char why[200];
+    if (etl_sqs_json_codec.prepare(L, why, sizeof why) != 0) {
+        fprintf(stderr, "test_sqs_codec: %s\n", why);
+        return 1;
+    }
+    CHECK(etl_sqs_query_codec.prepare == NULL);
+    test_requests();
+    test_receive();
+    test_batches_and_queue();
+    test_errors();
+    lua_close(L);
+    return CHECK_DONE("test_sqs_codec");
+}
