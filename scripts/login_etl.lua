@@ -8,7 +8,8 @@ How etlua uses this file (the hook contract is SCRIPTING.md; src/lua/etlua/recor
   * For every message etlua decodes the JSON body. A body that is not JSON, or not a JSON object,
     is rejected before this file sees it (`invalid_json`, `not_object`).
   * validate(rec) gets the decoded object. JSON null arrives as `null` (cjson.null), a missing
-    field as nil; numbers arrive as Lua floats (lua-cjson 2.1 decodes every number that way).
+    field as nil; a JSON integer arrives as a Lua integer (exact over 64 bits), any other
+    number as a float (2.0 and 2e0 are floats).
     It returns true, or false, reason, detail. The detail is stored in the rejects table: it
     must never contain an ip or device_id value.
   * Then the analysts' rule files run (--rules DIR); then transform(rec, ctx) builds the row,
@@ -59,7 +60,7 @@ end
 
 -- MAJOR*1000000 + MINOR*1000 + PATCH (missing parts are 0), or nil, detail.
 --   "2.3.0" -> 2003000, "0.2.6" -> 2006, "2.10.1" -> 2010001, "2" -> 2000000
--- A JSON integer N reads as "N". lua-cjson does not keep a number's spelling, so 2, 2.0 and
+-- A JSON integer N reads as "N". Only the value counts, not its spelling, so 2, 2.0 and
 -- 2e0 all read as 2; 2.5 and negatives are refused.
 local function app_version_value(v)
   if type(v) == "number" then
