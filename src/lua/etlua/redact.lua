@@ -12,6 +12,8 @@
 -- Each run of the line that is a piece of a secret (leftmost first, grown as long as it stays
 -- one) becomes "***"; this repeats until nothing matches, since "***" and its neighbours could
 -- form a new piece.
+-- (Below this, etlua.pg's connect errors already lose the password libpq read, before they leave
+-- C: src/pg_text.c. This file is the one that knows every secret, as the user wrote it.)
 local M = { PASSWORD = 4, KEY = 8, MARK = "***" }
 
 local secrets = {} -- array of {text =, min =}
