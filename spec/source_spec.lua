@@ -231,4 +231,36 @@ describe("etlua.source on a FIFO queue (fake client with message groups)", funct
       end
     end)
   end)
+
+  it("does not end the drain while another consumer holds a message in flight", function()
+    with_source(function(source, h)
+      local client = fifo_client(h, 0, 1)
+      client.flying.other, client.locked.g9 = { id = "m-other", body = "{}", group = "g9" }, true
+      local src = open(source, client)
+      local polls, poll = 0, client.poll
+      client.poll = function(self, t)   -- later, the other consumer's visibility timeout ends
+        polls = polls + 1
+        if polls == 20 then
+          local m = self.flying.other
+          self.flying.other, self.locked.g9 = nil, nil
+          self.visible[#self.visible + 1] = m
+        end
+        return poll(self, t)
+      end
+      assert.same({ "m-other" }, drain(src, 10, 50))
+      assert.is_true(polls > 20)
+    end)
+  end)
+
+  it("keeps only the receives a FIFO queue can answer in flight", function()
+    with_source(function(source, h)
+      local client = fifo_client(h, 50, 1)
+      local src = open(source, client, { receive_concurrency = 64 })
+      local batch = src:next_batch(10, 500, 1)
+      assert.equals(1, #batch)
+      assert.is_true(client.calls.start_receive < 10, client.calls.start_receive)
+      src:ack(batch)
+      assert.equals(50, 1 + #drain(src, 10, 500))
+    end)
+  end)
 end)
