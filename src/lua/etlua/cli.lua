@@ -17,8 +17,9 @@ scripts/login_etl.lua for login events, scripts/purchases_etl.lua for SNS-publis
 --dry-run prints {"<output>": row} lines for a script with several outputs.
 
 options:
-  --drain              exit 0 once the queue is empty (after the last commit and delete);
-                       without it etlua runs as a service until SIGTERM/SIGINT
+  --drain              exit 0 once the queue is empty (after the last commit and delete; on a
+                       FIFO queue, *.fifo, also once it reports nothing visible and nothing in
+                       flight); without it etlua runs as a service until SIGTERM/SIGINT
   --dry-run            print the rows it would write as JSON lines on stdout; write and delete nothing
   --input FILE|-       read message bodies, one per line, from FILE or stdin instead of SQS
   --rules DIR          load analysts' rule files (DIR/*.lua, in name order)
@@ -58,7 +59,8 @@ environment:
 A bad value is a one-line error naming the variable; no line etlua writes holds a piece of a
 secret (password, keys).
 
-signals: SIGTERM/SIGINT stop receiving, commit and delete the batch in hand, exit 0 (a second
+signals: SIGTERM/SIGINT stop receiving, commit and delete the batch in hand, release every
+  other message received (visibility 0: SQS hands it out again at once), exit 0 (a second
   one exits at once: the ledger makes that harmless); SIGHUP re-reads the script and the rule
   files between batches (a version that fails to load is refused and the old one keeps running).
 A --drain on a terminal shows a progress line on stderr: done, rate, rejects, ~messages left.
