@@ -12,6 +12,20 @@ emulator=$1 protocol=$2 n=${3:-300}
 
 start_pg
 start_sqs "$emulator"
+
+# A key needs a unique index on exactly its columns: without one, one line at start-up and
+# nothing received.
+psql_q "CREATE TABLE purchases (order_id varchar(64), user_id varchar(64) NOT NULL,
+  masked_email varchar(64), country char(2), status varchar(16) NOT NULL, currency char(3) NOT NULL,
+  total_cents bigint NOT NULL, item_count integer NOT NULL, tags jsonb,
+  updated_at timestamptz NOT NULL, event_id text NOT NULL)" >/dev/null
+if "$ETLUA_BIN" "$ROOT/scripts/purchases_etl.lua" --drain 2>"$WORK/nokey.err"; then
+  fail "etlua started without a unique index for the key"
+fi
+[ "$(wc -l <"$WORK/nokey.err")" = 1 ] && grep -q "output 'purchases': table purchases has no unique index on exactly (order_id)" "$WORK/nokey.err" \
+  || { cat "$WORK/nokey.err" >&2; fail "no one-line error naming the missing unique index"; }
+psql_q "DROP TABLE purchases" >/dev/null
+ok "a key without a unique index stops etlua at start-up in one line"
 python3 "$ROOT/tests/integration/purchases.py" gen "$n" --seed 5 --out "$WORK/p"
 send "$WORK/p/input.jsonl"
 total=$(wc -l <"$WORK/p/input.jsonl")
