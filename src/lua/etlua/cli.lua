@@ -46,7 +46,8 @@ environment:
                                     committed batch survives a Postgres crash
   ETLUA_MASK_KEY | ETLUA_MASK_KEY_FILE   HMAC key, at least 32 bytes (required)
   ETLUA_VAULT_KEY | ETLUA_VAULT_KEY_FILE AES-256 key (64 hex digits; the file: those or 32 raw bytes):
-                                    when set, raw ip/device_id are stored encrypted in etlua_vault.pii
+                                    when set, the raw values of the script's pii paths are stored
+                                    encrypted in etlua_vault.pii
   ETLUA_BATCH_SIZE                  messages per transaction (default 200)
   ETLUA_BATCH_MAX_WAIT_MS           longest a received message waits for its batch (default 500)
   ETLUA_RECEIVE_CONCURRENCY         ReceiveMessage long polls kept in flight (default 64)

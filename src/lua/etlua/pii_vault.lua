@@ -11,7 +11,7 @@ Lua modules and the C modules share one package.preload.)
   pii_vault.open_row(keys, row)                      -- plaintext | nil, msg
 
 The table (etlua_vault.pii): one row per distinct (field, masked value):
-  masked      the mask, exactly as in user_logins (lowercase hex HMAC-SHA-256)
+  masked      the mask, exactly as in the rows (lowercase hex HMAC-SHA-256)
   field       the script's pii path the value was found at ("ip", "device_id", "user.email")
   key_id      first 8 bytes of SHA-256 of the vault key, hex: which key sealed this row
   nonce       12 random bytes;   ciphertext: AES-256-GCM ciphertext followed by its 16-byte tag
