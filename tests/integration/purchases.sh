@@ -5,7 +5,8 @@
 # them through SNS with some SNS duplicates, drafts and broken events (tests/integration/
 # purchases.py). The tables must equal the oracle's: the newest version of each order and of each
 # item line, exact totals past 2**53, [] kept in jsonb, every SNS MessageId landed once, drafts
-# in the ledger only, no raw email anywhere. A second drain with the same messages sent again
+# in the ledger only, no raw email anywhere, the vault revealing the lower-cased email under
+# user.email and the row's own mask. A second drain with the same messages sent again
 # (every version redelivered, in another order) changes nothing in purchases and purchase_items.
 . "$(dirname "$0")/lib.sh"
 emulator=$1 protocol=$2 n=${3:-300}
@@ -30,7 +31,8 @@ python3 "$ROOT/tests/integration/purchases.py" gen "$n" --seed 5 --out "$WORK/p"
 send "$WORK/p/input.jsonl"
 total=$(wc -l <"$WORK/p/input.jsonl")
 
-ETLUA_SQS_PROTOCOL=$protocol ETLUA_BATCH_SIZE=50 "$ETLUA_BIN" "$ROOT/scripts/purchases_etl.lua" --drain \
+VAULT_KEY=$(printf 'c0de%.0s' $(seq 16))
+ETLUA_VAULT_KEY=$VAULT_KEY ETLUA_SQS_PROTOCOL=$protocol ETLUA_BATCH_SIZE=50 "$ETLUA_BIN" "$ROOT/scripts/purchases_etl.lua" --drain \
   2>"$WORK/etlua.log" || { cat "$WORK/etlua.log" >&2; fail "etlua --drain exited non-zero"; }
 grep -q "sqs ready.*protocol=$protocol" "$WORK/etlua.log" || fail "etlua did not use the $protocol protocol"
 ok "drained $total messages from $emulator ($protocol)"
@@ -47,6 +49,14 @@ grep -q " done .*duplicates=$dups" "$WORK/etlua.log" || fail "summary does not c
 drops=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["drops"])' "$WORK/p/expect.json")
 grep -q " done .*dropped=$drops" "$WORK/etlua.log" || fail "summary does not count $drops drops"
 ok "every SNS duplicate landed once ($dups), $drops drafts dropped"
+
+# The vault holds the canonical (lower-cased) email under the path and the very mask of the row.
+m=$(psql_q "SELECT masked_email FROM purchases WHERE masked_email IS NOT NULL ORDER BY order_id LIMIT 1")
+ETLUA_VAULT_KEY=$VAULT_KEY "$ETLUA_BIN" reveal --field user.email "$m" >"$WORK/reveal.out" 2>"$WORK/reveal.err" \
+  || { cat "$WORK/reveal.err" >&2; fail "reveal of a purchases mask failed"; }
+grep -qE "^$m	user\.email	[a-z.]+[0-9]+@example\.com\$" "$WORK/reveal.out" || fail "reveal gave: $(cat "$WORK/reveal.out")"
+[ "$(psql_q "SELECT count(*) FROM etlua_vault.pii WHERE field <> 'user.email'")" = 0 ] || fail "vault rows under another field"
+ok "the vault reveals the lower-cased email under user.email and the row's mask"
 
 psql_q "COPY (SELECT * FROM purchases ORDER BY order_id) TO STDOUT" >"$WORK/before.tsv"
 psql_q "COPY (SELECT * FROM purchase_items ORDER BY order_id, line) TO STDOUT" >>"$WORK/before.tsv"
