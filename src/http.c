@@ -119,7 +119,9 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
 static enum etl_http_status fail(enum etl_http_status st, char *err, size_t errlen,
                                  const char *what, const char *detail)
 {
-    snprintf(err, errlen, "%s%s%s", what, detail && *detail ? ": " : "", detail ? detail : "");
+    /* bounded pieces: a message fits the 256 bytes of etl_http_done.err */
+    snprintf(err, errlen, "%.60s%s%.180s", what, detail && *detail ? ": " : "",
+             detail ? detail : "");
     return st;
 }
 
