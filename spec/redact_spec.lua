@@ -54,8 +54,8 @@ describe("redact.line", function()
     assert.are.equal("abc", redact.line("abc"))
   end)
 
-  it("holds the invariant for 3,000 random passwords and keys", function()
-    for _ = 1, 3000 do
+  it("holds the invariant for 1,000 random passwords and keys", function()
+    for _ = 1, 1000 do
       redact.reset()
       local pw, key = password(math.random(4, 40)), password(math.random(32, 64))
       redact.add(pw, redact.PASSWORD)
