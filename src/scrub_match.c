@@ -46,14 +46,35 @@ void etl_scrub_patterns_free(struct etl_scrub_patterns *p)
     free(p);
 }
 
+/* Adds text[0..len) as pattern i. */
+static void ac_insert(struct etl_scrub_patterns *p, int i, const char *text, size_t len)
+{
+    int node = 0;
+    for (size_t j = 0; j < len; j++) {
+        unsigned char c = (unsigned char)text[j];
+        int next = ac_child(p, node, c);
+        if (next < 0) {
+            next = p->nnodes++;
+            p->nodes[next] = (struct ac_node){-1, p->nodes[node].child, 0, -1, -1,
+                                              p->nodes[node].depth + 1, c};
+            p->nodes[node].child = next;
+        }
+        node = next;
+    }
+    if (len > 0 && p->nodes[node].pat < 0)
+        p->nodes[node].pat = i;
+}
+
 struct etl_scrub_patterns *etl_scrub_patterns_new(size_t n, const char *const *text,
                                                   const size_t *len, const char *const *hex)
 {
+    /* Patterns get the text's hygiene too (a value with invalid UTF-8 is looked for as it reads
+     * once cleaned, and a match always starts on a character): up to 3 bytes per byte. */
     size_t total = 1;
     for (size_t i = 0; i < n; i++) {
-        if (len[i] > (size_t)0x3fffffff - total)
+        if (len[i] > ((size_t)0x3fffffff - total) / 3)
             return NULL; /* node indexes are ints */
-        total += len[i];
+        total += 3 * len[i];
     }
     struct etl_scrub_patterns *p = calloc(1, sizeof *p);
     if (p == NULL)
@@ -69,22 +90,15 @@ struct etl_scrub_patterns *etl_scrub_patterns_new(size_t n, const char *const *t
     p->nodes[0] = (struct ac_node){-1, -1, 0, -1, -1, 0, 0};
     for (size_t i = 0; i < n; i++) {
         memcpy(p->hex[i], hex[i], ETL_MASK_HEX_LEN);
-        if (len[i] == 0)
-            continue;
-        int node = 0;
-        for (size_t j = 0; j < len[i]; j++) {
-            unsigned char c = (unsigned char)text[i][j];
-            int next = ac_child(p, node, c);
-            if (next < 0) {
-                next = p->nnodes++;
-                p->nodes[next] = (struct ac_node){-1, p->nodes[node].child, 0, -1, -1,
-                                                  p->nodes[node].depth + 1, c};
-                p->nodes[node].child = next;
-            }
-            node = next;
+        char *clean = NULL;
+        size_t clen = len[i];
+        int rc = etl_scrub_clean(text[i], len[i], &clean, &clen);
+        if (rc < 0) {
+            etl_scrub_patterns_free(p);
+            return NULL;
         }
-        if (p->nodes[node].pat < 0)
-            p->nodes[node].pat = (int)i;
+        ac_insert(p, (int)i, clean ? clean : text[i], clen);
+        free(clean);
     }
     /* Breadth-first: fail and dict links of each node from its parent's. */
     int *queue = malloc((size_t)p->nnodes * sizeof *queue);
