@@ -245,6 +245,15 @@ describe("rejects of JSON objects", function()
     assert.are.equal(hex("fe80::1"), stored.meta.list[1].ip)
   end)
 
+  it("stores an object nested to the depth limit", function()
+    local body = '{"user_id": "", "device_id": "deep", "d": ' .. ("["):rep(998)
+                 .. '"deep at 10.1.2.3"' .. ("]"):rep(998) .. "}"
+    local r = H.reject(H.run(body))
+    assert.are.equal("invalid_user_id", r.reason)
+    assert.is_nil(leak(r.body, {"deep", "10.1.2.3"}))
+    assert.truthy(r.body:find(hex("10.1.2.3"), 1, true))
+  end)
+
   it("builds the stored body from the message, not from what a hook did to the record", function()
     local script = H.load_script()
     script.validate = function(rec)
@@ -319,15 +328,15 @@ describe("linear time", function()
     local p = H.processor()
     local function cost(body)
       local best = math.huge
-      for _ = 1, 3 do
+      for _ = 1, 2 do
         local t0 = os.clock()
         p:process(body, H.META)
         best = math.min(best, os.clock() - t0)
       end
       return best
     end
-    for _, unit in ipairs({"1", ":", ".", "a0", '"', "1.2.3.4 ", "'ip': ", "\\\"", "device_id=",
-                           "\255"}) do
+    -- (every shape is timed in C by tests/c/test_scrub.c; these go through the whole reject path)
+    for _, unit in ipairs({"1", ":", "1.2.3.4 ", "'ip': ", "\\\"", "\255"}) do
       local small = ("{\"ip\": \"%s"):format(unit:rep((128 * 1024) // #unit))
       local big = ("{\"ip\": \"%s"):format(unit:rep((1024 * 1024) // #unit))
       local a, b = cost(small), cost(big)

@@ -93,6 +93,10 @@ etlua_integration(stop_release 240 ${IT}/stop_release.sh)
 etlua_integration(fifo 240 ${IT}/fifo.sh 1200 10)
 etlua_integration(reload 180 ${IT}/reload.sh)
 etlua_integration(progress 120 ${IT}/progress.sh)
+# integration.pii_rejects: the pii corpus (spec/data/pii_corpus.jsonl: hostile bodies hiding raw
+# pii, 1 MiB runs included) through fauxqs, --input and --dry-run; oracle.py --pii-leaks finds
+# no secret in any stored detail, body or log line, within a time bound.
+etlua_integration(pii_rejects 300 ${IT}/pii_rejects.sh)
 
 # --- fuzz (libFuzzer, clang; ETLUA_FUZZ=ON) -----------------------------------------------------
 # Every tests/fuzz/fuzz_<name>.c is a libFuzzer target (ASan + UBSan) linked against

@@ -4,8 +4,30 @@ hostile input the pipeline must reject with a reason or store as the contract sa
 crash on, never stall a batch on. Each line is a JSON-escaped body that SQS can carry.
 
 usage: hostile.py > bodies.jsonl
+       hostile.py --pii [--max-bytes N] > bodies.jsonl
+           only the pii corpus (spec/data/pii_corpus.jsonl: bodies hiding raw pii in every
+           shape, 1 MiB runs included), in its order, bodies over N bytes left out
+The default output ends with the corpus bodies under 64 KiB.
 """
 import json
+import os
+import sys
+
+CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "spec", "data",
+                      "pii_corpus.jsonl")
+
+
+def pii_corpus(path=CORPUS):
+    """-> list of {"note", "body", "secrets", "reason"?}: the corpus with its runs expanded."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            c = json.loads(line)
+            r = c.pop("repeat", None)
+            if r is not None:
+                c["body"] = r["prefix"] + r["unit"] * r["times"] + r["suffix"]
+            out.append(c)
+    return out
 
 GOOD = {"user_id": "h-0", "app_version": "2.3.0", "device_type": "android",
         "ip": "10.1.2.3", "locale": "RU", "device_id": "111-22-3333"}
@@ -70,9 +92,19 @@ def main():
     out.append('"\\ud800"')
     out.append('{"user_id": "\\ud800", "ip": "10.1.1.1"}')
     out.append('{"user_id": "nan", "app_version": NaN}')
+    out.extend(c["body"] for c in pii_corpus() if len(c["body"].encode()) < 65536)
     for line in out:
         print(line)
 
 
+def print_corpus(max_bytes):
+    for c in pii_corpus():
+        if len(c["body"].encode()) <= max_bytes:
+            print(c["body"])
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "--pii":
+        print_corpus(int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[2] == "--max-bytes" else 1 << 30)
+    else:
+        main()

@@ -11,6 +11,12 @@ usage:
   oracle.py --summary BODIES_FILE|- [--key ...]         counts: accepted, rejects per reason
   oracle.py --self-test CASES_JSONL [KEY]               check against spec/data/cases.jsonl; exits 1
                                                         on any disagreement
+  oracle.py --pii-leaks REJECTS_JSON [LOG...]           no secret of the pii corpus
+        (spec/data/pii_corpus.jsonl, via hostile.py) in any stored detail, body or log line;
+        REJECTS_JSON: [{"id", "detail", "body"}, ...]. A row or line of message id
+        input:<digest>:<N> is checked against every secret of corpus entry N (the --input file
+        was `hostile.py --pii`); any other against every secret of 6 characters or more of the
+        whole corpus. Exits 1 on a leak, printing where.
 The key defaults to ETLUA_MASK_KEY, or the file named by ETLUA_MASK_KEY_FILE (trailing newline
 dropped). Input: one message body per line; empty lines are skipped (as tests/harness/sqs.js does),
 a trailing CR is dropped; line numbers count every line of the file from 1.
@@ -255,6 +261,88 @@ def raw_pii(body):
     return [v for v in (rec.get("ip"), rec.get("device_id")) if isinstance(v, str) and v != ""]
 
 
+HEX_RUN = re.compile(r"[0-9a-f]{64,}")
+HEX_ONLY = re.compile(r"[0-9a-f]+")
+
+
+def _leak_in(text, secrets):
+    stripped = None
+    for s in secrets:
+        if HEX_ONLY.fullmatch(s):
+            # a secret of hex digits only may appear inside a mask by chance: look for it with
+            # every run of 64 hex digits or more (masks) taken out
+            if stripped is None:
+                stripped = HEX_RUN.sub("#", text)
+            if s in stripped:
+                return s
+        elif s in text:
+            return s
+    return None
+
+
+def pii_leak(text, secrets):
+    """The first of secrets (raw pii values) found in text, or None. When text is JSON, each of
+    its strings (keys and values, decoded) is searched too, so no escaping hides a value."""
+    found = _leak_in(text, secrets)
+    if found:
+        return found
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    stack = [value]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, str):
+            found = _leak_in(x, secrets)
+        elif isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+        if found:
+            return found
+    return None
+
+
+INPUT_ID = re.compile(r"input:[0-9a-f]+:([0-9]+)")
+
+
+def pii_leaks(rejects_path, log_paths, min_len=6):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import hostile
+    corpus = hostile.pii_corpus()
+    everywhere = sorted({s for c in corpus for s in c["secrets"] if len(s) >= min_len})
+
+    def secrets_of(where):
+        m = INPUT_ID.search(where)
+        if m and 1 <= int(m.group(1)) <= len(corpus):
+            return corpus[int(m.group(1)) - 1]["secrets"]
+        return everywhere
+
+    bad = 0
+    with open(rejects_path, encoding="utf-8") as f:
+        rows = json.load(f) or []
+    for r in rows:
+        secrets = secrets_of(r["id"])
+        for col in ("detail", "body"):
+            leak = pii_leak(r[col] or "", secrets)
+            if leak:
+                bad += 1
+                print("LEAK %r in %s of reject %s: %s" % (leak, col, r["id"], (r[col] or "")[:200]))
+    lines = 0
+    for path in log_paths:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                lines += 1
+                leak = pii_leak(line, secrets_of(line))
+                if leak:
+                    bad += 1
+                    print("LEAK %r in %s: %s" % (leak, path, line[:200]))
+    print("pii leaks: %d rejects, %d log lines, %d corpus entries, %d leaks" % (len(rows), lines, len(corpus), bad))
+    return 1 if bad else 0
+
+
 def read_bodies(path):
     """Yields (line_number, body) for the non-empty lines of a file ('-' = stdin)."""
     f = sys.stdin.buffer if path == "-" else open(path, "rb")
@@ -337,9 +425,13 @@ def main(argv=None):
     ap.add_argument("pos_key", nargs="?", help="mask key (with --self-test)")
     ap.add_argument("--self-test", action="store_true")
     ap.add_argument("--summary", action="store_true")
+    ap.add_argument("--pii-leaks", action="store_true")
+    ap.add_argument("logs", nargs="*", help="with --pii-leaks: log files")
     ap.add_argument("--key")
     ap.add_argument("--key-file")
     a = ap.parse_args(argv)
+    if a.pii_leaks:
+        return pii_leaks(a.path, ([a.pos_key] if a.pos_key else []) + a.logs)
     key = load_key(a.key if a.key is not None else a.pos_key, a.key_file)
     if a.self_test:
         return self_test(a.path, key)
