@@ -298,3 +298,31 @@ describe("envelope = \"sns\"", function()
     assert.are.equal("invalid_json", p:run(note("{")).reject.reason)
   end)
 end)
+
+describe("--dry-run output", function()
+  local dryrun = require "etlua.dryrun"
+  local function sink_for(desc)
+    local buf = {}
+    local out = { write = function(_, s) buf[#buf + 1] = s end, flush = function() end }
+    return dryrun.new(out, desc), function() return table.concat(buf) end
+  end
+
+  it("prints one JSON line per row: the row itself for one output, {output: row} for several", function()
+    local one_out = testing.load("scripts/login_etl.lua").desc
+    local d, text = sink_for(one_out)
+    local sum = d:commit({ { rows = { { { "u", nil, "m", nil, "RU", 2003000, "2024-01-02" } } } },
+                           { drop = true }, { reject = { reason = "x" } } })
+    assert.are.same({ written = 1, rejected = 1, dropped = 1, duplicates = 0, refused = 0 }, sum)
+    assert.are.equal('{"user_id":"u","device_type":null,"masked_ip":"m","masked_device_id":null,'
+      .. '"locale":"RU","app_version":2003000,"create_date":"2024-01-02"}\n', text())
+
+    local multi = testing.load("scripts/purchases_etl.lua").desc
+    d, text = sink_for(multi)
+    d:commit({ { rows = { {}, { { "o", 1, "s", 2, 5, nil, "t" }, { "o", 2, "s", 1, 5, "{}", "t" } } } } })
+    local lines = {}
+    for l in text():gmatch("[^\n]+") do lines[#lines + 1] = codec.decode(l) end
+    assert.are.equal(2, #lines)
+    assert.are.equal(2, lines[2].purchase_items.line)
+    assert.are.equal("{}", lines[2].purchase_items.options)
+  end)
+end)
