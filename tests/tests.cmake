@@ -89,6 +89,9 @@ etlua_integration(errors 180 ${IT}/errors.sh)
 # etlua writes checked for any 4-character piece of a password, 8 of a key.
 etlua_integration(secrets 180 ${IT}/secrets.sh)
 etlua_integration(redelivery 120 ${IT}/redelivery.sh)
+# integration.ledger: a redelivery after partition boundaries, --input twice, the upgrade of the
+# unpartitioned ledger, and a service with a 60 s retention whose ledger stays bounded (~3 min).
+etlua_integration(ledger 300 ${IT}/ledger.sh 120)
 etlua_integration(input 120 ${IT}/input.sh)
 etlua_integration(stop 180 ${IT}/stop.sh)
 etlua_integration(stop_release 240 ${IT}/stop_release.sh)

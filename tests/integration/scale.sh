@@ -54,8 +54,8 @@ check_exact() { # K
   python3 "$ROOT/tests/integration/check_tables.py" "$input" --key "$ETLUA_MASK_KEY" --expect-count >"$WORK/check.$k.out" \
     || { cat "$WORK/check.$k.out" >&2; fail "$k process(es): counts differ from the oracle's"; }
   [ "$(psql_q 'SELECT count(*) FROM etlua_ledger')" = "$total" ] || fail "$k process(es): ledger does not hold $total ids"
-  [ "$(psql_q 'SELECT count(*) FROM (SELECT message_id FROM etlua_ledger GROUP BY 1 HAVING count(*) > 1) d')" = 0 ] \
-    || fail "$k process(es): a message id twice in the ledger"
+  [ "$(psql_q 'SELECT count(*) FROM (SELECT digest FROM etlua_ledger GROUP BY 1 HAVING count(*) > 1) d')" = 0 ] \
+    || fail "$k process(es): a message twice in the ledger"
   [ "$(psql_q 'SELECT count(*) FROM (SELECT message_id FROM user_logins_rejects GROUP BY 1 HAVING count(*) > 1) d')" = 0 ] \
     || fail "$k process(es): a message id twice in the rejects"
   [ "$(psql_q 'SELECT count(*) - count(DISTINCT user_id) FROM user_logins')" = 0 ] \

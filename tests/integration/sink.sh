@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# sink.sh [BUILD_DIR]: runs tests/integration/sink_spec.lua (busted under lua5.4) against a
-# throwaway Postgres from tests/harness/pg.sh, which is stopped and removed however the run ends.
+# sink.sh [BUILD_DIR]: runs tests/integration/sink_spec.lua, outputs_spec.lua and ledger_spec.lua
+# (busted under lua5.4) against a throwaway Postgres from tests/harness/pg.sh, which is stopped and
+# removed however the run ends.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -21,4 +22,4 @@ preload=
 if ldd "$build/etlua.so" | grep libasan >/dev/null; then preload=$(gcc -print-file-name=libasan.so); fi
 cd "$here"
 LD_PRELOAD=$preload ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} \
-    lua5.4 /usr/bin/busted --output=TAP sink_spec.lua outputs_spec.lua
+    lua5.4 /usr/bin/busted --output=TAP sink_spec.lua outputs_spec.lua ledger_spec.lua

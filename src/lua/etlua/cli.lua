@@ -55,6 +55,9 @@ environment:
   ETLUA_DRAIN_WAIT_SECONDS          long-poll wait that proves the queue empty with --drain (default 1)
   ETLUA_RETRY_ATTEMPTS              attempts for a call that fails for a passing reason (default 8)
   ETLUA_OUTAGE_SECONDS              how long an SQS or Postgres outage is waited out mid-run (default 300)
+  ETLUA_LEDGER_RETENTION            seconds a ledger entry is kept, margin included (default: the
+                                    queue's MessageRetentionPeriod + 3600; --input: 349200)
+  ETLUA_LEDGER_PARTITION_SECONDS    for tests: the partition width of a ledger made now
   ETLUA_METRICS_ADDR                HOST:PORT for the metrics server when --metrics is not given
   ETLUA_PROGRESS                    1: the --drain progress line even off a terminal; 0: never
 A bad value is a one-line error naming the variable; no line etlua writes holds a piece of a

@@ -126,6 +126,10 @@ M.VARIABLES = {
   { "ETLUA_SQS_PROTOCOL", "choice", "auto", { "auto", "json", "query" }, key = "protocol" },
   { "ETLUA_SYNCHRONOUS_COMMIT", "choice", "on", { "on", "remote_apply", "remote_write", "local", "off" } },
   { "ETLUA_METRICS_ADDR", "string", nil },
+  -- seconds a ledger entry lives, margin included (unset: the queue's retention + 1 h, etlua.ledger);
+  -- the partition width of a ledger made now (for tests; unset: from the retention)
+  { "ETLUA_LEDGER_RETENTION", "integer", nil, 1, 400 * 86400 },
+  { "ETLUA_LEDGER_PARTITION_SECONDS", "integer", nil, 1, 7 * 86400 },
   { "ETLUA_PROGRESS", "choice", nil, { "0", "1" } },
 }
 

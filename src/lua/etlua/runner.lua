@@ -7,6 +7,7 @@ local script_loader = require "etlua.script"
 local record = require "etlua.record"
 local source = require "etlua.source"
 local sink = require "etlua.sink"
+local ledger = require "etlua.ledger"
 local dryrun = require "etlua.dryrun"
 local retry = require "etlua.retry"
 local fail = require "etlua.fail"
@@ -49,13 +50,13 @@ local function connect(cfg, log, deadline)
   return db
 end
 
-local LEDGER_DAYS = 15 -- SQS keeps a message at most 14 days: older ledger rows can never match
-
-local function open_sink(cfg, script, queue, current_proc, log, deadline)
+local function open_sink(cfg, script, ledger_opts, current_proc, log, deadline)
   local db = connect(cfg, log, deadline)
+  local l, lerr = ledger.open(db, ledger_opts)
+  if not l then fail.user("cannot prepare the ledger in Postgres: %s", lerr) end
   local s, err, code = sink.open(db, {
     outputs = script.outputs, rejects_table = script.rejects_table, schema = script.schema,
-    queue = queue,
+    ledger = l,
     reject_body = function(item) return current_proc():stored_body(item) end,
     -- the PII vault (issue 6): raw values sealed in the batch's transaction, when a key is set
     in_transaction = cfg.vault_key and require("etlua.pii_vault").writer(cfg.vault_key) or nil,
@@ -66,8 +67,6 @@ local function open_sink(cfg, script, queue, current_proc, log, deadline)
     local ok, verr = require("etlua.pii_vault").prepare(db)
     if not ok then fail.user("cannot prepare the PII vault table etlua_vault.pii: %s", verr) end
   end
-  local pruned = s:prune(LEDGER_DAYS)
-  if pruned and pruned > 0 then log:info("ledger pruned", { rows = pruned, older_than_days = LEDGER_DAYS }) end
   return s, db
 end
 
@@ -198,8 +197,15 @@ function M.run(opts, log)
   if opts.dry_run then
     state.out = dryrun.new(io.stdout, script)
   else
+    -- the ledger keeps an entry as long as the queue may redeliver its message (etlua.ledger)
+    local ledger_opts = { schema = script.schema, queue = queue, log = log,
+      retention = ledger.retention(src.retention, cfg.ledger_retention, log),
+      partition_seconds = cfg.ledger_partition_seconds,
+      refresh = src.retention_period and function()
+        return ledger.retention(src:retention_period(), cfg.ledger_retention)
+      end }
     state.reopen = function(deadline)
-      return open_sink(cfg, script, queue, function() return proc end, log, deadline)
+      return open_sink(cfg, script, ledger_opts, function() return proc end, log, deadline)
     end
     state.out, state.db = state.reopen()
   end
@@ -229,6 +235,7 @@ function M.run(opts, log)
       if not opts.dry_run then src:ack(messages) end
       bar:update(stats)
     end
+    if state.out.ledger then state.out.ledger:maintain() end -- a bounded pruning step, if due
     -- A stop signal ends the loop once the messages in hand are committed and acknowledged;
     -- src:flush() then releases what the source still holds (the prefetch).
     if (drained and stop_when_drained) or (host.stopping() and #messages == 0) then break end

@@ -1,6 +1,6 @@
 -- etlua.sink: the Postgres half of the runner. Commits a batch exactly once:
---   BEGIN → claim the ledger keys → write each output's rows (etlua.writer) → insert the
---   rejects → COMMIT
+--   BEGIN → claim the ledger keys (etlua.ledger) → write each output's rows (etlua.writer) →
+--   insert the rejects → COMMIT
 -- Only keys the ledger had not seen are written, so a redelivered message lands once (and a
 -- concurrent consumer holding the same key waits on the ledger row, then skips it). Every row
 -- of one message, on every output, commits in the same transaction as its ledger entry.
@@ -16,6 +16,7 @@
 -- Values always travel as parameters or COPY data; identifiers only through quote_ident.
 local writer = require "etlua.writer"
 local table_check = require "etlua.table_check"
+local ledger = require "etlua.ledger"
 
 local M = {}
 
@@ -24,8 +25,6 @@ local Sink = {}
 Sink.__index = Sink
 
 local REJECT_COLUMNS = "(message_id text, reason text, detail text, body text, rejected_at timestamptz)"
-local LEDGER_COLUMNS = "(message_id text PRIMARY KEY, queue text, outcome text, "
-  .. "processed_at timestamptz NOT NULL DEFAULT now())"
 
 -- Errors caused by the data of some row (not by the connection or the schema).
 local function is_data_error(code)
@@ -52,8 +51,8 @@ end
 
 -- sink.open(db, opts) -> sink | nil, msg, code
 -- opts: outputs (a script description's outputs: etlua.script), rejects_table, schema (of the
---       rejects table and the ledger; optional), queue (recorded in the ledger),
---       ledger_table (optional name),
+--       rejects table and the ledger; optional), ledger (an etlua.ledger; else one is opened on
+--       db with ledger_table, schema, queue and the --input defaults),
 --       reject_body (function(item) -> stored body, for a message whose rows Postgres refuses),
 --       in_transaction (function(db, landed_items) -> true | nil, msg, code: runs inside the
 --       batch's transaction before COMMIT, e.g. the PII vault).
@@ -71,8 +70,6 @@ function M.open(db, opts)
     db = db, queue = opts.queue, reject_body = opts.reject_body,
     in_transaction = opts.in_transaction,
     rejects = name(opts.rejects_table),
-    ledger = name(opts.ledger_table or "etlua_ledger"),
-    ledger_index = name((opts.ledger_table or "etlua_ledger") .. "_processed_at"),
     writers = {},
   }, Sink)
 
@@ -91,21 +88,18 @@ function M.open(db, opts)
   end
   local steps = {
     { self.rejects, "CREATE TABLE IF NOT EXISTS " .. self.rejects .. " " .. REJECT_COLUMNS },
-    { self.ledger, "CREATE TABLE IF NOT EXISTS " .. self.ledger .. " " .. LEDGER_COLUMNS },
-    { self.ledger_index, ("CREATE INDEX IF NOT EXISTS %s ON %s (processed_at)")
-        :format(db:quote_ident((opts.ledger_table or "etlua_ledger") .. "_processed_at"), self.ledger) },
   }
   for _, step in ipairs(steps) do
     local ok, err, code = ensure(db, step[1], step[2])
     if not ok then return nil, err, code end
   end
+  self.ledger = opts.ledger
+  if not self.ledger then
+    local err, code
+    self.ledger, err, code = ledger.open(db, { table = opts.ledger_table, schema = opts.schema, queue = opts.queue })
+    if not self.ledger then return nil, err, code end
+  end
   return self
-end
-
-local function outcome_of(item)
-  if item.rows then return "row" end
-  if item.drop then return "drop" end
-  return "reject"
 end
 
 -- One attempt at one transaction. Returns a summary, or nil, msg, code after ROLLBACK.
@@ -118,29 +112,17 @@ function Sink:attempt(items)
   local ok, err, code = db:exec("BEGIN")
   if not ok then return fail(err, code) end
 
-  -- Claim the ledger keys (the message id, or the envelope's id: item.key), sorted so two
-  -- consumers claim shared keys in the same order (no deadlock).
-  local keys, outcomes, order = {}, {}, {}
+  -- Claim the ledger keys (the message id, or the envelope's id: item.key) in etlua.ledger, in
+  -- a fixed order, so two consumers claim shared keys in the same order (no deadlock).
   for i = 1, #items do
     local item = items[i]
     item.key = item.key or item.id
     assert(type(item.id) == "string" and type(item.key) == "string",
            "sink: every item needs a string id (and key)")
-    order[i] = item
   end
-  table.sort(order, function(a, b) return a.key < b.key end)
-  for i, item in ipairs(order) do
-    keys[i], outcomes[i] = item.key, outcome_of(item)
-  end
-  local claimed
-  claimed, err, code = db:exec(
-    "INSERT INTO " .. self.ledger .. " (message_id, queue, outcome) "
-      .. "SELECT id, $3, outcome FROM unnest($1::text[], $2::text[]) AS u(id, outcome) "
-      .. "ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
-    keys, outcomes, self.queue)
-  if not claimed then return fail(err, code) end
-  local fresh = {}
-  for _, r in ipairs(claimed) do fresh[r[1]] = true end
+  local fresh
+  fresh, err, code = self.ledger:claim(db, items)
+  if not fresh then return fail(err, code) end
 
   -- Only claimed keys are written, each once (the same key twice in a batch lands once).
   local per_output = {}
@@ -296,16 +278,6 @@ end
 function Sink:commit(items)
   if #items == 0 then return { written = 0, rejected = 0, dropped = 0, duplicates = 0, refused = 0 } end
   return self:commit_part(items, true)
-end
-
--- s:prune(days) -> deleted count | nil, msg, code. SQS keeps a message at most 14 days, so
--- ledger rows older than that can never see their message again.
-function Sink:prune(days)
-  local ok, n, code = self.db:exec(
-    "DELETE FROM " .. self.ledger .. " WHERE processed_at < now() - make_interval(days => $1)",
-    math.tointeger(days) or error("prune: days must be an integer"))
-  if not ok then return nil, n, code end
-  return n
 end
 
 return M

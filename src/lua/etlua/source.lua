@@ -64,8 +64,10 @@ function M.sqs(cfg, log, new_client)
     client:close()
     self.client = open(url, protocol)
   end
-  -- The queue must exist: ask for an attribute once, so a typo fails at start-up, not later.
-  local attrs, aerr, acode = retry.call(log, "sqs", function() return self.client:attributes({ "VisibilityTimeout" }) end)
+  -- The queue must exist: ask for its attributes once, so a typo fails at start-up, not later.
+  local attrs, aerr, acode = retry.call(log, "sqs", function()
+    return self.client:attributes({ "VisibilityTimeout", "MessageRetentionPeriod" })
+  end)
   if not attrs then
     if acode == "no_queue" then
       fail.user("queue %s does not exist; create it or fix SQS_QUEUE_URL", cfg.queue_url)
@@ -73,6 +75,7 @@ function M.sqs(cfg, log, new_client)
     fail.user("cannot use queue %s: %s (%s)", cfg.queue_url, aerr, acode or "error")
   end
   self.visibility = tonumber(attrs.VisibilityTimeout) or 30
+  self.retention = M.retention_of(attrs)
   self.protocol = protocol
   self.fifo = is_fifo(cfg.queue_url)
   self.concurrency = cfg.receive_concurrency or 8
@@ -360,6 +363,18 @@ function Sqs:flush()
   end
   while not self.tracker:idle() do self:pump(100) end
   return self.deleted
+end
+
+-- The queue's MessageRetentionPeriod in seconds (how long the ledger must remember a message);
+-- SQS's longest, 14 days, when the queue does not say.
+function M.retention_of(attrs)
+  return math.tointeger(tonumber(attrs.MessageRetentionPeriod)) or 14 * 86400
+end
+
+-- retention_period() -> the queue's retention now (re-read about hourly by the ledger), or nil.
+function Sqs:retention_period()
+  local attrs = self.client:attributes({ "MessageRetentionPeriod" })
+  return attrs and M.retention_of(attrs) or nil
 end
 
 -- approximate_left() -> messages in the queue (visible + in flight), approximately, or nil.

@@ -1,0 +1,252 @@
+-- etlua.ledger: the exactly-once ledger. Owns the table `etlua_ledger` (one logical table,
+-- range-partitioned), its small side table `etlua_ledger_queues`, how a message becomes an
+-- entry, the claim inside the batch's transaction, and how long an entry lives.
+--
+-- An entry is (sent int4, seq int4, digest int8, outcome "char"), primary key (sent, seq,
+-- digest): a 48-byte heap tuple and a 24-byte index tuple (with (sent, uuid) the index tuple
+-- would be 32 bytes: MAXALIGN):
+--   sent    seconds since 2024-01-01 UTC of the time a redelivery shares with its first
+--           delivery: SQS SentTimestamp (or the SNS Timestamp under the sns envelope); int4
+--           lasts until 2092. Messages without one get a stamp (below): an --input line its
+--           file's, others their queue's.
+--   seq     orders the entries of one second as they arrive, so the B-tree fills at its right
+--           edge (~90% full; random keys leave it ~70%): the milliseconds of the send time in the
+--           top 10 bits and 21 bits of the key's digest below; for an --input line, its number.
+--   digest  64 bits of SHA-256(queue NUL key), the key being the SQS message id (or the SNS
+--           MessageId; for an --input line, its id, which names the file by its content). With seq, 85 bits of digest tell apart the messages
+--           sent in the same millisecond to one queue: a false duplicate is beyond odds.
+--   outcome 'r' row(s) written, 'j' rejected, 'd' dropped.
+-- The queue is in the digest, never in a row: one key in two queues (an SNS message fanned out)
+-- is two entries.
+-- The table is partitioned by range of `sent`, one partition per `partition_seconds` (fixed when
+-- the table is made), so an expired range goes with one DETACH ... CONCURRENTLY and one DROP:
+-- no statement ever runs over the whole ledger (etlua.ledger_maintain does that, in steps).
+--
+-- etlua_ledger_queues(name, retention, seen, stamp): each queue named once ("input" for --input
+-- runs, "input:<digest>" for each file loaded), with the retention its consumers need, when one
+-- was last running, and its stamp: the `sent` given to its messages that carry no send time,
+-- kept while a reload must still find them.
+local mask = require "etlua.mask"
+local host = require "etlua.host"
+
+local M = {}
+local Ledger = {}
+Ledger.__index = Ledger
+
+M.EPOCH = 1704067200               -- 2024-01-01T00:00:00Z, `sent` = 0
+M.MARGIN = 3600                    -- added to the queue's retention: clock skew, late commits
+M.INPUT_RETENTION = 4 * 86400 + M.MARGIN -- --input: as a queue with SQS's default retention
+M.SQS_MAX_RETENTION = 14 * 86400   -- a queue that does not report its retention
+local INT4_MIN, INT4_MAX = -2147483648, 2147483647
+-- Partition widths when none is set: the largest of these at most an eighth of the retention,
+-- so the ledger holds at most retention + width (<= 1.125x) of entries plus 2 empty ahead.
+local WIDTHS = { 60, 300, 900, 3600, 14400, 21600, 43200, 86400 }
+M.AHEAD = 2                        -- partitions kept made ahead of the current time
+
+-- retention(queue_seconds, override, log) -> seconds a ledger entry must live (margin included).
+-- override: ETLUA_LEDGER_RETENTION; queue_seconds: the queue's MessageRetentionPeriod (nil for
+-- --input). A shorter override than the queue's own retention is warned about once.
+function M.retention(queue_seconds, override, log)
+  if override then
+    if queue_seconds and override < queue_seconds and log then
+      log:warn(("ETLUA_LEDGER_RETENTION=%d is shorter than the queue's retention (%d s): a message "
+        .. "redelivered later than that can land twice"):format(override, queue_seconds))
+    end
+    return override
+  end
+  if queue_seconds then return queue_seconds + M.MARGIN end
+  return M.INPUT_RETENTION
+end
+
+-- The partition width for a new ledger.
+function M.width_for(retention)
+  local w = WIDTHS[1]
+  for _, v in ipairs(WIDTHS) do if v * 8 <= retention then w = v end end
+  return w
+end
+
+-- A queue's name as the ledger records it: the path of an SQS queue URL (account/name; the host
+-- may be spelled several ways); "input" for every --input run (a file is its content, named
+-- by its digest in its lines' ids, wherever it lies).
+function M.queue_name(queue)
+  queue = queue or "default"
+  local path = queue:match("^%a[%w+.-]*://[^/]+/(.+)$")
+  if path then return path end
+  if queue:match("^input:") then return "input" end
+  return queue
+end
+
+-- --input line ids: "input:<digest of the file's content>:<line>" (etlua.source).
+local function input_line(key)
+  local file, line = key:match("^input:(%x+):(%d+)$")
+  return file, line and math.tointeger(tonumber(line))
+end
+
+-- l:entry_key(key, ms) -> seq, digest (integers). ms: the send time's milliseconds (0..999), or
+-- nil for a message without one. An --input line's digest does not name a queue (the same file
+-- loaded from anywhere is the same messages); its seq is its line number.
+function Ledger:entry_key(key, ms)
+  local file, line = input_line(key)
+  local hex = mask.sha256_hex((file and "input" or self.queue) .. "\0" .. key)
+  local digest = (tonumber(hex:sub(1, 8), 16) << 32) | tonumber(hex:sub(9, 16), 16)
+  local bits = tonumber(hex:sub(17, 24), 16)
+  if ms then return (ms << 21) | (bits & 0x1FFFFF), digest end
+  line = line or math.tointeger(tonumber(key:match("^stdin:%d+:(%d+)$")))
+  if line and line <= 0x7FFFFFFF then return line, digest end
+  return bits & 0x7FFFFFFF, digest
+end
+
+-- l:file_stamp(db, file) -> stamp | nil, msg, code: the `sent` of an --input file's lines, in
+-- the caller's transaction. A file's first load sets it (its row in etlua_ledger_queues, named
+-- "input:<digest>"); loads that start within the retention minus the margin find it, later ones
+-- set a new one. Two loads of one file at once: the second's INSERT waits for the first's
+-- commit, then reads its stamp.
+function Ledger:file_stamp(db, file)
+  local name = "input:" .. file
+  local now = "extract(epoch from now())::bigint - " .. M.EPOCH
+  for _ = 1, 3 do
+    local rows, err, code = db:exec("INSERT INTO " .. self.queues .. " (name, retention, seen, stamp) "
+      .. "VALUES ($1, $2, now(), " .. now .. ") ON CONFLICT (name) DO NOTHING RETURNING stamp", name, self.retention)
+    if not rows then return nil, err, code end
+    if rows[1] then return math.tointeger(tonumber(rows[1][1])) end
+    rows, err, code = db:exec("SELECT stamp, stamp > " .. now .. " - $2 FROM " .. self.queues
+      .. " WHERE name = $1", name, self.reuse)
+    if not rows then return nil, err, code end
+    if rows[1] and rows[1][2] == "t" then return math.tointeger(tonumber(rows[1][1])) end
+    if rows[1] then -- too old: a new stamp (or the one another load has just set)
+      rows, err, code = db:exec("UPDATE " .. self.queues .. " SET stamp = " .. now .. ", seen = now() "
+        .. "WHERE name = $1 AND stamp = $2 RETURNING stamp", name, rows[1][1])
+      if not rows then return nil, err, code end
+      if rows[1] then return math.tointeger(tonumber(rows[1][1])) end
+    end
+  end
+  return nil, "could not set the stamp of an --input file", "40001"
+end
+
+-- ledger.open(db, opts) -> ledger | nil, msg, code
+-- opts: table (default "etlua_ledger"), schema, queue (URL, or "input:PATH"), retention (seconds,
+--   margin included; default M.INPUT_RETENTION), refresh (function() -> retention, called about
+--   hourly by maintain), partition_seconds (the width of a ledger made now; tests), log.
+-- Creates what is missing (upgrading a ledger of etlua <= 0.x in place, etlua.ledger_maintain),
+-- registers the queue and makes the partitions for the retention's range and ahead. It prunes
+-- nothing: maintain() does, while running.
+function M.open(db, opts)
+  opts = opts or {}
+  local base = opts.table or "etlua_ledger"
+  local function name(n)
+    if opts.schema then return db:quote_ident(opts.schema) .. "." .. db:quote_ident(n) end
+    return db:quote_ident(n)
+  end
+  local retention = math.tointeger(opts.retention or M.INPUT_RETENTION)
+  assert(retention and retention > 0, "ledger.open: retention must be a positive integer")
+  local self = setmetatable({
+    db = db, base = base, schema = opts.schema, name = name,
+    parent = name(base), queues = name(base .. "_queues"), legacy_name = name(base .. "_v1"),
+    queue = M.queue_name(opts.queue), retention = retention, refresh = opts.refresh,
+    log = opts.log, known = {}, next_step = 0, refreshed = host.mono(),
+  }, Ledger)
+  local maint = require "etlua.ledger_maintain"
+  local ok, err, code = maint.create(self, opts.partition_seconds or M.width_for(retention))
+  if not ok then return nil, err, code end
+  return self
+end
+
+-- The stamp, partition index and bounds ---------------------------------------------------------
+function Ledger:slot(s) return s // self.width end
+
+-- Seconds since the epoch (ledger time) now, by this host's clock advanced from the server's.
+function Ledger:now_s()
+  return self.server_now + math.floor(host.mono() - self.server_at)
+end
+
+-- Items whose range expired (its partition may be gone at any moment) are claimed without an
+-- entry: SQS no longer holds their messages, unless ETLUA_LEDGER_RETENTION is shorter than the
+-- queue's (warned at start).
+-- The pruner drops a partition once its end is past now - horizon; a claim treats it as expired
+-- a little earlier (slack), so it never inserts into one being detached.
+function Ledger:expired(k)
+  local slack = math.min(60, self.horizon // 10)
+  return (k + 1) * self.width <= self:now_s() - self.horizon + slack
+end
+
+-- l:claim(db, items) -> set of fresh keys | nil, msg, code. Inside the caller's transaction:
+-- inserts one entry per item, in (sent, seq, digest) order so two consumers claiming the same
+-- messages take their locks in the same order (no deadlock); a consumer that meets an entry
+-- another transaction holds waits for it, then finds it taken. Item: key (or id), id, sent_ms,
+-- and one of row(s) / reject / drop.
+function Ledger:claim(db, items)
+  local entries, fresh = {}, {}
+  local ks, unknown = {}, false
+  local stamps = {}   -- --input file digest -> its stamp
+  for i = 1, #items do
+    local item = items[i]
+    local file = not item.sent_ms and input_line(item.key or item.id)
+    if file and not stamps[file] then
+      local stamp, err, code = self:file_stamp(db, file)
+      if not stamp then return nil, err, code end
+      stamps[file] = stamp
+    end
+  end
+  for i = 1, #items do
+    local item = items[i]
+    local key = item.key or item.id
+    assert(type(key) == "string", "ledger: every item needs a string key or id")
+    local s, ms = stamps[input_line(key) or false] or self.stamp, nil
+    local sent_ms = item.sent_ms and math.tointeger(item.sent_ms // 1)
+    if sent_ms then
+      s = math.max(INT4_MIN, math.min(INT4_MAX, sent_ms // 1000 - M.EPOCH))
+      ms = sent_ms % 1000
+    end
+    local k = self:slot(s)
+    if self:expired(k) then
+      fresh[key] = true
+    else
+      if not self.known[k] and not ks[k] then ks[k], unknown = true, true end
+      local seq, digest = self:entry_key(key, ms)
+      entries[#entries + 1] = { s = s, q = seq, d = digest, key = key, id = item.id,
+        o = item.drop and "d" or (item.reject and "j" or "r") }
+    end
+  end
+  if unknown then
+    local maint = require "etlua.ledger_maintain"
+    for k in pairs(ks) do
+      local ok, err, code = maint.ensure_in_transaction(self, db, k)
+      if not ok then return nil, err, code end
+    end
+  end
+  table.sort(entries, function(a, b)
+    if a.s ~= b.s then return a.s < b.s end
+    if a.q ~= b.q then return a.q < b.q end
+    return a.d < b.d
+  end)
+  local S, Q, D, O, by = {}, {}, {}, {}, {}
+  for i, e in ipairs(entries) do
+    S[i], Q[i], D[i], O[i] = e.s, e.q, e.d, e.o
+    by[e.s .. ":" .. e.q .. ":" .. e.d] = e
+  end
+  if #entries > 0 then
+    local rows, err, code = db:exec("INSERT INTO " .. self.parent .. " (sent, seq, digest, outcome) "
+      .. "SELECT s, q, d, o FROM unnest($1::int4[], $2::int4[], $3::int8[], $4::\"char\"[]) AS t(s, q, d, o) "
+      .. "ON CONFLICT DO NOTHING RETURNING sent, seq, digest", S, Q, D, O)
+    if not rows then return nil, err, code end
+    for _, r in ipairs(rows) do
+      local e = by[r[1] .. ":" .. r[2] .. ":" .. r[3]]
+      if e then fresh[e.key], e.fresh = true, true end
+    end
+  end
+  if self.legacy then
+    local ok, err, code = require("etlua.ledger_maintain").check_legacy(self, db, entries, fresh)
+    if not ok then return nil, err, code end
+  end
+  return fresh
+end
+
+-- l:maintain() -> true when it did a step. Between batches: at most one bounded step (make a
+-- partition ahead, detach or drop an expired one, ...), each statement under a short lock
+-- timeout, and nothing at all most calls. Failures are logged and retried later; they never stop
+-- the run.
+function Ledger:maintain()
+  return require("etlua.ledger_maintain").step(self)
+end
+
+return M

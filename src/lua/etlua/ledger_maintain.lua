@@ -1,0 +1,399 @@
+-- etlua.ledger_maintain: the ledger's DDL (etlua.ledger owns the entries and the claim):
+-- creating the ledger, upgrading the ledger of earlier versions in place, making partitions
+-- (ahead of time, or on demand for a time out of range) and dropping expired ones while etlua
+-- runs, one bounded step at a time.
+--
+-- Locks. Inserts take ROW EXCLUSIVE on the parent. A partition is made as a plain table and
+-- then ATTACHed (SHARE UPDATE EXCLUSIVE on the parent: inserts go on), never CREATE TABLE ...
+-- PARTITION OF (ACCESS EXCLUSIVE on the parent). An expired one is DETACHed CONCURRENTLY (SHARE
+-- UPDATE EXCLUSIVE; it then waits for the transactions already using the parent, i.e. batches in
+-- flight) and DROPped once it is a table of its own, which locks nothing the consumers use. So
+-- there is no DEFAULT partition (it forbids DETACH CONCURRENTLY): a time out of range gets its
+-- partition made on demand. Every step runs under a short lock_timeout; a step that times out
+-- is left for a later call (a detach cut short is FINALIZEd then).
+local host = require "etlua.host"
+
+local M = {}
+
+local LOCK_TIMEOUT = "500ms"
+local UPGRADE_LOCK_TIMEOUT = "10s"
+local MAX_PAST_AT_OPEN = 64 -- partitions made at open for the past; older ones on demand
+
+local function ledger_m() return require "etlua.ledger" end
+
+local function exec_all(db, ...)
+  for _, sql in ipairs({ ... }) do
+    local ok, err, code = db:exec(sql)
+    if not ok then return nil, err, code end
+  end
+  return true
+end
+
+local function bound_sql(v)
+  if v < -2147483648 then return "MINVALUE" end
+  if v > 2147483647 then return "MAXVALUE" end
+  return tostring(v)
+end
+
+-- The name of partition k: the base name and its start time in UTC.
+local function part_name(l, k)
+  return l.base .. "_" .. os.date("!%Y%m%d_%H%M%S", ledger_m().EPOCH + k * l.width)
+end
+
+local function attach_sql(l, k)
+  local q = l.name(part_name(l, k))
+  return "CREATE TABLE " .. q .. " (LIKE " .. l.parent .. ")",
+    ("ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)"):format(
+      l.parent, q, bound_sql(k * l.width), bound_sql((k + 1) * l.width))
+end
+
+local function exists_code(code) return code == "42P07" or code == "23505" or code == "42710" end
+
+-- Makes partition k outside any transaction (open, maintain). true when it exists now.
+local function create_partition(l, k)
+  local db = l.db
+  local create, attach = attach_sql(l, k)
+  local ok, err, code = exec_all(db, "BEGIN", "SET LOCAL lock_timeout = '" .. LOCK_TIMEOUT .. "'", create, attach, "COMMIT")
+  if not ok then
+    db:exec("ROLLBACK")
+    if not exists_code(code) then return nil, err, code end
+  end
+  l.known[k] = true
+  return true
+end
+
+-- ensure_in_transaction(l, db, k): partition k made inside the caller's transaction (a time no
+-- partition covers yet). Another consumer making the same one at once: ours waits for its
+-- commit, fails with "exists", and is rolled back to the savepoint.
+function M.ensure_in_transaction(l, db, k)
+  local create, attach = attach_sql(l, k)
+  local ok, err, code = db:exec("SAVEPOINT etlua_ledger_partition")
+  if not ok then return nil, err, code end
+  local found
+  found, err, code = db:exec("SELECT c.relispartition FROM pg_class c WHERE c.oid = to_regclass($1)",
+    l.name(part_name(l, k)))
+  if not found then return nil, err, code end
+  if found[1] and found[1][1] == "t" then
+    ok, err, code = true, nil, nil
+  elseif found[1] then
+    ok, err, code = db:exec(attach)
+  else
+    ok, err, code = exec_all(db, create, attach)
+  end
+  if ok then
+    ok, err, code = db:exec("RELEASE SAVEPOINT etlua_ledger_partition")
+    if not ok then return nil, err, code end
+  else
+    local rolled, rerr, rcode = db:exec("ROLLBACK TO SAVEPOINT etlua_ledger_partition")
+    if not rolled then return nil, rerr, rcode end
+    if not exists_code(code) then return nil, err, code end
+  end
+  l.known[k] = true
+  return true
+end
+
+-- check_legacy(l, db, entries, fresh): a ledger upgraded from an earlier version keeps its old
+-- table (<base>_v1, message_id text) until every entry in it has expired; a message it holds is
+-- not fresh. The old table may be dropped by another consumer meanwhile: a savepoint covers it.
+function M.check_legacy(l, db, entries, fresh)
+  local ids, by = {}, {}
+  for _, e in ipairs(entries) do
+    if e.fresh and e.id then ids[#ids + 1] = e.id; by[e.id] = e end
+  end
+  if #ids == 0 then return true end
+  local ok, err, code = db:exec("SAVEPOINT etlua_ledger_legacy")
+  if not ok then return nil, err, code end
+  local rows
+  rows, err, code = db:exec("SELECT message_id FROM " .. l.legacy .. " WHERE message_id = ANY($1::text[])", ids)
+  if not rows then
+    local rolled, rerr, rcode = db:exec("ROLLBACK TO SAVEPOINT etlua_ledger_legacy")
+    if not rolled then return nil, rerr, rcode end
+    if code ~= "42P01" then return nil, err, code end
+    l.legacy = nil
+    return true
+  end
+  ok, err, code = db:exec("RELEASE SAVEPOINT etlua_ledger_legacy")
+  if not ok then return nil, err, code end
+  for _, r in ipairs(rows) do
+    local e = by[r[1]]
+    if e then fresh[e.key] = nil end
+  end
+  return true
+end
+
+-- The partitions of the ledger now: {name, lo, hi, pending}, and l.known rebuilt.
+local function partitions(l)
+  local rows, err, code = l.db:exec(
+    "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid), i.inhdetachpending FROM pg_inherits i "
+      .. "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass($1)", l.parent)
+  if not rows then return nil, err, code end
+  local list, known = {}, {}
+  for _, r in ipairs(rows) do
+    local lo, hi = r[2]:match("FROM %((%-?%w+)%) TO %((%-?%w+)%)")
+    lo = math.tointeger(tonumber(lo)) or math.mininteger
+    hi = math.tointeger(tonumber(hi)) or math.maxinteger
+    list[#list + 1] = { name = r[1], lo = lo, hi = hi, pending = r[3] == "t" }
+    if r[3] ~= "t" then
+      if lo ~= math.mininteger then known[lo // l.width] = true
+      elseif hi ~= math.maxinteger then known[hi // l.width - 1] = true end
+    end
+  end
+  l.known = known
+  return list
+end
+
+-- The server's time and the horizon: the longest retention of the queues still consumed (a
+-- queue nobody consumed for longer than its retention has no message left to redeliver).
+local function refresh_state(l)
+  local L = ledger_m()
+  local rows, err, code = l.db:exec(
+    "WITH me AS (INSERT INTO " .. l.queues .. " AS q (name, retention, seen, stamp) "
+      .. "VALUES ($1, $2, now(), $5) ON CONFLICT (name) DO UPDATE SET seen = now(), retention = $2 "
+      .. "WHERE q.seen < now() - make_interval(secs => $3) OR q.retention <> $2 RETURNING 1) "
+      .. "SELECT extract(epoch from now())::bigint - $4, (SELECT max(retention) FROM " .. l.queues
+      .. " WHERE seen > now() - make_interval(secs => retention)), (SELECT count(*) FROM me)",
+    l.queue, l.retention, math.max(1, math.min(l.retention // 4, 600)), L.EPOCH, l.stamp)
+  if not rows then return nil, err, code end
+  l.server_now, l.server_at = math.tointeger(tonumber(rows[1][1])), host.mono()
+  l.horizon = math.max(l.retention, math.tointeger(tonumber(rows[1][2] or "0")) or 0)
+  return true
+end
+
+-- create(l, width): at open. Upgrades an earlier ledger, makes the tables, registers the queue
+-- (its stamp), and the partitions from the retention's start to AHEAD ahead.
+function M.create(l, width)
+  local L = ledger_m()
+  local db = l.db
+  local ok, err, code = true, nil, nil
+  if l.schema then
+    ok, err, code = db:exec("CREATE SCHEMA IF NOT EXISTS " .. db:quote_ident(l.schema))
+    if not ok and code ~= "23505" and code ~= "42P06" then return nil, err, code end
+  end
+  ok, err, code = M.upgrade(l, width)
+  if not ok then return nil, err, code end
+  -- parent (with its width in its comment: fixed when it is made)
+  for _ = 1, 3 do
+    local found
+    found, err, code = db:exec("SELECT obj_description(to_regclass($1), 'pg_class'), to_regclass($1) IS NOT NULL", l.parent)
+    if not found then return nil, err, code end
+    if found[1][2] == "t" then
+      l.width = math.tointeger(tonumber((found[1][1] or ""):match("partition_seconds=(%d+)"))) or width
+      break
+    end
+    ok, err, code = exec_all(db, "BEGIN", M.parent_ddl(l), M.comment_ddl(l, width), "COMMIT")
+    if not ok then
+      db:exec("ROLLBACK")
+      if not exists_code(code) then return nil, err, code end
+    end
+  end
+  if not l.width then return nil, "could not create " .. l.parent, "42P07" end
+  -- the queues table, then this queue's row and stamp
+  for _ = 1, 3 do
+    ok, err, code = db:exec("CREATE TABLE IF NOT EXISTS " .. l.queues .. " (name text PRIMARY KEY, "
+      .. "retention int4 NOT NULL, seen timestamptz NOT NULL, stamp int4 NOT NULL)")
+    if ok or not exists_code(code) then break end
+  end
+  if not ok then return nil, err, code end
+  local reuse = l.retention - math.min(L.MARGIN, l.retention // 2)
+  l.reuse = reuse
+  local rows
+  rows, err, code = db:exec("INSERT INTO " .. l.queues .. " AS q (name, retention, seen, stamp) "
+    .. "VALUES ($1, $2, now(), extract(epoch from now())::bigint - $4) ON CONFLICT (name) DO UPDATE "
+    .. "SET retention = EXCLUDED.retention, seen = EXCLUDED.seen, stamp = CASE WHEN "
+    .. "q.stamp <= EXCLUDED.stamp - $3 OR q.stamp > EXCLUDED.stamp THEN EXCLUDED.stamp ELSE q.stamp END "
+    .. "RETURNING stamp", l.queue, l.retention, reuse, L.EPOCH)
+  if not rows then return nil, err, code end
+  l.stamp = math.tointeger(tonumber(rows[1][1]))
+  ok, err, code = refresh_state(l)
+  if not ok then return nil, err, code end
+  local legacy
+  legacy, err, code = db:exec("SELECT to_regclass($1) IS NOT NULL", l.legacy_name)
+  if not legacy then return nil, err, code end
+  l.legacy = legacy[1][1] == "t" and l.legacy_name or nil
+  -- partitions: the retention's range (the latest MAX_PAST_AT_OPEN), now, and ahead
+  local list
+  list, err, code = partitions(l)
+  if not list then return nil, err, code end
+  local now_k = l.server_now // l.width
+  local first = math.max((l.server_now - l.horizon) // l.width, now_k - MAX_PAST_AT_OPEN)
+  for k = first, now_k + L.AHEAD do
+    if not l.known[k] then
+      ok, err, code = create_partition(l, k)
+      if not ok then return nil, err, code end
+    end
+  end
+  l.interval = math.max(1, math.min(60, l.width // 4))
+  l.to_drop = M.orphans(l)
+  return true
+end
+
+function M.parent_ddl(l)
+  return "CREATE TABLE " .. l.parent .. " (sent int4 NOT NULL, seq int4 NOT NULL, "
+    .. "digest int8 NOT NULL, outcome \"char\" NOT NULL, PRIMARY KEY (sent, seq, digest)) "
+    .. "PARTITION BY RANGE (sent)"
+end
+
+function M.comment_ddl(l, width)
+  return ("COMMENT ON TABLE %s IS 'etlua ledger: entries (sent, seq, digest, outcome), "
+    .. "partitioned by sent; partition_seconds=%d'"):format(l.parent, width)
+end
+
+-- Tables left detached by a step cut short (detached, not yet dropped): named like partitions.
+function M.orphans(l)
+  local rows = l.db:exec("SELECT c.relname FROM pg_class c WHERE c.relnamespace = "
+    .. "COALESCE((SELECT oid FROM pg_namespace WHERE nspname = $1), current_schema()::regnamespace) "
+    .. "AND c.relkind = 'r' AND NOT c.relispartition AND c.relname ~ $2",
+    l.schema, "^" .. l.base:gsub("%W", "%%%0"):gsub("%%", "\\") .. "_[0-9]{8}_[0-9]{6}$")
+  local list = {}
+  for _, r in ipairs(rows or {}) do list[#list + 1] = r[1] end
+  return list
+end
+
+-- upgrade(l, width): the ledger of etlua before partitioning (message_id text PRIMARY KEY,
+-- queue, outcome, processed_at) is renamed <base>_v1 and kept, read-only, for the claims of
+-- messages it holds, until its newest entry is older than the retention (maintain drops it); a
+-- new ledger takes its name. Its entries have no send time, so they cannot move into the new one.
+function M.upgrade(l, width)
+  local db = l.db
+  local probe = "SELECT c.relkind, EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid "
+    .. "AND a.attname = 'message_id' AND NOT a.attisdropped) FROM pg_class c WHERE c.oid = to_regclass($1)"
+  local rows, err, code = db:exec(probe, l.parent)
+  if not rows then return nil, err, code end
+  if not rows[1] or rows[1][1] == "p" then return true end
+  if rows[1][2] ~= "t" then
+    return nil, ("%s exists and is not an etlua ledger; rename it, or name another ledger table"):format(l.parent), "42P07"
+  end
+  local ok
+  ok, err, code = exec_all(db, "BEGIN", "SET LOCAL lock_timeout = '" .. UPGRADE_LOCK_TIMEOUT .. "'",
+    "LOCK TABLE " .. l.parent .. " IN ACCESS EXCLUSIVE MODE")
+  if not ok then
+    db:exec("ROLLBACK")
+    if code == "55P03" then
+      return nil, ("cannot upgrade the ledger %s: it is in use; stop the etlua processes of the earlier "
+        .. "version, then start again"):format(l.parent), code
+    end
+    return nil, err, code
+  end
+  rows, err, code = db:exec(probe, l.parent)
+  if rows and rows[1] and rows[1][1] == "r" then
+    local v1 = l.base .. "_v1"
+    ok, err, code = exec_all(db,
+      "ALTER TABLE " .. l.parent .. " RENAME TO " .. db:quote_ident(v1),
+      "ALTER INDEX IF EXISTS " .. l.name(l.base .. "_pkey") .. " RENAME TO " .. db:quote_ident(v1 .. "_pkey"),
+      "ALTER INDEX IF EXISTS " .. l.name(l.base .. "_processed_at") .. " RENAME TO "
+        .. db:quote_ident(v1 .. "_processed_at"),
+      M.parent_ddl(l), M.comment_ddl(l, width))
+  end
+  if not rows or not ok then
+    db:exec("ROLLBACK")
+    if code == "42P07" then
+      return nil, ("cannot upgrade the ledger %s: %s already exists; drop it once it is no longer "
+        .. "needed, then start again"):format(l.parent, l.legacy_name), code
+    end
+    return nil, err, code
+  end
+  ok, err, code = db:exec("COMMIT")
+  if not ok then return nil, err, code end
+  if l.log then
+    l.log:info("ledger upgraded: the earlier entries stay in " .. l.legacy_name
+      .. " until they expire", { ledger = l.parent })
+  end
+  return true
+end
+
+-- One DDL statement under the short lock timeout (session level: DETACH CONCURRENTLY cannot run
+-- in a transaction block).
+local function ddl(l, sql)
+  local db = l.db
+  local ok, err, code = db:exec("SET lock_timeout = '" .. LOCK_TIMEOUT .. "'")
+  if not ok then return nil, err, code end
+  ok, err, code = db:exec(sql)
+  db:exec("SET lock_timeout = DEFAULT")
+  return ok, err, code
+end
+
+local function drop(l, name)
+  local ok, err, code = ddl(l, "DROP TABLE IF EXISTS " .. l.name(name))
+  if not ok then l.to_drop[#l.to_drop + 1] = name end
+  return ok, err, code
+end
+
+-- The one step of maintain (see etlua.ledger): the first of
+--   finalize a detach cut short / drop a detached table / detach+drop an expired partition /
+--   make a partition ahead / drop the upgraded-from ledger once expired / forget stale queues.
+function M.step(l)
+  local now = host.mono()
+  if now < l.next_step then return false end
+  l.next_step = now + l.interval
+  if l.refresh and now - l.refreshed >= 3600 then
+    l.refreshed = now
+    local ok, r = pcall(l.refresh)
+    if ok and math.tointeger(r) then l.retention = r end
+    l.db:exec("DELETE FROM " .. l.queues .. " WHERE seen < now() - make_interval(secs => retention) - interval '1 hour'")
+  end
+  local ok, err, code = refresh_state(l)
+  local list
+  if ok then list, err, code = partitions(l) end
+  if not list then return M.failed(l, err, code) end
+  local did
+  local limit = l.server_now - l.horizon
+  table.sort(list, function(a, b) return a.lo < b.lo end)
+  for _, p in ipairs(list) do
+    if p.pending then
+      ok, err, code = ddl(l, "ALTER TABLE " .. l.parent .. " DETACH PARTITION " .. l.name(p.name) .. " FINALIZE")
+      if ok then ok, err, code = drop(l, p.name) end
+      did = "finalized " .. p.name
+      break
+    end
+  end
+  if not did and #l.to_drop > 0 then
+    local name = table.remove(l.to_drop, 1)
+    ok, err, code = drop(l, name)
+    did = "dropped " .. name
+  end
+  if not did then
+    for _, p in ipairs(list) do
+      if p.hi <= limit then
+        ok, err, code = ddl(l, "ALTER TABLE " .. l.parent .. " DETACH PARTITION " .. l.name(p.name) .. " CONCURRENTLY")
+        if ok then ok, err, code = drop(l, p.name) end
+        did = "expired " .. p.name
+        break
+      end
+    end
+  end
+  if not did then
+    local now_k = l.server_now // l.width
+    for k = now_k, now_k + ledger_m().AHEAD do
+      if not l.known[k] then
+        ok, err, code = create_partition(l, k)
+        did = "made " .. part_name(l, k)
+        break
+      end
+    end
+  end
+  if not did and l.legacy then
+    local rows = l.db:exec("SELECT coalesce(max(processed_at) < now() - make_interval(secs => $1), true) FROM "
+      .. l.legacy, l.horizon)
+    if rows and rows[1][1] == "t" then
+      ok, err, code = ddl(l, "DROP TABLE IF EXISTS " .. l.legacy)
+      if ok then l.legacy = nil end
+      did = "dropped the upgraded-from ledger"
+    end
+  end
+  if not did then return false end
+  l.next_step = now -- more may be due: the next call goes on
+  if not ok then return M.failed(l, err, code) end
+  if l.log then l.log:info("ledger maintenance", { step = did }) end
+  return true
+end
+
+-- A step that failed (a lock timeout, a concurrent consumer doing the same): retried later.
+function M.failed(l, err, code)
+  l.next_step = host.mono() + l.interval
+  if code ~= "55P03" and l.log then
+    l.log:warn("ledger maintenance step failed; retrying later", { error = err, code = code })
+  end
+  return false
+end
+
+return M
