@@ -46,6 +46,8 @@ local function run(o)
     ["etlua.sqs"] = { client = function() return ctx.client end },
     ["etlua.pg"] = setmetatable({ connect = function() return db end }, { __index = require "etlua.pg" }),
     ["etlua.sink"] = fake_sink,
+    ["etlua.ledger"] = { retention = function() return 3600 end,
+      open = function() return { maintain = function() end } end },
   }
   local getenv = os.getenv
   os.getenv = function(k) return ENV[k] end
