@@ -86,11 +86,10 @@ local function row_converter(o)
   end
 end
 
--- A list of rows, or one row: a non-empty table without [1] is a row (keyed by column name).
+-- A list of rows, or one row: a non-empty table that is not an array is a row (keyed by
+-- column name); {} and a decoded [] are empty lists.
 local function as_list(v)
-  if next(v) ~= nil and v[1] == nil and not (codec.array_mt and getmetatable(v) == codec.array_mt) then
-    return { v }
-  end
+  if next(v) ~= nil and not is_array(v) then return { v } end
   return v
 end
 
