@@ -89,7 +89,7 @@ describe("etlua.source (SQS) with a fake client", function()
     end)
   end)
 
-  it("gives a 'client' code while requests are in flight a bounded grace (an etlua.sqs without 'busy')", function()
+  it("takes 'client' as a real error also while other requests are in flight", function()
     with_source(function(source, h)
       local inflight = require "etlua.inflight"
       local client = F.client { host = h }
@@ -98,16 +98,37 @@ describe("etlua.source (SQS) with a fake client", function()
       local settled = {}
       local function done(req, failed, err, code) settled[#settled + 1] = { failed = failed, code = code } end
       t:submit("delete", { { id = "a", receipt = "r0" } }, nil, done)   -- in flight
-      local always = {}
-      for i = 1, 1000 do always[i] = { nil, "signing failed", "client" } end
-      client.start_faults.start_delete_batch = always
-      t:submit("delete", { { id = "b", receipt = "rb" } }, nil, done)  -- "client", but one in flight
-      assert.equals(0, #settled)
-      h.advance(inflight.BUSY_GRACE_S + 1)
-      t:tick()
+      client.start_faults.start_delete_batch = { { nil, "signing failed", "client" } }
+      t:submit("delete", { { id = "b", receipt = "rb" } }, nil, done)
       assert.equals(1, #settled)
       assert.is_nil(settled[1].failed)
       assert.equals("client", settled[1].code)
+      assert.equals(2, client.calls.start_delete_batch)
+    end)
+  end)
+
+  it("ends the run on a 'client' code when starting a receive, instead of spinning", function()
+    with_source(function(source, h)
+      local client = F.client { bodies = bodies(5), host = h }
+      local src = open(source, client)
+      local always = {}
+      for i = 1, 100 do always[i] = { nil, "signing failed", "client" } end
+      client.start_faults.start_receive = always
+      local batch, err, code = src:next_batch(5, 0, 1)
+      assert.is_nil(batch)
+      assert.equals("signing failed", err)
+      assert.equals("client", code)
+      assert.equals(1, client.calls.start_receive)
+    end)
+  end)
+
+  it("waits for a free slot when a receive finds the client busy", function()
+    with_source(function(source, h)
+      local client = F.client { bodies = bodies(5), host = h }
+      local src = open(source, client)
+      client.start_faults.start_receive = { { nil, "full", "busy" }, { nil, "full", "busy" } }
+      local batch = src:next_batch(5, 1000, 1)
+      assert.equals(5, #batch)
     end)
   end)
 

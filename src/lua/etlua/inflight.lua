@@ -15,15 +15,11 @@
 --
 -- Client codes: "busy" (every request slot of the client is taken) means "start it later", once
 -- a request in flight has finished. "client" is a real error (a request that cannot be built or
--- signed). An etlua.sqs without the "busy" code reports a full client as "client": while other
--- requests are in flight, such a "client" is taken as "busy" for at most BUSY_GRACE_S, so a
--- signing failure ends with an error instead of a loop.
+-- signed): final at once, never retried in a loop.
 local host = require "etlua.host"
 local retry = require "etlua.retry"
 
 local M = {}
-
-M.BUSY_GRACE_S = 5
 
 -- kind -> the client method that starts it and the `kind` its answer carries in c:poll.
 local KINDS = {
@@ -66,26 +62,17 @@ function Tracker:launch(req)
     token, err, code = start(self.client, entries)
   end
   if token then
-    req.busy_since = nil
     self.flying[token] = req
     self.nflying = self.nflying + 1
     return true
   end
-  if self:busy(req, code) then
+  if code == "busy" then
     req.due = 0   -- as soon as a slot frees
     table.insert(self.waiting, 1, req)
     return false
   end
   self:failed(req, err, code)
   return true
-end
-
--- Whether a failed start means "no free slot". See the header for "client".
-function Tracker:busy(req, code)
-  if code == "busy" then return true end
-  if code ~= "client" or self.nflying == 0 then return false end
-  req.busy_since = req.busy_since or host.mono()
-  return host.mono() - req.busy_since < M.BUSY_GRACE_S
 end
 
 -- A request that failed as a whole: scheduled again while a later attempt can cure it.

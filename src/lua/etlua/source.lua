@@ -193,8 +193,7 @@ function Sqs:failed(err, code)
 end
 
 -- Starts receives until `concurrency` are in flight or the buffer holds `limit` messages.
--- "busy" (every request slot taken): try again at the next round. See etlua.inflight for a
--- "client" code while requests are in flight.
+-- "busy" (every request slot taken): try again at the next round; any other code is an error.
 --
 -- On a FIFO queue fewer receives are useful: SQS hands out a group's next message only once the
 -- one before is deleted, so each message we hold (buffered, in hand, being deleted) stands for at
@@ -217,13 +216,8 @@ function Sqs:fill(wait_seconds)
     local token, err, code = self.client:start_receive(10, wait_seconds)
     if not token then
       if code == "busy" then return true end
-      if code == "client" and self.client:pending() > 0 then
-        self.busy_since = self.busy_since or host.mono()
-        if host.mono() - self.busy_since < inflight.BUSY_GRACE_S then return true end
-      end
       return nil, err, code
     end
-    self.busy_since = nil
     self.receiving = self.receiving + 1
   end
   return true
