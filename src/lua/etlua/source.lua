@@ -229,10 +229,8 @@ function Sqs:queue_is_empty()
   local now = host.mono()
   if self.asked_at and now - self.asked_at < 0.2 then return false end
   self.asked_at = now
-  local attrs = self.client:attributes({ "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible" })
-  if not attrs then return false end
-  return (tonumber(attrs.ApproximateNumberOfMessages) or 0) == 0
-    and (tonumber(attrs.ApproximateNumberOfMessagesNotVisible) or 0) == 0
+  local visible, in_flight = self:queue_counts()
+  return visible == 0 and in_flight == 0
 end
 
 -- next_batch(max, max_wait_ms, wait_seconds) -> messages, drained | nil, msg, code
@@ -371,12 +369,18 @@ function Sqs:retention_period()
   return attrs and M.retention_of(attrs) or nil
 end
 
--- approximate_left() -> messages in the queue (visible + in flight), approximately, or nil.
-function Sqs:approximate_left()
+-- queue_counts() -> visible, in flight: the queue's approximate counts (GetQueueAttributes,
+-- blocking), or nil when the call failed.
+function Sqs:queue_counts()
   local attrs = self.client:attributes({ "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible" })
   if not attrs then return nil end
-  return (tonumber(attrs.ApproximateNumberOfMessages) or 0)
-    + (tonumber(attrs.ApproximateNumberOfMessagesNotVisible) or 0)
+  return tonumber(attrs.ApproximateNumberOfMessages) or 0, tonumber(attrs.ApproximateNumberOfMessagesNotVisible) or 0
+end
+
+-- approximate_left() -> messages in the queue (visible + in flight), approximately, or nil.
+function Sqs:approximate_left()
+  local visible, in_flight = self:queue_counts()
+  return visible and visible + in_flight
 end
 
 function Sqs:close() self.client:close() end
