@@ -13,8 +13,16 @@ stop_services() {
     "$ROOT/tests/harness/pg.sh" stop "$WORK/pg" >/dev/null 2>&1 || true
 }
 
+# Postgres with the production defaults (fsync, synchronous_commit, full_page_writes on) unless
+# BENCH_FSYNC_OFF=1 (run.sh --fsync-off): the fast test server, a labelled extra only.
+pg_mode() { if [ "${BENCH_FSYNC_OFF:-0}" = 1 ]; then echo "fsync-off"; else echo "durable"; fi; }
+
 start_services() {
-    "$ROOT/tests/harness/pg.sh" start "$WORK/pg"
+    if [ "$(pg_mode)" = durable ]; then
+        "$ROOT/tests/harness/pg.sh" start "$WORK/pg" --durable
+    else
+        "$ROOT/tests/harness/pg.sh" start "$WORK/pg"
+    fi
     "$ROOT/tests/harness/sqs.sh" start fauxqs "$WORK/sqs" >&2
     # shellcheck disable=SC1091
     . "$WORK/pg/env"; . "$WORK/sqs/fauxqs.env"
@@ -37,10 +45,11 @@ sqsjs() { node "$ROOT/tests/harness/sqs.js" "$@"; }
 depth() { sqsjs depth "$AWS_ENDPOINT_URL" "$SQS_QUEUE_URL"; }
 rows() { psql -XAtq -c "SELECT count(*) FROM user_logins"; }
 
-# Empty the tables (etlua's included) and the queue; create user_logins empty.
+# Empty the database (etlua's ledger, its queue stamps and partitions included) and the queue;
+# create user_logins empty.
 reset_state() {
     psql -XAtq -v ON_ERROR_STOP=1 \
-        -c "SET client_min_messages = warning" -c "DROP TABLE IF EXISTS user_logins, user_logins_rejects, etlua_ledger" \
+        -c "SET client_min_messages = warning" -c "DROP SCHEMA public CASCADE" -c "CREATE SCHEMA public" \
         -c "$DDL" >/dev/null
     sqsjs purge "$AWS_ENDPOINT_URL" "$SQS_QUEUE_URL" >/dev/null
     local d; d=$(depth)

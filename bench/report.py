@@ -8,6 +8,7 @@ NAMES = {
     "seed": "Python seed (receive 10, INSERT+commit per row, DeleteMessage)",
     "bare": "bare drain ceiling (bench/bare_drain.lua, no DB)",
     "copy": "COPY ceiling (psql \\copy of precomputed TSV)",
+    "input": "etlua --input of the same bodies (no SQS)",
 }
 
 
@@ -38,12 +39,25 @@ def main():
             "wall_s": wall,
             "msgs_per_s": n / wall if wall > 0 else None,
             "cpu_s": statistics.median(r["user_s"] + r["sys_s"] for r in rs),
+            "cpu_us_per_msg": statistics.median(r["user_s"] + r["sys_s"] for r in rs) * 1e6 / n,
             "peak_rss_mib": statistics.median(r["max_rss_kb"] for r in rs) / 1024,
         })
     et = next((s for s in summary if s["impl"] == "etlua"), None)
     for s in summary:
         s["ratio_etlua_over_impl"] = (et["msgs_per_s"] / s["msgs_per_s"]
                                       if et and s["msgs_per_s"] else None)
+    def get(k):
+        return next((s for s in summary if s["impl"] == k and s["msgs_per_s"]), None)
+    bare, inp, copy = get("bare"), get("input"), get("copy")
+    goals = {}
+    if et and et["msgs_per_s"] and bare:
+        # etlua's own CPU per message against the bare receive+delete client's (goal <= 0.4)
+        goals["cpu_etlua_over_bare"] = et["cpu_us_per_msg"] / bare["cpu_us_per_msg"]
+        goals["rate_etlua_over_bare"] = et["msgs_per_s"] / bare["msgs_per_s"]       # goal >= 0.9
+    if et and et["msgs_per_s"] and get("tuned"):
+        goals["rate_etlua_over_tuned"] = et["msgs_per_s"] / get("tuned")["msgs_per_s"]  # goal >= 4
+    if inp and copy:
+        goals["rate_input_over_copy"] = inp["msgs_per_s"] / copy["msgs_per_s"]       # goal >= 0.3
     cpu = None
     try:
         cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
@@ -56,23 +70,33 @@ def main():
         "host": {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release()},
         "versions": {"git": sh("git", "describe", "--always", "--dirty"), "node": sh("node", "--version"),
                      "psql": sh("psql", "--version"), "python": platform.python_version()},
+        "postgres": os.environ.get("BENCH_PG_MODE", "durable"),
         "emulator": "fauxqs", "notes": "CPU s and RSS are of the measured client process only "
                   "(not Postgres, not fauxqs). msgs/s = N / wall time of the whole process.",
-        "summary": summary, "runs": runs,
+        "summary": summary, "goals": goals, "runs": runs,
     }
     with open(sys.argv[2], "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")
     n = doc["n"]
-    print(f"\nN = {n}, median of {doc['repeat']} run(s); CPU and RSS of the client process only\n")
-    print("| implementation | msgs/s | CPU s | peak RSS MiB | ratio etlua/impl | ok |")
-    print("|---|---:|---:|---:|---:|---|")
+    print(f"\nN = {n}, Postgres {doc['postgres']}, median of {doc['repeat']} run(s); "
+          f"CPU and RSS of the client process only\n")
+    print("| implementation | msgs/s | CPU s | CPU us/msg | peak RSS MiB | ratio etlua/impl | ok |")
+    print("|---|---:|---:|---:|---:|---:|---|")
     for s in summary:
         if s["msgs_per_s"] is None:
             print(f"| {s['impl']} | failed | - | - | - | NO |")
             continue
         ratio = f"{s['ratio_etlua_over_impl']:.2f}" if s["ratio_etlua_over_impl"] else "-"
-        print(f"| {s['impl']} | {s['msgs_per_s']:.0f} | {s['cpu_s']:.2f} | {s['peak_rss_mib']:.1f} | {ratio} | {'yes' if s['all_ok'] else str(s['ok_runs']) + '/' + str(s['runs'])} |")
+        print(f"| {s['impl']} | {s['msgs_per_s']:.0f} | {s['cpu_s']:.2f} | {s['cpu_us_per_msg']:.1f} | {s['peak_rss_mib']:.1f} | {ratio} | {'yes' if s['all_ok'] else str(s['ok_runs']) + '/' + str(s['runs'])} |")
+    labels = {"cpu_etlua_over_bare": ("etlua CPU/msg / bare client CPU/msg", "<= 0.4"),
+              "rate_etlua_over_bare": ("etlua msgs/s / bare drain msgs/s", ">= 0.9"),
+              "rate_etlua_over_tuned": ("etlua msgs/s / tuned Python msgs/s", ">= 4"),
+              "rate_input_over_copy": ("etlua --input msgs/s / psql \\copy rows/s", ">= 0.3")}
+    if goals:
+        print()
+        for k, v in goals.items():
+            print(f"{labels[k][0]}: {v:.2f} (goal {labels[k][1]})")
 
 
 if __name__ == "__main__":

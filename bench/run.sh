@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
-# bench/run.sh [N] [--repeat R] [--only a,b,...]
+# bench/run.sh [N] [--repeat R] [--only a,b,...] [--fsync-off]
 #
-# Starts a throwaway Postgres and fauxqs on 127.0.0.1, generates N login messages
+# Starts a throwaway Postgres (production defaults: fsync, synchronous_commit, full_page_writes
+# on; --fsync-off: all three off, a labelled extra) and fauxqs on 127.0.0.1, generates N login messages
 # (tests/harness/gen_logins.py) and, for each implementation (R times each, default 1):
 # empties the tables and the queue, loads the N messages, runs it under /usr/bin/time, and
 # checks the row count and that the queue is empty. Prints a table of medians and writes
 # bench/results/<UTC timestamp>-n<N>.json with every run.
 #
-# Implementations (names for --only): etlua, tuned, seed, bare, copy. See bench/README.md.
+# Implementations (names for --only): etlua, tuned, seed, bare, copy, input. See bench/README.md.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-N=20000 REPEAT=1 ONLY=etlua,tuned,seed,bare,copy
+N=20000 REPEAT=1 ONLY=etlua,tuned,seed,bare,copy,input
+USAGE="usage: bench/run.sh [N] [--repeat R] [--only etlua,tuned,seed,bare,copy,input] [--fsync-off]"
 while [ $# -gt 0 ]; do
     case "$1" in
         --repeat) REPEAT=$2; shift 2 ;;
         --only) ONLY=$2; shift 2 ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        --fsync-off) export BENCH_FSYNC_OFF=1; shift ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         [0-9]*) N=$1; shift ;;
-        *) echo "usage: bench/run.sh [N] [--repeat R] [--only etlua,tuned,seed,bare,copy]" >&2; exit 2 ;;
+        *) echo "$USAGE" >&2; exit 2 ;;
     esac
 done
 WORK=$(mktemp -d /tmp/etlua-bench.XXXXXX); chmod 755 "$WORK"   # the postgres user must reach WORK/pg
@@ -70,10 +73,12 @@ for round in $(seq 1 "$REPEAT"); do
             [ "$round" = 1 ] && log "bare: bench/bare_drain.lua does not exist yet: skipped"
         fi
     fi
+    # --input: the same N bodies from a file, no SQS at all, against psql \copy of the same rows
+    want input && run_one input "$round" "$N" no build-bench/etlua scripts/login_etl.lua --input "$WORK/bodies.jsonl"
     want copy && run_one copy "$round" "$N" no psql -XAtq -v ON_ERROR_STOP=1 -c "\\copy user_logins FROM '$WORK/rows.tsv'"
 done
 
 mkdir -p bench/results
 out="bench/results/$(date -u +%Y%m%dT%H%M%SZ)-n$N.json"
-"$PY" bench/report.py "$RUNS" "$out"
+BENCH_PG_MODE=$(pg_mode) "$PY" bench/report.py "$RUNS" "$out"
 log "raw results: $out"
