@@ -5,9 +5,14 @@
  * by the Lua side as a table {user_error = "one line"}; it prints as that line, no traceback.
  *
  * It also owns the process's signal state (the `etlua.host` module): SIGTERM/SIGINT set a stop
- * flag that the runner polls between steps; a second one exits at once. */
+ * flag that the runner polls between steps, and cut short a script hook call that is running
+ * (etl_budget_interrupt, src/budget.c); a second one exits at once. host.list_dir lists a
+ * directory without a shell (the rule files). */
 #include "etlua/host.h"
 
+#include "etlua/budget.h"
+
+#include <dirent.h>
 #include <errno.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -26,6 +31,7 @@ int luaopen_etlua_metrics(lua_State *L);
 int luaopen_etlua_vault(lua_State *L);
 int luaopen_etlua_json(lua_State *L);
 int luaopen_etlua_scrub(lua_State *L);
+int luaopen_etlua_budget(lua_State *L);
 
 static volatile sig_atomic_t stop_requests;
 static volatile sig_atomic_t reload_requests;
@@ -33,6 +39,7 @@ static volatile sig_atomic_t reload_requests;
 static void on_stop_signal(int sig) {
     (void)sig;
     if (++stop_requests > 1) _exit(130); /* second signal: leave now; the ledger makes it harmless */
+    etl_budget_interrupt();              /* a script hook running now stops at its next instruction */
 }
 
 static void on_reload_signal(int sig) {
@@ -103,6 +110,36 @@ static int etl_host_isatty(lua_State *L) {
     return 1;
 }
 
+/* host.list_dir(path) -> array of the entry names (without "." and ".."), unsorted
+ *                     or nil, msg (missing, not a directory, unreadable). */
+static int etl_host_list_dir(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot list %s: %s", path, strerror(errno));
+        return 2;
+    }
+    lua_newtable(L);
+    lua_Integer n = 0;
+    struct dirent *e;
+    errno = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        lua_pushstring(L, e->d_name); /* on memory exhaustion this raises and leaks d: rare */
+        lua_rawseti(L, -2, ++n);
+    }
+    int err = errno;
+    closedir(d);
+    if (err != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot list %s: %s", path, strerror(err));
+        return 2;
+    }
+    return 1;
+}
+
 static const luaL_Reg host_funcs[] = {
     {"install_signals", etl_host_install_signals},
     {"stopping", etl_host_stopping},
@@ -111,6 +148,7 @@ static const luaL_Reg host_funcs[] = {
     {"mono", etl_host_mono},
     {"sleep", etl_host_sleep},
     {"isatty", etl_host_isatty},
+    {"list_dir", etl_host_list_dir},
     {NULL, NULL},
 };
 
@@ -143,6 +181,7 @@ void etl_host_preload(lua_State *L) {
         {"etlua.vault", luaopen_etlua_vault},
         {"etlua.json", luaopen_etlua_json},
         {"etlua.scrub", luaopen_etlua_scrub},
+        {"etlua.budget", luaopen_etlua_budget},
         {NULL, NULL},
     };
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);

@@ -102,6 +102,9 @@ etlua_integration(progress 120 ${IT}/progress.sh)
 # pii, 1 MiB runs included) through fauxqs, --input and --dry-run; oracle.py --pii-leaks finds
 # no secret in any stored detail, body or log line, within a time bound.
 etlua_integration(pii_rejects 300 ${IT}/pii_rejects.sh)
+# integration.sandbox: a rule looping forever on one message is a script_timeout reject (the rest
+# lands); escape attempts from a rule come back empty; SIGTERM inside the loop exits in ~1 s.
+etlua_integration(sandbox 180 ${IT}/sandbox.sh)
 
 # --- fuzz (libFuzzer, clang; ETLUA_FUZZ=ON) -----------------------------------------------------
 # Every tests/fuzz/fuzz_<name>.c is a libFuzzer target (ASan + UBSan) linked against

@@ -60,12 +60,15 @@ environment:
   ETLUA_LEDGER_PARTITION_SECONDS    for tests: the partition width of a ledger made now
   ETLUA_METRICS_ADDR                HOST:PORT for the metrics server when --metrics is not given
   ETLUA_PROGRESS                    1: the --drain progress line even off a terminal; 0: never
+  ETLUA_SCRIPT_BUDGET_MS            time one script hook call (validate, a rule, transform) may
+                                    take (default 100); past it the message is a script_timeout reject
 A bad value is a one-line error naming the variable; no line etlua writes holds a piece of a
 secret (password, keys).
 
 signals: SIGTERM/SIGINT stop receiving, commit and delete the batch in hand, release every
-  other message received (visibility 0: SQS hands it out again at once), exit 0 (a second
-  one exits at once: the ledger makes that harmless); SIGHUP re-reads the script and the rule
+  other message received (visibility 0: SQS hands it out again at once), exit 0 (a script hook
+  running at that moment is cut short: its message and the rest of its batch are released too;
+  a second signal exits at once: the ledger makes that harmless); SIGHUP re-reads the script and the rule
   files between batches (a version that fails to load is refused and the old one keeps running).
 A --drain on a terminal shows a progress line on stderr: done, rate, rejects, ~messages left.
 

@@ -12,15 +12,19 @@
     -> {reject = {reason = "...", detail = "...", body = "..."}}
        body and detail masked by etlua.reject_body: no raw pii value, no address-shaped text.
     -> {drop = true}                  transform returned false
+    -> {stopped = "validate" | "transform" | "rule <name>"}   a stop signal cut that hook call
+                                      short: no outcome; the message must not be committed
     Every outcome may carry key (the ledger key, when the envelope gives one: the SNS
     MessageId) and sent_ms (the envelope's own time); absent, the caller uses the message's.
 
   record.load_rules(dir) -> list of {name=, check=, file=}, from every *.lua in dir by name.
 
-process() raises only for misuse (body not a string); bad input always becomes a reject. A
-script hook that raises (or breaks its contract) on a message rejects that message with reason
-`script_error` and the error as detail, so one poison message cannot stall the queue; rules that
-raise become a `rule:<name>` reject. Details never carry raw pii values: the record's own pii values
+process() raises only for misuse (body not a string); bad input always becomes a reject. Each
+hook call runs under etlua.budget (opts.budget_ms): one that runs past it rejects the message
+with reason `script_timeout` naming the hook ("validate", "transform", "rule <name>"). A hook
+that raises, runs out of memory or returns the wrong kind of value rejects that message with
+reason `script_error` and what was wrong as detail, so one poison message cannot stall the
+queue; rules that raise become a `rule:<name>` reject. Rule files load in etlua.sandbox. Details never carry raw pii values: the record's own pii values
 and address-shaped text in them are masked.
 ]]
 
@@ -31,11 +35,16 @@ local rows = require "etlua.rows"
 local envelope = require "etlua.envelope"
 local pii = require "etlua.pii"
 local reject_body = require "etlua.reject_body"
+local budget = require "etlua.budget"
+local sandbox = require "etlua.sandbox"
+local host = require "etlua.host"
 
 local M = {}
 
 local canonical_ip = mask.canonical_ip
 local EMPTY = setmetatable({}, {__newindex = function() error("read-only", 2) end})
+local MAX_ERROR_TEXT = 500 -- bytes of a hook's error kept in a reject's detail
+local DROP = {} -- transform returned false
 
 -- ---- the processor ---------------------------------------------------------------------------
 
@@ -54,6 +63,37 @@ end
 function Processor:reject(reason, detail, body, rec, masked, plain)
   local _ = rec
   return {reject = self.rejects:make(reason, detail, body, masked, plain)}
+end
+
+-- ---- hook calls ------------------------------------------------------------------------------
+-- Every hook call (validate, each rule's check, transform with the reading of its rows) runs
+-- under etlua.budget: a time budget, a memory allowance and the stop signal; whatever it raises
+-- arrives as text. What a hook returns is looked at here only with type() and truth tests, and
+-- a detail must be text, so no metamethod of the script runs outside a budget.
+
+local TEXT = {string = true, number = true} -- a detail a hook may return (or nil)
+
+local function a_value(v)
+  local t = type(v)
+  if t == "nil" then return "nil" end
+  return (t == "userdata" and v == codec.null) and "null" or ("a " .. t)
+end
+
+-- The outcome of a hook call that did not return: stopped by a stop signal (no outcome: the
+-- message is not committed and comes back), past its budget (script_timeout), out of memory
+-- (script_error) or raising (error_reason: script_error, or rule:<name> for a rule). `what`
+-- names the hook: "validate", "transform" or "rule <name>".
+function Processor:hook_failed(what, error_reason, why, text, body, masked, plain)
+  if why == "stopped" then return {stopped = what} end
+  if why == "timeout" then
+    return self:reject("script_timeout", ("%s ran longer than its budget of %d ms")
+                       :format(what, self.budget_ms), body, nil, masked, plain)
+  end
+  if why == "memory" then
+    return self:reject("script_error", what .. " " .. text, body, nil, masked, plain)
+  end
+  if #text > MAX_ERROR_TEXT then text = text:sub(1, MAX_ERROR_TEXT) .. "..." end
+  return self:reject(error_reason, what .. " raised an error: " .. text, body, nil, masked, plain)
 end
 
 local JSON_TYPE = {string = "a string", number = "a number", boolean = "a boolean",
@@ -112,13 +152,19 @@ function Processor:process(body, meta)
 
   local masked, _, plain = self.pii_spec:masks(rec, self.masker)
 
-  local ran, valid, reason, detail = pcall(self.validate, rec)
+  local ms = self.budget_ms
+  local ran, valid, reason, detail = budget.call(ms, self.validate, rec)
   if not ran then
-    return with(out, self:reject("script_error", "validate raised an error: " .. tostring(valid), body, rec, masked, plain))
+    return with(out, self:hook_failed("validate", "script_error", valid, reason, body, masked, plain))
   end
   if not valid then
     if type(reason) ~= "string" then
-      return with(out, self:reject("script_error", "validate returned false without a reason", body, rec, masked, plain))
+      return with(out, self:reject("script_error", "validate returned false and " .. a_value(reason)
+                                   .. " as reason (want a string)", body, rec, masked, plain))
+    end
+    if detail ~= nil and not TEXT[type(detail)] then
+      return with(out, self:reject("script_error", "validate returned " .. a_value(detail)
+                                   .. " as detail (want a string)", body, rec, masked, plain))
     end
     return with(out, self:reject(reason, detail, body, rec, masked, plain))
   end
@@ -126,26 +172,29 @@ function Processor:process(body, meta)
   local rules = self.rules
   for i = 1, #rules do
     local rule = rules[i]
-    local ran, passed, why = pcall(rule.check, rec)
+    local ran, passed, why = budget.call(ms, rule.check, rec)
     if not ran then
-      return with(out, self:reject(rule.reason, "rule raised an error: " .. tostring(passed), body, rec, masked, plain))
+      return with(out, self:hook_failed(rule.label, rule.reason, passed, why, body, masked, plain))
     end
     if not passed then
-      return with(out, self:reject(rule.reason, why or ("rule " .. rule.name .. " failed"), body, rec, masked, plain))
+      if why ~= nil and not TEXT[type(why)] then
+        return with(out, self:reject("script_error", rule.label .. " returned " .. a_value(why)
+                                     .. " as detail (want a string)", body, rec, masked, plain))
+      end
+      return with(out, self:reject(rule.reason, why or (rule.label .. " failed"), body, rec, masked, plain))
     end
   end
 
   local ctx = self.ctx
   ctx.message, ctx.masked = message, masked
-  local done, result = pcall(self.transform, rec, ctx)
+  local done, per_output, err = budget.call(ms, self.transform_rows, rec, ctx)
   if not done then
-    return with(out, self:reject("script_error", "transform raised an error: " .. tostring(result), body, rec, masked, plain))
+    return with(out, self:hook_failed("transform", "script_error", per_output, err, body, masked, plain))
   end
-  if result == false then
+  if per_output == DROP then
     out.drop = true
     return out
   end
-  local per_output, err = self.build(result)
   if not per_output then
     return with(out, self:reject("script_error", err, body, rec, masked, plain))
   end
@@ -159,17 +208,23 @@ local function check_rules(rules)
     if type(r) ~= "table" or type(r.name) ~= "string" or type(r.check) ~= "function" then
       error(("etlua.record: rule #%d must be {name = string, check = function}"):format(i), 2)
     end
-    list[i] = {name = r.name, check = r.check, file = r.file, reason = "rule:" .. r.name}
+    list[i] = {name = r.name, check = r.check, file = r.file, reason = "rule:" .. r.name,
+               label = "rule " .. r.name}
   end
   return list
 end
 
 -- record.new(desc, opts): a processor for one script. A raw script table is described first
 -- (etlua.script.describe), so its shape is checked once.
--- opts.masker: an etlua.mask hasher (mask.new(key)); opts.rules: list from load_rules.
+-- opts.masker: an etlua.mask hasher (mask.new(key)); opts.rules: list from load_rules;
+-- opts.budget_ms: the budget of each hook call (default 100, ETLUA_SCRIPT_BUDGET_MS).
 function M.new(desc, opts)
   opts = opts or {}
   if type(desc) ~= "table" then error("etlua.record: script must be a table", 2) end
+  local budget_ms = opts.budget_ms or M.DEFAULT_BUDGET_MS
+  if math.type(budget_ms) ~= "integer" or budget_ms < 1 then
+    error("etlua.record: opts.budget_ms must be a positive integer", 2)
+  end
   if desc.outputs == nil or desc.by_name == nil then
     desc = script_desc.describe(desc, desc.path or "(table)")
   end
@@ -188,7 +243,16 @@ function M.new(desc, opts)
     masker = masker,
     rejects = reject_body.new(pii_spec, masker),
     rules = check_rules(opts.rules),
+    budget_ms = budget_ms,
   }, Processor)
+  -- transform and the reading of what it returned, together under the budget (a returned
+  -- table's metamethods are the script's code): rows per output | DROP | nil, err.
+  local transform, build = desc.transform, self.build
+  self.transform_rows = function(rec, ctx)
+    local result = transform(rec, ctx)
+    if result == false then return DROP end
+    return build(result)
+  end
   self.ctx = {
     mask = function(v) return masker:hex(v) end,
     canonical_ip = canonical_ip,
@@ -200,32 +264,31 @@ end
 
 -- ---- analysts' rule files --------------------------------------------------------------------
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
--- Names of the *.lua files in dir, sorted bytewise. Listed with `ls -1` (no C helper for
--- directories in the host): hidden files are skipped, a name with a newline in it cannot be
--- listed and would fail to load by name, which stops start-up.
+-- Names of the *.lua files in dir, sorted bytewise; hidden files are skipped.
 local function lua_files(dir)
-  local p = io.popen("ls -1 -- " .. shell_quote(dir .. "/") .. " 2>/dev/null", "r")
-  if not p then error(("rules directory %s: cannot be listed"):format(dir), 0) end
+  local entries, err = host.list_dir(dir)
+  if not entries then error(("rules directory %s: %s"):format(dir, err), 0) end
   local names = {}
-  for name in p:lines() do
-    if name:sub(-4) == ".lua" then names[#names + 1] = name end
-  end
-  if not p:close() then
-    error(("rules directory %s: cannot be listed (missing or not a directory)"):format(dir), 0)
+  for _, name in ipairs(entries) do
+    if name:sub(-4) == ".lua" and name:sub(1, 1) ~= "." then names[#names + 1] = name end
   end
   table.sort(names)
   return names
 end
 
-local function load_rule(path)
-  local chunk, err = loadfile(path, "t")
+-- One rule file, in a sandbox of its own whose require looks in the rules directory (helper
+-- modules live in a subdirectory: require "lib.x" is DIR/lib/x.lua), its top level under the
+-- load budget; only a raw copy of the table it returns is read.
+local function load_rule(path, dir)
+  local sb = sandbox.new(dir)
+  local chunk, err = sb:loadfile(path)
   if not chunk then error(("rule file %s: %s"):format(path, err), 0) end
-  local ok, rule = pcall(chunk)
-  if not ok then error(("rule file %s: %s"):format(path, tostring(rule)), 0) end
+  local ok, rule = sb:run(chunk)
+  if not ok then error(("rule file %s: %s"):format(path, rule), 0) end
+  if type(rule) == "table" then
+    ok, rule = pcall(sandbox.plain, rule)
+    if not ok then error(("rule file %s: %s"):format(path, rule), 0) end
+  end
   if type(rule) ~= "table" or type(rule.name) ~= "string" or type(rule.check) ~= "function" then
     error(("rule file %s: must return { name = \"...\", check = function(record) ... end }")
           :format(path), 0)
@@ -243,9 +306,10 @@ function M.load_rules(dir)
     error("rules directory must be a non-empty string", 2)
   end
   local rules, seen = {}, {}
+  local base = dir:gsub("/+$", "")
   for _, name in ipairs(lua_files(dir)) do
-    local path = dir:gsub("/+$", "") .. "/" .. name
-    local rule = load_rule(path)
+    local path = base .. "/" .. name
+    local rule = load_rule(path, base == "" and "/" or base)
     if seen[rule.name] then
       error(("rule file %s: name %q is already used by %s"):format(path, rule.name, seen[rule.name]), 0)
     end
@@ -255,6 +319,7 @@ function M.load_rules(dir)
   return rules
 end
 
+M.DEFAULT_BUDGET_MS = 100
 M.clean_text = reject_body.clean_text -- exported for tests and for callers storing other free text
 
 return M

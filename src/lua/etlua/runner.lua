@@ -73,10 +73,19 @@ end
 -- Process one batch: every message gets exactly one outcome: rows, a reject or a drop. The
 -- item's key is the ledger key (the SNS MessageId under envelope = "sns", else the message id);
 -- sent_ms is the time a redelivery shares with its first delivery.
+-- A stop signal that cuts a hook call short ends the batch there: that message and those after
+-- it get no outcome, are neither committed nor acknowledged, and the source releases them (a
+-- FIFO group's order is kept). Returns the items and the messages they are for.
 local function process(proc, messages, stats, log, verbose)
-  local items = {}
+  local items, done = {}, {}
   for i, m in ipairs(messages) do
     local out = proc:process(m.body, m)
+    if out.stopped then
+      log:info("stop signal: a script hook was cut short; this message and the rest of the batch stay in the queue",
+               { message_id = m.id, hook = out.stopped, left = #messages - i + 1 })
+      break
+    end
+    done[i] = m
     local item = { id = m.id, key = out.key or m.id, sent_ms = out.sent_ms or m.sent_ms, message = m,
                    rows = out.rows, reject = out.reject, drop = out.drop,
                    rec = out.rec, masked = out.masked, plain = out.plain }
@@ -85,9 +94,9 @@ local function process(proc, messages, stats, log, verbose)
       log:info("rejected", { message_id = m.id, reason = out.reject.reason, detail = out.reject.detail })
     end
   end
-  stats.received = stats.received + #messages
-  telemetry.received(#messages)
-  return items
+  stats.received = stats.received + #done
+  telemetry.received(#done)
+  return items, done
 end
 
 local function count(stats, summary, items)
@@ -141,7 +150,7 @@ end
 -- SIGHUP: re-read the script and the rule files, between batches. A new version that fails to
 -- load, or that would write another table or other columns (that needs a restart), is refused
 -- with the error logged, and the old one keeps running. Returns script, processor or nil.
-local function reload(opts, current, masker, log)
+local function reload(opts, current, masker, budget_ms, log)
   local function refuse(why)
     log:error("reload refused; the running script and rules stay", { error = why })
   end
@@ -156,7 +165,7 @@ local function reload(opts, current, masker, log)
     if not ok then return refuse(fail.message(rules)) end
   end
   local proc
-  ok, proc = pcall(record.new, script, { masker = masker, rules = rules })
+  ok, proc = pcall(record.new, script, { masker = masker, rules = rules, budget_ms = budget_ms })
   if not ok then return refuse(fail.message(proc)) end
   log:info("reloaded", { script = opts.script, rules = #rules })
   return script, proc
@@ -186,7 +195,7 @@ function M.run(opts, log)
     rules = loaded
     desc.rules = rules_dir .. " (" .. #rules .. " files)"
   end
-  local proc = record.new(script, { masker = masker, rules = rules })
+  local proc = record.new(script, { masker = masker, rules = rules, budget_ms = cfg.script_budget_ms })
   -- Metrics before connecting, so /healthz answers during start-up (/readyz: 503 until ready).
   telemetry.start(opts.metrics or cfg.metrics_addr, log)
   local src = opts.input and source.file(opts.input) or source.sqs(cfg, log)
@@ -221,7 +230,7 @@ function M.run(opts, log)
   local wait = stop_when_drained and cfg.drain_wait_seconds or cfg.wait_seconds
   while true do
     if host.take_reload() then
-      local new_script, new_proc = reload(opts, script, masker, log)
+      local new_script, new_proc = reload(opts, script, masker, cfg.script_budget_ms, log)
       if new_script then script, proc = new_script, new_proc end
     end
     local messages, drained = src:next_batch(cfg.batch_size, cfg.batch_max_wait_ms, wait)
@@ -229,10 +238,10 @@ function M.run(opts, log)
       fail.user("cannot receive from SQS: %s; nothing in hand was lost", drained)
     end
     if #messages > 0 then
-      local items = process(proc, messages, stats, log, opts.dry_run)
+      local items, done = process(proc, messages, stats, log, opts.dry_run)
       local summary = commit(state, items, log, src)
       count(stats, summary, items)
-      if not opts.dry_run then src:ack(messages) end
+      if not opts.dry_run then src:ack(#done == #messages and messages or done) end
       bar:update(stats)
     end
     if state.out.ledger then state.out.ledger:maintain() end -- a bounded pruning step, if due

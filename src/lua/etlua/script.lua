@@ -16,8 +16,13 @@ description that every other part reads (SCRIPTING.md is the user's reference):
 
 Every table name comes from here and nowhere else. A script that breaks the contract stops
 etlua at start-up with one line naming the script and the field.
+
+load() runs the script in a sandbox (etlua.sandbox) whose require looks in the script's own
+directory, its top level under the load budget; describe() reads only a raw copy of the table
+it returns (sandbox.plain), so no metamethod of the script runs outside a budget.
 ]]
 local fail = require "etlua.fail"
+local sandbox = require "etlua.sandbox"
 
 local M = {}
 
@@ -162,16 +167,22 @@ function M.describe(script, name)
 end
 
 function M.load(path)
-  local chunk, err = loadfile(path, "t")
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  local sb = sandbox.new(dir == "" and "/" or dir)
+  local chunk, err = sb:loadfile(path)
   if not chunk then
     if err:find("cannot open", 1, true) then
       fail.user("cannot open script %s; give the path of a pipeline script such as scripts/login_etl.lua", path)
     end
     fail.user("script %s does not load: %s; fix the syntax error and retry", path, err)
   end
-  local ok, script = pcall(chunk)
+  local ok, script = sb:run(chunk)
   if not ok then
-    fail.user("script %s failed while loading: %s", path, tostring(script))
+    fail.user("script %s failed while loading: %s", path, script)
+  end
+  if type(script) == "table" then
+    ok, script = pcall(sandbox.plain, script)
+    if not ok then fail.user("script %s returned %s", path, tostring(script)) end
   end
   return M.describe(script, path)
 end

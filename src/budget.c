@@ -1,0 +1,197 @@
+/* budget.c: the etlua.budget module. Owns the budget of one call into untrusted script code (a
+ * pipeline script's validate/transform, a rule's check, the top level of a script or rule file):
+ * a time limit, a memory limit, a stop signal, and turning whatever the call raised into text.
+ *
+ * Time: a count hook (lua_sethook, LUA_MASKCOUNT every BUDGET_COUNT VM instructions) reads the
+ * monotonic clock and raises once the deadline is past, the way lua.c's lstop raises from a
+ * hook. Once raised it raises again at every instruction, so a script that catches the error
+ * meets it at once (the sandbox's pcall also re-raises it, see etlua.sandbox).
+ * Stop: the SIGTERM/SIGINT handler (src/host.c) calls etl_budget_interrupt(), which arms the
+ * same hook for every instruction on the running state, as lua.c's laction does; the hook also
+ * raises when a stop was requested before or during the call.
+ * Memory: during a call the state's allocator is wrapped (only then: the host's own code pays
+ * nothing); live memory may grow by at most BUDGET_MEMORY_MB (Lua runs a full emergency
+ * collection before giving up), so string.rep, table.concat or gsub of a huge size fail at once
+ * with "not enough memory".
+ * Limit: a single C function running long without allocating (string.find with a pathological
+ * pattern on a long subject) runs no VM instruction and cannot be cut short before it returns.
+ *
+ * Lua API:
+ *   budget.call(ms, fn, ...) -> true, results...
+ *                            |  false, why, text   why: "timeout" | "stopped" | "memory" | "error"
+ *       text: the error as text: a string as is, a number as text, a value with __tostring
+ *       converted under the same budget, anything else "(error object is a T value)".
+ *       Misuse (ms not a positive integer, fn not a function, a call inside a call) raises.
+ *   budget.expired() -> true when the running call is past its time or stopped
+ *   budget.MEMORY_MB, budget.COUNT
+ * One budgeted call runs at a time in the process (the host has one Lua state). The allocator
+ * counts only while a call runs: a block allocated before and freed during it counts as freed,
+ * which only loosens the limit. */
+#include "etlua/budget.h"
+
+#include "etlua/host.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <signal.h>
+#include <stdint.h>
+#include <time.h>
+
+#define BUDGET_COUNT 1000    /* VM instructions between two clock reads */
+#define BUDGET_MEMORY_MB 64  /* live memory a call may add */
+
+enum { WHY_NONE, WHY_TIMEOUT, WHY_STOPPED };
+
+static lua_State *volatile active_L; /* the state running a budgeted call, or NULL */
+static volatile sig_atomic_t why;    /* why the running call is being stopped */
+static int64_t deadline_ns;
+
+static lua_Alloc base_alloc; /* the state's own allocator, wrapped during a call */
+static void *base_ud;
+static long long call_bytes; /* bytes allocated minus bytes freed since the call started */
+
+static int64_t etl_budget_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void etl_budget_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    if (active_L != L) { /* armed by a signal as the call ended: remove it, raise nothing */
+        lua_sethook(L, NULL, 0, 0);
+        return;
+    }
+    if (why == WHY_NONE) {
+        if (etl_host_stop_requested())
+            why = WHY_STOPPED;
+        else if (etl_budget_now_ns() >= deadline_ns)
+            why = WHY_TIMEOUT;
+        else
+            return;
+    }
+    /* from now on raise at every instruction: even an error caught by a pcall meets the next */
+    lua_sethook(L, etl_budget_hook, LUA_MASKCOUNT, 1);
+    luaL_error(L, why == WHY_STOPPED ? "stopped by a stop signal" : "ran past its time budget");
+}
+
+void etl_budget_interrupt(void)
+{
+    lua_State *L = active_L;
+    if (L != NULL)
+        lua_sethook(L, etl_budget_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT,
+                    1);
+}
+
+static void *etl_budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void)ud;
+    size_t old = ptr ? osize : 0; /* without ptr, osize is a type tag, not a size */
+    if (nsize > old && call_bytes + (long long)(nsize - old) > (long long)BUDGET_MEMORY_MB << 20)
+        return NULL; /* Lua collects fully and retries once, then raises "not enough memory" */
+    void *p = base_alloc(base_ud, ptr, osize, nsize);
+    if (nsize == 0)
+        call_bytes -= (long long)old;
+    else if (p != NULL)
+        call_bytes += (long long)nsize - (long long)old;
+    return p;
+}
+
+static int etl_budget_tostring(lua_State *L)
+{
+    luaL_tolstring(L, 1, NULL);
+    return 1;
+}
+
+/* Message handler, run under the call's budget: the error object as text, never raising. */
+static int etl_budget_msgh(lua_State *L)
+{
+    int t = lua_type(L, 1);
+    if (t == LUA_TSTRING) return 1;
+    if (t == LUA_TNUMBER) {
+        luaL_tolstring(L, 1, NULL);
+        return 1;
+    }
+    /* Not for an error the hook raised (why is set): this handler then runs inside the hook,
+     * with hooks off, and a __tostring there would be out of the budget's reach. */
+    if (why == WHY_NONE && luaL_getmetafield(L, 1, "__tostring") != LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_pushcfunction(L, etl_budget_tostring);
+        lua_pushvalue(L, 1);
+        if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING) return 1;
+        lua_pop(L, 1);
+    }
+    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    return 1;
+}
+
+/* budget.call(ms, fn, ...) */
+static int etl_budget_call(lua_State *L)
+{
+    lua_Integer ms = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, ms > 0, 1, "the budget must be a positive number of milliseconds");
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (active_L != NULL) return luaL_error(L, "etlua.budget: call: a budgeted call is running");
+    int nargs = lua_gettop(L) - 2;
+    lua_pushcfunction(L, etl_budget_msgh);
+    lua_insert(L, 2); /* ms, msgh, fn, args... */
+
+    lua_Hook prev_hook = lua_gethook(L);
+    int prev_mask = lua_gethookmask(L), prev_count = lua_gethookcount(L);
+    why = WHY_NONE;
+    deadline_ns = etl_budget_now_ns() + (int64_t)ms * 1000000;
+    call_bytes = 0;
+    base_alloc = lua_getallocf(L, &base_ud);
+    lua_setallocf(L, etl_budget_alloc, NULL);
+    active_L = L;
+    lua_sethook(L, etl_budget_hook, LUA_MASKCOUNT, BUDGET_COUNT);
+    int status = lua_pcall(L, nargs, LUA_MULTRET, 2);
+    active_L = NULL;
+    lua_sethook(L, prev_hook, prev_mask, prev_count);
+    lua_setallocf(L, base_alloc, base_ud);
+
+    if (status == LUA_OK && why == WHY_NONE) {
+        lua_pushboolean(L, 1);
+        lua_replace(L, 2);
+        return lua_gettop(L) - 1;
+    }
+    const char *kind = why == WHY_STOPPED   ? "stopped"
+                       : why == WHY_TIMEOUT ? "timeout"
+                       : status == LUA_ERRMEM ? "memory"
+                                              : "error";
+    const char *text = status == LUA_OK ? NULL : lua_tostring(L, -1);
+    if (why == WHY_TIMEOUT) text = "ran past its time budget";
+    if (why == WHY_STOPPED) text = "stopped by a stop signal";
+    if (status == LUA_ERRMEM)
+        text = lua_pushfstring(L, "used more than %d MiB of memory", BUDGET_MEMORY_MB);
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, kind);
+    lua_pushstring(L, text ? text : "(error object is not text)");
+    return 3;
+}
+
+/* budget.expired() */
+static int etl_budget_expired(lua_State *L)
+{
+    lua_pushboolean(L, active_L != NULL && why != WHY_NONE);
+    return 1;
+}
+
+static const luaL_Reg etl_budget_funcs[] = {
+    {"call", etl_budget_call},
+    {"expired", etl_budget_expired},
+    {NULL, NULL},
+};
+
+int luaopen_etlua_budget(lua_State *L);
+int luaopen_etlua_budget(lua_State *L)
+{
+    luaL_newlib(L, etl_budget_funcs);
+    lua_pushinteger(L, BUDGET_MEMORY_MB);
+    lua_setfield(L, -2, "MEMORY_MB");
+    lua_pushinteger(L, BUDGET_COUNT);
+    lua_setfield(L, -2, "COUNT");
+    return 1;
+}
