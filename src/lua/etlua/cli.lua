@@ -68,8 +68,9 @@ secret (password, keys).
 signals: SIGTERM/SIGINT stop receiving, commit and delete the batch in hand, release every
   other message received (visibility 0: SQS hands it out again at once), exit 0 (a script hook
   running at that moment is cut short: its message and the rest of its batch are released too;
-  a second signal exits at once: the ledger makes that harmless); SIGHUP re-reads the script and the rule
-  files between batches (a version that fails to load is refused and the old one keeps running).
+  a second signal exits at once: the ledger makes that harmless); SIGHUP re-reads the script and
+  the rule files between batches (a version that fails to load is refused and the old one keeps
+  running).
 A --drain on a terminal shows a progress line on stderr: done, rate, rejects, ~messages left.
 
 exit status: 0 done; 1 a run that could not finish (one line on stderr says why); 2 usage.
