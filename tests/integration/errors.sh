@@ -37,8 +37,12 @@ expect_error "no queue configured" "no queue: set SQS_QUEUE_URL" env -u SQS_QUEU
 printf 'return {\n  table = "t",\n  columns = {"a"\n' >"$WORK/syntax.lua"
 expect_error "script with a syntax error" "syntax.lua does not load: .*syntax.lua:[0-9]+:.*fix the syntax error" \
   "$ETLUA_BIN" "$WORK/syntax.lua" --drain
-printf 'local s = dofile([[%s]])\ns.transform = nil\nreturn s\n' "$script" >"$WORK/nohook.lua"
+cp "$script" "$WORK/login_copy.lua"   # scripts run sandboxed: a neighbour file, not dofile
+printf 'local s = require "login_copy"\ns.transform = nil\nreturn s\n' >"$WORK/nohook.lua"
 expect_error "script without a hook" "has no function 'transform'" "$ETLUA_BIN" "$WORK/nohook.lua" --drain
+printf 'return dofile("/etc/passwd")\n' >"$WORK/escape.lua"
+expect_error "script calling dofile (sandboxed)" "escape.lua failed while loading: .*attempt to call a nil value .global 'dofile'." \
+  "$ETLUA_BIN" "$WORK/escape.lua" --drain
 expect_error "missing script" "cannot open script" "$ETLUA_BIN" "$WORK/nope.lua" --drain
 mkdir -p "$WORK/rules" && printf 'return { name = "x", check = function(r) return true end\n' >"$WORK/rules/10-bad.lua"
 expect_error "rule file that fails to load" "rule file .*10-bad.lua.*fix the rule file" \
