@@ -22,6 +22,7 @@
  * ETL_JSON_SCRATCH_MAX bytes) for the next call, as lua-cjson keeps its strbuf; a call takes it
  * out of its slot while it writes, so a call started meanwhile (only a __gc finalizer can: the
  * encoder calls no Lua function) uses a buffer of its own. */
+#include "etlua/buf.h"
 #include "etlua/json_internal.h"
 
 #include <math.h>
@@ -85,7 +86,6 @@ static const unsigned char plain[256] = {
 
 static void enc_string(struct enc *e, const char *str, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str, *end = s + n;
     enc_reserve(e, 2);
     e->b[e->len++] = '"';
@@ -130,11 +130,13 @@ static void enc_string(struct enc *e, const char *str, size_t n)
         case '\n': o[1] = 'n'; e->len += 2; break;
         case '\r': o[1] = 'r'; e->len += 2; break;
         case '\t': o[1] = 't'; e->len += 2; break;
-        default:
+        default: {
+            char h[3];
+            etl_hex(h, &c, 1, 0); /* the one hex encoder (etlua/buf.h) */
             memcpy(o + 1, "u00", 3);
-            o[4] = hex[c >> 4];
-            o[5] = hex[c & 15];
+            memcpy(o + 4, h, 2);
             e->len += 6;
+        }
         }
     }
     enc_reserve(e, 1);
