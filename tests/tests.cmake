@@ -92,6 +92,9 @@ etlua_integration(redelivery 120 ${IT}/redelivery.sh)
 # integration.ledger: a redelivery after partition boundaries, --input twice, the upgrade of the
 # unpartitioned ledger, and a service with a 60 s retention whose ledger stays bounded (~3 min).
 etlua_integration(ledger 300 ${IT}/ledger.sh 120)
+# integration.ledger.fifo: a FIFO consumer whose receipts went stale commits, receives the same
+# messages again after 1 s partitions have passed, and lands each once, in group order.
+etlua_integration(ledger.fifo 120 ${IT}/ledger_fifo.sh)
 etlua_integration(input 120 ${IT}/input.sh)
 etlua_integration(stop 180 ${IT}/stop.sh)
 etlua_integration(stop_release 240 ${IT}/stop_release.sh)
