@@ -183,6 +183,8 @@ static void push_pairs(lua_State *L, const struct etl_sqs_pair *p, size_t n)
 {
     lua_createtable(L, 0, (int)n);
     for (size_t i = 0; i < n; i++) {
+        if (!p[i].name || !p[i].value)
+            continue; /* a copy that ran out of memory */
         lua_pushstring(L, p[i].value);
         lua_setfield(L, -2, p[i].name);
     }
@@ -428,10 +430,7 @@ static int start_batch(lua_State *L, lua_Integer timeout)
     return 1;
 }
 
-static int m_start_delete_batch(lua_State *L)
-{
-    return start_batch(L, -1);
-}
+static int m_start_delete_batch(lua_State *L) { return start_batch(L, -1); }
 
 static int m_start_change_visibility_batch(lua_State *L)
 {

@@ -8,15 +8,14 @@
 
 const char *etl_sqs_code_name(enum etl_sqs_code code)
 {
-    static const char *const names[] = {"ok",     "network",  "timeout",  "throttled",
-                                        "server", "auth",     "no_queue", "protocol",
-                                        "client", "stopped",  "busy"};
+    static const char *const names[] = {"ok", "network", "timeout", "throttled", "server", "auth",
+                                        "no_queue", "protocol", "client", "stopped", "busy"};
     return (unsigned)code < sizeof names / sizeof names[0] ? names[code] : "client";
 }
 
 const char *etl_sqs_action_name(enum etl_sqs_action action)
 {
-    static const char *const names[] = {"ReceiveMessage",     "DeleteMessageBatch",
+    static const char *const names[] = {"ReceiveMessage", "DeleteMessageBatch",
                                         "ChangeMessageVisibilityBatch", "GetQueueUrl",
                                         "GetQueueAttributes", "ListQueues"};
     return (unsigned)action < sizeof names / sizeof names[0] ? names[action] : "?";
