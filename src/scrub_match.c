@@ -27,6 +27,7 @@ struct etl_scrub_patterns {
     int nnodes;
     char (*hex)[ETL_MASK_HEX_LEN]; /* replacement of each pattern */
     size_t npat;
+    int root[256]; /* the root's transitions, dense: most bytes of a text start nothing */
 };
 
 static int ac_child(const struct etl_scrub_patterns *p, int node, unsigned char c)
@@ -100,6 +101,10 @@ struct etl_scrub_patterns *etl_scrub_patterns_new(size_t n, const char *const *t
         ac_insert(p, (int)i, clean ? clean : text[i], clen);
         free(clean);
     }
+    for (int c = 0; c < 256; c++)
+        p->root[c] = 0;
+    for (int k = p->nodes[0].child; k >= 0; k = p->nodes[k].sibling)
+        p->root[p->nodes[k].c] = k;
     /* Breadth-first: fail and dict links of each node from its parent's. */
     int *queue = malloc((size_t)p->nnodes * sizeof *queue);
     if (queue == NULL) {
@@ -136,10 +141,10 @@ int etl_scrub_match(const struct etl_scrub_patterns *p, const char *t, size_t n,
     int s = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)t[i];
-        int to;
-        while ((to = ac_child(p, s, c)) < 0 && s != 0)
+        int to = -1;
+        while (s != 0 && (to = ac_child(p, s, c)) < 0)
             s = p->nodes[s].fail;
-        s = to >= 0 ? to : 0;
+        s = s == 0 ? p->root[c] : to;
         int m = p->nodes[s].pat >= 0 ? s : p->nodes[s].dict;
         if (m < 0)
             continue;

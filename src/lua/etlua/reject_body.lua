@@ -61,21 +61,39 @@ end
 function Rejects:message(rec, by_text)
   by_text = by_text or {}
   local _, raws = self.spec:masks(rec, self.masker, by_text)
-  return {patterns = #raws > 0 and cscrub.patterns(raws) or nil, by_text = by_text}
+  local leaf = setmetatable({}, {__index = function(t, form) t[form] = {}; return t[form] end})
+  return {patterns = #raws > 0 and cscrub.patterns(raws) or nil, by_text = by_text, memo = {},
+          named = {}, leaf = leaf}
 end
 
 local function mask_leaf(self, m, v, form)
   if v == null then return v end
+  local memo = type(v) == "string" and m.leaf[form] -- masks by raw value, per canonical form
+  local hex = memo and memo[v]
+  if hex then return hex end
   local text = canonical(v, form ~= "none" and form or nil)
-  local hex = m.by_text[text]
+  hex = m.by_text[text]
   if not hex then
     hex = self.masker:hex(text)
     m.by_text[text] = hex
   end
+  if memo then memo[v] = hex end
   return hex
 end
 
 local walk
+local MEMO_MAX = 256 -- strings up to this size are scrubbed once per message (keys repeat)
+
+-- A string of the record, scrubbed.
+local function scrubbed(self, m, s)
+  if #s > MEMO_MAX then return self.scrubber:text(s, m.patterns) end
+  local done = m.memo[s]
+  if not done then
+    done = self.scrubber:text(s, m.patterns)
+    m.memo[s] = done
+  end
+  return done
+end
 
 -- The stored form of v, the value under a tree node slot (nil: no declared path here).
 local function stored_value(self, m, v, slot)
@@ -84,12 +102,12 @@ local function stored_value(self, m, v, slot)
   if slot and slot.each and slot.each.leaf and tv ~= "table" then
     return mask_leaf(self, m, v, slot.each.leaf) -- a scalar where a list was declared
   end
-  if tv == "string" then return self.scrubber:text(v, m.patterns) end
+  if tv == "string" then return scrubbed(self, m, v) end
   if tv ~= "table" then return v end
   if slot and slot.each then
     local out, each = setmetatable({}, getmetatable(v)), slot.each
     for k, e in pairs(v) do
-      local key = type(k) == "string" and self.scrubber:text(k, m.patterns) or k
+      local key = type(k) == "string" and scrubbed(self, m, k) or k
       out[key] = stored_value(self, m, e, each)
     end
     return out
@@ -104,8 +122,16 @@ walk = function(self, m, t, node)
   for k, v in pairs(t) do
     local key, slot = k, nil
     if type(k) == "string" then
-      slot = children and children[k] or named[k] or named[k:lower()]
-      key = self.scrubber:text(k, m.patterns)
+      slot = children and children[k]
+      if not slot then
+        local n = m.named[k] -- a key naming a pii field, whatever its case; false: not one
+        if n == nil then
+          n = named[k] or named[k:lower()] or false
+          m.named[k] = n
+        end
+        slot = n or nil
+      end
+      key = scrubbed(self, m, k)
     end
     out[key] = stored_value(self, m, v, slot)
   end
