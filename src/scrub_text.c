@@ -190,8 +190,13 @@ int etl_scrub_text(const struct etl_scrub_cfg *cfg, const char *in, size_t len, 
     struct etl_scrub_spans lists[3] = {{0}}, merged = {0};
     if (etl_scrub_match(cfg->patterns, t, n, &lists[0]) != 0 ||
         etl_scrub_addresses(t, n, &lists[1]) != 0 ||
-        etl_scrub_keyed(cfg->keys, cfg->nkeys, t, n, &lists[2]) != 0 ||
-        merge(lists, &merged) != 0) {
+        etl_scrub_keyed(cfg->keys, cfg->nkeys, t, n, &lists[2]) != 0) {
+        rc = ETL_SCRUB_NOMEM;
+    } else if ((lists[0].n != 0) + (lists[1].n != 0) + (lists[2].n != 0) == 1) {
+        /* one detector found everything: its list is already ordered and disjoint */
+        const struct etl_scrub_spans *only = &lists[lists[0].n ? 0 : lists[1].n ? 1 : 2];
+        rc = write_out(cfg, t, n, only, out, outlen);
+    } else if (merge(lists, &merged) != 0) {
         rc = ETL_SCRUB_NOMEM;
     } else if (merged.n == 0) {
         rc = ETL_SCRUB_SAME;

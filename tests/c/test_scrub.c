@@ -190,7 +190,15 @@ static void test_patterns(void)
     etl_scrub_patterns_free(p);
 }
 
-/* Every hostile shape at 1 MiB: linear (vs 128 KiB) and well under two seconds. Under valgrind
+static int cheap_hash(void *ud, const char *s, size_t len, char out[ETL_MASK_HEX_LEN + 1])
+{
+    (void)ud;
+    memset(out, "0123456789abcdef"[(len + (len ? (unsigned char)s[0] : 0)) % 16], ETL_MASK_HEX_LEN);
+    out[ETL_MASK_HEX_LEN] = '\0';
+    return 0;
+}
+
+/* Every hostile shape at 1 MiB: linear (vs 256 KiB) and well under two seconds. Under valgrind
  * (memcheck.sh; it preloads its vgpreload library) the sizes are 8 times smaller and only the
  * ratio is checked. */
 static void test_linear_time(void)
@@ -204,24 +212,31 @@ static void test_linear_time(void)
     const char *hex[] = {hex_of("a1")};
     struct etl_scrub_patterns *p = etl_scrub_patterns_new(1, text, len, hex);
     struct etl_scrub_cfg cfg = cfg_with(p);
+    cfg.hash = cheap_hash; /* the scanner is timed here, not OpenSSL */
     for (size_t u = 0; u < sizeof units / sizeof units[0]; u++) {
         double t[2];
         for (int big = 0; big < 2; big++) {
-            size_t n = (big ? (1u << 20) : (1u << 17)) >> (slow ? 3 : 0), ul = strlen(units[u]);
+            size_t n = (big ? (1u << 20) : (1u << 18)) >> (slow ? 3 : 0), ul = strlen(units[u]);
             char *in = malloc(n);
             for (size_t i = 0; i < n; i++)
                 in[i] = units[u][i % ul];
-            clock_t c0 = clock();
-            char *out = NULL;
-            size_t outlen;
-            int rc = etl_scrub_text(&cfg, in, n, &out, &outlen);
-            t[big] = (double)(clock() - c0) / CLOCKS_PER_SEC;
-            CHECK(rc >= 0, "unit %zu: rc %d", u, rc);
-            free(out);
+            t[big] = 1e9;
+            for (int r = 0; r < 3; r++) { /* the best of three: the machine is shared */
+                clock_t c0 = clock();
+                char *out = NULL;
+                size_t outlen;
+                int rc = etl_scrub_text(&cfg, in, n, &out, &outlen);
+                double secs = (double)(clock() - c0) / CLOCKS_PER_SEC;
+                if (secs < t[big])
+                    t[big] = secs;
+                CHECK(rc >= 0, "unit %zu: rc %d", u, rc);
+                free(out);
+            }
             free(in);
         }
         CHECK(slow || t[1] < 2.0, "unit %zu: 1 MiB took %.3f s", u, t[1]);
-        CHECK(t[1] < 20 * t[0] + 0.05, "unit %zu: 128 KiB %.4f s, 1 MiB %.4f s", u, t[0], t[1]);
+        /* linear is 4x, quadratic 16x */
+        CHECK(t[1] < 9 * t[0] + 0.02, "unit %zu: 256 KiB %.4f s, 1 MiB %.4f s", u, t[0], t[1]);
     }
     etl_scrub_patterns_free(p);
 }
