@@ -119,7 +119,7 @@ static int hash_span(const struct etl_scrub_cfg *cfg, const char *t, const struc
 
 /* ---- merge and write -------------------------------------------------------------------------- */
 
-/* Merges three ordered lists of disjoint spans into out: overlapping spans become one. */
+/* Merges three lists of spans ordered by start into out: overlapping spans become one. */
 static int merge(struct etl_scrub_spans lists[3], struct etl_scrub_spans *out)
 {
     size_t at[3] = {0, 0, 0};
@@ -192,10 +192,10 @@ int etl_scrub_text(const struct etl_scrub_cfg *cfg, const char *in, size_t len, 
         etl_scrub_addresses(t, n, &lists[1]) != 0 ||
         etl_scrub_keyed(cfg->keys, cfg->nkeys, t, n, &lists[2]) != 0) {
         rc = ETL_SCRUB_NOMEM;
-    } else if ((lists[0].n != 0) + (lists[1].n != 0) + (lists[2].n != 0) == 1) {
-        /* one detector found everything: its list is already ordered and disjoint */
-        const struct etl_scrub_spans *only = &lists[lists[0].n ? 0 : lists[1].n ? 1 : 2];
-        rc = write_out(cfg, t, n, only, out, outlen);
+    } else if (lists[2].n == 0 && (lists[0].n == 0) != (lists[1].n == 0)) {
+        /* only raw values or only addresses: that list is already ordered and disjoint (the
+         * keyed list is ordered by start but may nest: a key read again inside a value) */
+        rc = write_out(cfg, t, n, &lists[lists[0].n ? 0 : 1], out, outlen);
     } else if (merge(lists, &merged) != 0) {
         rc = ETL_SCRUB_NOMEM;
     } else if (merged.n == 0) {

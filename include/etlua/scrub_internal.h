@@ -1,7 +1,7 @@
 /* scrub_internal.h: what the parts of the scrubber share (src/scrub_text.c drives them; the
  * detectors are src/scrub_detect.c and src/scrub_match.c). A detector appends the spans it
- * finds to a growable array, in increasing order and without overlaps; the driver merges the
- * three lists and writes the text once. Not a public interface. */
+ * finds to a growable array, in increasing order of start (raw values and addresses without
+ * overlaps; keyed values may nest); the driver merges the three lists and writes the text once. Not a public interface. */
 #ifndef ETLUA_SCRUB_INTERNAL_H
 #define ETLUA_SCRUB_INTERNAL_H
 
@@ -41,7 +41,7 @@ static inline int etl_scrub_spans_push(struct etl_scrub_spans *s, const struct e
     return 0;
 }
 
-/* The detectors: each appends its spans in order, without overlaps; 0, or -1 out of memory. */
+/* The detectors: each appends its spans ordered by start; 0, or -1 out of memory. */
 int etl_scrub_match(const struct etl_scrub_patterns *p, const char *t, size_t n,
                     struct etl_scrub_spans *out);
 int etl_scrub_addresses(const char *t, size_t n, struct etl_scrub_spans *out);

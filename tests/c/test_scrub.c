@@ -147,6 +147,9 @@ static void test_keys(void)
     EXPECT(&cfg, "{\"device_id\": null, 'ip': None}", "{\"device_id\": null, 'ip': None}");
     EXPECT(&cfg, "device_id must be a string", "device_id must be a string");
     EXPECT(&cfg, "android_device_id: x", "android_device_id: x");
+    /* a key inside a quoted value: its span nests in the value's, one mask for both */
+    EXPECT(&cfg, "{\"ip\": \"a 'ip': 'x' b\"}", "{\"ip\": \"~a 'ip': 'x' b~\"}");
+    EXPECT(&cfg, "only keys: 'ip': 'ip': 'ip': 'x'", "only keys: 'ip': '~ip~': '~ip~': '~x~'");
     /* a value left open swallows a key: that key is found all the same */
     EXPECT(&cfg, "ip=\"device_id\": \"d-7\"", "ip=\"~device_id~\": \"~d-7~\"");
 }
