@@ -1,6 +1,7 @@
 /* metrics.c: the registry of etlua.metrics: counters, gauges and histograms (declaring
- * families, updates, readiness). It depends on nothing else of the module: rendering
- * (metrics_text.c) reads it, the HTTP server (metrics_server.c) serves that rendering, and the
+ * families, the constant label, updates, readiness, the switch for the process metrics). Of the
+ * module it uses only metrics_process.c (the start time, read once when the process metrics are
+ * switched on): rendering (metrics_text.c) reads it, the HTTP server (metrics_server.c) serves that rendering, and the
  * Lua binding (metrics_lua.c) owns a registry and at most one server, and stops the server
  * before it frees the registry (include/etlua/metrics_internal.h lists what they share).
  *
@@ -34,6 +35,8 @@ void etl_metrics_free(struct etl_metrics *m) {
         free(f->help);
         free(f->label);
     }
+    free(m->const_label);
+    free(m->const_value);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }
@@ -85,6 +88,8 @@ int etl_metrics_add(struct etl_metrics *m, enum etl_metric_kind kind, const char
     for (int i = 0; i < m->nfam; i++) {
         if (strcmp(m->fam[i].name, name) == 0) e = "duplicate metric name";
     }
+    if (e == NULL && label && m->const_label && strcmp(label, m->const_label) == 0)
+        e = "the label is the registry's constant label";
     if (e == NULL && m->nfam >= ETL_METRICS_MAX_FAMILIES) e = "too many metric families";
     if (e == NULL) {
         struct family *f = &m->fam[m->nfam];
@@ -110,6 +115,42 @@ int etl_metrics_add(struct etl_metrics *m, enum etl_metric_kind kind, const char
     pthread_mutex_unlock(&m->lock);
     if (e && err) *err = e;
     return id;
+}
+
+int etl_metrics_set_constant_label(struct etl_metrics *m, const char *name, const char *value,
+                                   const char **err) {
+    const char *e = NULL;
+    if (!valid_name(name, 0) || strncmp(name, "__", 2) == 0 || strcmp(name, "le") == 0)
+        e = "invalid label name";
+    else if (value == NULL) e = "no label value";
+    char *n = NULL, *v = NULL;
+    if (e == NULL && ((n = strdup(name)) == NULL || (v = strdup(value)) == NULL)) e = "out of memory";
+    if (e == NULL) {
+        pthread_mutex_lock(&m->lock);
+        for (int i = 0; i < m->nfam; i++) {
+            if (m->fam[i].label && strcmp(m->fam[i].label, name) == 0) e = "a family already uses that label";
+        }
+        if (e == NULL) {
+            free(m->const_label);
+            free(m->const_value);
+            m->const_label = n;
+            m->const_value = v;
+            n = v = NULL;
+        }
+        pthread_mutex_unlock(&m->lock);
+    }
+    free(n);
+    free(v);
+    if (e && err) *err = e;
+    return e ? -1 : 0;
+}
+
+void etl_metrics_enable_process(struct etl_metrics *m) {
+    double start = etl_process_start_time(); /* reads /proc: outside the lock */
+    pthread_mutex_lock(&m->lock);
+    m->process = 1;
+    m->start_time = start;
+    pthread_mutex_unlock(&m->lock);
 }
 
 /* ---- updates (callers hold the lock) ------------------------------------------------------------ */

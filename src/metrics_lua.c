@@ -115,6 +115,22 @@ static int l_ready(lua_State *L) {
     return 0;
 }
 
+/* reg:constant_label(name, value): every family's series carry name="value" */
+static int l_constant_label(lua_State *L) {
+    struct etl_metrics *m = check_open(L);
+    const char *name = luaL_checkstring(L, 2), *value = luaL_checkstring(L, 3);
+    const char *err = NULL;
+    if (etl_metrics_set_constant_label(m, name, value, &err) != 0)
+        return luaL_error(L, "etlua.metrics: constant label %s: %s", name, err);
+    return 0;
+}
+
+/* reg:process_metrics(): process_cpu_seconds_total & co., read at each scrape */
+static int l_process_metrics(lua_State *L) {
+    etl_metrics_enable_process(check_open(L));
+    return 0;
+}
+
 /* reg:serve(addr) -> bound_addr | nil, msg */
 static int l_serve(lua_State *L) {
     struct etl_metrics *m = check_open(L);
@@ -149,6 +165,7 @@ static const luaL_Reg registry_methods[] = {
     {"counter", l_counter}, {"gauge", l_gauge}, {"histogram", l_histogram},
     {"inc", l_inc},         {"set", l_set},     {"observe", l_observe},
     {"render", l_render},   {"ready", l_ready}, {"serve", l_serve},
+    {"constant_label", l_constant_label},       {"process_metrics", l_process_metrics},
     {"close", l_close},     {NULL, NULL},
 };
 

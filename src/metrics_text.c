@@ -1,8 +1,10 @@
 /* metrics_text.c: the Prometheus text exposition (format 0.0.4) of an etlua.metrics registry:
- * families in declaration order, series in order of first use, HELP text and label values
- * escaped, sample values in the shortest form that reads back exactly. etl_metrics_render copies
- * the registry into the growable buffer (etlua/buf.h) under its lock and touches nothing else:
- * tests call it without a server, and the server thread calls it for /metrics. */
+ * families in declaration order, series in order of first use, the constant label first in
+ * every series, HELP text and label values escaped, sample values in the shortest form that
+ * reads back exactly; then, when enabled, the process metrics (metrics_process.c, read before
+ * the lock is taken). etl_metrics_render copies the registry into the growable buffer
+ * (etlua/buf.h) under its lock: tests call it without a server, and the server thread calls it
+ * for /metrics. */
 #include "etlua/buf.h"
 #include "etlua/metrics_internal.h"
 
@@ -37,15 +39,21 @@ static void put_escaped(struct etl_buf *b, const char *s, int quote) {
 
 /* A sample value as Prometheus reads it: integers without a fraction, others in the shortest
  * of %.15g / %.17g that reads back exactly, +Inf, -Inf, NaN. */
-static void put_number(struct etl_buf *b, double v) {
-    char s[40];
-    if (isnan(v)) snprintf(s, sizeof s, "NaN");
-    else if (isinf(v)) snprintf(s, sizeof s, v > 0 ? "+Inf" : "-Inf");
-    else if (v == floor(v) && fabs(v) < 1e15) snprintf(s, sizeof s, "%.0f", v == 0 ? 0.0 : v);
+#define NUMBER_LEN 40
+
+static void format_number(char s[NUMBER_LEN], double v) {
+    if (isnan(v)) snprintf(s, NUMBER_LEN, "NaN");
+    else if (isinf(v)) snprintf(s, NUMBER_LEN, v > 0 ? "+Inf" : "-Inf");
+    else if (v == floor(v) && fabs(v) < 1e15) snprintf(s, NUMBER_LEN, "%.0f", v == 0 ? 0.0 : v);
     else {
-        snprintf(s, sizeof s, "%.15g", v);
-        if (strtod(s, NULL) != v) snprintf(s, sizeof s, "%.17g", v);
+        snprintf(s, NUMBER_LEN, "%.15g", v);
+        if (strtod(s, NULL) != v) snprintf(s, NUMBER_LEN, "%.17g", v);
     }
+}
+
+static void put_number(struct etl_buf *b, double v) {
+    char s[NUMBER_LEN];
+    format_number(s, v);
     puts_(b, s);
 }
 
@@ -57,64 +65,120 @@ static void put_u64(struct etl_buf *b, unsigned long long v) {
 
 static const char *const kind_names[] = {"counter", "gauge", "histogram"};
 
-static void render_family(struct etl_buf *b, const struct family *f) {
-    if (f->help) {
+static void put_header(struct etl_buf *b, const char *name, const char *help, const char *kind) {
+    if (help) {
         puts_(b, "# HELP ");
-        puts_(b, f->name);
+        puts_(b, name);
         puts_(b, " ");
-        put_escaped(b, f->help, 0);
+        put_escaped(b, help, 0);
         puts_(b, "\n");
     }
     puts_(b, "# TYPE ");
-    puts_(b, f->name);
+    puts_(b, name);
     puts_(b, " ");
-    puts_(b, kind_names[f->kind]);
+    puts_(b, kind);
     puts_(b, "\n");
+}
+
+/* The constant label (when set), then name="value" (when name is not NULL), as {...}; nothing
+ * when there is neither. */
+struct labels {
+    const char *const_name, *const_value;
+};
+
+static void put_labels(struct etl_buf *b, const struct labels *c, const char *name, const char *value) {
+    if (c->const_name == NULL && name == NULL) return;
+    puts_(b, "{");
+    if (c->const_name) {
+        puts_(b, c->const_name);
+        puts_(b, "=\"");
+        put_escaped(b, c->const_value, 1);
+        puts_(b, "\"");
+        if (name) puts_(b, ",");
+    }
+    if (name) {
+        puts_(b, name);
+        puts_(b, "=\"");
+        put_escaped(b, value, 1);
+        puts_(b, "\"");
+    }
+    puts_(b, "}");
+}
+
+/* name[suffix]{labels} value\n */
+static void put_sample(struct etl_buf *b, const char *name, const char *suffix, const struct labels *c,
+                       const char *label, const char *value) {
+    puts_(b, name);
+    if (suffix) puts_(b, suffix);
+    put_labels(b, c, label, value);
+    puts_(b, " ");
+}
+
+static void render_family(struct etl_buf *b, const struct family *f, const struct labels *c) {
+    put_header(b, f->name, f->help, kind_names[f->kind]);
     if (f->kind == ETL_HISTOGRAM) {
         unsigned long long cum = 0;
+        char le[NUMBER_LEN];
         for (size_t i = 0; i <= f->nbounds; i++) {
             cum += f->counts[i];
-            puts_(b, f->name);
-            puts_(b, "_bucket{le=\"");
-            if (i < f->nbounds) put_number(b, f->bounds[i]);
-            else puts_(b, "+Inf");
-            puts_(b, "\"} ");
+            if (i < f->nbounds) format_number(le, f->bounds[i]);
+            else snprintf(le, sizeof le, "+Inf");
+            put_sample(b, f->name, "_bucket", c, "le", le);
             put_u64(b, cum);
             puts_(b, "\n");
         }
-        puts_(b, f->name);
-        puts_(b, "_sum ");
+        put_sample(b, f->name, "_sum", c, NULL, NULL);
         put_number(b, f->sum);
         puts_(b, "\n");
-        puts_(b, f->name);
-        puts_(b, "_count ");
+        put_sample(b, f->name, "_count", c, NULL, NULL);
         put_u64(b, f->count);
         puts_(b, "\n");
         return;
     }
     if (f->label == NULL && f->nseries == 0) { /* an unlabelled family is 0 before any update */
-        puts_(b, f->name);
-        puts_(b, " 0\n");
+        put_sample(b, f->name, NULL, c, NULL, NULL);
+        puts_(b, "0\n");
     }
     for (size_t i = 0; i < f->nseries; i++) {
-        puts_(b, f->name);
-        if (f->label) {
-            puts_(b, "{");
-            puts_(b, f->label);
-            puts_(b, "=\"");
-            put_escaped(b, f->series[i].label_value, 1);
-            puts_(b, "\"}");
-        }
-        puts_(b, " ");
+        put_sample(b, f->name, NULL, c, f->label, f->series[i].label_value);
         put_number(b, f->series[i].value);
         puts_(b, "\n");
     }
 }
 
+/* One process metric, left out when unknown (v < 0). No constant label: these describe the
+ * process, which the scrape's own job and instance labels name. */
+static void put_process(struct etl_buf *b, const char *name, const char *kind, const char *help, double v) {
+    static const struct labels none = {NULL, NULL};
+    if (v < 0) return;
+    put_header(b, name, help, kind);
+    put_sample(b, name, NULL, &none, NULL, NULL);
+    put_number(b, v);
+    puts_(b, "\n");
+}
+
+static void render_process(struct etl_buf *b, const struct etl_process_stats *p, double start) {
+    put_process(b, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",
+                p->cpu_seconds);
+    put_process(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", p->resident_bytes);
+    put_process(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", p->virtual_bytes);
+    put_process(b, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.",
+                start);
+    put_process(b, "process_open_fds", "gauge", "Number of open file descriptors.", p->open_fds);
+    put_process(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.", p->max_fds);
+}
+
 char *etl_metrics_render(struct etl_metrics *m, size_t *len) {
     struct etl_buf b = {0};
+    struct etl_process_stats p;
     pthread_mutex_lock(&m->lock);
-    for (int i = 0; i < m->nfam; i++) render_family(&b, &m->fam[i]);
+    int process = m->process;
+    pthread_mutex_unlock(&m->lock);
+    if (process) etl_process_read(&p); /* the kernel's files, outside the lock */
+    pthread_mutex_lock(&m->lock);
+    struct labels c = {m->const_label, m->const_value};
+    for (int i = 0; i < m->nfam; i++) render_family(&b, &m->fam[i], &c);
+    if (process) render_process(&b, &p, m->start_time);
     pthread_mutex_unlock(&m->lock);
     return etl_buf_take(&b, len); /* "" for an empty registry; NULL when out of memory */
 }

@@ -1,8 +1,9 @@
 /* metrics.h: the metrics primitive (etlua.metrics). A small registry of counters, gauges and
- * histograms (src/metrics.c) and its Prometheus text exposition, format 0.0.4
+ * histograms (src/metrics.c), the standard process metrics read at scrape time
+ * (src/metrics_process.c) and its Prometheus text exposition, format 0.0.4
  * (src/metrics_text.c). The HTTP server answering /metrics, /healthz and /readyz is
  * metrics_server.h; the Lua binding (src/metrics_lua.c) owns one of each. The dependencies go
- * one way: binding -> server -> exposition -> registry.
+ * one way: binding -> server -> exposition -> registry -> process metrics.
  *
  * The registry is shared between the Lua thread (updates) and the server thread (rendering):
  * every function below takes the registry's mutex, so any of them may be called from either
@@ -51,6 +52,20 @@ int etl_metrics_observe(struct etl_metrics *m, int id, double v);
  * the registry's contents: tests call it without a server. */
 char *etl_metrics_render(struct etl_metrics *m, size_t *len);
 
+/* Gives every family the label name="value", first among a series' labels (histogram buckets
+ * too; the process metrics do not carry it). Returns 0, or -1 with *err set: invalid label
+ * name, a family already uses that label, out of memory. Called again, it changes the value.
+ * A family declared afterwards may not use that label name either. */
+int etl_metrics_set_constant_label(struct etl_metrics *m, const char *name, const char *value,
+                                   const char **err);
+
+/* Adds the standard process metrics to the rendering, after the families, read from the kernel
+ * at each scrape (so they move while the Lua thread is busy): process_cpu_seconds_total
+ * (getrusage), process_resident_memory_bytes and process_virtual_memory_bytes
+ * (/proc/self/statm), process_start_time_seconds, process_open_fds, process_max_fds. A sample
+ * that cannot be read on this system is left out. */
+void etl_metrics_enable_process(struct etl_metrics *m);
+
 /* Readiness, as /readyz reports it (0 until set). */
 void etl_metrics_set_ready(struct etl_metrics *m, int ready);
 
@@ -62,6 +77,7 @@ int etl_metrics_is_ready(struct etl_metrics *m);
  *   :histogram(name, help, {bounds}) -> id
  *   :inc(id [, n [, label_value]])   :set(id, v [, label_value])   :observe(id, v)
  *   :render() -> text                :ready(bool)
+ *   :constant_label(name, value)     :process_metrics()
  *   :serve(addr) -> bound_addr | nil, msg
  *   :close() (also __gc and __close; twice is safe)
  * Misuse (bad names, unknown ids, a closed registry) raises. */

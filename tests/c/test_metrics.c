@@ -1,14 +1,18 @@
 /* test_metrics.c: etlua.metrics — the exact Prometheus text (0.0.4) of a small registry
  * (counters with and without a label, label-value and help escaping, gauges, histogram
- * buckets/sum/count, number formatting), the registry's refusals, address parsing and bind
- * errors of the server, a real scrape of /metrics, /healthz and /readyz over a socket, and the
- * Lua binding. A plain program: prints each failure and exits non-zero when any check failed. */
+ * buckets/sum/count, number formatting, the constant label on every series), the registry's
+ * refusals, the process metrics (present, plausible, moving at scrape time while the main thread
+ * is busy and updates nothing), address parsing and bind errors of the server, a real scrape of
+ * /metrics, /healthz and /readyz over a socket, and the Lua binding. A plain program: prints each failure and exits non-zero when any check failed. */
 #include "etlua/metrics.h"
 #include "etlua/metrics_server.h"
 
 #include "check.h"
 
 #include <arpa/inet.h>
+#include <math.h>
+#include <pthread.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,6 +155,104 @@ static void test_refusals(void) {
     etl_metrics_free(m);
 }
 
+static void test_constant_label(void) {
+    struct etl_metrics *m = etl_metrics_new();
+    const char *err = NULL;
+    int c = etl_metrics_add(m, ETL_COUNTER, "r_total", NULL, "reason", NULL, 0, &err);
+    int g = etl_metrics_add(m, ETL_GAUGE, "g", NULL, NULL, NULL, 0, &err);
+    double b[] = {1};
+    int h = etl_metrics_add(m, ETL_HISTOGRAM, "h", NULL, NULL, b, 1, &err);
+    CHECK(etl_metrics_set_constant_label(m, "reason", "x", &err) == -1
+              && strcmp(err, "a family already uses that label") == 0, "clash accepted: %s", err);
+    CHECK(etl_metrics_set_constant_label(m, "le", "x", &err) == -1, "le as the constant label");
+    CHECK(etl_metrics_set_constant_label(m, "pipeline", "first", &err) == 0, "constant label: %s", err);
+    CHECK(etl_metrics_set_constant_label(m, "pipeline", "lo\"gin", &err) == 0, "changed: %s", err);
+    CHECK(etl_metrics_add(m, ETL_GAUGE, "q", NULL, "pipeline", NULL, 0, &err) == -1
+              && strcmp(err, "the label is the registry's constant label") == 0, "later clash: %s", err);
+    etl_metrics_inc(m, c, "invalid_json", 0);
+    etl_metrics_inc(m, c, "rule:x", 2);
+    etl_metrics_observe(m, h, 0.5);
+    (void)g;
+    check_text(m,
+               "# TYPE r_total counter\n"
+               "r_total{pipeline=\"lo\\\"gin\",reason=\"invalid_json\"} 0\n"
+               "r_total{pipeline=\"lo\\\"gin\",reason=\"rule:x\"} 2\n"
+               "# TYPE g gauge\n"
+               "g{pipeline=\"lo\\\"gin\"} 0\n"
+               "# TYPE h histogram\n"
+               "h_bucket{pipeline=\"lo\\\"gin\",le=\"1\"} 1\n"
+               "h_bucket{pipeline=\"lo\\\"gin\",le=\"+Inf\"} 1\n"
+               "h_sum{pipeline=\"lo\\\"gin\"} 0.5\n"
+               "h_count{pipeline=\"lo\\\"gin\"} 1\n",
+               __LINE__);
+    etl_metrics_free(m);
+}
+
+/* The value of the unlabelled sample `name` in text, or -1 when absent. */
+static double sample(const char *text, const char *name) {
+    char want[128];
+    snprintf(want, sizeof want, "\n%s ", name);
+    const char *p = strstr(text, want);
+    return p ? strtod(p + strlen(want), NULL) : -1;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static volatile double sink_;
+
+static double thread_cpu_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec * 1000 + (double)t.tv_nsec / 1e6;
+}
+
+/* Burns about ms milliseconds of this thread's CPU time (not wall time: the machine may be
+ * shared), or, when flag is not NULL, until *flag == value. */
+static void burn(int ms, const int *flag, int value) {
+    double t0 = thread_cpu_ms(), x = 0;
+    while (flag ? __atomic_load_n(flag, __ATOMIC_ACQUIRE) != value : thread_cpu_ms() - t0 < ms) {
+        for (int i = 0; i < 10000; i++) x += sqrt((double)i);
+    }
+    sink_ = x;
+}
+
+static void test_process(void) {
+    struct etl_metrics *m = etl_metrics_new();
+    int c = etl_metrics_add(m, ETL_COUNTER, "etlua_x_total", NULL, NULL, NULL, 0, NULL);
+    etl_metrics_set_constant_label(m, "pipeline", "p", NULL);
+    char *before = etl_metrics_render(m, NULL);
+    CHECK(before && strstr(before, "process_") == NULL, "process metrics before they are enabled");
+    free(before);
+    etl_metrics_enable_process(m);
+    char *t1 = etl_metrics_render(m, NULL);
+    burn(100, NULL, 0);
+    char *t2 = etl_metrics_render(m, NULL);
+    CHECK(t1 && t2, "render");
+    if (t1 && t2) {
+        CHECK(strstr(t1, "etlua_x_total{pipeline=\"p\"} 0\n# HELP process_cpu_seconds_total ") != NULL,
+              "process metrics after the families: %s", t1);
+        CHECK(strstr(t1, "# TYPE process_cpu_seconds_total counter\n") && strstr(t1, "# TYPE process_resident_memory_bytes gauge\n")
+                  && strstr(t1, "# TYPE process_start_time_seconds gauge\n"), "types: %s", t1);
+        CHECK(strstr(t1, "process_cpu_seconds_total{") == NULL, "process metrics carry the constant label");
+        double cpu1 = sample(t1, "process_cpu_seconds_total"), cpu2 = sample(t2, "process_cpu_seconds_total");
+        CHECK(cpu1 >= 0 && cpu2 >= cpu1 + 0.09, "CPU did not move over 100 ms of work: %f -> %f", cpu1, cpu2);
+        double rss = sample(t1, "process_resident_memory_bytes"), vms = sample(t1, "process_virtual_memory_bytes");
+        CHECK(rss > 100000 && rss < 1e11 && vms >= rss, "rss %f vms %f", rss, vms);
+        double start = sample(t1, "process_start_time_seconds"), now = now_s();
+        CHECK(start > now - 3600 && start <= now + 1, "start time %f, now %f", start, now);
+        CHECK(sample(t1, "process_open_fds") >= 3 && sample(t1, "process_max_fds") >= sample(t1, "process_open_fds"),
+              "fds %f of %f", sample(t1, "process_open_fds"), sample(t1, "process_max_fds"));
+    }
+    free(t1);
+    free(t2);
+    (void)c;
+    etl_metrics_free(m);
+}
+
 static void test_series_cap(void) {
     struct etl_metrics *m = etl_metrics_new();
     int c = etl_metrics_add(m, ETL_COUNTER, "c_total", NULL, "k", NULL, 0, NULL);
@@ -243,6 +345,51 @@ static void test_server(void) {
     etl_metrics_free(m6);
 }
 
+/* While the main thread is busy and updates nothing, two scrapes from another thread see the
+ * process's CPU time move: it is read at scrape time, not reported by the loop. */
+struct scraper {
+    int port;
+    int phase; /* 1: first scrape done; 2: main burnt 100 ms; 3: second scrape done */
+    double cpu[2];
+};
+
+static void *scrape_twice(void *arg) {
+    struct scraper *s = arg;
+    static char body[16384];
+    s->cpu[0] = http_get(s->port, "/metrics", body, sizeof body) == 200 ? sample(body, "process_cpu_seconds_total") : -1;
+    __atomic_store_n(&s->phase, 1, __ATOMIC_RELEASE);
+    while (__atomic_load_n(&s->phase, __ATOMIC_ACQUIRE) != 2) {
+        struct timespec d = {0, 1000000L};
+        nanosleep(&d, NULL);
+    }
+    s->cpu[1] = http_get(s->port, "/metrics", body, sizeof body) == 200 ? sample(body, "process_cpu_seconds_total") : -1;
+    __atomic_store_n(&s->phase, 3, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void test_scrape_while_busy(void) {
+    struct etl_metrics *m = etl_metrics_new();
+    char bound[80], err[256];
+    etl_metrics_enable_process(m);
+    struct etl_metrics_server *srv = etl_metrics_server_start(m, "127.0.0.1:0", bound, sizeof bound, err, sizeof err);
+    CHECK(srv != NULL, "serve: %s", err);
+    struct scraper s = {0, 0, {-1, -1}};
+    sscanf(bound, "127.0.0.1:%d", &s.port);
+    pthread_t t;
+    pthread_create(&t, NULL, scrape_twice, &s);
+    while (__atomic_load_n(&s.phase, __ATOMIC_ACQUIRE) != 1) {
+        struct timespec d = {0, 1000000L};
+        nanosleep(&d, NULL);
+    }
+    burn(100, NULL, 0);
+    __atomic_store_n(&s.phase, 2, __ATOMIC_RELEASE);
+    burn(0, &s.phase, 3); /* still busy while the second scrape runs */
+    pthread_join(t, NULL);
+    CHECK(s.cpu[0] >= 0 && s.cpu[1] >= s.cpu[0] + 0.09, "CPU seen by scrapes while busy: %f -> %f", s.cpu[0], s.cpu[1]);
+    etl_metrics_server_stop(srv);
+    etl_metrics_free(m);
+}
+
 /* ---- Lua binding --------------------------------------------------------------------------------- */
 
 static void test_lua(void) {
@@ -265,6 +412,13 @@ static void test_lua(void) {
         "assert(not pcall(r.inc, r, h))\n"
         "local ok, err = r:serve('nonsense')\n"
         "assert(ok == nil and err:find('not a numeric address'), err)\n"
+        "local q = metrics.registry(); q:constant_label('pipeline', 'login_etl'); q:process_metrics()\n"
+        "local g = q:gauge('etlua_q', nil, 'state'); q:set(g, 3, 'visible')\n"
+        "local text = q:render()\n"
+        "assert(text:find('etlua_q{pipeline=\"login_etl\",state=\"visible\"} 3\\n', 1, true), text)\n"
+        "assert(text:find('\\nprocess_resident_memory_bytes %d+\\n'), text)\n"
+        "assert(not pcall(q.constant_label, q, 'state', 'x'))\n"
+        "q:close()\n"
         "r:close(); r:close()\n"
         "assert(not pcall(r.render, r))\n";
     int rc = luaL_dostring(L, code);
@@ -277,7 +431,10 @@ int main(void) {
     test_numbers();
     test_refusals();
     test_series_cap();
+    test_constant_label();
+    test_process();
     test_server();
+    test_scrape_while_busy();
     test_lua();
     return CHECK_DONE("test_metrics");
 }
