@@ -90,6 +90,12 @@ function F.client(o)
     if f then return f[1], f[2], f[3] end
     return start("delete_batch", { entries = entries })
   end
+  function c:start_attributes(names)
+    count("start_attributes")
+    local f = fault("start_attributes")
+    if f then return f[1], f[2], f[3] end
+    return start("attributes", { names = names })
+  end
   function c:start_change_visibility_batch(entries, timeout_s)
     count("start_change_visibility_batch")
     local f = fault("start_change_visibility_batch")
@@ -141,6 +147,14 @@ function F.client(o)
         local got = receive(r.payload.max)
         waited = waited or #got == 0   -- an empty answer is a long poll that waited
         out[#out + 1] = { token = r.token, kind = r.kind, result = got }
+      elseif r.kind == "attributes" then
+        local nv = 0
+        for _ in pairs(self.flying) do nv = nv + 1 end
+        local all = { ApproximateNumberOfMessages = tostring(#self.visible),
+          ApproximateNumberOfMessagesNotVisible = tostring(nv), ApproximateNumberOfMessagesDelayed = "0" }
+        local result = {}
+        for _, name in ipairs(r.payload.names) do result[name] = all[name] end
+        out[#out + 1] = { token = r.token, kind = r.kind, result = result }
       elseif r.kind == "delete_batch" then
         out[#out + 1] = { token = r.token, kind = r.kind, result = settle(r.payload.entries, function(receipt, m)
           self.flying[receipt] = nil
@@ -169,7 +183,7 @@ function F.client(o)
 end
 
 -- Modules that hold references to etlua.host (or to each other) and so are reloaded on fakes.
-local RELOAD = { "etlua.retry", "etlua.telemetry", "etlua.inflight", "etlua.heartbeat", "etlua.source",
+local RELOAD = { "etlua.retry", "etlua.telemetry", "etlua.inflight", "etlua.heartbeat", "etlua.queue_depth", "etlua.source",
   "etlua.progress", "etlua.config", "etlua.dryrun", "etlua.runner" }
 
 function F.with(fakes, fn)

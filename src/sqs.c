@@ -334,19 +334,26 @@ static int m_get_queue_url(lua_State *L)
     return 1;
 }
 
-static int m_attributes(lua_State *L)
+/* The attribute names at argument 2 into names[64]; they stay reachable from the table. */
+static size_t attribute_names(lua_State *L, const char *names[64])
 {
-    struct client *c = check_client(L);
     luaL_checktype(L, 2, LUA_TTABLE);
-    const char *names[64];
     size_t n = lua_rawlen(L, 2);
     luaL_argcheck(L, n <= 64, 2, "at most 64 attribute names");
     for (size_t i = 0; i < n; i++) {
         if (lua_rawgeti(L, 2, (lua_Integer)i + 1) != LUA_TSTRING)
             luaL_argerror(L, 2, "attribute names must be strings");
-        names[i] = lua_tostring(L, -1); /* stays reachable from the table */
+        names[i] = lua_tostring(L, -1);
         lua_pop(L, 1);
     }
+    return n;
+}
+
+static int m_attributes(lua_State *L)
+{
+    struct client *c = check_client(L);
+    const char *names[64];
+    size_t n = attribute_names(L, names);
     struct etl_sqs_request req = {.action = ETL_SQS_GET_QUEUE_ATTRIBUTES,
                                   .queue_url = need_queue(L, c), .names = names, .nnames = n};
     struct etl_sqs_result r;
@@ -361,8 +368,10 @@ static int m_attributes(lua_State *L)
 
 static const char *kind_name(enum etl_sqs_action a)
 {
-    return a == ETL_SQS_RECEIVE ? "receive" : a == ETL_SQS_DELETE_BATCH ? "delete_batch"
-                                                                       : "change_visibility_batch";
+    return a == ETL_SQS_RECEIVE                ? "receive"
+           : a == ETL_SQS_DELETE_BATCH         ? "delete_batch"
+           : a == ETL_SQS_GET_QUEUE_ATTRIBUTES ? "attributes"
+                                               : "change_visibility_batch";
 }
 
 /* Starts req on a free slot: pushes the token, or nil, msg, code. */
@@ -439,6 +448,17 @@ static int m_start_change_visibility_batch(lua_State *L)
     return start_batch(L, timeout);
 }
 
+/* c:start_attributes(names): GetQueueAttributes on a request slot, answered through poll */
+static int m_start_attributes(lua_State *L)
+{
+    struct client *c = check_client(L);
+    const char *names[64];
+    size_t n = attribute_names(L, names);
+    struct etl_sqs_request req = {.action = ETL_SQS_GET_QUEUE_ATTRIBUTES,
+                                  .queue_url = need_queue(L, c), .names = names, .nnames = n};
+    return start_async(L, c, &req);
+}
+
 static int m_poll(lua_State *L)
 {
     struct client *c = check_client(L);
@@ -466,6 +486,8 @@ static int m_poll(lua_State *L)
         } else {
             if (action == ETL_SQS_RECEIVE)
                 push_messages(L, &r);
+            else if (action == ETL_SQS_GET_QUEUE_ATTRIBUTES)
+                push_pairs(L, r.attributes, r.nattributes);
             else
                 push_failures(L, &r);
             etl_sqs_result_free(&r);
@@ -609,6 +631,7 @@ int luaopen_etlua_sqs(lua_State *L)
         {"get_queue_url", m_get_queue_url},
         {"attributes", m_attributes},
         {"start_receive", m_start_receive},
+        {"start_attributes", m_start_attributes},
         {"start_delete_batch", m_start_delete_batch},
         {"start_change_visibility_batch", m_start_change_visibility_batch},
         {"poll", m_poll},

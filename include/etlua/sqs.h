@@ -17,11 +17,13 @@
  *   c:start_receive(max, wait_s [, visibility_s])       -> token or nil, msg, code
  *   c:start_delete_batch(entries)                       -> token or nil, msg, code
  *   c:start_change_visibility_batch(entries, timeout_s) -> token or nil, msg, code
+ *   c:start_attributes(names)                           -> token or nil, msg, code
  *       entries: array (<= 10) of {id=, receipt=}. Code "busy": every request slot is taken
  *       (poll, then try again); "client" is a real client error. Tokens are integers, unique
  *       per client (an empty batch is answered at once under a negative token).
  *   c:poll([timeout_ms]) -> array of {token=, kind=, result=} | {token=, kind=, err=, code=}
- *       kind: "receive" | "delete_batch" | "change_visibility_batch". result of a receive: an
+ *       kind: "receive" | "delete_batch" | "change_visibility_batch" | "attributes" (its
+ *       result: {name -> string}, as c:attributes gives). result of a receive: an
  *       array of messages {id, receipt, body, sent_ms, receive_count, group_id,
  *       sequence_number, attributes = {name -> string value}} (sent_ms, receive_count,
  *       group_id, sequence_number nil when absent; attributes: the message attributes,

@@ -59,6 +59,8 @@ environment:
                                     queue's MessageRetentionPeriod + 3600; --input: 349200)
   ETLUA_LEDGER_PARTITION_SECONDS    for tests: the partition width of a ledger made now
   ETLUA_METRICS_ADDR                HOST:PORT for the metrics server when --metrics is not given
+  ETLUA_QUEUE_DEPTH_SECONDS         with metrics on, how often the queue's depth is asked
+                                    (etlua_queue_messages; default 15, 0: never)
   ETLUA_PROGRESS                    1: the --drain progress line even off a terminal; 0: never
   ETLUA_SCRIPT_BUDGET_MS            time one script hook call (validate, a rule, transform) may
                                     take (default 100); past it the message is a script_timeout reject

@@ -126,6 +126,8 @@ M.VARIABLES = {
   { "ETLUA_SQS_PROTOCOL", "choice", "auto", { "auto", "json", "query" }, key = "protocol" },
   { "ETLUA_SYNCHRONOUS_COMMIT", "choice", "on", { "on", "remote_apply", "remote_write", "local", "off" } },
   { "ETLUA_METRICS_ADDR", "string", nil },
+  -- how often the queue's depth is asked for the etlua_queue_messages gauge (0: never)
+  { "ETLUA_QUEUE_DEPTH_SECONDS", "integer", 15, 0, 3600 },
   -- seconds a ledger entry lives, margin included (unset: the queue's retention + 1 h, etlua.ledger);
   -- the partition width of a ledger made now (for tests; unset: from the retention)
   { "ETLUA_LEDGER_RETENTION", "integer", nil, 1, 400 * 86400 },

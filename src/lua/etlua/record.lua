@@ -202,6 +202,20 @@ function Processor:process(body, meta)
   return out
 end
 
+-- The reject reasons etlua itself gives, whatever the script: a body that is not JSON or not an
+-- object, a hook that raised or broke the contract, a hook past its time budget, rows Postgres
+-- refused (etlua.sink).
+M.REASONS = {"invalid_json", "not_object", "script_error", "script_timeout", "db_refused"}
+
+-- p:reasons() -> every reject reason known before any message: M.REASONS and `rule:<name>` of
+-- each loaded rule (for the metrics, at 0 from the start). The reasons the script's validate
+-- returns are not in it: they are known only once validate returns them.
+function Processor:reasons()
+  local list = table.move(M.REASONS, 1, #M.REASONS, 1, {})
+  for _, rule in ipairs(self.rules) do list[#list + 1] = rule.reason end
+  return list
+end
+
 local function check_rules(rules)
   local list = {}
   for i, r in ipairs(rules or {}) do

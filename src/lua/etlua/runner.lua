@@ -197,7 +197,8 @@ function M.run(opts, log)
   end
   local proc = record.new(script, { masker = masker, rules = rules, budget_ms = cfg.script_budget_ms })
   -- Metrics before connecting, so /healthz answers during start-up (/readyz: 503 until ready).
-  telemetry.start(opts.metrics or cfg.metrics_addr, log)
+  telemetry.start(opts.metrics or cfg.metrics_addr, log,
+    { pipeline = telemetry.pipeline_of(opts.script), reasons = proc:reasons() })
   local src = opts.input and source.file(opts.input) or source.sqs(cfg, log)
   local queue = opts.input and ("input:" .. opts.input) or cfg.queue_url
   desc.protocol = src.protocol or desc.protocol
@@ -231,7 +232,10 @@ function M.run(opts, log)
   while true do
     if host.take_reload() then
       local new_script, new_proc = reload(opts, script, masker, cfg.script_budget_ms, log)
-      if new_script then script, proc = new_script, new_proc end
+      if new_script then
+        script, proc = new_script, new_proc
+        telemetry.reasons(proc:reasons()) -- a new rule's reason at 0 from now on
+      end
     end
     local messages, drained = src:next_batch(cfg.batch_size, cfg.batch_max_wait_ms, wait)
     if not messages then

@@ -17,6 +17,7 @@ local retry = require "etlua.retry"
 local telemetry = require "etlua.telemetry"
 local inflight = require "etlua.inflight"
 local heartbeat = require "etlua.heartbeat"
+local queue_depth = require "etlua.queue_depth"
 
 local M = {}
 
@@ -92,6 +93,7 @@ function M.sqs(cfg, log, new_client)
     held = function() return self:held() end,
     pump = function(timeout_ms) self:pump(timeout_ms) end,
   }
+  self.depth = queue_depth.new(self.client, cfg.queue_depth_seconds, log) -- nil without --metrics
   return self
 end
 
@@ -128,6 +130,7 @@ end
 -- and starts the tracker's requests that are due. With nothing in flight it waits (sleeps) up
 -- to timeout_ms, or until the next scheduled retry.
 function Sqs:pump(timeout_ms)
+  if self.depth then self.depth:tick() end
   self.tracker:tick()
   local due = self.tracker:next_due()
   if due then timeout_ms = math.min(timeout_ms, math.ceil(due * 1000)) end
@@ -152,6 +155,8 @@ function Sqs:pump(timeout_ms)
           local ok, err, code = self:failed(done.err, done.code)
           if not ok then return nil, err, code end
         end
+      elseif done.kind == "attributes" then
+        if self.depth then self.depth:settle(done) end
       else
         self.tracker:settle(done)
       end

@@ -4,6 +4,13 @@
 -- text at /metrics, /healthz and /readyz through etlua.metrics (C, libmicrohttpd, its own
 -- thread) and swaps the no-ops below for real updates. Counts are per batch, not per message,
 -- wherever the caller can: each call is one C call and one uncontended mutex.
+--
+-- Every etlua_ series carries the constant label pipeline="<the script's file name without
+-- .lua>" (scripts/login_etl.lua -> login_etl): it names the pipeline even when the script has
+-- several outputs, and two deployments of one script are told apart by Prometheus's own job and
+-- instance labels. The standard process metrics (process_cpu_seconds_total,
+-- process_resident_memory_bytes, process_start_time_seconds, ...) are read by the C module at
+-- scrape time, so they move while the loop is busy, and carry no pipeline label.
 local M = {}
 
 local function noop() end
@@ -17,10 +24,25 @@ M.retry = noop             -- (target)       etlua_retries_total{target}   targe
 M.error = noop             -- (kind)         etlua_errors_total{kind}
 M.in_flight = noop         -- (n)            etlua_messages_in_flight      (received, not yet deleted)
 M.prefetched = noop        -- (n)            etlua_messages_prefetched     (buffered, not yet processed)
-M.commit_seconds = noop    -- (s)            etlua_batch_commit_seconds    histogram
+M.commit_seconds = noop    -- (s)            a batch committed in s seconds: etlua_batch_commit_seconds
+                           --                 histogram, etlua_last_commit_timestamp_seconds = now
 M.event_lag = noop         -- (s)            etlua_event_lag_seconds       histogram, from SentTimestamp
+M.queue_depth = noop       -- (visible, in_flight, delayed)  etlua_queue_messages{state}, from
+                           --                 GetQueueAttributes (etlua.queue_depth; SQS only)
+M.reasons = noop           -- (list)         etlua_rejects_total{reason} at 0 for each reason known
+                           --                 in advance (record's Processor:reasons())
 M.ready = noop             -- (sqs_ok, pg_ok) /readyz answers 200 only while both are true;
                            --                 nil leaves that side as it was
+
+-- serving() -> true once start() serves metrics (what is only worth asking for then, such as
+-- the queue's depth, is asked only then).
+function M.serving() return M.registry ~= nil end
+
+-- pipeline_of(script_path) -> the pipeline label: the script's file name without ".lua".
+function M.pipeline_of(path)
+  local name = tostring(path or ""):match("([^/]*)$"):gsub("%.lua$", "")
+  return name ~= "" and name or "etlua"
+end
 
 -- Bucket upper bounds, in seconds. A commit is milliseconds to seconds; the lag from
 -- SentTimestamp is sub-second when keeping up and hours when catching up on a backlog.
@@ -41,29 +63,28 @@ local FAMILIES = {
   { "etlua_messages_prefetched", "gauge", "Messages buffered by the receive pipeline, not yet processed." },
   { "etlua_batch_commit_seconds", "histogram", "Time to commit one batch: ledger, COPY of rows and rejects, COMMIT.", M.COMMIT_BUCKETS },
   { "etlua_event_lag_seconds", "histogram", "From a message's SentTimestamp to the commit of its row.", M.LAG_BUCKETS },
+  { "etlua_last_commit_timestamp_seconds", "gauge", "Unix time of the last successful commit of a batch (0 before the first)." },
+  { "etlua_queue_messages", "gauge", "Messages in the queue by state (visible, in_flight, delayed), as SQS approximates them, polled every ETLUA_QUEUE_DEPTH_SECONDS.", "state" },
 }
 
--- start(addr, log) -> the bound address ("127.0.0.1:9108"). Declares the metrics, starts the
--- server and makes the functions above count. Raises a user error when addr cannot be bound.
--- Returns nil and does nothing when addr is nil or empty.
-function M.start(addr, log)
+-- start(addr, log [, opts]) -> the bound address ("127.0.0.1:9108"). Declares the metrics,
+-- starts the server and makes the functions above count. Raises a user error when addr cannot
+-- be bound. Returns nil and does nothing when addr is nil or empty.
+-- opts.pipeline: the constant pipeline label (default "etlua"); opts.reasons: M.reasons's list.
+function M.start(addr, log, opts)
+  opts = opts or {}
   if addr == nil or addr == "" then return nil end
   local metrics = require "etlua.metrics"
   local fail = require "etlua.fail"
   local host = require "etlua.host"
   local reg = metrics.registry()
+  reg:constant_label("pipeline", opts.pipeline or "etlua")
+  reg:process_metrics()
   local id = {}
   for _, f in ipairs(FAMILIES) do
     local name, kind, help, extra = f[1], f[2], f[3], f[4]
     id[name] = reg[kind](reg, name, help, extra)
   end
-  local bound, err = reg:serve(addr)
-  if not bound then
-    reg:close()
-    fail.user("--metrics %s; choose another address (ETLUA_METRICS_ADDR, --metrics HOST:PORT)", err)
-  end
-  M.registry = reg -- kept referenced: the server lives as long as the process
-  reg:set(id.etlua_build_info, 1, host.version)
 
   local inc, set, observe = reg.inc, reg.set, reg.observe
   local received, written = id.etlua_messages_received_total, id.etlua_rows_written_total
@@ -72,6 +93,24 @@ function M.start(addr, log)
   local retries, errors = id.etlua_retries_total, id.etlua_errors_total
   local in_flight, prefetched = id.etlua_messages_in_flight, id.etlua_messages_prefetched
   local commit, lag = id.etlua_batch_commit_seconds, id.etlua_event_lag_seconds
+  local last_commit, queue = id.etlua_last_commit_timestamp_seconds, id.etlua_queue_messages
+  local now_ms = host.now_ms
+
+  -- The series every dashboard and alert expects exist from the first scrape (at 0), not from
+  -- the first event: so they are made before the server answers.
+  set(reg, id.etlua_build_info, 1, host.version)
+  for _, target in ipairs({ "sqs", "postgres" }) do inc(reg, retries, 0, target) end
+  for _, kind in ipairs({ "sqs_receive", "sqs_delete", "sqs_attributes", "postgres_connection" }) do
+    inc(reg, errors, 0, kind)
+  end
+  for _, reason in ipairs(opts.reasons or {}) do inc(reg, rejects, 0, reason) end
+
+  local bound, err = reg:serve(addr)
+  if not bound then
+    reg:close()
+    fail.user("--metrics %s; choose another address (ETLUA_METRICS_ADDR, --metrics HOST:PORT)", err)
+  end
+  M.registry = reg -- kept referenced: the server lives as long as the process
 
   M.received = function(n) inc(reg, received, n) end
   M.written = function(n) inc(reg, written, n) end
@@ -82,17 +121,25 @@ function M.start(addr, log)
   M.error = function(kind) inc(reg, errors, 1, kind) end
   M.in_flight = function(n) set(reg, in_flight, n) end
   M.prefetched = function(n) set(reg, prefetched, n) end
-  M.commit_seconds = function(s) observe(reg, commit, s) end
+  M.commit_seconds = function(s)
+    observe(reg, commit, s)
+    set(reg, last_commit, now_ms() / 1000)
+  end
   M.event_lag = function(s) observe(reg, lag, s) end
+  M.queue_depth = function(visible, in_flight_n, delayed)
+    set(reg, queue, visible, "visible")
+    set(reg, queue, in_flight_n, "in_flight")
+    set(reg, queue, delayed, "delayed")
+  end
+  M.reasons = function(list)
+    for _, reason in ipairs(list) do inc(reg, rejects, 0, reason) end
+  end
   local sqs_ok, pg_ok = false, false
   M.ready = function(s, p)
     if s ~= nil then sqs_ok = s end
     if p ~= nil then pg_ok = p end
     reg:ready(sqs_ok and pg_ok)
   end
-  -- The series every dashboard expects exist from the start (at 0), not from the first event.
-  for _, target in ipairs({ "sqs", "postgres" }) do inc(reg, retries, 0, target) end
-  for _, kind in ipairs({ "sqs_receive", "sqs_delete", "postgres_connection" }) do inc(reg, errors, 0, kind) end
 
   if log then log:info("serving metrics", { address = bound, paths = "/metrics /healthz /readyz" }) end
   return bound
