@@ -163,9 +163,13 @@ endforeach()
 
 # --- metrics -------------------------------------------------------------------------------------
 # c.test_metrics (from the tests/c glob above): the exact exposition text of a small registry,
-# escaping, histograms, bind errors, a real scrape over a socket. integration.metrics: --metrics
+# escaping, histograms, the constant label, the process metrics moving at scrape time while the
+# main thread is busy, bind errors, a real scrape over a socket. integration.metrics: --metrics
 # on a drain of 20,000 messages scraped during and after it, counters compared with the tables,
-# /readyz 503 while Postgres is paused; every scrape checked by tests/integration/prom_check.py.
+# /readyz 503 while Postgres is paused, the queue depth during and after the drain, the last
+# commit time advancing, the pipeline label, every known reject reason at 0 on the first scrape,
+# deploy/'s alert rules and dashboard against the scrape; every scrape checked by
+# tests/integration/prom_check.py.
 etlua_integration(metrics 300 ${IT}/metrics.sh 20000)
 
 # --- tls and memcheck ------------------------------------------------------------------------------
@@ -189,9 +193,11 @@ etlua_integration(batch_entries.query 120 ${CMAKE_SOURCE_DIR}/tests/integration/
 # picked up by the C unit tests' glob.)
 # integration.scale: 1 vs 4 competing processes on one queue, exactness after each, both rates
 # printed; 10,000 messages here (the issue's 50,000: tests/integration/scale.sh 50000 4).
-# deploy.validate: the manifests parse and keep their promises; systemd-analyze verify.
+# deploy.validate: the manifests parse and keep their promises; systemd-analyze verify; the
+# example alert rules pass promtool check/test rules; the alert rules and the Grafana dashboard
+# use only metrics a real scrape of this build's etlua exports (deploy/check_monitoring.py).
 etlua_integration(vault 180 ${IT}/vault.sh)
 etlua_integration(scale 180 ${IT}/scale.sh 10000 4)
 set_tests_properties(integration.scale PROPERTIES RUN_SERIAL TRUE)
-add_test(NAME deploy.validate COMMAND bash ${CMAKE_SOURCE_DIR}/deploy/validate.sh)
+add_test(NAME deploy.validate COMMAND bash ${CMAKE_SOURCE_DIR}/deploy/validate.sh $<TARGET_FILE:etlua>)
 set_tests_properties(deploy.validate PROPERTIES LABELS "unit")

@@ -8,6 +8,13 @@
 # 200 throughout; /readyz is 200 while running, 503 while Postgres is paused (the next commit
 # finds the connection gone), 200 again once it is back. ETLUA_METRICS_ADDR works without
 # --metrics, and a taken address is a one-line error.
+# Alerting (issue 11): every etlua_ sample carries pipeline="login_etl" and the process_*
+# metrics none; etlua_queue_messages{state} (polled every second here) shows messages visible
+# during the drain and visible = in_flight = delayed = 0 after it; the last-commit time advances
+# during the drain and again after the outage; the process metrics are plausible; every reason
+# known in advance (etlua's own and each rule's) is there at 0 on the first scrape of a run
+# with rules; the example alert rules and dashboard in deploy/ use only metrics this scrape
+# exports (deploy/check_monitoring.py).
 . "$(dirname "$0")/lib.sh"
 n=${1:-20000}
 
@@ -27,8 +34,14 @@ code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$url$1" || true; }
 scrape() { curl -sf --max-time 5 "$url/metrics" -o "$1"; }
 # value FILE SAMPLE: a sample of a checked scrape (prom_check.py's JSON), or 0 when absent.
 value() { python3 -c 'import json,sys; print("%d" % json.load(open(sys.argv[1])).get(sys.argv[2], 0))' "$1" "$2"; }
+# the key of an etlua_ sample: its name with the pipeline label (and the others given)
+P='pipeline="login_etl"'
+k() { if [ $# -gt 1 ]; then echo "$1{$P,$2}"; else echo "$1{$P}"; fi; }
+# sample FILE NAME{LABELS}: the value in a raw scrape, or empty
+sample() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
 
-ETLUA_BATCH_SIZE=200 ETLUA_WAIT_SECONDS=1 "$ETLUA_BIN" "$ROOT/scripts/login_etl.lua" \
+launched=$(date +%s)
+ETLUA_BATCH_SIZE=200 ETLUA_WAIT_SECONDS=1 ETLUA_QUEUE_DEPTH_SECONDS=1 "$ETLUA_BIN" "$ROOT/scripts/login_etl.lua" \
   --metrics "127.0.0.1:$port" 2>"$WORK/etlua.log" &
 pid=$!
 for _ in $(seq 100); do [ "$(code /healthz)" = 200 ] && break; sleep 0.05; done
@@ -36,12 +49,21 @@ for _ in $(seq 100); do [ "$(code /healthz)" = 200 ] && break; sleep 0.05; done
 grep -q "serving metrics address=127.0.0.1:$port" "$WORK/etlua.log" || fail "no 'serving metrics' log line"
 ok "/healthz answers 200 on 127.0.0.1:$port"
 
+scrape "$WORK/first" || fail "first scrape failed"
+unlabelled=$(grep -E '^etlua_' "$WORK/first" | grep -vF "{$P" || true)
+[ -z "$unlabelled" ] || fail "etlua_ samples without the pipeline label: $unlabelled"
+! grep -qE '^process_[a-z_]*\{' "$WORK/first" || fail "a process_ metric carries labels"
+for reason in invalid_json not_object script_error script_timeout db_refused; do
+  grep -qE "^etlua_rejects_total\{$P,reason=\"$reason\"\} [0-9]" "$WORK/first" || fail "no $reason reject series on the first scrape"
+done
+ok "first scrape: every etlua_ sample has $P, process_ metrics have no label, etlua's own reject reasons are there"
+
 # Scrape while it drains, until the queue is empty and every message is in the ledger.
 i=0 during=0
 while :; do
   i=$((i + 1))
   scrape "$WORK/scrape.$i" || fail "scrape $i failed"
-  got=$(grep -E '^etlua_messages_received_total ' "$WORK/scrape.$i" | cut -d' ' -f2)
+  got=$(sample "$WORK/scrape.$i" "$(k etlua_messages_received_total)")
   if [ "$got" -gt 0 ] && [ "$got" -lt "$total" ]; then during=$((during + 1)); fi
   [ "$(psql_q 'SELECT count(*) FROM etlua_ledger' 2>/dev/null || echo 0)" = "$total" ] \
     && [ "$(depth)" = "0 0" ] && [ "$got" = "$total" ] && break
@@ -53,8 +75,12 @@ done
 ok "drained $total messages; $during of $i scrapes during the drain"
 
 # Let the last deletes settle, then the final scrape.
-for _ in $(seq 50); do
-  scrape "$WORK/final" && grep -qE '^etlua_messages_in_flight 0$' "$WORK/final" && break
+# Let the last deletes settle and the queue's depth be asked again (every second), then the
+# final scrape.
+for _ in $(seq 100); do
+  scrape "$WORK/final" && [ "$(sample "$WORK/final" "$(k etlua_messages_in_flight)")" = 0 ] \
+    && [ "$(sample "$WORK/final" "$(k etlua_queue_messages 'state="visible"')")" = 0 ] \
+    && [ "$(sample "$WORK/final" "$(k etlua_queue_messages 'state="in_flight"')")" = 0 ] && break
   sleep 0.1
 done
 ctype=$(curl -s -o /dev/null -w '%{content_type}' "$url/metrics")
@@ -67,27 +93,64 @@ ok "$((i + 1)) scrapes parse as Prometheus text 0.0.4 and no counter went down"
 
 f=$WORK/final.json
 rows=$(psql_q "SELECT count(*) FROM user_logins")
-[ "$(value "$f" etlua_rows_written_total)" = "$rows" ] \
-  || fail "etlua_rows_written_total $(value "$f" etlua_rows_written_total) != count(*) $rows"
-[ "$(value "$f" etlua_messages_received_total)" = "$total" ] || fail "received != $total"
-[ "$(value "$f" etlua_messages_deleted_total)" = "$total" ] || fail "deleted != received ($total)"
+[ "$(value "$f" "$(k etlua_rows_written_total)")" = "$rows" ] \
+  || fail "etlua_rows_written_total $(value "$f" "$(k etlua_rows_written_total)") != count(*) $rows"
+[ "$(value "$f" "$(k etlua_messages_received_total)")" = "$total" ] || fail "received != $total"
+[ "$(value "$f" "$(k etlua_messages_deleted_total)")" = "$total" ] || fail "deleted != received ($total)"
 psql_q "SELECT reason, count(*) FROM user_logins_rejects GROUP BY reason ORDER BY reason" >"$WORK/by_reason.db"
 python3 - "$f" >"$WORK/by_reason.metrics" <<'PY'
 import json, re, sys
 s = json.load(open(sys.argv[1]))
 for k in sorted(s):
-    m = re.fullmatch(r'etlua_rejects_total\{reason="(.*)"\}', k)
+    m = re.fullmatch(r'etlua_rejects_total\{pipeline="login_etl",reason="(.*)"\}', k)
     if m and s[k]:
         print("%s|%d" % (m.group(1).replace('\\"', '"').replace("\\\\", "\\"), s[k]))
 PY
 diff "$WORK/by_reason.db" "$WORK/by_reason.metrics" >&2 || fail "rejects by reason differ from the table"
 [ "$(wc -l <"$WORK/by_reason.db")" -ge 3 ] || fail "expected several reject reasons"
-[ "$(value "$f" etlua_event_lag_seconds_count)" = "$rows" ] || fail "event lag not observed once per row"
-[ "$(value "$f" etlua_batch_commit_seconds_count)" -gt 0 ] || fail "no commit observed"
-[ "$(value "$f" etlua_messages_in_flight)" = 0 ] || fail "messages still in flight"
-[ "$(value "$f" etlua_messages_prefetched)" = 0 ] || fail "messages still prefetched"
-grep -qE '^etlua_build_info\{version="[0-9.]+"\} 1$' "$WORK/final" || fail "no etlua_build_info"
+[ "$(value "$f" "$(k etlua_event_lag_seconds_count)")" = "$rows" ] || fail "event lag not observed once per row"
+[ "$(value "$f" "$(k etlua_batch_commit_seconds_count)")" -gt 0 ] || fail "no commit observed"
+[ "$(value "$f" "$(k etlua_messages_in_flight)")" = 0 ] || fail "messages still in flight"
+[ "$(value "$f" "$(k etlua_messages_prefetched)")" = 0 ] || fail "messages still prefetched"
+grep -qE "^etlua_build_info\\{$P,version=\"[0-9.]+\"\\} 1\$" "$WORK/final" || fail "no etlua_build_info"
 ok "rows written = count(*) = $rows; rejects by reason = the table ($(wc -l <"$WORK/by_reason.db") reasons); deleted = received = $total"
+
+# Alerting: the queue's depth during and after the drain, the last commit time advancing, the
+# process metrics.
+python3 - "$launched" "${scrapes[@]}" "$WORK/final" <<'PY' || fail "queue depth, last commit time or process metrics wrong"
+import re, sys, time
+launched, files = int(sys.argv[1]), sys.argv[2:]
+P = 'pipeline="login_etl"'
+def read(path):
+    out = {}
+    for line in open(path):
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
+scrapes = [read(f) for f in files]
+final, during = scrapes[-1], scrapes[:-1]
+q = lambda s, state: s.get('etlua_queue_messages{%s,state="%s"}' % (P, state))
+visible = [q(s, "visible") for s in during if q(s, "visible") is not None]
+assert visible, "no scrape during the drain has etlua_queue_messages"
+assert max(visible) > 0, "the queue never showed visible messages during the drain: %s" % visible
+assert (q(final, "visible"), q(final, "in_flight"), q(final, "delayed")) == (0, 0, 0), \
+    "after the drain: visible %s, in_flight %s, delayed %s" % (q(final, "visible"), q(final, "in_flight"), q(final, "delayed"))
+last = [s['etlua_last_commit_timestamp_seconds{%s}' % P] for s in scrapes]
+assert last == sorted(last), "the last commit time went back: %s" % last
+moving = sorted(set(v for v in last if v > 0))
+assert len(moving) >= 3, "the last commit time did not advance during the drain: %s" % moving
+now = time.time()
+assert launched - 1 <= moving[0] and moving[-1] <= now + 1, "last commit %s outside [%s, %s]" % (moving, launched, now)
+start = final["process_start_time_seconds"]
+assert launched - 2 <= start <= launched + 5, "process_start_time_seconds %s, launched at %s" % (start, launched)
+assert final["process_cpu_seconds_total"] > 0.1, "process_cpu_seconds_total %s" % final["process_cpu_seconds_total"]
+assert 1e6 < final["process_resident_memory_bytes"] < 4e9, "rss %s" % final["process_resident_memory_bytes"]
+print("ok - queue visible up to %d during the drain, 0/0/0 after; last commit advanced %d times; cpu %.2f s, rss %.1f MB" % (
+    max(visible), len(moving), final["process_cpu_seconds_total"], final["process_resident_memory_bytes"] / 1e6))
+PY
+python3 "$ROOT/deploy/check_monitoring.py" "$WORK/final" || fail "deploy/ alert rules or dashboard use a metric etlua does not export"
+ok "the alert rules and the dashboard in deploy/ use only metrics of this scrape"
 
 [ "$(code /readyz)" = 200 ] || fail "/readyz is not 200 while running"
 [ "$(code /nope)" = 404 ] || fail "an unknown path is not 404"
@@ -101,7 +164,7 @@ for _ in $(seq 200); do [ "$(code /readyz)" = 503 ] && break; sleep 0.1; done
 [ "$(code /readyz)" = 503 ] || fail "/readyz is not 503 while Postgres is down"
 [ "$(code /healthz)" = 200 ] || fail "/healthz is not 200 while Postgres is down"
 scrape "$WORK/outage"
-grep -qE '^etlua_errors_total\{kind="postgres_connection"\} [1-9]' "$WORK/outage" || fail "lost connection not counted"
+grep -qE "^etlua_errors_total\\{$P,kind=\"postgres_connection\"\\} [1-9]" "$WORK/outage" || fail "lost connection not counted"
 ok "/readyz 503 while Postgres is paused, /healthz still 200, the lost connection counted"
 
 bash "$ROOT/tests/harness/pg.sh" resume "$WORK/pg"
@@ -112,21 +175,39 @@ for _ in $(seq 100); do
 done
 [ "$(psql_q 'SELECT count(*) FROM etlua_ledger')" = "$((total + 5))" ] || fail "the 5 messages did not land"
 for _ in $(seq 50); do
-  scrape "$WORK/after" && [ "$(grep -E '^etlua_messages_deleted_total ' "$WORK/after" | cut -d' ' -f2)" = "$((total + 5))" ] && break
+  scrape "$WORK/after" && [ "$(sample "$WORK/after" "$(k etlua_messages_deleted_total)")" = "$((total + 5))" ] && break
   sleep 0.1
 done
 python3 "$ROOT/tests/integration/prom_check.py" "$WORK/final" "$WORK/outage" "$WORK/after" >"$WORK/after.json" \
   || fail "scrapes around the outage are not valid or a counter went down"
-[ "$(value "$WORK/after.json" etlua_rows_written_total)" = "$(psql_q 'SELECT count(*) FROM user_logins')" ] \
+[ "$(value "$WORK/after.json" "$(k etlua_rows_written_total)")" = "$(psql_q 'SELECT count(*) FROM user_logins')" ] \
   || fail "rows written != count(*) after the outage"
-[ "$(value "$WORK/after.json" etlua_messages_deleted_total)" = "$((total + 5))" ] || fail "deleted != received after the outage"
+[ "$(value "$WORK/after.json" "$(k etlua_messages_deleted_total)")" = "$((total + 5))" ] || fail "deleted != received after the outage"
 ok "/readyz 200 again once Postgres is back; the 5 messages landed and counted once"
+lc() { sample "$1" "$(k etlua_last_commit_timestamp_seconds)"; }
+python3 -c 'import sys; sys.exit(not float(sys.argv[2]) > float(sys.argv[1]))' "$(lc "$WORK/final")" "$(lc "$WORK/after")" \
+  || fail "the last commit time did not advance after the outage: $(lc "$WORK/final") -> $(lc "$WORK/after")"
+ok "the last commit time advanced past the outage: $(lc "$WORK/final") -> $(lc "$WORK/after")"
 
 kill -TERM $pid
 rc=0; wait $pid || rc=$?
 [ $rc -eq 0 ] || { cat "$WORK/etlua.log" >&2; fail "exit status $rc after SIGTERM"; }
 [ "$(code /healthz)" = 000 ] || fail "still serving after exit"
 ok "SIGTERM: exit 0, the server is gone"
+
+# A run with rules, on the now empty queue: on its first scrape every reason known in advance
+# is there at 0 (etlua's own and one per rule), before any message.
+ETLUA_WAIT_SECONDS=1 "$ETLUA_BIN" "$ROOT/scripts/login_etl.lua" --rules "$ROOT/scripts/rules" \
+  --metrics "127.0.0.1:$port" 2>"$WORK/rules.log" &
+pid=$!
+for _ in $(seq 100); do [ "$(code /healthz)" = 200 ] && break; sleep 0.05; done
+scrape "$WORK/rules_first" || { cat "$WORK/rules.log" >&2; fail "no scrape of the run with rules"; }
+kill -TERM $pid; wait $pid || fail "the run with rules did not stop cleanly"
+for reason in invalid_json not_object script_error script_timeout db_refused rule:known_device_type rule:locale_code; do
+  [ "$(sample "$WORK/rules_first" "$(k etlua_rejects_total "reason=\"$reason\"")")" = 0 ] \
+    || fail "reason $reason is not at 0 on the first scrape: $(grep rejects_total "$WORK/rules_first")"
+done
+ok "first scrape with rules: $(grep -c '^etlua_rejects_total' "$WORK/rules_first") reject reasons at 0, rule:<name> included"
 
 # ETLUA_METRICS_ADDR without --metrics; a taken address is one line and exit 1.
 python3 -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen()

@@ -5,9 +5,10 @@ usage: prom_check.py SCRAPE...
 Each file must parse: `# HELP name text` and `# TYPE name type` at most once per family and
 before its samples, samples `name{label="value",...} value [timestamp]` with valid names,
 label values escaped (only \\\\, \\" and \\n), values that are floats (+Inf, -Inf, NaN), the
-samples of a family contiguous; histograms with cumulative `_bucket{le=...}` ending at +Inf,
-equal to `_count`, and a `_sum`; counters not negative. Across the files, in the order given,
-every counter sample (and every histogram _bucket/_count) never goes down.
+samples of a family contiguous; histograms, per series (the labels other than le), with
+cumulative `_bucket{...,le=...}` ending at +Inf, equal to `_count`, and a `_sum`; counters
+not negative. Across the files, in the order given, every counter sample (and every histogram
+_bucket/_count) never goes down.
 Prints the last file's samples as JSON: {"name{label=\\"v\\"}": value, ...}; exits 1 with the
 first problem found.
 """
@@ -163,25 +164,33 @@ def parse(text):
                 raise Bad("histogram %s has a bare sample" % fam)
         except Bad as e:
             raise Bad("line %d: %s: %r" % (lineno, e, line))
-    # histograms
+    # histograms: per series (the labels other than le), cumulative buckets ending at +Inf
     for fam, t in types.items():
         if t != "histogram":
             continue
-        buckets = [(dict(l)["le"], v) for f, n, l, v in order if f == fam and n == fam + "_bucket"]
-        if any(len(l) != 1 for f, n, l, v in order if f == fam and n == fam + "_bucket"):
-            raise Bad("%s: buckets must have only the le label here" % fam)
-        if not buckets or buckets[-1][0] != "+Inf":
-            raise Bad("%s: the last bucket must be le=\"+Inf\"" % fam)
-        bounds = [number(le) for le, _ in buckets]
-        if bounds != sorted(bounds) or len(set(bounds)) != len(bounds):
-            raise Bad("%s: bucket bounds not increasing" % fam)
-        counts = [v for _, v in buckets]
-        if counts != sorted(counts):
-            raise Bad("%s: buckets not cumulative" % fam)
-        if samples.get(fam + "_count") != counts[-1]:
-            raise Bad("%s: _count differs from the +Inf bucket" % fam)
-        if fam + "_sum" not in samples:
-            raise Bad("%s: no _sum" % fam)
+        series = {}
+        for f, n, l, v in order:
+            if f == fam and n == fam + "_bucket":
+                d = dict(l)
+                if "le" not in d:
+                    raise Bad("%s: a bucket without le" % fam)
+                rest = [(a, b) for a, b in l if a != "le"]
+                series.setdefault(tuple(rest), []).append((d["le"], v))
+        if not series:
+            raise Bad("%s: no buckets" % fam)
+        for rest, buckets in series.items():
+            if buckets[-1][0] != "+Inf":
+                raise Bad("%s: the last bucket must be le=\"+Inf\"" % fam)
+            bounds = [number(le) for le, _ in buckets]
+            if bounds != sorted(bounds) or len(set(bounds)) != len(bounds):
+                raise Bad("%s: bucket bounds not increasing" % fam)
+            counts = [v for _, v in buckets]
+            if counts != sorted(counts):
+                raise Bad("%s: buckets not cumulative" % fam)
+            if samples.get(key(fam + "_count", list(rest))) != counts[-1]:
+                raise Bad("%s: _count differs from the +Inf bucket" % fam)
+            if key(fam + "_sum", list(rest)) not in samples:
+                raise Bad("%s: no _sum" % fam)
     return types, samples
 
 
