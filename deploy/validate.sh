@@ -5,10 +5,17 @@
 #    a SIGTERM grace longer than a batch, non-root, an aws-sqs-queue trigger on the Deployment;
 #  - the systemd unit passes `systemd-analyze verify` with no warning, and keeps its promises
 #    (Restart=on-failure, SIGTERM, a stop timeout, LoadCredential, hardening);
-#  - the Dockerfile is multi-stage and runs as a non-root user.
-# Exit 0 all good, 1 a finding. Without systemd-analyze the unit is only read (said on stdout).
+#  - the Dockerfile is multi-stage and runs as a non-root user;
+#  - the example alert rules pass `promtool check rules` and their unit tests
+#    (prometheus/etlua-alerts.test.yaml, `promtool test rules`), and they and the Grafana
+#    dashboard use only metrics a real scrape of a running etlua exports (check_monitoring.py on
+#    the /metrics of `etlua --input - --dry-run --metrics`, which needs neither SQS nor Postgres).
+# usage: validate.sh [ETLUA_BIN]   (default: build/etlua of this checkout)
+# Exit 0 all good, 1 a finding. Without systemd-analyze the unit is only read, without promtool
+# the rules only parsed, without an etlua binary nothing is scraped (each said on stdout).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+etlua_bin=${1:-$here/../build/etlua}
 /usr/bin/python3 - "$here" <<'PY'
 import glob, os, sys
 import yaml
@@ -72,4 +79,35 @@ if command -v systemd-analyze >/dev/null 2>&1; then
   echo "ok - systemd-analyze verify: etlua.service clean"
 else
   echo "skip - systemd-analyze is not installed: etlua.service only read, not verified"
+fi
+
+if command -v promtool >/dev/null 2>&1; then
+  promtool check rules "$here/prometheus/etlua-alerts.yaml" >/dev/null || { promtool check rules "$here/prometheus/etlua-alerts.yaml"; exit 1; }
+  (cd "$here/prometheus" && promtool test rules etlua-alerts.test.yaml >/dev/null) \
+    || { (cd "$here/prometheus" && promtool test rules etlua-alerts.test.yaml); exit 1; }
+  echo "ok - promtool: the alert rules are valid and pass their unit tests"
+else
+  echo "skip - promtool is not installed: the alert rules are only parsed"
+fi
+
+if [ -x "$etlua_bin" ]; then
+  tmp=$(mktemp -d)
+  pid=
+  trap 'exec 3>&- 2>/dev/null || true; [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  mkfifo "$tmp/in"
+  # stdin stays open (fd 3) until the scrape is done: etlua waits for input, serving /metrics.
+  ETLUA_MASK_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))') "$etlua_bin" \
+    "$here/../scripts/login_etl.lua" --input - --dry-run --rules "$here/../scripts/rules" \
+    --metrics "127.0.0.1:$port" <"$tmp/in" >/dev/null 2>"$tmp/log" &
+  pid=$!
+  exec 3>"$tmp/in"
+  for _ in $(seq 100); do curl -sf --max-time 2 "http://127.0.0.1:$port/metrics" -o "$tmp/scrape" && break; sleep 0.05; done
+  exec 3>&-
+  [ -s "$tmp/scrape" ] || { cat "$tmp/log"; echo "deploy: no scrape of a running etlua"; exit 1; }
+  wait "$pid" || { cat "$tmp/log"; echo "deploy: etlua --input - --dry-run --metrics failed"; exit 1; }
+  pid=
+  /usr/bin/python3 "$here/check_monitoring.py" "$tmp/scrape"
+else
+  echo "skip - no etlua binary at $etlua_bin: the alert rules and dashboard are not checked against a scrape"
 fi

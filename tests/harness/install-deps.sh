@@ -21,6 +21,7 @@ packages=(
   python3 python3-botocore python3-boto3 python3-psycopg2 python3-yaml
   clang libclang-rt-14-dev valgrind libmicrohttpd-dev
   iproute2 procps curl ca-certificates
+  prometheus
 )
 # node 20 + npm are on the development machines already; Debian's only when node is missing.
 if ! command -v node >/dev/null 2>&1; then packages+=(nodejs npm); fi
