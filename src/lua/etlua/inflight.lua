@@ -21,12 +21,11 @@ local retry = require "etlua.retry"
 
 local M = {}
 
--- kind -> the client method that starts it and the `kind` its answer carries in c:poll.
+-- kind -> the client method that starts it.
 local KINDS = {
-  delete = { start = "start_delete_batch", answer = "delete_batch" },
-  visibility = { start = "start_change_visibility_batch", answer = "change_visibility_batch" },
+  delete = { start = "start_delete_batch" },
+  visibility = { start = "start_change_visibility_batch" },
 }
-M.KINDS = KINDS
 
 local Tracker = {}
 Tracker.__index = Tracker
@@ -80,7 +79,6 @@ function Tracker:failed(req, err, code)
   if retry.retryable(code) and req.attempt < retry.attempts then
     req.attempt = req.attempt + 1
     req.due = host.mono() + retry.delay(req.attempt - 1)
-    req.retried = (req.retried or 0) + 1
     self.waiting[#self.waiting + 1] = req
     if self.on_retry then self.on_retry(req, err, code) end
     return
