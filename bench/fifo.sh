@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/fifo.sh [N]: etlua's drain of a FIFO queue with 1, 10 and 100 message groups against a
 # standard queue, the same N messages each (default 5000), on fauxqs and a throwaway Postgres
-# (tests/harness). Every run uses the FIFO test pipeline (tests/integration/fifo_pipeline.lua) and
+# (tests/harness) with the production defaults (fsync, synchronous_commit, full_page_writes on;
+# BENCH_FSYNC_OFF=1: the fast test server, labelled as such). Every run uses the FIFO test pipeline (tests/integration/fifo_pipeline.lua) and
 # is checked: exit 0, N rows (no rejects here), the queue empty, and on FIFO queues each group's
 # rows written in sequence order. Prints one line per case (msgs/s = N / wall time of the drain)
 # and writes them to bench/results/fifo-<UTC time>-n<N>.txt.
@@ -18,13 +19,17 @@ build_etlua
 ETLUA=${ETLUA_BIN:-$ROOT/build-bench/etlua}
 export ETLUA_MASK_KEY=bench-mask-key-0123456789abcdef0123456789abcdef
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
-"$ROOT/tests/harness/pg.sh" start "$WORK/pg" >/dev/null
+if [ "$(pg_mode)" = durable ]; then
+  "$ROOT/tests/harness/pg.sh" start "$WORK/pg" --durable >/dev/null
+else
+  "$ROOT/tests/harness/pg.sh" start "$WORK/pg" >/dev/null
+fi
 . "$WORK/pg/env"
 script=$ROOT/tests/integration/fifo_pipeline.lua
 out=$ROOT/bench/results/fifo-$(date -u +%Y%m%dT%H%M%SZ)-n$N.txt
 mkdir -p "$ROOT/bench/results"
 {
-  echo "# bench/fifo.sh N=$N, $(git -C "$ROOT" describe --always --dirty), $(nproc) CPUs"
+  echo "# bench/fifo.sh N=$N, postgres $(pg_mode), $(git -C "$ROOT" describe --always --dirty), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
   printf '%-16s %8s %10s\n' queue seconds msgs/s
 } | tee "$out"
 
