@@ -14,7 +14,7 @@ python3 "$ROOT/tests/integration/gen_fifo.py" "$n" 4 --bad-every 37 >"$WORK/inpu
 bad=$(grep -c '"bad":true' "$WORK/input.jsonl")
 node "$ROOT/tests/harness/sqs.js" send "$AWS_ENDPOINT_URL" "$SQS_QUEUE_URL" "$WORK/input.jsonl" --group-field g \
   >/dev/null 2>&1 || fail "could not send to the FIFO queue"
-psql_q "CREATE TABLE fifo_events (n bigserial, g text, seq integer)" >/dev/null
+psql_q "CREATE TABLE fifo_events (n bigserial, g text, seq integer, extra integer)" >/dev/null   # fifo_pipeline.lua's table
 
 psql -X -q -c "BEGIN; LOCK TABLE fifo_events IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;" >/dev/null &
 lock_pid=$!
