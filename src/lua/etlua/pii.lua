@@ -17,6 +17,7 @@
       for scrubbing free text (etlua.scrub.patterns).
       plain[path]: the canonical text each mask was computed from (same shape as masked[path]).
       by_text: {[canonical text] = mask}, masks already known (read first, then filled in).
+  spec:row_masks(rec, masker) -> masked, plain: the same without raws (every message's path)
   pii.by_text(masked, plain) -> by_text of a message's masks
   spec:values(rec) -> list of {path, text}: the canonical text of every string value (the vault).
   spec.entries: list of {path, canonical, segments}; spec.fields: the paths' last names (unique,
@@ -148,34 +149,74 @@ local function add_raw(raws, text, hex)
   end
 end
 
-function Spec:masks(rec, masker, by_text)
-  local masked, raws, plain = {}, {}, {}
-  by_text = by_text or {}
-  if type(rec) ~= "table" then return masked, raws, plain end
+-- The value at a path without [] (nil when absent, null, or below a value that is not an
+-- object): what collect finds for such a path, without a list (the hot path: every message).
+local function single(v, segments)
+  for i = 1, #segments do
+    if type(v) ~= "table" then return nil end
+    v = v[segments[i].name]
+  end
+  if v == null then return nil end
+  return v
+end
+
+-- The mask of one value's canonical text: from by_text when known there (then filled in).
+local function mask_of(text, masker, by_text)
+  if not by_text then return masker:hex(text) end
+  local hex = by_text[text]
+  if not hex then
+    hex = masker:hex(text)
+    by_text[text] = hex
+  end
+  return hex
+end
+
+-- masked, plain (and raws when given a table): see the header. by_text may be nil.
+local function compute(self, rec, masker, by_text, raws)
+  local masked, plain = {}, {}
+  if type(rec) ~= "table" then return masked, plain end
   for _, e in ipairs(self.entries) do
-    local values = {}
-    collect(rec, e.segments, 1, values)
-    local list, texts = {}, {}
-    for _, v in ipairs(values) do
-      local text, is_string = canonical(v, e.canonical)
-      local hex = by_text[text]
-      if not hex then
-        hex = masker:hex(text)
-        by_text[text] = hex
+    if not e.each then
+      local v = single(rec, e.segments)
+      if v ~= nil then
+        local text, is_string = canonical(v, e.canonical)
+        local hex = mask_of(text, masker, by_text)
+        masked[e.path], plain[e.path] = hex, text
+        if raws and (is_string or math.type(v)) then
+          add_raw(raws, is_string and v or text, hex)
+          add_raw(raws, text, hex)
+        end
       end
-      list[#list + 1], texts[#texts + 1] = hex, text
-      if is_string or math.type(v) then
-        add_raw(raws, is_string and v or text, hex)
-        add_raw(raws, text, hex)
-      end
-    end
-    if e.each then
-      if #list > 0 then masked[e.path], plain[e.path] = list, texts end
     else
-      masked[e.path], plain[e.path] = list[1], texts[1]
+      local values = {}
+      collect(rec, e.segments, 1, values)
+      local list, texts = {}, {}
+      for _, v in ipairs(values) do
+        local text, is_string = canonical(v, e.canonical)
+        local hex = mask_of(text, masker, by_text)
+        list[#list + 1], texts[#texts + 1] = hex, text
+        if raws and (is_string or math.type(v)) then
+          add_raw(raws, is_string and v or text, hex)
+          add_raw(raws, text, hex)
+        end
+      end
+      if #list > 0 then masked[e.path], plain[e.path] = list, texts end
     end
   end
+  return masked, plain
+end
+
+function Spec:masks(rec, masker, by_text)
+  local raws = {}
+  local masked, plain = compute(self, rec, masker, by_text or {}, raws)
   return masked, raws, plain
+end
+
+-- spec:row_masks(rec, masker) -> masked, plain: the same masks without raws and without a
+-- by_text table, for the path of every message (raws serve only rejects, which get them from
+-- spec:masks with pii.by_text(masked, plain), hashing nothing twice).
+function Spec:row_masks(rec, masker)
+  return compute(self, rec, masker, nil, nil)
 end
 
 -- by_text(masked, plain) -> {[canonical text] = mask}: the masks a message already has, to

@@ -150,7 +150,7 @@ function Processor:process(body, meta)
   if rec == nil then return with(out, body_or_reject) end
   body = body_or_reject
 
-  local masked, _, plain = self.pii_spec:masks(rec, self.masker)
+  local masked, plain = self.pii_spec:row_masks(rec, self.masker)
 
   local ms = self.budget_ms
   local ran, valid, reason, detail = budget.call(ms, self.validate, rec)

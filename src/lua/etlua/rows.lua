@@ -63,26 +63,46 @@ local function row_converter(o)
     for _, c in ipairs(o.key) do required[c] = true end
   end
   local where = "output '" .. o.name .. "'"
-  return function(named)
+  local function unknown(named)
     for k in pairs(named) do
       if not colset[k] then
-        return nil, fmt("transform returned column %s, which %s does not have",
-                        type(k) == "string" and ("'" .. k .. "'") or ("key of type " .. type(k)), where)
+        return fmt("transform returned column %s, which %s does not have",
+                   type(k) == "string" and ("'" .. k .. "'") or ("key of type " .. type(k)), where)
       end
     end
-    local row = {}
+  end
+  -- {named[c1], ..., named[cN]} as one table constructor (sized once), generated at start
+  local fields = {}
+  for i, c in ipairs(columns) do fields[i] = ("t[%q]"):format(c) end
+  local gather = assert(load("return function(t) return {" .. table.concat(fields, ", ") .. "} end",
+                             "=rows:" .. o.name, "t"))()
+  return function(named)
+    local row, found = gather(named), 0
     for i = 1, ncols do
-      local c = columns[i]
-      local v, what = value(named[c])
-      if what then
-        return nil, fmt("column '%s' of %s cannot be written: transform gave it %s", c, where, what)
+      local v = row[i]
+      if v ~= nil then
+        found = found + 1
+        if type(v) ~= "string" and mtype(v) ~= "integer" then -- not the common case
+          local what
+          v, what = value(v)
+          if what then
+            return nil, fmt("column '%s' of %s cannot be written: transform gave it %s",
+                            columns[i], where, what)
+          end
+          row[i] = v
+        end
       end
-      if v == nil and required[c] then
-        return nil, fmt("key column '%s' of %s is NULL", c, where)
+      if v == nil and required[columns[i]] then
+        return nil, fmt("key column '%s' of %s is NULL", columns[i], where)
       end
-      row[i] = v
     end
-    return row
+    -- named holds no other key when it has exactly `found` of them
+    local k = nil
+    for _ = 0, found do
+      k = next(named, k)
+      if k == nil then return row end
+    end
+    return nil, unknown(named)
   end
 end
 

@@ -86,7 +86,11 @@ local function process(proc, messages, stats, log, verbose)
       break
     end
     done[i] = m
-    local item = { id = m.id, key = out.key or m.id, sent_ms = out.sent_ms or m.sent_ms, message = m,
+    -- Under an envelope that names the message (SNS), its own time is the one every delivery
+    -- shares (nil when it has none: the SQS SentTimestamp differs between deliveries).
+    local sent_ms = m.sent_ms
+    if out.key then sent_ms = out.sent_ms end
+    local item = { id = m.id, key = out.key or m.id, sent_ms = sent_ms, message = m,
                    rows = out.rows, reject = out.reject, drop = out.drop,
                    rec = out.rec, masked = out.masked, plain = out.plain }
     items[i] = item
