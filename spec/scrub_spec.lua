@@ -266,6 +266,20 @@ describe("rejects of JSON objects", function()
     assert.are.equal(hex("593-47-5928"), cjson.decode(r.body).device_id)
   end)
 
+  it("a row Postgres refuses: body and Postgres' error stored without raw pii", function()
+    local p = H.processor()
+    local body = H.body({device_id = "dv-1"})
+    local out = p:process(body, H.META)
+    local item = {rows = out.rows, rec = out.rec, masked = out.masked, plain = out.plain,
+                  message = {body = body}}
+    local stored, detail = p:stored_body(item, 'invalid input syntax for type integer: "dv-1"')
+    assert.are.equal('invalid input syntax for type integer: "' .. hex("dv-1") .. '"', detail)
+    assert.are.equal(hex("dv-1"), cjson.decode(stored).device_id)
+    assert.is_nil(leak(stored, {"dv-1", "199.172.111.135"}))
+    assert.are.equal(hex("10.0.0.1") .. " x", select(2, p:stored_body({message = {body = "{"}},
+                                                                        "10.0.0.1 x")))
+  end)
+
   it("masks the record's raw values in details, whatever their length", function()
     local p = H.processor({rules = {{name = "leaky", check = function(rec)
       return false, "device " .. rec.device_id .. " at " .. rec.ip

@@ -52,10 +52,10 @@ local Processor = {}
 Processor.__index = Processor
 
 -- The body as stored in a reject, for a message whose rows Postgres refused (db_refused), from
--- the item of its row outcome (its record and masks): the same masking as any reject
--- (etlua.reject_body), computed only on that rare path.
-function Processor:stored_body(item)
-  return self.rejects:stored_body(item)
+-- the item of its row outcome (its record and masks), and Postgres' error err as its detail:
+-- the same masking as any reject (etlua.reject_body), computed only on that rare path.
+function Processor:stored_body(item, err)
+  return self.rejects:stored_body(item, err)
 end
 
 -- rec is not used: the stored body is decoded again from the message, whatever a hook did to

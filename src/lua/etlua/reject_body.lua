@@ -6,7 +6,8 @@ the text's size whatever its shape).
   local rb = reject_body.new(spec, masker)     spec: etlua.pii.compile(script.pii)
   rb:make(reason, detail, body [, masked, plain]) -> {reason =, detail = scrubbed, body = stored}
       masked, plain: the message's masks from spec:masks, reused rather than computed again
-  rb:stored_body(item) -> stored                 (rows Postgres refused: the same masking)
+  rb:stored_body(item [, err]) -> stored, detail  (rows Postgres refused: the same masking;
+      detail: Postgres' error err scrubbed, it may quote a value of the row)
   rb:detail(text [, body]) -> scrubbed text      (any other free text: log lines)
   reject_body.clean_text(s) -> s without invalid UTF-8 (U+FFFD) or NUL
 
@@ -152,12 +153,14 @@ end
 
 -- For a message whose rows Postgres refused (db_refused): item = {rec =, masked =, plain =,
 -- message = {body =}} as the row outcome left it (the decoded record, under an envelope the
--- inner one, and its masks).
-function Rejects:stored_body(item)
+-- inner one, and its masks); err: Postgres' error, which may quote a value of the row.
+-- Returns the stored body and, with err, the detail.
+function Rejects:stored_body(item, err)
   local body = item.message and item.message.body or ""
   local rec = type(item.rec) == "table" and item.rec or self:object(body)
-  if not rec then return self:raw(body) end
-  return self:masked_object(rec, body, self:message(rec, pii.by_text(item.masked, item.plain)))
+  if not rec then return self:raw(body), err and self.scrubber:text(tostring(err)) end
+  local m = self:message(rec, pii.by_text(item.masked, item.plain))
+  return self:masked_object(rec, body, m), err and self.scrubber:text(tostring(err), m.patterns)
 end
 
 function Rejects:detail(text, body)

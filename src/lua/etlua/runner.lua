@@ -57,7 +57,7 @@ local function open_sink(cfg, script, ledger_opts, current_proc, log, deadline)
   local s, err, code = sink.open(db, {
     outputs = script.outputs, rejects_table = script.rejects_table, schema = script.schema,
     ledger = l,
-    reject_body = function(item) return current_proc():stored_body(item) end,
+    reject_body = function(item, err) return current_proc():stored_body(item, err) end,
     -- the PII vault (issue 6): raw values sealed in the batch's transaction, when a key is set
     in_transaction = cfg.vault_key and require("etlua.pii_vault").writer(cfg.vault_key) or nil,
   })

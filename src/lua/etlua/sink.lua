@@ -53,7 +53,8 @@ end
 -- opts: outputs (a script description's outputs: etlua.script), rejects_table, schema (of the
 --       rejects table and the ledger; optional), ledger (an etlua.ledger; else one is opened on
 --       db with ledger_table, schema, queue and the --input defaults),
---       reject_body (function(item) -> stored body, for a message whose rows Postgres refuses),
+--       reject_body (function(item, err) -> stored body [, detail]: for a message whose rows
+--       Postgres refuses, its body and err made fit to store, without raw pii),
 --       in_transaction (function(db, landed_items) -> true | nil, msg, code: runs inside the
 --       batch's transaction before COMMIT, e.g. the PII vault).
 function M.open(db, opts)
@@ -190,10 +191,10 @@ end
 -- = the primary message, which names no values); a reject that cannot be stored loses its body.
 local function refuse(self, item, err)
   if item.rows then
-    local body = item.body
-    if body == nil and self.reject_body then body = self.reject_body(item) end
+    local body, detail = item.body, nil
+    if body == nil and self.reject_body then body, detail = self.reject_body(item, err) end
     item.rows = nil
-    item.reject = { reason = "db_refused", detail = err, body = body }
+    item.reject = { reason = "db_refused", detail = detail or err, body = body }
   elseif item.drop then
     return false
   elseif item.reject.body ~= nil or item.reject.detail ~= err then
