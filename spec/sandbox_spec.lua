@@ -119,6 +119,13 @@ describe("etlua.sandbox environment", function()
     -- ("").rep reaches the real function, but no table to change it in
     refused("local s = ''; s.rep = nil")   -- strings take no fields
     assert.are.same({true, "xx"}, {run("return ('x'):rep(2)")})
+    -- the codec's metatable of decoded arrays is shared by every message: out of reach
+    local arr = require("etlua.codec").decode("[1,2]")
+    local sb = sandbox.new(dir)
+    sb.env.arr = arr
+    assert.are.same({true, "nil"}, {run("return tostring(getmetatable(arr))", sb)})
+    assert.is_true((run("setmetatable(arr, {__index = function() return 1 end})", sb)))
+    assert.is_nil(getmetatable(require("etlua.codec").decode("[]")).__index)  -- untouched
     -- a metatable of the script's own tables stays usable
     assert.are.same({true, 3}, {run("return setmetatable({}, {__index = function() return 3 end}).x")})
   end)

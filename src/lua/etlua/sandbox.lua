@@ -11,7 +11,8 @@ environment (keys, passwords), a file, a socket, a host module or the process it
 The environment is built from an allow-list (never by deleting from _G), one per sandbox:
   * base functions: assert, error, ipairs, next, pairs, rawequal, rawget, rawlen, rawset, select,
     tonumber, tostring, type, _VERSION, _G (the sandbox itself), and wrapped:
-      getmetatable  tables only (nil for a string: the strings' shared metatable stays out of reach)
+      getmetatable  tables only, and never a metatable the host shares (nil for a string, and for
+                    a decoded JSON array: the codec's array_mt stays out of reach)
       setmetatable  refuses a __gc field (a finaliser would run outside any budget)
       pcall, xpcall re-raise a budget stop (time or signal), so a script cannot catch it (and
                     xpcall's handler does not run for it)
@@ -30,6 +31,7 @@ Budgets (time, memory, stop signal) are etlua.budget's; record.lua runs each hoo
 local budget = require "etlua.budget"
 local cjson = require "cjson"
 local mask = require "etlua.mask"
+local codec = require "etlua.codec"
 
 local M = {}
 
@@ -132,8 +134,10 @@ function M.new(dir)
   env.os = {}
   for _, name in ipairs(OS) do env.os[name] = os[name] end
   env.getmetatable = function(v)
-    if type(v) == "table" then return getmetatable(v) end
-    return nil
+    if type(v) ~= "table" then return nil end
+    local mt = getmetatable(v)
+    if mt == codec.array_mt then return nil end
+    return mt
   end
   env.setmetatable = function(t, mt)
     if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
