@@ -207,3 +207,32 @@ describe("whatever a hook raises or returns", function()
     assert.is_true(#r.detail < 600, #r.detail)
   end)
 end)
+
+describe("what a hook does to the record or ctx", function()
+  it("cannot reach the stored body of a refused row, nor the masks", function()
+    local p = processor({transform = function(rec, ctx)
+      local row = H.script.transform(rec, ctx)
+      setmetatable(rec, {__pairs = LOOP, __index = LOOP})
+      rec.ip = setmetatable({}, {__tostring = LOOP, __pairs = LOOP})
+      ctx.masked.ip = {LOOP}
+      ctx.masked.extra = print
+      return row
+    end})
+    local out = timed(p)
+    assert.truthy(out.rows)
+    assert.are.same({"ip", "device_id"}, (function()
+      local keys = {}
+      for k, v in pairs(out.masked) do
+        assert.are.equal("string", type(v))
+        keys[#keys + 1] = k
+      end
+      table.sort(keys, function(a, b) return a > b end)
+      return keys
+    end)())
+    local t0 = host.mono()
+    local stored = p:stored_body({message = {body = H.body({})}, rec = out.rec,
+                                  masked = out.masked, plain = out.plain})
+    assert.is_true(host.mono() - t0 < 1)
+    assert.truthy(stored:find(H.hex("199.172.111.135"), 1, true), stored)
+  end)
+end)

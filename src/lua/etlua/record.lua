@@ -52,10 +52,14 @@ local Processor = {}
 Processor.__index = Processor
 
 -- The body as stored in a reject, for a message whose rows Postgres refused (db_refused), from
--- the item of its row outcome (its record and masks), and Postgres' error err as its detail:
--- the same masking as any reject (etlua.reject_body), computed only on that rare path.
+-- the item of its row outcome (its masks), and Postgres' error err as its detail: the same
+-- masking as any reject (etlua.reject_body), computed only on that rare path. The record is
+-- decoded again from the message: the hooks saw item.rec and may have changed it (given it
+-- metatables even), and no code of theirs may run outside a budget.
 function Processor:stored_body(item, err)
-  return self.rejects:stored_body(item, err)
+  local rec = self:decode(item.message and item.message.body or "", {}, {})
+  return self.rejects:stored_body({message = item.message, rec = rec or false,
+                                   masked = item.masked, plain = item.plain}, err)
 end
 
 -- rec is not used: the stored body is decoded again from the message, whatever a hook did to
@@ -94,6 +98,16 @@ function Processor:hook_failed(what, error_reason, why, text, body, masked, plai
   end
   if #text > MAX_ERROR_TEXT then text = text:sub(1, MAX_ERROR_TEXT) .. "..." end
   return self:reject(error_reason, what .. " raised an error: " .. text, body, nil, masked, plain)
+end
+
+-- ctx.masked for transform: a copy, so what the script does to it cannot reach the masks the
+-- reject path and the PII vault use.
+local function masks_view(masked)
+  local view = {}
+  for k, v in next, masked do
+    view[k] = type(v) == "table" and table.move(v, 1, #v, 1, {}) or v
+  end
+  return view
 end
 
 local JSON_TYPE = {string = "a string", number = "a number", boolean = "a boolean",
@@ -186,7 +200,7 @@ function Processor:process(body, meta)
   end
 
   local ctx = self.ctx
-  ctx.message, ctx.masked = message, masked
+  ctx.message, ctx.masked = message, masks_view(masked)
   local done, per_output, err = budget.call(ms, self.transform_rows, rec, ctx)
   if not done then
     return with(out, self:hook_failed("transform", "script_error", per_output, err, body, masked, plain))
