@@ -13,8 +13,8 @@ panel target's expr, the template variables' label_values queries) and checks th
     queue depth of an --input run, has no values to compare);
   - the dashboard is well-formed (uid, title, panels with a type, a grid position and targets
     with a refId) and shows rate, lag, queue depth, rejects by reason, commit time, CPU and RSS;
-  - the alert file has the rules this directory's README promises (stalled consumer, down,
-    rejects, errors, memory).
+  - the alert file has the rules this directory's README promises (stalled consumer, down, not
+    ready, rejects, errors, memory).
 The PromQL is read by a small tokenizer, not a parser (promtool validates the syntax of the
 rules; there is no Python PromQL parser packaged for Debian): strings, durations and grouping
 lists are set apart and the identifiers left are metric names unless a '(' follows (functions)
@@ -147,6 +147,7 @@ def main():
     promised = {
         "EtluaConsumerStalled": {"etlua_queue_messages", "etlua_last_commit_timestamp_seconds"},
         "EtluaDown": {"up"},
+        "EtluaNotReady": {"etlua_ready"},
         "EtluaRejectRateHigh": {"etlua_rejects_total"},
         "EtluaErrors": {"etlua_errors_total"},
         "EtluaMemoryHigh": {"process_resident_memory_bytes"},

@@ -11,7 +11,8 @@
 # Alerting (issue 11): every etlua_ sample carries pipeline="login_etl" and the process_*
 # metrics none; etlua_queue_messages{state} (polled every second here) shows messages visible
 # during the drain and visible = in_flight = delayed = 0 after it; the last-commit time advances
-# during the drain and again after the outage; the process metrics are plausible; every reason
+# during the drain, not while Postgres is paused, and again after; etlua_ready follows /readyz;
+# the process metrics are plausible; every reason
 # known in advance (etlua's own and each rule's) is there at 0 on the first scrape of a run
 # with rules; the example alert rules and dashboard in deploy/ use only metrics this scrape
 # exports (deploy/check_monitoring.py).
@@ -154,7 +155,8 @@ ok "the alert rules and the dashboard in deploy/ use only metrics of this scrape
 
 [ "$(code /readyz)" = 200 ] || fail "/readyz is not 200 while running"
 [ "$(code /nope)" = 404 ] || fail "an unknown path is not 404"
-ok "/readyz 200 while connected to both ends"
+[ "$(sample "$WORK/final" "$(k etlua_ready)")" = 1 ] || fail "etlua_ready is not 1 while running"
+ok "/readyz 200 and etlua_ready 1 while connected to both ends"
 
 # Postgres goes away: the next commit finds the connection gone, /readyz says 503.
 bash "$ROOT/tests/harness/pg.sh" pause "$WORK/pg"
@@ -165,7 +167,10 @@ for _ in $(seq 200); do [ "$(code /readyz)" = 503 ] && break; sleep 0.1; done
 [ "$(code /healthz)" = 200 ] || fail "/healthz is not 200 while Postgres is down"
 scrape "$WORK/outage"
 grep -qE "^etlua_errors_total\\{$P,kind=\"postgres_connection\"\\} [1-9]" "$WORK/outage" || fail "lost connection not counted"
-ok "/readyz 503 while Postgres is paused, /healthz still 200, the lost connection counted"
+[ "$(sample "$WORK/outage" "$(k etlua_ready)")" = 0 ] || fail "etlua_ready is not 0 while Postgres is down"
+[ "$(sample "$WORK/outage" "$(k etlua_last_commit_timestamp_seconds)")" = "$(sample "$WORK/final" "$(k etlua_last_commit_timestamp_seconds)")" ] \
+  || fail "the last commit time moved while Postgres was down"
+ok "/readyz 503 and etlua_ready 0 while Postgres is paused, /healthz still 200, the lost connection counted, the last commit time still"
 
 bash "$ROOT/tests/harness/pg.sh" resume "$WORK/pg"
 for _ in $(seq 300); do [ "$(code /readyz)" = 200 ] && break; sleep 0.1; done
@@ -185,6 +190,7 @@ python3 "$ROOT/tests/integration/prom_check.py" "$WORK/final" "$WORK/outage" "$W
 [ "$(value "$WORK/after.json" "$(k etlua_messages_deleted_total)")" = "$((total + 5))" ] || fail "deleted != received after the outage"
 ok "/readyz 200 again once Postgres is back; the 5 messages landed and counted once"
 lc() { sample "$1" "$(k etlua_last_commit_timestamp_seconds)"; }
+[ "$(sample "$WORK/after" "$(k etlua_ready)")" = 1 ] || fail "etlua_ready is not 1 again after the outage"
 python3 -c 'import sys; sys.exit(not float(sys.argv[2]) > float(sys.argv[1]))' "$(lc "$WORK/final")" "$(lc "$WORK/after")" \
   || fail "the last commit time did not advance after the outage: $(lc "$WORK/final") -> $(lc "$WORK/after")"
 ok "the last commit time advanced past the outage: $(lc "$WORK/final") -> $(lc "$WORK/after")"

@@ -31,8 +31,8 @@ M.queue_depth = noop       -- (visible, in_flight, delayed)  etlua_queue_message
                            --                 GetQueueAttributes (etlua.queue_depth; SQS only)
 M.reasons = noop           -- (list)         etlua_rejects_total{reason} at 0 for each reason known
                            --                 in advance (record's Processor:reasons())
-M.ready = noop             -- (sqs_ok, pg_ok) /readyz answers 200 only while both are true;
-                           --                 nil leaves that side as it was
+M.ready = noop             -- (sqs_ok, pg_ok) /readyz answers 200 and etlua_ready is 1 only while
+                           --                 both are true; nil leaves that side as it was
 
 -- serving() -> true once start() serves metrics (what is only worth asking for then, such as
 -- the queue's depth, is asked only then).
@@ -64,6 +64,7 @@ local FAMILIES = {
   { "etlua_batch_commit_seconds", "histogram", "Time to commit one batch: ledger, COPY of rows and rejects, COMMIT.", M.COMMIT_BUCKETS },
   { "etlua_event_lag_seconds", "histogram", "From a message's SentTimestamp to the commit of its row.", M.LAG_BUCKETS },
   { "etlua_last_commit_timestamp_seconds", "gauge", "Unix time of the last successful commit of a batch (0 before the first)." },
+  { "etlua_ready", "gauge", "1 while connected to SQS and Postgres (what /readyz answers 200 for), else 0." },
   { "etlua_queue_messages", "gauge", "Messages in the queue by state (visible, in_flight, delayed), as SQS approximates them, polled every ETLUA_QUEUE_DEPTH_SECONDS.", "state" },
 }
 
@@ -139,6 +140,7 @@ function M.start(addr, log, opts)
     if s ~= nil then sqs_ok = s end
     if p ~= nil then pg_ok = p end
     reg:ready(sqs_ok and pg_ok)
+    set(reg, id.etlua_ready, (sqs_ok and pg_ok) and 1 or 0)
   end
 
   if log then log:info("serving metrics", { address = bound, paths = "/metrics /healthz /readyz" }) end
