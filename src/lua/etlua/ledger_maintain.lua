@@ -387,10 +387,15 @@ function M.step(l)
   return true
 end
 
--- A step that failed (a lock timeout, a concurrent consumer doing the same): retried later.
+-- Failures that mean another consumer is doing the same step (or holds a lock for a moment):
+-- lock timeout, already pending detach, gone, already there, not a partition any more.
+local RACES = { ["55P03"] = true, ["55000"] = true, ["42P01"] = true, ["42P07"] = true,
+  ["42710"] = true, ["23505"] = true, ["42P17"] = true, ["40P01"] = true }
+
+-- A step that failed: retried later; a warning unless it was a race with another consumer.
 function M.failed(l, err, code)
   l.next_step = host.mono() + l.interval
-  if code ~= "55P03" and l.log then
+  if not RACES[code] and l.log then
     l.log:warn("ledger maintenance step failed; retrying later", { error = err, code = code })
   end
   return false
