@@ -3,7 +3,7 @@
 #
 # Prints, in one run:
 #   - the --input insert rate of N messages (default 50,000) into an empty ledger and into a
-#     ledger already holding FILL entries (default 10,000,000), median of R runs each (default 5),
+#     ledger already holding FILL entries (default 10,000,000), median of R runs each (default 7),
 #     and their ratio (the target: >= 0.9);
 #   - bytes per entry (heap + every index, pg_total_relation_size of the partitions / entries)
 #     of the filled ledger (entries in send order), and of 1,000,000 entries entered in random
@@ -16,7 +16,7 @@
 # is generate_series SQL, in key order; its time is printed.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-N=50000 FILL=10000000 REPEAT=5
+N=50000 FILL=10000000 REPEAT=7
 pos=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -95,6 +95,18 @@ log "$REPEAT runs of $N messages into each, alternating"
 for s in $(seq 1 "$REPEAT"); do
     if [ $((s % 2)) = 1 ]; then run_empty "$s"; run_full "$s"; else run_full "$s"; run_empty "$s"; fi
 done
+# The load-independent figure: what one batch of 200 claims costs the server in each ledger
+# (buffers touched, WAL written), measured by EXPLAIN (ANALYZE, BUFFERS, WAL) and rolled back.
+batch_cost() { # DATABASE -> "hits+reads wal_bytes"
+    psql -XAtq -d "$1" -c "BEGIN" -c "EXPLAIN (ANALYZE, BUFFERS, WAL, COSTS OFF, TIMING OFF)
+      INSERT INTO etlua_ledger (sent, seq, digest, outcome)
+      SELECT extract(epoch from now())::int4 - 1704067200 + 5, g, (random() * 1.8e19 - 9.0e18)::int8, 'r'
+      FROM generate_series(1, 200) AS g ON CONFLICT DO NOTHING" -c "ROLLBACK" \
+    | awk '/^Insert on/ {top = 1} top && /Buffers:/ && !b {for (i = 1; i <= NF; i++) if ($i ~ /^(hit|read)=/) {split($i, a, "="); b += a[2]}}
+           top && /WAL:/ && !w {for (i = 1; i <= NF; i++) if ($i ~ /^bytes=/) {split($i, a, "="); w = a[2]}}
+           END {print b + 0, w + 0}'
+}
+cost_empty=$(batch_cost etlua_empty) cost_full=$(batch_cost etlua)
 entries=$(sql "SELECT count(*) FROM etlua_ledger")
 filled_bytes=$(entry_bytes etlua_ledger)
 
@@ -118,5 +130,6 @@ ledger bench: durable Postgres (fsync, synchronous_commit, full_page_writes on),
   ledger of $FILL entries: $f msgs/s (wall ${fw}s)
   ratio filled / empty:         $(echo "scale=3; $f / $e" | bc)
   fill of $FILL entries:   ${fill_s}s
+  one batch of 200 claims (buffers touched, WAL bytes): empty $cost_empty, filled $cost_full
   bytes per entry: $filled_bytes (filled ledger, $entries entries in send order); $random_bytes (1,000,000 in random send order)
 EOF
