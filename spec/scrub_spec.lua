@@ -280,6 +280,16 @@ describe("rejects of JSON objects", function()
                                                                         "10.0.0.1 x")))
   end)
 
+  it("a reason a script makes up is scrubbed too, without touching the usual ones", function()
+    local script = H.load_script()
+    script.validate = function(rec) return false, "bad_" .. rec.device_id .. "_from_" .. rec.ip end
+    local r = H.reject(H.processor({script = script}):process(H.body({}), H.META))
+    assert.are.equal("bad_" .. hex("593-47-5928") .. "_from_" .. hex("199.172.111.135"), r.reason)
+    local r2 = H.reject(H.run({user_id = "", device_id = "d", ip = "1.1.1.1"}))
+    assert.are.equal("invalid_user_id", r2.reason)
+    assert.is_nil(leak(r2.detail, {"d"}))
+  end)
+
   it("masks the record's raw values in details, whatever their length", function()
     local p = H.processor({rules = {{name = "leaky", check = function(rec)
       return false, "device " .. rec.device_id .. " at " .. rec.ip

@@ -4,7 +4,8 @@ the text's size whatever its shape).
 
   local reject_body = require "etlua.reject_body"
   local rb = reject_body.new(spec, masker)     spec: etlua.pii.compile(script.pii)
-  rb:make(reason, detail, body [, masked, plain]) -> {reason =, detail = scrubbed, body = stored}
+  rb:make(reason, detail, body [, masked, plain]) -> {reason =, detail =, body = stored}, all
+      three scrubbed (the reason without raw values shorter than 3 characters)
       masked, plain: the message's masks from spec:masks, reused rather than computed again
   rb:stored_body(item [, err]) -> stored, detail  (rows Postgres refused: the same masking;
       detail: Postgres' error err scrubbed, it may quote a value of the row)
@@ -64,7 +65,7 @@ function Rejects:message(rec, by_text)
   local _, raws = self.spec:masks(rec, self.masker, by_text)
   local leaf = setmetatable({}, {__index = function(t, form) t[form] = {}; return t[form] end})
   return {patterns = #raws > 0 and cscrub.patterns(raws) or nil, by_text = by_text, memo = {},
-          named = {}, leaf = leaf}
+          named = {}, leaf = leaf, raws = raws}
 end
 
 local function mask_leaf(self, m, v, form)
@@ -171,11 +172,29 @@ end
 
 -- make(reason, detail, body [, masked, plain]): the reject of a message whose (inner) body is
 -- body; masked/plain: the masks the message was given (reused, not computed again).
+-- The reason fit to store (it is a column, a log field and a metric label): a script may return
+-- any text. Scrubbed like a detail, except that raw values shorter than REASON_RAW_MIN are left:
+-- a one-letter device id must not turn every "invalid_user_id" into a new label.
+local REASON_RAW_MIN = 3
+local function scrubbed_reason(self, m, reason)
+  if type(reason) ~= "string" then return reason end
+  local long = {}
+  for _, s in ipairs(m and m.raws or {}) do
+    if #s >= REASON_RAW_MIN then
+      long[#long + 1] = s
+      long[s] = m.raws[s]
+    end
+  end
+  return self.scrubber:text(reason, #long > 0 and cscrub.patterns(long) or nil)
+end
+
+-- make(reason, detail, body [, masked, plain]): the reject of a message whose (inner) body is
+-- body; masked/plain: the masks the message was given (reused, not computed again).
 function Rejects:make(reason, detail, body, masked, plain)
   local rec = self:object(body)
   local m = rec and self:message(rec, pii.by_text(masked, plain))
   local stored = rec and self:masked_object(rec, body, m) or self:raw(body)
-  return {reason = reason,
+  return {reason = scrubbed_reason(self, m, reason),
           detail = self.scrubber:text(tostring(detail or reason), m and m.patterns),
           body = stored}
 end
