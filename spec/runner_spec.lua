@@ -24,7 +24,7 @@ local function run(o)
   local h = F.host()
   local ctx = { host = h, commits = {}, log = F.log() }
   ctx.client = F.client { bodies = logins(o.n), host = h, visibility = o.visibility,
-    queue_url = ENV.SQS_QUEUE_URL }
+    queue_url = o.queue_url or ENV.SQS_QUEUE_URL, fifo = o.groups ~= nil, groups = o.groups }
   local db = { hooks = {} }
   function db:on_wait(interval, fn, first) self.hook = interval and { interval = interval, fn = fn, first = first } or nil end
   function db:close() end
@@ -50,10 +50,19 @@ local function run(o)
       open = function() return { maintain = function() end } end },
   }
   local getenv = os.getenv
-  os.getenv = function(k) return ENV[k] end
+  os.getenv = function(k)
+    if k == "SQS_QUEUE_URL" and o.queue_url then return o.queue_url end
+    return ENV[k]
+  end
+  local stdout = io.stdout
+  ctx.printed = {}
+  io.stdout = { write = function(self, ...) for _, v in ipairs({ ... }) do ctx.printed[#ctx.printed + 1] = v end return self end,
+    flush = function() end, setvbuf = function() end }
   local ok, err = pcall(F.with, fakes, function()
-    ctx.rc = require("etlua.runner").run({ script = H.ROOT .. "scripts/login_etl.lua", drain = o.drain }, ctx.log)
+    ctx.rc = require("etlua.runner").run({ script = H.ROOT .. "scripts/login_etl.lua", drain = o.drain,
+      dry_run = o.dry_run }, ctx.log)
   end)
+  io.stdout = stdout
   os.getenv = getenv
   if not ok then error(err, 0) end
   return ctx
@@ -111,5 +120,24 @@ describe("etlua.runner with fake SQS and sink", function()
     assert.is_true(n > 10)    -- more than the batch in hand: the prefetch too
     assert.equals(60, #ctx.client.deleted)
     assert.is_nil(ctx.db.hook) -- disarmed after the commit
+  end)
+
+  it("--dry-run --drain deletes nothing and releases everything it received at the end", function()
+    local ctx = run { n = 35, drain = true, dry_run = true }
+    assert.equals(0, ctx.rc)
+    assert.equals(0, #ctx.client.deleted)
+    assert.is_nil(next(ctx.client.flying))   -- nothing left invisible
+    assert.equals(35, #ctx.client.visible)
+    local _, lines = table.concat(ctx.printed):gsub("\n", "")
+    assert.equals(35, lines)                 -- one JSON line a row
+  end)
+
+  it("--dry-run --drain on a FIFO queue ends (its groups stay locked) and releases the heads", function()
+    local ctx = run { n = 40, drain = true, dry_run = true, groups = function(i) return "g" .. (i % 4) end,
+      queue_url = "http://127.0.0.1:9/000000000000/login-queue.fifo" }
+    assert.equals(0, ctx.rc)
+    assert.equals(0, #ctx.client.deleted)
+    assert.is_nil(next(ctx.client.flying))
+    assert.equals(40, #ctx.client.visible)
   end)
 end)

@@ -18,6 +18,14 @@ node "$ROOT/tests/harness/sqs.js" send "$AWS_ENDPOINT_URL" "$SQS_QUEUE_URL" "$WO
 bad=$(grep -c '"bad":true' "$WORK/input.jsonl")
 huge=$(grep -c '"huge":true' "$WORK/input.jsonl")
 
+# --dry-run deletes nothing, so the groups stay locked by what it holds: it ends by the standard
+# queue's rule (an empty long poll) and releases all it received, leaving the queue as it was.
+timeout 30 "$ETLUA_BIN" "$script" --drain --dry-run >"$WORK/dry.jsonl" 2>"$WORK/dry.log" \
+  || { cat "$WORK/dry.log" >&2; fail "--dry-run --drain of the FIFO queue failed or did not end"; }
+[ -s "$WORK/dry.jsonl" ] || fail "--dry-run printed nothing"
+[ "$(depth)" = "$n 0" ] || fail "after --dry-run the queue holds $(depth), expected $n 0 (everything released)"
+ok "--dry-run --drain on the FIFO queue ends, prints $(wc -l <"$WORK/dry.jsonl") rows (the groups' heads), releases them"
+
 t0=$(date +%s%3N)
 "$ETLUA_BIN" "$script" --drain 2>"$WORK/etlua.log" || { cat "$WORK/etlua.log" >&2; fail "etlua --drain exited non-zero"; }
 ms=$(( $(date +%s%3N) - t0 ))

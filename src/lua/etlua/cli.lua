@@ -20,7 +20,8 @@ options:
   --drain              exit 0 once the queue is empty (after the last commit and delete; on a
                        FIFO queue, *.fifo, also once it reports nothing visible and nothing in
                        flight); without it etlua runs as a service until SIGTERM/SIGINT
-  --dry-run            print the rows it would write as JSON lines on stdout; write and delete nothing
+  --dry-run            print the rows it would write as JSON lines on stdout; write and delete
+                       nothing (what it received from SQS is released when it ends)
   --input FILE|-       read message bodies, one per line, from FILE or stdin instead of SQS
   --rules DIR          load analysts' rule files (DIR/*.lua, in name order)
   --log-format FORMAT  text (default) or json lines, on stderr

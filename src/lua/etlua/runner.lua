@@ -257,7 +257,8 @@ function M.run(opts, log)
     -- src:flush() then releases what the source still holds (the prefetch).
     if (drained and stop_when_drained) or (host.stopping() and #messages == 0) then break end
   end
-  stats.deleted = opts.dry_run and 0 or src:flush()
+  local deleted = src:flush()   -- under --dry-run: releases what it received, deletes nothing
+  stats.deleted = opts.dry_run and 0 or deleted
   bar:finish()
 
   local seconds = host.mono() - started

@@ -80,7 +80,7 @@ function M.sqs(cfg, log, new_client)
   self.protocol = protocol
   self.fifo = is_fifo(cfg.queue_url)
   self.concurrency = cfg.receive_concurrency or 8
-  self.buffer, self.receiving, self.empty_polls, self.failures = {}, 0, 0, 0
+  self.buffer, self.kept, self.receiving, self.empty_polls, self.failures = {}, {}, 0, 0, 0
   self.deleted = 0
   self.tracker = inflight.new(self.client)
   self.tracker.on_retry = function(req, rerr, rcode)
@@ -115,14 +115,34 @@ end
 -- taken as soon as no more messages come (nothing more can come before these are deleted):
 -- waiting for a full batch would wait on locked groups.
 
--- Messages we hold and may release: the batch in hand (until acknowledged) and the buffer.
+-- Messages we hold and may release: those kept unacknowledged (--dry-run), the batch in hand
+-- (until acknowledged) and the buffer, in the order they were received.
 function Sqs:held()
-  local held = {}
+  local held = table.move(self.kept, 1, #self.kept, 1, {})
   for _, m in ipairs(self.in_hand or {}) do
     if not m.acked then held[#held + 1] = m end
   end
   for _, m in ipairs(self.buffer) do held[#held + 1] = m end
   return held
+end
+
+-- A batch still unacknowledged when the next is asked for: the caller deletes nothing
+-- (--dry-run; also the rest of a batch a stop signal cut short). Its messages are kept (id and
+-- receipt only), so the heartbeat keeps them out of other consumers' way and flush releases
+-- them at the end: a dry run leaves the queue as it found it, at once rather than after the
+-- visibility timeout. Without deletes a FIFO queue never reports itself empty (its groups stay
+-- locked by what we hold), so such a run drains by the standard queue's rule.
+function Sqs:keep_unacknowledged()
+  local hand = self.in_hand
+  if not hand then return end
+  self.in_hand = nil
+  for _, m in ipairs(hand) do
+    if not m.acked then
+      if not host.stopping() then self.no_ack = true end
+      self.kept[#self.kept + 1] = { id = m.id, receipt = m.receipt, received_ms = m.received_ms,
+        visible_until_ms = m.visible_until_ms, lost = m.lost }
+    end
+  end
 end
 
 -- pump(timeout_ms) -> messages received | nil, msg, code when receives keep failing past the
@@ -246,6 +266,8 @@ function Sqs:next_batch(max, max_wait_ms, wait_seconds)
   -- room for a whole batch plus every receive in flight, so the long polls keep running while
   -- a batch is being committed (with max(batch, 10 x concurrency) a large batch starved them)
   self.limit = max + 10 * self.concurrency
+  self:keep_unacknowledged()
+  local fifo_rule = self.fifo and not self.no_ack
   local first, quiet
   while true do
     if host.stopping() then return {}, false end
@@ -259,15 +281,15 @@ function Sqs:next_batch(max, max_wait_ms, wait_seconds)
     -- answer with nothing in flight and nothing buffered is the proof of an empty queue
     -- (on a FIFO queue, once the queue also says so; until then the receives go on).
     if self.empty_polls > 0 and n == 0 then
-      if self.fifo and not self.closing and self.tracker:idle() and self:queue_is_empty() then
+      if fifo_rule and not self.closing and self.tracker:idle() and self:queue_is_empty() then
         self.closing = true
       end
-      if self.receiving == 0 and (self.closing or not self.fifo) then
+      if self.receiving == 0 and (self.closing or not fifo_rule) then
         self.empty_polls, self.closing = 0, nil
         return {}, true
       end
     end
-    if self.fifo and self.empty_polls > 0 and not self.closing then self.empty_polls = 0 end
+    if fifo_rule and self.empty_polls > 0 and not self.closing then self.empty_polls = 0 end
     if self.empty_polls == 0 and not self.closing then
       local ok, err, code = self:fill(wait_seconds)
       if not ok then return nil, err, code end
@@ -327,7 +349,7 @@ end
 -- visibility timeout. Latest first: a FIFO group's earlier message then ends up at its head.
 function Sqs:release()
   local held = self:held()
-  self.buffer, self.in_hand = {}, nil
+  self.buffer, self.in_hand, self.kept = {}, nil, {}
   local todo = {}
   for i = #held, 1, -1 do
     local m = held[i]
@@ -347,10 +369,12 @@ function Sqs:release()
   return #todo
 end
 
--- flush: waits for the requests in flight (at exit). After a stop signal it first releases what
--- is held, and also what receives still bring in; the receives themselves are cut short.
+-- flush: waits for the requests in flight (at exit). After a stop signal, or when nothing was
+-- acknowledged (--dry-run), it first releases what is held, and also what receives still bring
+-- in; the receives themselves are cut short at a stop.
 function Sqs:flush()
-  if host.stopping() then
+  self:keep_unacknowledged()
+  if host.stopping() or self.no_ack then
     local n = self:release()
     while self.receiving > 0 or not self.tracker:idle() do
       self:pump(100)
