@@ -1,6 +1,7 @@
 -- spec/queue_depth_spec.lua: the queue-depth poll of the SQS source (etlua.queue_depth) on the
 -- fake client and clock of spec/fakes.lua: asked with the concurrent call (never the blocking
--- one), at most once per interval, its answer into telemetry.queue_depth; a failure counted and
+-- one), at most once per interval, also from the heartbeat of a commit, its answer into
+-- telemetry.queue_depth; a failure counted and
 -- asked again an interval later; "busy" tried again at the next pump; nothing without metrics or
 -- with an interval of 0. Also the reasons known in advance (record) and the pipeline label.
 local F = require "spec.fakes"
@@ -55,6 +56,21 @@ describe("queue depth", function()
       assert.equal(1, c.calls.attributes)
       local last = tel.depths[#tel.depths]
       assert.is_true(last[1] < 35, "visible went down after the batches")
+    end)
+  end)
+
+  it("is asked from the heartbeat while a commit waits on Postgres", function()
+    with_source(true, function(source, h, tel)
+      local c = F.client { bodies = bodies(25), host = h, visibility = 10 }
+      local src = open(source, c, 5)
+      local batch = src:next_batch(10, 0, 1)
+      assert.equal(10, #batch)
+      local asked = c.calls.start_attributes
+      local _, beat = src:commit_hook() -- what db:on_wait runs during the commit
+      h.advance(6)
+      beat()
+      assert.equal(asked + 1, c.calls.start_attributes)
+      assert.same({ 5, 20, 0 }, tel.depths[#tel.depths]) -- two receives of 10 held, in flight
     end)
   end)
 
