@@ -188,6 +188,18 @@ describe("etlua.source (SQS) with a fake client", function()
     end)
   end)
 
+  it("extends the prefetch while a batch waits to fill, without waiting for the answers", function()
+    with_source(function(source, h)
+      local client = F.client { bodies = bodies(25), host = h, visibility = 10 }
+      local src = open(source, client)
+      local batch = src:next_batch(30, 8000, 1)   -- never full: taken after 8 s
+      assert.equals(25, #batch)
+      assert.is_true(#client.visibility_calls >= 3)
+      for _, call in ipairs(client.visibility_calls) do assert.equals(10, call.timeout) end
+      for _, m in ipairs(batch) do assert.is_true(m.visible_until_ms > h.now_ms() + 4000) end
+    end)
+  end)
+
   it("on a stop, releases the prefetch and an unacknowledged batch (visibility 0), latest first", function()
     with_source(function(source, h)
       local client = F.client { bodies = bodies(30), host = h }

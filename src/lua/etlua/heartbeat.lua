@@ -35,9 +35,13 @@ function Heartbeat:visible_until(m)
   return m.visible_until_ms or ((m.received_ms or host.now_ms()) + self.vis * 1000)
 end
 
--- hb:due() -> true once a held message is past half its visibility timeout.
+-- hb:due() -> true once a held message is past half its visibility timeout. Looked at no more
+-- often than every tenth of the timeout (at most every second): what is held may be large (a
+-- long --dry-run keeps all it received), and the receive loop calls this at every pump.
 function Heartbeat:due()
   local now, half = host.now_ms(), self.vis * 500
+  if self.looked_ms and now - self.looked_ms < math.min(1000, self.vis * 100) then return false end
+  self.looked_ms = now
   for _, m in ipairs(self.held()) do
     if not m.lost and not m.extending and self:visible_until(m) - now < half then return true end
   end
