@@ -36,6 +36,8 @@ static void add_encoded(struct etl_buf *b, const char *s)
 static void add_param(struct etl_buf *b, const char *name_fmt, size_t n, const char *value)
 {
     char name[128];
+    /* A name without a number ignores n: C11 7.21.6.1p2 evaluates and ignores surplus arguments. */
+    /* cppcheck-suppress wrongPrintfScanfArgNum */
     snprintf(name, sizeof name, name_fmt, n);
     etl_buf_add(b, "&", 1);
     add_encoded(b, name);

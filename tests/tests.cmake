@@ -10,6 +10,9 @@ foreach(t ${ETLUA_C_TESTS})
   set_tests_properties(c.${name} PROPERTIES LABELS "unit")
 endforeach()
 
+# --- lint: cppcheck, luacheck, clang-format (tests/lint.cmake) --------------------------------
+include(${CMAKE_SOURCE_DIR}/tests/lint.cmake)
+
 # --- sigv4 (compared with python3-botocore) ----------------------------------------------------
 # libcurl signs every request (CURLOPT_AWS_SIGV4, src/http.c). sigv4_send posts one request through
 # etlua's transport to a local listener run by compare_botocore.py, which reads the Authorization

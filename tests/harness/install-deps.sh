@@ -20,6 +20,7 @@ packages=(
   postgresql
   python3 python3-botocore python3-boto3 python3-psycopg2 python3-yaml
   clang libclang-rt-14-dev valgrind libmicrohttpd-dev
+  cppcheck lua-check clang-format
   iproute2 procps curl ca-certificates
   prometheus
 )
