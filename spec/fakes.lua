@@ -71,7 +71,7 @@ function F.client(o)
   function c:get_queue_url(name) count("get_queue_url"); return "http://sqs.test/000000000000/" .. name end
   function c:close() self.closed = true end
   function c:pending() return #self.requests end
-  function c:attributes(names)
+  function c:attributes(_)
     count("attributes")
     local nv = 0
     for _ in pairs(self.flying) do nv = nv + 1 end

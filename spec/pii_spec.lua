@@ -48,6 +48,7 @@ describe("pii.compile", function()
     assert.truthy(line:find("pii[1]: canonical must be", 1, true), line)
     script.pii = {"a..b"}
     ok, err = pcall(H.record.new, script, {masker = H.hasher})
+    assert.is_false(ok)
     line = type(err) == "table" and err.user_error or tostring(err)
     assert.truthy(line:find('pii[1]: "a..b" is not a path', 1, true), line)
   end)

@@ -105,7 +105,7 @@ describe("etlua.runner with fake SQS and sink", function()
   end)
 
   it("arms the heartbeat while a commit waits, covering the batch and the prefetch", function()
-    local ctx = run { n = 60, drain = true, visibility = 10, on_commit = function(items, c)
+    local ctx = run { n = 60, drain = true, visibility = 10, on_commit = function(_, c)
       if #c.commits > 1 then return end
       assert.is_table(c.db.hook)
       assert.equals(5, c.db.hook.interval)

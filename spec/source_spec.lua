@@ -90,13 +90,13 @@ describe("etlua.source (SQS) with a fake client", function()
   end)
 
   it("takes 'client' as a real error also while other requests are in flight", function()
-    with_source(function(source, h)
+    with_source(function(_, h)
       local inflight = require "etlua.inflight"
       local client = F.client { host = h }
       client.flying.r0 = { id = "x" }
       local t = inflight.new(client)
       local settled = {}
-      local function done(req, failed, err, code) settled[#settled + 1] = { failed = failed, code = code } end
+      local function done(_, failed, _, code) settled[#settled + 1] = { failed = failed, code = code } end
       t:submit("delete", { { id = "a", receipt = "r0" } }, nil, done)   -- in flight
       client.start_faults.start_delete_batch = { { nil, "signing failed", "client" } }
       t:submit("delete", { { id = "b", receipt = "rb" } }, nil, done)

@@ -108,6 +108,7 @@ describe("etlua.pg", function()
     assert.are.equal("1", one(db, "SELECT 1"))
     -- data exceptions never echo the value, even one holding quotes
     rows, msg, code = db:exec("SELECT $1::int", 'se"cr"et')
+    assert.is_nil(rows)
     assert.are.equal("22P02", code)
     assert.are.equal('invalid input syntax for type integer: "..."', msg)
   end)

@@ -1,6 +1,5 @@
 -- etlua.cli: the command line (DESIGN.md "Command line"). Parses argv, answers --help and
 -- --version, and hands everything else to the runner.
-local fail = require "etlua.fail"
 local host = require "etlua.host"
 
 local M = {}

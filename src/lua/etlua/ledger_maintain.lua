@@ -164,7 +164,7 @@ end
 function M.create(l, width)
   local L = ledger_m()
   local db = l.db
-  local ok, err, code = true, nil, nil
+  local ok, err, code
   if l.schema then
     ok, err, code = db:exec("CREATE SCHEMA IF NOT EXISTS " .. db:quote_ident(l.schema))
     if not ok and code ~= "23505" and code ~= "42P06" then return nil, err, code end

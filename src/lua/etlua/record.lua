@@ -186,8 +186,8 @@ function Processor:process(body, meta)
   local rules = self.rules
   for i = 1, #rules do
     local rule = rules[i]
-    local ran, passed, why = budget.call(ms, rule.check, rec)
-    if not ran then
+    local checked, passed, why = budget.call(ms, rule.check, rec)
+    if not checked then
       return with(out, self:hook_failed(rule.label, rule.reason, passed, why, body, masked, plain))
     end
     if not passed then

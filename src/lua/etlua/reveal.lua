@@ -150,7 +150,7 @@ local function reencrypt()
     rows, err, code = pii_vault.rows_with_key(db, old_key:id(), BATCH)
     if not rows then db:exec("ROLLBACK") vault_error(err, code) end
     local n
-    n, err, code = pii_vault.reseal(db, new_key, rows, keys)
+    n, err = pii_vault.reseal(db, new_key, rows, keys)
     if not n then
       db:exec("ROLLBACK")
       fail.user("re-encryption stopped, nothing of this batch changed: %s", err)
