@@ -150,7 +150,8 @@ describe("every variable in one table", function()
 
   it("gives every entry its default and reads it as cfg[name without ETLUA_, lower case]", function()
     local cfg = config.load(nil, with {})
-    assert.are.same({ 8, "on", 200, "auto" }, { cfg.retry_attempts, cfg.synchronous_commit, cfg.batch_size, cfg.protocol })
+    assert.are.same({ 8, "on", 200, "auto" },
+                    { cfg.retry_attempts, cfg.synchronous_commit, cfg.batch_size, cfg.protocol })
     cfg = config.load(nil, with { ETLUA_RETRY_ATTEMPTS = "3", ETLUA_SYNCHRONOUS_COMMIT = "off",
       ETLUA_METRICS_ADDR = "127.0.0.1:9", ETLUA_PROGRESS = "1" })
     assert.are.same({ 3, "off", "127.0.0.1:9", "1" },
@@ -167,7 +168,9 @@ describe("every variable in one table", function()
   end)
 
   it("says a mask key file that is a directory is not a file", function()
-    local msg = user_error(function() config.load(nil, with { ETLUA_MASK_KEY = false, ETLUA_MASK_KEY_FILE = "/tmp" }) end)
+    local msg = user_error(function()
+      config.load(nil, with { ETLUA_MASK_KEY = false, ETLUA_MASK_KEY_FILE = "/tmp" })
+    end)
     assert.truthy(msg:find("cannot read ETLUA_MASK_KEY_FILE /tmp: .*it must name a file"), msg)
   end)
 

@@ -25,7 +25,9 @@ end
 function F.log()
   local l = { lines = {} }
   local function add(level)
-    return function(self, msg, fields) self.lines[#self.lines + 1] = { level = level, msg = msg, fields = fields or {} } end
+    return function(self, msg, fields)
+      self.lines[#self.lines + 1] = { level = level, msg = msg, fields = fields or {} }
+    end
   end
   l.info, l.warn, l.error, l.debug = add("info"), add("warn"), add("error"), add("debug")
   function l:count(msg)

@@ -37,7 +37,8 @@ end)
 
 describe("etlua.ledger names and keys", function()
   it("records a queue URL by its path, and every --input run as input", function()
-    assert.are.equal("123456789012/login-queue", ledger.queue_name("https://sqs.us-east-1.amazonaws.com/123456789012/login-queue"))
+    assert.are.equal("123456789012/login-queue",
+                     ledger.queue_name("https://sqs.us-east-1.amazonaws.com/123456789012/login-queue"))
     assert.are.equal("000000000000/login-queue", ledger.queue_name("http://localhost:4566/000000000000/login-queue"))
     assert.are.equal("input", ledger.queue_name("input:/data/x.jsonl"))
     assert.are.equal("input", ledger.queue_name("input:-"))

@@ -77,7 +77,8 @@ describe("redact.line", function()
   it("is what log lines and user errors go through", function()
     redact.add("Qz@Xk/Jw9v", redact.PASSWORD)
     local buf = {}
-    local stream = { write = function(_, ...) for _, s in ipairs({ ... }) do buf[#buf + 1] = s end end, flush = function() end }
+    local stream = { write = function(_, ...) for _, s in ipairs({ ... }) do buf[#buf + 1] = s end end,
+                     flush = function() end }
     for _, format in ipairs({ "text", "json" }) do
       require("etlua.log").new(format, "info", stream):warn("host Xk/Jw9v", { error = 'at "Qz@Xk" q' })
     end

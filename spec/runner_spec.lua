@@ -26,7 +26,9 @@ local function run(o)
   ctx.client = F.client { bodies = logins(o.n), host = h, visibility = o.visibility,
     queue_url = o.queue_url or ENV.SQS_QUEUE_URL, fifo = o.groups ~= nil, groups = o.groups }
   local db = { hooks = {} }
-  function db:on_wait(interval, fn, first) self.hook = interval and { interval = interval, fn = fn, first = first } or nil end
+  function db:on_wait(interval, fn, first)
+    self.hook = interval and { interval = interval, fn = fn, first = first } or nil
+  end
   function db:close() end
   function db:status() return "ok" end
   function db:exec() return {}, 0 end

@@ -57,7 +57,8 @@ describe("etlua.sandbox environment", function()
       assert.is_true(ok)
       assert.is_nil(v, "os." .. name)
     end
-    local ok, t = run("return os.date('!%Y-%m-%d', 0) .. ' ' .. type(os.time()) .. ' ' .. type(os.clock()) .. ' ' .. os.difftime(2, 1)")
+    local ok, t = run("return os.date('!%Y-%m-%d', 0) .. ' ' .. type(os.time()) .. ' ' .. type(os.clock()) "
+                      .. ".. ' ' .. os.difftime(2, 1)")
     assert.is_true(ok)
     assert.are.equal("1970-01-01 number number 1.0", t)
   end)

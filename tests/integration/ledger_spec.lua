@@ -113,13 +113,16 @@ describe("etlua.ledger", function()
     assert.is_true(fresh["sns-message-id"])
     assert.are.equal(0, count(claim(db, l, items)))
     local q = db:quote_ident(schema)
-    assert.are.equal("d,j,r", one(db, "SELECT string_agg(outcome::text, ',' ORDER BY outcome) FROM " .. q .. ".etlua_ledger"))
+    assert.are.equal("d,j,r",
+                     one(db, "SELECT string_agg(outcome::text, ',' ORDER BY outcome) FROM " .. q .. ".etlua_ledger"))
     -- the same SNS message fanned out to another queue is another entry
     local other = open(db, schema, { queue = "https://sqs.eu-west-1.amazonaws.com/123456789012/other" })
-    assert.are.equal(1, count(claim(db, other, { { id = "sqs-id-2", key = "sns-message-id", sent_ms = now - 2, row = {} } })))
+    assert.are.equal(1, count(claim(db, other,
+                                    { { id = "sqs-id-2", key = "sns-message-id", sent_ms = now - 2, row = {} } })))
   end)
 
-  it("lands a redelivery once when its first delivery and redelivery fall on either side of a partition boundary", function()
+  it("lands a redelivery once when its first delivery and redelivery fall on either side of a partition boundary",
+     function()
     local schema = fresh_schema()
     local l = open(db, schema, { partition_seconds = 2, retention = 60 })
     local sent = host.now_ms()
@@ -152,10 +155,12 @@ describe("etlua.ledger", function()
     for _ = 1, 20 do l:maintain() end
     -- nothing older than the retention (+ one width) is left; the last 3 s are
     local oldest = tonumber(one(db, "SELECT min(sent) FROM " .. q .. ".etlua_ledger")) + ledger.EPOCH
-    assert.is_true(oldest >= host.now_ms() / 1000 - 3 - 1 - 1, "oldest entry " .. (host.now_ms() / 1000 - oldest) .. " s old")
+    assert.is_true(oldest >= host.now_ms() / 1000 - 3 - 1 - 1,
+                   "oldest entry " .. (host.now_ms() / 1000 - oldest) .. " s old")
     assert.is_true(oldest > t0 / 1000)
     assert.are.equal(0, count(claim(db, l, live[6])))  -- the live ones still land once
-    assert.are.equal("0", one(db, "SELECT count(*) FROM pg_class WHERE relname ~ 'etlua_ledger_2' AND relnamespace = $1::regnamespace AND NOT relispartition", schema))
+    assert.are.equal("0", one(db, "SELECT count(*) FROM pg_class WHERE relname ~ 'etlua_ledger_2' "
+                                  .. "AND relnamespace = $1::regnamespace AND NOT relispartition", schema))
   end)
 
   it("never holds up a consumer's commit while it detaches, and finishes a detach cut short", function()
@@ -181,7 +186,8 @@ describe("etlua.ledger", function()
     os.execute("sleep 1")
     for _ = 1, 10 do l:maintain(); l.next_step = 0 end
     local q = db:quote_ident(schema)
-    assert.are.equal("0", one(db, "SELECT count(*) FROM pg_inherits WHERE inhdetachpending AND inhparent = to_regclass($1)", q .. ".etlua_ledger"))
+    assert.are.equal("0", one(db, "SELECT count(*) FROM pg_inherits WHERE inhdetachpending "
+                                  .. "AND inhparent = to_regclass($1)", q .. ".etlua_ledger"))
     assert.is_nil(one(db, "SELECT min(outcome) FROM " .. q .. ".etlua_ledger WHERE sent < $1",
       host.now_ms() // 1000 - ledger.EPOCH - 4))
     other:close()
@@ -228,14 +234,17 @@ describe("etlua.ledger", function()
     assert.are.equal(1, count(claim(db, copy, other)))
     -- the file's lines: one stamp, in line order
     local q = db:quote_ident(schema)
-    assert.are.equal("1", one(db, "SELECT count(DISTINCT sent) FROM " .. q .. ".etlua_ledger WHERE seq IN (1, 2) AND outcome IN ('r', 'j')"))
+    assert.are.equal("1", one(db, "SELECT count(DISTINCT sent) FROM " .. q
+                                  .. ".etlua_ledger WHERE seq IN (1, 2) AND outcome IN ('r', 'j')"))
     assert.is_true(a:entry_key("input:" .. file .. ":2") < a:entry_key("input:" .. file .. ":3"))
     -- a stamp older than the retention minus the margin is renewed (a load then lands again)
     local stamp = a:file_stamp(db, file)
-    assert(db:exec("UPDATE " .. q .. ".etlua_ledger_queues SET stamp = stamp - 4 * 86400 WHERE name = $1", "input:" .. file))
+    assert(db:exec("UPDATE " .. q .. ".etlua_ledger_queues SET stamp = stamp - 4 * 86400 WHERE name = $1",
+                   "input:" .. file))
     local renewed = a:file_stamp(db, file)
     assert.is_true(renewed >= stamp)
-    assert.are.equal(tostring(renewed), one(db, "SELECT stamp FROM " .. q .. ".etlua_ledger_queues WHERE name = $1", "input:" .. file))
+    assert.are.equal(tostring(renewed),
+                     one(db, "SELECT stamp FROM " .. q .. ".etlua_ledger_queues WHERE name = $1", "input:" .. file))
   end)
 
   it("upgrades the ledger of the previous version in place; its entries still stop a redelivery", function()

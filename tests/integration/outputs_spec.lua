@@ -126,7 +126,8 @@ describe("outputs", function()
     local q = db:quote_ident(schema)
     local sum = assert(s:commit({ { id = "d1", drop = true }, order("m1", "o1", "new", 1, 1) }))
     assert.are.same({ written = 2, rejected = 0, dropped = 1, duplicates = 0, refused = 0 }, sum)
-    assert.are.equal("d,r", one(db, "SELECT string_agg(outcome::text, ',' ORDER BY outcome) FROM " .. q .. ".etlua_ledger"))
+    assert.are.equal("d,r",
+                     one(db, "SELECT string_agg(outcome::text, ',' ORDER BY outcome) FROM " .. q .. ".etlua_ledger"))
     assert.are.equal("0", one(db, "SELECT count(*) FROM " .. q .. ".orders_rejects"))
     local again = assert(s:commit({ { id = "d1", drop = true } }))
     assert.are.equal(1, again.duplicates)
@@ -219,7 +220,8 @@ describe("key and on_conflict", function()
                       order("m4", "o2", "b", 9, 0), order("m5", "o2", "c", 3, 0) }))
     assert.are.equal(2, begins())
     local q = db:quote_ident(schema)
-    assert.are.same({ "o1|paid|1", "o2|c|3" }, all(db, "SELECT order_id, status, ts FROM " .. q .. ".orders ORDER BY 1"))
+    assert.are.same({ "o1|paid|1", "o2|c|3" },
+                    all(db, "SELECT order_id, status, ts FROM " .. q .. ".orders ORDER BY 1"))
   end)
 
   it("update with order_by: only a row not older than the stored one replaces it", function()
@@ -227,7 +229,9 @@ describe("key and on_conflict", function()
     local s = assert(open(db, schema, two_outputs("update", "ts")))
     local begins = count_begins(s)
     local q = db:quote_ident(schema)
-    local function status() return all(db, "SELECT order_id, status, coalesce(ts::text, 'null') FROM " .. q .. ".orders ORDER BY 1") end
+    local function status()
+      return all(db, "SELECT order_id, status, coalesce(ts::text, 'null') FROM " .. q .. ".orders ORDER BY 1")
+    end
     assert(s:commit({ order("m1", "o1", "v5", 5, 1), order("m2", "o2", "null", nil, 0) }))
     -- older: ignored; equal: replaces; within a batch the greatest ts wins whatever the order
     assert(s:commit({ order("m3", "o1", "v4", 4, 1) }))

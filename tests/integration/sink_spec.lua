@@ -283,11 +283,14 @@ describe("etlua.sink", function()
   it("lands a message id committed twice once, counting the duplicate", function()
     local schema = fresh_schema()
     local s = open(db, schema)
-    local first = assert(s:commit({ { id = "dup", rows = { { row("u1") } } }, { id = "other", rows = { { row("u2") } } } }))
+    local first = assert(s:commit({ { id = "dup", rows = { { row("u1") } } },
+                                    { id = "other", rows = { { row("u2") } } } }))
     assert.are.same({ written = 2, rejected = 0, dropped = 0, duplicates = 0, refused = 0 }, first)
-    local again = assert(s:commit({ { id = "dup", rows = { { row("u1") } } }, { id = "new", rows = { { row("u3") } } } }))
+    local again = assert(s:commit({ { id = "dup", rows = { { row("u1") } } },
+                                    { id = "new", rows = { { row("u3") } } } }))
     assert.are.same({ written = 1, rejected = 0, dropped = 0, duplicates = 1, refused = 0 }, again)
-    local within = assert(s:commit({ { id = "twice", rows = { { row("u4") } } }, { id = "twice", rows = { { row("u4") } } } }))
+    local within = assert(s:commit({ { id = "twice", rows = { { row("u4") } } },
+                                     { id = "twice", rows = { { row("u4") } } } }))
     assert.are.same({ written = 1, rejected = 0, dropped = 0, duplicates = 1, refused = 0 }, within)
     assert.are.equal("4", one(db, "SELECT count(*) FROM " .. db:quote_ident(schema) .. ".user_logins"))
     assert.are.equal("4", one(db, "SELECT count(*) FROM " .. db:quote_ident(schema) .. ".etlua_ledger"))
@@ -341,7 +344,8 @@ describe("etlua.sink", function()
   it("isolates a row holding a NUL byte", function()
     local schema = fresh_schema()
     local s = open(db, schema)
-    local sum = assert(s:commit({ { id = "a", rows = { { row("ok") } } }, { id = "b", rows = { { row("bad\0id") } } } }))
+    local sum = assert(s:commit({ { id = "a", rows = { { row("ok") } } },
+                                  { id = "b", rows = { { row("bad\0id") } } } }))
     assert.are.same({ written = 1, rejected = 1, dropped = 0, duplicates = 0, refused = 1 }, sum)
   end)
 
@@ -385,8 +389,9 @@ describe("etlua.sink", function()
     local chunk = ([[
       local pg, sink = require "etlua.pg", require "etlua.sink"
       local db = assert(pg.connect(os.getenv("DATABASE_URL")))
-      local s = assert(sink.open(db, { outputs = { { name = "o", index = 1, table = "user_logins", schema = %q, columns = { "user_id" },
-        on_conflict = "error", create_table = "CREATE TABLE %%s (user_id varchar(128))" } }, rejects_table = "user_logins_rejects",
+      local s = assert(sink.open(db, { outputs = { { name = "o", index = 1, table = "user_logins", schema = %q,
+        columns = { "user_id" }, on_conflict = "error", create_table = "CREATE TABLE %%s (user_id varchar(128))" } },
+        rejects_table = "user_logins_rejects",
         schema = %q, queue = "q" }))
       local items = {}
       for i = 1, 200 do items[i] = { id = "c" .. ((i * 7919) %% 200), rows = { { { "u" .. i } } } } end
@@ -420,10 +425,12 @@ describe("etlua.sink", function()
     local p = spawn(([[
       local pg, sink = require "etlua.pg", require "etlua.sink"
       local db = assert(pg.connect(os.getenv("DATABASE_URL")))
-      local s = assert(sink.open(db, { outputs = { { name = "o", index = 1, table = "user_logins", schema = %q, columns = { "user_id" },
-        on_conflict = "error", create_table = "CREATE TABLE %%s (user_id varchar(128))" } }, rejects_table = "user_logins_rejects",
+      local s = assert(sink.open(db, { outputs = { { name = "o", index = 1, table = "user_logins", schema = %q,
+        columns = { "user_id" }, on_conflict = "error", create_table = "CREATE TABLE %%s (user_id varchar(128))" } },
+        rejects_table = "user_logins_rejects",
         schema = %q, queue = "q" }))
-      local sum, err = s:commit({ { id = "held", rows = { { { "second" } } } }, { id = "free", rows = { { { "f" } } } } })
+      local sum, err = s:commit({ { id = "held", rows = { { { "second" } } } },
+                                  { id = "free", rows = { { { "f" } } } } })
       print(sum and ("written=" .. sum.written .. " dup=" .. sum.duplicates) or ("error " .. tostring(err)))
     ]]):format(schema, schema))
     -- let the other process block on the ledger row, then commit ours
@@ -445,8 +452,9 @@ describe("etlua.sink", function()
     local chunk = ([[
       local pg, sink = require "etlua.pg", require "etlua.sink"
       local db = assert(pg.connect(os.getenv("DATABASE_URL")))
-      local s, err = sink.open(db, { outputs = { { name = "o", index = 1, table = "user_logins", schema = %q, columns = { "user_id" },
-        on_conflict = "error", create_table = "CREATE TABLE IF NOT EXISTS %%s (user_id text)" } }, rejects_table = "user_logins_rejects",
+      local s, err = sink.open(db, { outputs = { { name = "o", index = 1, table = "user_logins", schema = %q,
+        columns = { "user_id" }, on_conflict = "error",
+        create_table = "CREATE TABLE IF NOT EXISTS %%s (user_id text)" } }, rejects_table = "user_logins_rejects",
         schema = %q, queue = "q" })
       print(s and "ok" or ("error " .. tostring(err)))
     ]]):format(schema, schema)

@@ -79,7 +79,8 @@ local function mask_key(get)
   end
   local key = value or (file and read_file("ETLUA_MASK_KEY_FILE", file):gsub("\r?\n$", ""))
   if not key or key == "" then
-    fail.user("no mask key: set ETLUA_MASK_KEY (or ETLUA_MASK_KEY_FILE) to a secret of at least 32 bytes, e.g. `openssl rand -hex 32`")
+    fail.user("no mask key: set ETLUA_MASK_KEY (or ETLUA_MASK_KEY_FILE) to a secret of at least 32 bytes, "
+      .. "e.g. `openssl rand -hex 32`")
   end
   if #key < 32 then
     fail.user("the mask key is %d bytes; it must be at least 32 (e.g. `openssl rand -hex 32`)", #key)
@@ -226,7 +227,8 @@ function M.load(defaults, getenv, need)
       fail.user("no queue: set SQS_QUEUE_URL (or SQS_QUEUE with a queue name), or use --input FILE")
     end
     if cfg.queue_url and not cfg.queue_url:match("^https?://[^/%s]+/[^%s]+$") then
-      fail.user("SQS_QUEUE_URL '%s' is not a queue URL: it must look like https://sqs.REGION.amazonaws.com/ACCOUNT/NAME", cfg.queue_url)
+      fail.user("SQS_QUEUE_URL '%s' is not a queue URL: it must look like "
+        .. "https://sqs.REGION.amazonaws.com/ACCOUNT/NAME", cfg.queue_url)
     end
     local profile = aws_profile(get)
     cfg.region = get("AWS_REGION") or get("AWS_DEFAULT_REGION") or profile.region or "us-east-1"
@@ -234,7 +236,8 @@ function M.load(defaults, getenv, need)
       or ("https://sqs." .. cfg.region .. ".amazonaws.com")
     cfg.endpoint = cfg.endpoint:gsub("/+$", "")
     if not cfg.endpoint:match("^https?://[^/]+$") then
-      fail.user("the SQS endpoint '%s' is not an http(s)://host[:port] URL; check AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL", cfg.endpoint)
+      fail.user("the SQS endpoint '%s' is not an http(s)://host[:port] URL; "
+        .. "check AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL", cfg.endpoint)
     end
     -- Credentials as the SDKs find them: the environment, then the profile's files.
     cfg.access_key = get("AWS_ACCESS_KEY_ID")
@@ -249,7 +252,8 @@ function M.load(defaults, getenv, need)
       if is_loopback(cfg.endpoint) then
         cfg.access_key, cfg.secret_key = "test", "test" -- the emulators' convention, no secret
       else
-        fail.user("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with a profile in ~/.aws/credentials")
+        fail.user("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+          .. "or AWS_PROFILE with a profile in ~/.aws/credentials")
       end
     else
       redact.add(cfg.secret_key, redact.KEY)

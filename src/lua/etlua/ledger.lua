@@ -13,8 +13,9 @@
 --           edge (~90% full; random keys leave it ~70%): the milliseconds of the send time in the
 --           top 10 bits and 21 bits of the key's digest below; for an --input line, its number.
 --   digest  64 bits of SHA-256(queue NUL key), the key being the SQS message id (or the SNS
---           MessageId; for an --input line, its id, which names the file by its content). With seq, 85 bits of digest tell apart the messages
---           sent in the same millisecond to one queue: a false duplicate is beyond odds.
+--           MessageId; for an --input line, its id, which names the file by its content). With
+--           seq, 85 bits of digest tell apart the messages sent in the same millisecond to one
+--           queue: a false duplicate is beyond odds.
 --   outcome 'r' row(s) written, 'j' rejected, 'd' dropped.
 -- The queue is in the digest, never in a row: one key in two queues (an SNS message fanned out)
 -- is two entries.

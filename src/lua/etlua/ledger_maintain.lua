@@ -53,7 +53,8 @@ local function exists_code(code) return code == "42P07" or code == "23505" or co
 local function create_partition(l, k)
   local db = l.db
   local create, attach = attach_sql(l, k)
-  local ok, err, code = exec_all(db, "BEGIN", "SET LOCAL lock_timeout = '" .. LOCK_TIMEOUT .. "'", create, attach, "COMMIT")
+  local ok, err, code = exec_all(db, "BEGIN", "SET LOCAL lock_timeout = '" .. LOCK_TIMEOUT .. "'",
+                                 create, attach, "COMMIT")
   if not ok then
     db:exec("ROLLBACK")
     if not exists_code(code) then return nil, err, code end
@@ -174,7 +175,8 @@ function M.create(l, width)
   -- parent (with its width in its comment: fixed when it is made)
   for _ = 1, 3 do
     local found
-    found, err, code = db:exec("SELECT obj_description(to_regclass($1), 'pg_class'), to_regclass($1) IS NOT NULL", l.parent)
+    found, err, code = db:exec("SELECT obj_description(to_regclass($1), 'pg_class'), "
+                               .. "to_regclass($1) IS NOT NULL", l.parent)
     if not found then return nil, err, code end
     if found[1][2] == "t" then
       l.width = math.tointeger(tonumber((found[1][1] or ""):match("partition_seconds=(%d+)"))) or width
@@ -261,7 +263,8 @@ function M.upgrade(l, width)
   if not rows then return nil, err, code end
   if not rows[1] or rows[1][1] == "p" then return true end
   if rows[1][2] ~= "t" then
-    return nil, ("%s exists and is not an etlua ledger; rename it, or name another ledger table"):format(l.parent), "42P07"
+    return nil, ("%s exists and is not an etlua ledger; rename it, or name another ledger table")
+      :format(l.parent), "42P07"
   end
   local ok
   ok, err, code = exec_all(db, "BEGIN", "SET LOCAL lock_timeout = '" .. UPGRADE_LOCK_TIMEOUT .. "'",
@@ -329,7 +332,8 @@ function M.step(l)
     l.refreshed = now
     local ok, r = pcall(l.refresh)
     if ok and math.tointeger(r) then l.retention = r end
-    l.db:exec("DELETE FROM " .. l.queues .. " WHERE seen < now() - make_interval(secs => retention) - interval '1 hour'")
+    l.db:exec("DELETE FROM " .. l.queues
+              .. " WHERE seen < now() - make_interval(secs => retention) - interval '1 hour'")
   end
   local ok, err, code = refresh_state(l)
   local list

@@ -24,8 +24,9 @@ hook call runs under etlua.budget (opts.budget_ms): one that runs past it reject
 with reason `script_timeout` naming the hook ("validate", "transform", "rule <name>"). A hook
 that raises, runs out of memory or returns the wrong kind of value rejects that message with
 reason `script_error` and what was wrong as detail, so one poison message cannot stall the
-queue; rules that raise become a `rule:<name>` reject. Rule files load in etlua.sandbox. Details never carry raw pii values: the record's own pii values
-and address-shaped text in them are masked.
+queue; rules that raise become a `rule:<name>` reject. Rule files load in etlua.sandbox. Details
+never carry raw pii values: the record's own pii values and address-shaped text in them are
+masked.
 ]]
 
 local codec = require "etlua.codec"

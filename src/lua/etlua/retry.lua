@@ -31,7 +31,8 @@ function M.call(log, target, fn)
     end
     local delay = M.delay(attempt)
     if log then
-      log:warn("retrying", { target = target, code = code, attempt = attempt, delay_s = string.format("%.2f", delay), error = msg })
+      log:warn("retrying", { target = target, code = code, attempt = attempt,
+                             delay_s = string.format("%.2f", delay), error = msg })
     end
     telemetry.retry(target)
     host.sleep(delay)

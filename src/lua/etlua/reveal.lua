@@ -74,7 +74,8 @@ end
 
 local function vault_error(err, code)
   if code == "42P01" or code == "3F000" then
-    fail.user("there is no PII vault in this database (etlua_vault.pii): etlua stores one only when ETLUA_VAULT_KEY is set")
+    fail.user("there is no PII vault in this database (etlua_vault.pii): "
+      .. "etlua stores one only when ETLUA_VAULT_KEY is set")
   elseif code == "42501" then
     fail.user("no permission to read the PII vault (etlua_vault.pii): %s", err)
   end
@@ -84,7 +85,8 @@ end
 local function required_key()
   local key = config.vault_key(os.getenv)
   if not key then
-    fail.user("no vault key: set ETLUA_VAULT_KEY (64 hex digits) or ETLUA_VAULT_KEY_FILE to the key etlua stored the values with")
+    fail.user("no vault key: set ETLUA_VAULT_KEY (64 hex digits) or ETLUA_VAULT_KEY_FILE "
+      .. "to the key etlua stored the values with")
   end
   return key
 end
@@ -136,7 +138,8 @@ local function reencrypt()
   local new_key = required_key()
   local old_key = config.vault_key(os.getenv, "ETLUA_VAULT_OLD_KEY")
   if not old_key then
-    fail.user("--reencrypt needs the old key in ETLUA_VAULT_OLD_KEY (or ETLUA_VAULT_OLD_KEY_FILE) and the new one in ETLUA_VAULT_KEY")
+    fail.user("--reencrypt needs the old key in ETLUA_VAULT_OLD_KEY (or ETLUA_VAULT_OLD_KEY_FILE) "
+      .. "and the new one in ETLUA_VAULT_KEY")
   end
   if old_key:id() == new_key:id() then fail.user("ETLUA_VAULT_OLD_KEY and ETLUA_VAULT_KEY are the same key") end
   local keys = { [old_key:id()] = old_key }

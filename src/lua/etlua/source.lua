@@ -50,7 +50,8 @@ function M.sqs(cfg, log, new_client)
   local self = setmetatable({ client = client, cfg = cfg, log = log }, Sqs)
   local protocol, err, code = retry.call(log, "sqs", function() return client:detect() end)
   if not protocol then
-    fail.user("cannot reach the SQS endpoint %s: %s; check AWS_ENDPOINT_URL / SQS_QUEUE_URL and that the service is up (%s)",
+    fail.user("cannot reach the SQS endpoint %s: %s; "
+      .. "check AWS_ENDPOINT_URL / SQS_QUEUE_URL and that the service is up (%s)",
       cfg.endpoint, err, code or "error")
   end
   if not cfg.queue_url then

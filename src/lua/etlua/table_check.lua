@@ -92,7 +92,8 @@ function M.check(db, target, create_table, columns)
   if not want then return nil, err, code end
   for _, col in ipairs(columns) do
     if not want[col] then
-      return nil, ("the script writes column %s, which its create_table does not make; fix the script"):format(col), "table_mismatch"
+      return nil, ("the script writes column %s, which its create_table does not make; fix the script")
+        :format(col), "table_mismatch"
     elseif not have[col] then
       return nil, ("table %s has no column %s (the script writes it as %s); add the column or let etlua"
         .. " create the table, nothing was received"):format(target, col, want[col]), "table_mismatch"
