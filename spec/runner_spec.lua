@@ -58,7 +58,10 @@ local function run(o)
   end
   local stdout = io.stdout
   ctx.printed = {}
-  io.stdout = { write = function(self, ...) for _, v in ipairs({ ... }) do ctx.printed[#ctx.printed + 1] = v end return self end,
+  io.stdout = { write = function(self, ...)
+      for _, v in ipairs({ ... }) do ctx.printed[#ctx.printed + 1] = v end
+      return self
+    end,
     flush = function() end, setvbuf = function() end }
   local ok, err = pcall(F.with, fakes, function()
     ctx.rc = require("etlua.runner").run({ script = H.ROOT .. "scripts/login_etl.lua", drain = o.drain,

@@ -66,9 +66,11 @@ local FAMILIES = {
   { "etlua_batch_commit_seconds", "histogram",
     "Time to commit one batch: ledger, COPY of rows and rejects, COMMIT.", M.COMMIT_BUCKETS },
   { "etlua_event_lag_seconds", "histogram", "From a message's SentTimestamp to the commit of its row.", M.LAG_BUCKETS },
-  { "etlua_last_commit_timestamp_seconds", "gauge", "Unix time of the last successful commit of a batch (0 before the first)." },
+  { "etlua_last_commit_timestamp_seconds", "gauge",
+    "Unix time of the last successful commit of a batch (0 before the first)." },
   { "etlua_ready", "gauge", "1 while connected to SQS and Postgres (what /readyz answers 200 for), else 0." },
-  { "etlua_queue_messages", "gauge", "Messages in the queue by state (visible, in_flight, delayed), as SQS approximates them, polled every ETLUA_QUEUE_DEPTH_SECONDS.", "state" },
+  { "etlua_queue_messages", "gauge", "Messages in the queue by state (visible, in_flight, delayed), "
+    .. "as SQS approximates them, polled every ETLUA_QUEUE_DEPTH_SECONDS.", "state" },
 }
 
 -- start(addr, log [, opts]) -> the bound address ("127.0.0.1:9108"). Declares the metrics,
