@@ -84,8 +84,10 @@ etlua_integration(drain.local-aws-sqs.query 300 ${IT}/drain.sh local-aws-sqs que
 # integers, against the oracle of tests/integration/purchases.py.
 etlua_integration(purchases.fauxqs.json 300 ${IT}/purchases.sh fauxqs json 300)
 etlua_integration(purchases.local-aws-sqs.query 300 ${IT}/purchases.sh local-aws-sqs query 300)
-# ctx.message on a FIFO queue: id, group, sequence number, receive count, times, attributes.
-etlua_integration(message 120 ${IT}/message.sh)
+# ctx.message: id, group, sequence number, receive count, times, message attributes (a FIFO
+# queue on fauxqs json; a standard queue on local-aws-sqs query).
+etlua_integration(message.fauxqs.json 120 ${IT}/message.sh fauxqs json)
+etlua_integration(message.local-aws-sqs.query 120 ${IT}/message.sh local-aws-sqs query)
 etlua_integration(detect 120 ${IT}/detect.sh)
 etlua_integration(errors 180 ${IT}/errors.sh)
 # integration.secrets: random hostile passwords (@ / : ? # % quotes) and AWS keys, every line

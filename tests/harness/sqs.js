@@ -12,7 +12,7 @@
 //   create-queue ENDPOINT NAME [--visibility S]       prints the queue URL (a NAME ending in
 //                                                       .fifo makes a FIFO queue)
 //   get-queue-url ENDPOINT NAME                         prints the queue URL
-//   send ENDPOINT QUEUE_URL FILE|- [--concurrency N] [--group-field F]
+//   send ENDPOINT QUEUE_URL FILE|- [--concurrency N] [--group-field F] [--attributes-field A]
 //                                                       one body per line (empty lines skipped);
 //                                                       SendMessageBatch, 10 per call; prints
 //                                                       "sent N" (stderr: failures, exit 1).
@@ -21,7 +21,10 @@
 //                                                       ("none" when absent), the
 //                                                       MessageDeduplicationId the line number and
 //                                                       a hash of the body; batches are sent one
-//                                                       after the other, in file order
+//                                                       after the other, in file order.
+//                                                       --attributes-field A: the body's JSON
+//                                                       object A (name -> string) is sent as
+//                                                       String message attributes
 //   depth ENDPOINT QUEUE_URL                            prints "VISIBLE NOT_VISIBLE"
 //   purge ENDPOINT QUEUE_URL
 //   receive ENDPOINT QUEUE_URL [--max N] [--wait S] [--delete]
@@ -318,6 +321,12 @@ const ops = {
         f[`SendMessageBatchRequestEntry.${i + 1}.MessageGroupId`] = e.MessageGroupId;
         f[`SendMessageBatchRequestEntry.${i + 1}.MessageDeduplicationId`] = e.MessageDeduplicationId;
       }
+      Object.entries(e.MessageAttributes || {}).forEach(([name, v], j) => {
+        const a = `SendMessageBatchRequestEntry.${i + 1}.MessageAttribute.${j + 1}`;
+        f[`${a}.Name`] = name;
+        f[`${a}.Value.DataType`] = v.DataType;
+        f[`${a}.Value.StringValue`] = v.StringValue;
+      });
     });
     const xml = await callQuery(ep, 'SendMessageBatch', f);
     // sqslite answers each entry's Id as the MD5 hex of the Id sent: accept both.
@@ -409,6 +418,14 @@ async function cmdSend(pos, opts, proto) {
       e.MessageGroupId = g === undefined || g === null ? 'none' : String(g);
       e.MessageDeduplicationId = `l${i}-${crypto.createHash('sha256').update(b).digest('hex').slice(0, 32)}`;
     }
+    if (opts['attributes-field']) {
+      let a;
+      try { a = JSON.parse(b)[opts['attributes-field']]; } catch (_) { /* not JSON: none */ }
+      if (a && typeof a === 'object') {
+        e.MessageAttributes = {};
+        for (const [k, v] of Object.entries(a)) e.MessageAttributes[k] = { DataType: 'String', StringValue: String(v) };
+      }
+    }
     cur.push(e);
     bytes += n;
   });
@@ -423,8 +440,11 @@ async function cmdSend(pos, opts, proto) {
   async function worker() {
     while (next < batches.length) {
       const batch = batches[next++];
-      const entries = batch.map(({ Id, MessageBody, MessageGroupId, MessageDeduplicationId }) =>
-        (MessageGroupId === undefined ? { Id, MessageBody } : { Id, MessageBody, MessageGroupId, MessageDeduplicationId }));
+      const entries = batch.map(({ Id, MessageBody, MessageGroupId, MessageDeduplicationId, MessageAttributes }) => {
+        const e = MessageGroupId === undefined ? { Id, MessageBody } : { Id, MessageBody, MessageGroupId, MessageDeduplicationId };
+        if (MessageAttributes) e.MessageAttributes = MessageAttributes;
+        return e;
+      });
       try {
         const failed = await withRetry(() => ops.sendBatch(ep, proto, queueUrl, entries), 'SendMessageBatch');
         sent += entries.length - failed.length;
@@ -449,7 +469,7 @@ async function cmdSend(pos, opts, proto) {
 async function cmdClient(cmd, argv) {
   const { pos, opts } = parseArgs(argv, {
     protocol: 'value', visibility: 'value', concurrency: 'value', max: 'value', wait: 'value', delete: 'bool',
-    'group-field': 'value',
+    'group-field': 'value', 'attributes-field': 'value',
   });
   const ep = pos[0];
   if (!ep) die(`usage: ${cmd} ENDPOINT ...`);
