@@ -95,6 +95,30 @@ describe("the description made at start-up", function()
   end)
 end)
 
+describe("a reload's description", function()
+  it("may change hooks and pii, not tables, columns, keys or conflict rules", function()
+    local function d(over)
+      local s = { outputs = { { name = "a", table = "ta", columns = { "k", "v" }, create_table = "x",
+                                key = { "k" }, on_conflict = "update", order_by = "v" } },
+                  validate = noop, transform = noop }
+      for k, v in pairs(over or {}) do s[k] = v end
+      return script.describe(s, "s")
+    end
+    local base = d()
+    assert.is_true(script.same_tables(base, d({ pii = { "v" }, transform = function() return false end })))
+    local changed = {
+      d({ rejects_table = "other" }),
+      d({ outputs = { { name = "a", table = "tb", columns = { "k", "v" }, create_table = "x",
+                        key = { "k" }, on_conflict = "update", order_by = "v" } } }),
+      d({ outputs = { { name = "a", table = "ta", columns = { "k", "v" }, create_table = "x",
+                        key = { "k" }, on_conflict = "update" } } }),
+      d({ outputs = { { name = "a", table = "ta", columns = { "v", "k" }, create_table = "x",
+                        key = { "k" }, on_conflict = "update", order_by = "v" } } }),
+    }
+    for i, c in ipairs(changed) do assert.is_false(script.same_tables(base, c), i) end
+  end)
+end)
+
 describe("transform's result", function()
   it("fans out: a row, a list of 0, 1 or many rows, or nothing per output", function()
     local p = two(function(rec)
