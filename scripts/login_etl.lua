@@ -1,5 +1,5 @@
---[[ login_etl.lua: the default pipeline for login events (shared/DESIGN.md, "Rules of
-scripts/login_etl.lua"). This file is meant to be read and changed by analysts.
+--[[ login_etl.lua: the default pipeline for login events. Its rules are the sections below
+(spec/login_etl_spec.lua checks each one). This file is meant to be read and changed by analysts.
 
 How etlua uses this file (the hook contract is SCRIPTING.md; src/lua/etlua/record.lua calls it):
   * It returns one table. `table`, `columns`, `create_table` and `pii` are read once at start

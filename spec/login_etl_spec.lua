@@ -1,4 +1,4 @@
--- spec/login_etl_spec.lua: every rule of shared/DESIGN.md "Rules of scripts/login_etl.lua",
+-- spec/login_etl_spec.lua: every rule of the default pipeline, scripts/login_etl.lua,
 -- one describe per rule, with the real masking primitive and the contract's test key.
 local H = require "spec.helper"
 

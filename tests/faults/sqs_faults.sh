@@ -6,7 +6,7 @@
 # second half blackholed). N messages (default 5000), queue visibility 10 s.
 #
 # etlua --drain is run again after it exits while the queue is not empty (a run that could not
-# finish may exit non-zero: DESIGN.md), until depth is "0 0".
+# finish may exit non-zero; nothing is lost, the next run carries on), until depth is "0 0".
 # Asserts: exactness (check_exact); the whole run inside TIME_BOUND seconds (default 180);
 #          no etlua exit outside the blackout window (transient faults must be retried);
 #          with SQS_FAULTS_STRICT=1 also no exit at all (one run survives the blackout).

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Independent oracle for etlua's default pipeline (shared/DESIGN.md, "Rules of scripts/login_etl.lua").
+"""Independent oracle for etlua's default pipeline (the rules of scripts/login_etl.lua).
 
-Written from the contract's text alone, Python standard library only, so that the Lua/C
+Written from the rules as stated (the headings of spec/login_etl_spec.lua, the comments of
+scripts/login_etl.lua), not from etlua's code, Python standard library only, so that the Lua/C
 implementation and this file can be checked against each other.
 
 usage:

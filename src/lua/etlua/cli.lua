@@ -1,4 +1,4 @@
--- etlua.cli: the command line (DESIGN.md "Command line"). Parses argv, answers --help and
+-- etlua.cli: the command line (README "Running it"). Parses argv, answers --help and
 -- --version, and hands everything else to the runner.
 local host = require "etlua.host"
 
