@@ -84,8 +84,8 @@ static int etl_mask_hmac_from(const EVP_MAC_CTX *tmpl, const void *data, size_t 
 }
 
 /* The hasher's hot path: re-initialises its own keyed context (EVP_MAC_init with a NULL key
- * keeps the key already set: no copy, no allocation, no algorithm fetch per call; measured 1.25
- * -> ~0.5 us a mask) and writes the hex MAC. Returns 0 or -1. */
+ * keeps the key already set: no copy, no allocation, no algorithm fetch per call; measured ~0.5 us
+ * a mask, against 1.25 us re-keyed per call) and writes the hex MAC. Returns 0 or -1. */
 static int etl_mask_hmac_again(EVP_MAC_CTX *ctx, const void *data, size_t len,
                                char out[ETL_MASK_HEX_LEN + 1])
 {

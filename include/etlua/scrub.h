@@ -10,8 +10,8 @@
  * size whatever its shape (a 1 MiB run of digits, colons or quotes included).
  *
  * Why a hand-written scanner: the inputs are exactly the texts no parser accepts (truncated
- * JSON, Python dicts, free text), and a regular-expression engine with backtracking is what made
- * the previous Lua version quadratic. */
+ * JSON, Python dicts, free text), and a pattern engine that backtracks (Lua's included) turns
+ * such a scan quadratic on hostile shapes. */
 #ifndef ETLUA_SCRUB_H
 #define ETLUA_SCRUB_H
 

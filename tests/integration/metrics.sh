@@ -8,7 +8,7 @@
 # 200 throughout; /readyz is 200 while running, 503 while Postgres is paused (the next commit
 # finds the connection gone), 200 again once it is back. ETLUA_METRICS_ADDR works without
 # --metrics, and a taken address is a one-line error.
-# Alerting (issue 11): every etlua_ sample carries pipeline="login_etl" and the process_*
+# Alerting: every etlua_ sample carries pipeline="login_etl" and the process_*
 # metrics none; etlua_queue_messages{state} (polled every second here) shows messages visible
 # during the drain and visible = in_flight = delayed = 0 after it; the last-commit time advances
 # during the drain, not while Postgres is paused, and again after; etlua_ready follows /readyz;

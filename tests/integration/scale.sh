@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/integration/scale.sh [N] [PROCS]: scale-out with competing consumers (issue 6).
+# tests/integration/scale.sh [N] [PROCS]: scale-out with competing consumers.
 # Loads N generated messages (plus N/100 invalid ones) into one fauxqs queue and drains them
 # twice against one Postgres: first with 1 etlua process, then — tables emptied, the same
 # bodies sent again — with PROCS etlua processes at once. After each run: every accepted

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/integration/vault.sh: the PII vault (issue 6), end to end on real Postgres + fauxqs.
+# tests/integration/vault.sh: the PII vault, end to end on real Postgres + fauxqs.
 #  - a drain with ETLUA_VAULT_KEY lands the rows the oracle expects and seals every distinct
 #    ip/device_id of them in etlua_vault.pii, in the same transactions (every mask in
 #    user_logins has its vault row, and the vault has no other);

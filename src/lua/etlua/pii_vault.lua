@@ -1,4 +1,4 @@
---[[ etlua.pii_vault: the PII vault's Lua half (issue 6). The cipher is the C module etlua.vault
+--[[ etlua.pii_vault: the PII vault's Lua half. The cipher is the C module etlua.vault
 (src/vault.c); this file owns the table, what is stored, and the queries of
 `etlua reveal`. (It is not named etlua.vault because that name is the C module's: the embedded
 Lua modules and the C modules share one package.preload.)

@@ -1,4 +1,4 @@
--- etlua.reveal: PII recovery for holders of the vault key (issue 6; the vault: etlua.pii_vault).
+-- etlua.reveal: PII recovery for holders of the vault key (the vault: etlua.pii_vault).
 --
 --   etlua reveal [--field PATH] MASKED...     (PATH: a pii path of the script, e.g. ip)
 --       prints "MASKED<TAB>FIELD<TAB>ORIGINAL" per stored value (a mask found under both fields

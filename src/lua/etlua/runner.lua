@@ -58,7 +58,7 @@ local function open_sink(cfg, script, ledger_opts, current_proc, log, deadline)
     outputs = script.outputs, rejects_table = script.rejects_table, schema = script.schema,
     ledger = l,
     reject_body = function(item, err) return current_proc():stored_body(item, err) end,
-    -- the PII vault (issue 6): raw values sealed in the batch's transaction, when a key is set
+    -- the PII vault: raw values sealed in the batch's transaction, when a key is set
     in_transaction = cfg.vault_key and require("etlua.pii_vault").writer(cfg.vault_key) or nil,
   })
   if not s and code == "table_mismatch" then fail.user("%s", err) end

@@ -225,7 +225,7 @@ end
 -- one before is deleted, so each message we hold (buffered, in hand, being deleted) stands for at
 -- most one message to come, and a receive brings up to 10. Two more than those keep finding the
 -- groups not yet seen. More would only come back empty: every delete wakes every waiting long
--- poll (64 empty answers per message with one group, the 10 to 47 msgs/s of earlier versions).
+-- poll (with one group, 64 empty answers per message).
 function Sqs:receives_wanted()
   if not self.fifo then return self.concurrency end
   local held = #self.buffer + (self.deleting or 0)
