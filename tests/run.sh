@@ -2,8 +2,9 @@
 # tests/run.sh: every test, from a clean clone on Debian 12, as root.
 # Installs what it needs (Debian packages, the pinned npm emulators), builds etlua with
 # AddressSanitizer + UndefinedBehaviorSanitizer, and runs ctest: C unit tests, the SigV4
-# comparison with botocore, busted specs, and integration tests against a throwaway Postgres
-# and the SQS emulators (all on 127.0.0.1, started and stopped by the tests themselves).
+# comparison with botocore, busted specs, the lint checks (label lint: cppcheck, luacheck,
+# clang-format; tests/lint.cmake), and integration tests against a throwaway Postgres and the
+# SQS emulators (all on 127.0.0.1, started and stopped by the tests themselves).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
