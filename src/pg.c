@@ -23,20 +23,28 @@ static void etl_pg_quiet(void *arg, const char *message)
     (void)message;
 }
 
-/* pg.connect(conninfo) -> conn | nil, msg, "connection" | nil, msg, "config" */
-static int etl_pg_connect(lua_State *L)
+/* libpq's reading of a connection string, or NULL with nil, msg, "config" pushed (3 values).
+ * The message never quotes the string: libpq's own parse error does, and it may hold a password. */
+static PQconninfoOption *parse_conninfo(lua_State *L, const char *conninfo)
 {
-    const char *conninfo = luaL_optstring(L, 1, "");
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
     if (opts == NULL) {
-        /* libpq's parse error quotes the offending text, which may be the password */
         PQfreemem(perr);
         lua_pushnil(L);
         lua_pushliteral(L, "postgres: invalid connection string");
         lua_pushliteral(L, "config");
-        return 3;
     }
+    return opts;
+}
+
+/* pg.connect(conninfo) -> conn | nil, msg, "connection" | nil, msg, "config" */
+static int etl_pg_connect(lua_State *L)
+{
+    const char *conninfo = luaL_optstring(L, 1, "");
+    PQconninfoOption *opts = parse_conninfo(L, conninfo);
+    if (opts == NULL)
+        return 3;
     char pw[512] = "";
     for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
         if (strcmp(o->keyword, "password") == 0 && o->val != NULL)
@@ -74,16 +82,9 @@ static int etl_pg_connect(lua_State *L)
  * s: libpq's own parse error does, and s may hold a password. */
 static int etl_pg_parse_conninfo(lua_State *L)
 {
-    const char *conninfo = luaL_checkstring(L, 1);
-    char *perr = NULL;
-    PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
-    if (opts == NULL) {
-        PQfreemem(perr);
-        lua_pushnil(L);
-        lua_pushliteral(L, "postgres: invalid connection string");
-        lua_pushliteral(L, "config");
+    PQconninfoOption *opts = parse_conninfo(L, luaL_checkstring(L, 1));
+    if (opts == NULL)
         return 3;
-    }
     lua_newtable(L);
     for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
         if (o->val != NULL) {
