@@ -194,6 +194,20 @@ describe("etlua.ledger", function()
     third:close()
   end)
 
+  it("re-reads the queue's retention about hourly and records it for the other consumers", function()
+    local schema = fresh_schema()
+    local retention = 3600
+    local l = open(db, schema, { refresh = function() return retention end })
+    retention = 7200
+    l:maintain()
+    assert.are.equal(3600, l.retention)   -- not an hour yet
+    l.refreshed, l.next_step = host.mono() - 3601, 0
+    l:maintain()
+    assert.are.equal(7200, l.retention)
+    assert.are.equal(7200, l.horizon)
+    assert.are.equal("7200", one(db, "SELECT retention FROM " .. db:quote_ident(schema) .. ".etlua_ledger_queues"))
+  end)
+
   it("makes a partition on demand for a send time out of range, from several consumers at once", function()
     local schema = fresh_schema()
     open(db, schema, { partition_seconds = 60, retention = 600 })
