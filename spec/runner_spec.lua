@@ -113,7 +113,7 @@ describe("etlua.runner with fake SQS and sink", function()
     local ctx = run { n = 60, drain = true, visibility = 10, on_commit = function(_, c)
       if #c.commits > 1 then return end
       assert.is_table(c.db.hook)
-      assert.equals(5, c.db.hook.interval)
+      assert.is_true(c.db.hook.interval <= 0.01)  -- the hook ticks often; it beats when due
       c.host.advance(6)       -- the commit waits past half the visibility timeout
       c.db.hook.fn()
     end }
@@ -144,5 +144,23 @@ describe("etlua.runner with fake SQS and sink", function()
     assert.equals(0, #ctx.client.deleted)
     assert.is_nil(next(ctx.client.flying))
     assert.equals(40, #ctx.client.visible)
+  end)
+
+  it("processes the next batch while a commit waits; commits it next, deletes none before its commit", function()
+    local ahead = 0
+    local ctx = run { n = 95, drain = true, on_commit = function(items, c)
+      local deleted = {}
+      for _, id in ipairs(c.client.deleted) do deleted[id] = true end
+      for _, item in ipairs(items) do assert.is_nil(deleted[item.id]) end
+      local before = #c.client.visible
+      for _ = 1, 20 do c.db.hook.fn() end  -- the commit waits: receives go on, the next batch is processed
+      if #c.client.visible < before then ahead = ahead + 1 end
+    end }
+    local ids = committed_ids(ctx)
+    assert.equals(95, #ids)
+    for i, id in ipairs(ids) do assert.equals("m" .. i, id) end  -- once each, in the order received
+    assert.is_true(ahead > 1)  -- receives went on during commits
+    assert.equals(95, #ctx.client.deleted)
+    assert.equals(1, ctx.log:count("done"))
   end)
 end)

@@ -200,6 +200,30 @@ describe("etlua.source (SQS) with a fake client", function()
     end)
   end)
 
+  it("take_ready: a whole batch already buffered, else nil; two batches in hand, each acked alone", function()
+    with_source(function(source, h)
+      local client = F.client { bodies = bodies(30), host = h }
+      local src = open(source, client, { receive_concurrency = 4 })
+      local first = src:next_batch(10, 0, 1)
+      assert.equals(10, #first)
+      for _ = 1, 5 do src:tend(1) end          -- as the commit's wait hook does: never waits
+      assert.equals(20, #src.buffer)
+      local second = src:take_ready(10)
+      assert.equals(10, #second)
+      assert.equals("m11", second[1].id)       -- in the order received, after the first batch
+      assert.is_nil(src:take_ready(11))        -- not a whole batch at hand: nothing taken
+      assert.equals(30, #src:held())           -- both batches in hand and the buffer
+      src:ack(first)                           -- the first commits first
+      local held = src:held()
+      assert.equals(20, #held)                 -- the second batch and the buffer
+      assert.equals("m11", held[1].id)
+      src:ack(second)
+      assert.equals(10, #src:held())
+      assert.same({ "m21", "m22", "m23", "m24", "m25", "m26", "m27", "m28", "m29", "m30" }, drain(src, 10))
+      assert.equals(30, src:flush())
+    end)
+  end)
+
   it("on a stop, releases the prefetch and an unacknowledged batch (visibility 0), latest first", function()
     with_source(function(source, h)
       local client = F.client { bodies = bodies(30), host = h }

@@ -76,7 +76,7 @@ end
 -- A stop signal that cuts a hook call short ends the batch there: that message and those after
 -- it get no outcome, are neither committed nor acknowledged, and the source releases them (a
 -- FIFO group's order is kept). Returns the items and the messages they are for.
-local function process(proc, messages, stats, log, verbose)
+local function process(proc, messages, log, verbose)
   local items, done = {}, {}
   for i, m in ipairs(messages) do
     local out = proc:process(m.body, m)
@@ -98,8 +98,6 @@ local function process(proc, messages, stats, log, verbose)
       log:info("rejected", { message_id = m.id, reason = out.reject.reason, detail = out.reject.detail })
     end
   end
-  stats.received = stats.received + #done
-  telemetry.received(#done)
   return items, done
 end
 
@@ -124,18 +122,39 @@ local function count(stats, summary, items)
   for r, n in pairs(by_reason) do telemetry.rejected(r, n) end
 end
 
--- Commit, re-making the connection when it is lost; nothing is acknowledged until this returns.
--- While the commit waits on Postgres, the source's heartbeat keeps the messages it holds (this
--- batch and the prefetch) invisible to other consumers (src:commit_hook(), SQS only).
-local function commit(state, items, log, src)
+-- How often the commit's wait hook runs while Postgres works (the hook never waits itself).
+local WAIT_TICK_S = 0.002
+
+-- The hook db:on_wait runs while a commit waits on Postgres: the source's heartbeat keeps the
+-- messages it holds (the batches in hand and the prefetch) invisible to other consumers
+-- (src:commit_hook(), SQS only), the receive pipeline keeps going (src:tend()), and `meanwhile`
+-- (the next batch's processing) runs once.
+local function wait_hook(src, meanwhile)
   local interval, beat, first
-  if state.db and src.commit_hook then interval, beat, first = src:commit_hook() end
+  if src.commit_hook then interval, beat, first = src:commit_hook() end
+  local due = beat and host.mono() + first
+  return function()
+    if due and host.mono() >= due then
+      beat()
+      due = host.mono() + interval
+    end
+    if src.tend then src:tend() end
+    if meanwhile then
+      local f = meanwhile
+      meanwhile = nil
+      f()
+    end
+  end
+end
+
+-- Commit, re-making the connection when it is lost; nothing is acknowledged until this returns.
+local function commit(state, items, log, src, meanwhile)
   while true do
-    if interval then state.db:on_wait(interval, beat, first) end
+    if state.db then state.db:on_wait(WAIT_TICK_S, wait_hook(src, meanwhile), 0) end
     local t0 = host.mono()
     local summary, err, code = state.out:commit(items)
     if summary then telemetry.commit_seconds(host.mono() - t0) end
-    if interval then state.db:on_wait(nil) end
+    if state.db then state.db:on_wait(nil) end
     if summary then return summary end
     if code ~= "connection" then
       fail.user("cannot write the batch to Postgres: %s; nothing was deleted from the queue", err)
@@ -233,6 +252,16 @@ function M.run(opts, log)
   local started = host.mono()
   local stop_when_drained = opts.drain or opts.input ~= nil
   local wait = stop_when_drained and cfg.drain_wait_seconds or cfg.wait_seconds
+  -- The next batch, when a whole one was at hand while the commit before it waited on Postgres:
+  -- taken and processed then (never committed or acknowledged before the batch before it).
+  local ahead
+  local function process_ahead()
+    if ahead then return end  -- one batch ahead at most (a commit retried calls this again)
+    local m, d = src:take_ready(cfg.batch_size)
+    if not m then return end
+    ahead = { messages = m, drained = d, proc = proc }
+    ahead.items, ahead.done = process(proc, m, log, opts.dry_run)
+  end
   while true do
     if host.take_reload() then
       local new_script, new_proc = reload(opts, script, masker, cfg.script_budget_ms, log)
@@ -241,13 +270,23 @@ function M.run(opts, log)
         telemetry.reasons(proc:reasons()) -- a new rule's reason at 0 from now on
       end
     end
-    local messages, drained = src:next_batch(cfg.batch_size, cfg.batch_max_wait_ms, wait)
+    local messages, drained, items, ahead_done
+    if ahead then
+      messages, drained = ahead.messages, ahead.drained
+      if ahead.proc == proc then items, ahead_done = ahead.items, ahead.done end  -- else processed again by the reloaded script
+      ahead = nil
+    else
+      messages, drained = src:next_batch(cfg.batch_size, cfg.batch_max_wait_ms, wait)
+    end
     if not messages then
       fail.user("cannot receive from SQS: %s; nothing in hand was lost", drained)
     end
     if #messages > 0 then
-      local items, done = process(proc, messages, stats, log, opts.dry_run)
-      local summary = commit(state, items, log, src)
+      local done
+      if items then done = ahead_done else items, done = process(proc, messages, log, opts.dry_run) end
+      stats.received = stats.received + #done
+      telemetry.received(#done)
+      local summary = commit(state, items, log, src, not drained and process_ahead or nil)
       count(stats, summary, items)
       if not opts.dry_run then src:ack(#done == #messages and messages or done) end
       bar:update(stats)

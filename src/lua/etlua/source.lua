@@ -7,6 +7,10 @@
 -- src:next_batch(max, max_wait_ms, wait_seconds), acknowledge them with src:ack(messages) after
 -- the commit, and src:flush() waits for the acknowledgements in flight (after a stop signal it
 -- first releases every message received but not committed).
+-- While a commit waits on Postgres the runner calls src:tend() (the SQS answers keep coming in,
+-- deletes and retries keep going) and src:take_ready(max) (a whole batch already at hand, or nil:
+-- never waits), so the next batch is processed while the one before commits. Several batches
+-- may be in hand at once; each is acknowledged (src:ack) only after its own commit.
 -- The SQS half owns the receive pipeline and the drain decision; the requests that settle
 -- messages are etlua.inflight's, the visibility heartbeat etlua.heartbeat's.
 local sqs = require "etlua.sqs"
@@ -116,8 +120,9 @@ end
 -- taken as soon as no more messages come (nothing more can come before these are deleted):
 -- waiting for a full batch would wait on locked groups.
 
--- Messages we hold and may release: those kept unacknowledged (--dry-run), the batch in hand
--- (until acknowledged) and the buffer, in the order they were received.
+-- Messages we hold and may release: those kept unacknowledged (--dry-run), the batches in hand
+-- (self.in_hand: every message taken by next_batch or take_ready and not yet acknowledged, in
+-- the order taken) and the buffer, in the order they were received.
 function Sqs:held()
   local held = table.move(self.kept, 1, #self.kept, 1, {})
   for _, m in ipairs(self.in_hand or {}) do
@@ -264,6 +269,7 @@ end
 -- FIFO queue: as soon as no more arrive), or when the queue proved empty (drained = true).
 -- After a stop signal it returns no messages (the buffer is released by flush).
 function Sqs:next_batch(max, max_wait_ms, wait_seconds)
+  if self.fatal then return nil, self.fatal[1], self.fatal[2] end
   -- room for a whole batch plus every receive in flight, so the long polls keep running while
   -- a batch is being committed (with max(batch, 10 x concurrency) a large batch starved them)
   self.limit = max + 10 * self.concurrency
@@ -301,12 +307,40 @@ function Sqs:next_batch(max, max_wait_ms, wait_seconds)
     quiet = self.fifo and n > 0 and got == 0
     if self.heartbeat then self.heartbeat:tick() end
   end
-  local n = math.min(max, #self.buffer)
+  return self:take(math.min(max, #self.buffer)), false
+end
+
+-- The first n buffered messages, in the order received, as a batch in hand.
+function Sqs:take(n)
   local batch = table.move(self.buffer, 1, n, 1, {})
   table.move(self.buffer, n + 1, #self.buffer + n, 1)  -- shift the rest down (nils past the end)
-  self.in_hand = batch
-  self:report(n)
-  return batch, false
+  local in_hand = self.in_hand or {}
+  table.move(batch, 1, n, #in_hand + 1, in_hand)
+  self.in_hand = in_hand
+  self:report(#in_hand)
+  return batch
+end
+
+-- take_ready(max) -> a batch of max messages when the buffer already holds them, else nil; never
+-- waits and never decides the drain (next_batch does). The runner calls it while a commit waits,
+-- to process the next batch meanwhile. On a FIFO queue the order holds: batches are taken in the
+-- order received and committed one after the other.
+function Sqs:take_ready(max)
+  if host.stopping() or self.fatal or #self.buffer < max then return nil end
+  return self:take(max), false
+end
+
+-- tend(wait_seconds): one round of the receive pipeline that never waits (from the commit's wait
+-- hook): answers collected, receives and due retries started. A receive failure past the retry
+-- budget is kept and returned by the next next_batch.
+function Sqs:tend(wait_seconds)
+  if self.fatal then return end
+  if self.empty_polls == 0 and not self.closing and not host.stopping() then
+    local ok, err, code = self:fill(wait_seconds)
+    if not ok then self.fatal = { err, code } return end
+  end
+  local got, err, code = self:pump(0)
+  if not got then self.fatal = { err, code } end
 end
 
 -- ack: DeleteMessageBatch, 10 at a time, started only after the commit that holds the messages.
@@ -314,7 +348,13 @@ end
 -- redelivers that message and the ledger makes the redelivery harmless.
 function Sqs:ack(messages)
   for _, m in ipairs(messages) do m.acked = true end
-  if self.in_hand == messages then self.in_hand = nil end
+  if self.in_hand then
+    local left = {}
+    for _, m in ipairs(self.in_hand) do
+      if not m.acked then left[#left + 1] = m end
+    end
+    self.in_hand = left[1] and left or nil
+  end
   for i = 1, #messages, 10 do
     local chunk = table.move(messages, i, math.min(i + 9, #messages), 1, {})
     self.deleting = (self.deleting or 0) + #chunk
@@ -474,6 +514,15 @@ function File:next_batch(max)
   end
   return batch, false
 end
+
+-- While a commit waits: the next lines (reading a file never waits long), or nil at its end.
+function File:take_ready(max)
+  if self.eof or host.stopping() then return nil end
+  local batch, eof = self:next_batch(max)
+  self.eof = eof
+  return batch, eof
+end
+function File:tend() end
 
 function File:ack(messages) return #messages end
 function File:flush() return 0 end
