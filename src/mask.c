@@ -15,6 +15,7 @@
 #include "etlua/mask.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,12 +30,21 @@
 
 /* ---- C helpers ------------------------------------------------------------------------------- */
 
+/* SHA-256 fetched from the default provider once: EVP_sha256() makes every EVP_Digest look the
+ * algorithm up in the provider store again (about 3,000 instructions, most of one digest of a
+ * short text; the ledger hashes every message's key). Kept for the life of the process. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static void etl_mask_fetch_sha256(void) { sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); }
+
 int etl_mask_sha256_hex(const void *data, size_t len, char out[ETL_MASK_HEX_LEN + 1])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     out[0] = '\0';
-    if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != SHA256_LEN)
+    pthread_once(&sha256_once, etl_mask_fetch_sha256);
+    const EVP_MD *type = sha256_md ? sha256_md : EVP_sha256();
+    if (!EVP_Digest(data, len, md, &mdlen, type, NULL) || mdlen != SHA256_LEN)
         return -1;
     etl_hex(out, md, mdlen, 0);
     return 0;
