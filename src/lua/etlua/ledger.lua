@@ -102,7 +102,13 @@ end
 -- "input:<digest>"); loads that start within the retention minus the margin find it, later ones
 -- set a new one. Two loads of one file at once: the second's INSERT waits for the first's
 -- commit, then reads its stamp.
+-- A stamp read back from a row that was already there (committed by an earlier batch or load)
+-- is remembered by this ledger object until a minute before the server would renew it, so the
+-- batches of one --input run after its first two ask nothing; one this transaction inserted is
+-- not (it is gone if the transaction rolls back).
 function Ledger:file_stamp(db, file)
+  local known = self.file_stamps and self.file_stamps[file]
+  if known and host.mono() < known.until_mono then return known.stamp end
   local name = "input:" .. file
   local now = "extract(epoch from now())::bigint - " .. M.EPOCH
   for _ = 1, 3 do
@@ -110,10 +116,15 @@ function Ledger:file_stamp(db, file)
       .. "VALUES ($1, $2, now(), " .. now .. ") ON CONFLICT (name) DO NOTHING RETURNING stamp", name, self.retention)
     if not rows then return nil, err, code end
     if rows[1] then return math.tointeger(tonumber(rows[1][1])) end
-    rows, err, code = db:exec("SELECT stamp, stamp > " .. now .. " - $2 FROM " .. self.queues
-      .. " WHERE name = $1", name, self.reuse)
+    rows, err, code = db:exec("SELECT stamp, stamp > " .. now .. " - $2, stamp + $2 - (" .. now .. ") FROM "
+      .. self.queues .. " WHERE name = $1", name, self.reuse)
     if not rows then return nil, err, code end
-    if rows[1] and rows[1][2] == "t" then return math.tointeger(tonumber(rows[1][1])) end
+    if rows[1] and rows[1][2] == "t" then
+      local stamp, left = math.tointeger(tonumber(rows[1][1])), tonumber(rows[1][3])
+      self.file_stamps = self.file_stamps or {}
+      self.file_stamps[file] = { stamp = stamp, until_mono = host.mono() + math.min(left - 60, 3600) }
+      return stamp
+    end
     if rows[1] then -- too old: a new stamp (or the one another load has just set)
       rows, err, code = db:exec("UPDATE " .. self.queues .. " SET stamp = " .. now .. ", seen = now() "
         .. "WHERE name = $1 AND stamp = $2 RETURNING stamp", name, rows[1][1])
