@@ -80,6 +80,29 @@ psql_q() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 # ledger_count: rows in the ledger (0 before etlua made the table).
 ledger_count() { psql_q "SELECT CASE WHEN to_regclass('etlua_ledger') IS NULL THEN 0 ELSE (SELECT count(*) FROM etlua_ledger) END" 2>/dev/null || echo 0; }
 
+# drain_in_background LOG MIN TRIES WHAT: etlua --drain in the background (its pid in $pid and
+# FAULT_PIDS), then waits until the ledger holds MIN entries (at most TRIES checks, 0.05 s apart);
+# dies naming WHAT when etlua finishes first.
+drain_in_background() {
+    "$ETLUA_BIN" "$SCRIPT" --drain 2>"$1" &
+    pid=$!
+    FAULT_PIDS+=("$pid")
+    for _ in $(seq 1 "$3"); do
+        [ "$(ledger_count)" -ge "$2" ] && return 0
+        kill -0 "$pid" 2>/dev/null || die "etlua finished before $4 (raise N)"
+        sleep 0.05
+    done
+}
+
+# await_drain WHAT: waits up to 120 s for the etlua of drain_in_background to exit (dies naming
+# WHAT when it does not) and sets rc to its exit status.
+await_drain() {
+    rc=0
+    for _ in $(seq 1 1200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && die "etlua did not finish within 120 s after $1"
+    wait "$pid" || rc=$?
+}
+
 # drain_until_empty LOGPREFIX DEADLINE_EPOCH: etlua --drain again and again until depth is "0 0"
 # (messages still invisible after a kill come back once their visibility timeout expires).
 # Sets DRAIN_RUNS and DRAIN_FAILS (runs that exited non-zero).

@@ -22,14 +22,7 @@ fault_setup pg_crash 30 --conf "synchronous_commit = off"
 load "$N"
 started=$(date +%s)
 
-"$ETLUA_BIN" "$SCRIPT" --drain 2>"$WORK/drain.log" &
-pid=$!
-FAULT_PIDS+=("$pid")
-for _ in $(seq 1 400); do
-    [ "$(ledger_count)" -ge $((N / 4)) ] && break
-    kill -0 "$pid" 2>/dev/null || die "etlua finished before the crash (raise N)"
-    sleep 0.05
-done
+drain_in_background "$WORK/drain.log" $((N / 4)) 400 "the crash"
 before=$(ledger_count)
 "$HARNESS/pg.sh" crash "$WORK/pg"
 log "Postgres crashed (immediate stop) with $before/$N in the ledger; down for ${DOWN}s"
@@ -37,10 +30,7 @@ sleep "$DOWN"
 "$HARNESS/pg.sh" resume "$WORK/pg"
 log "Postgres restarted (crash recovery done); ledger now $(ledger_count)"
 
-rc=0
-for _ in $(seq 1 1200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$pid" 2>/dev/null && die "etlua did not finish within 120 s after the crash"
-wait "$pid" || rc=$?
+await_drain "the crash"
 log "etlua exit status $rc; its last line: $(tail -1 "$WORK/drain.log")"
 deadline=$(( $(date +%s) + 120 ))
 drain_until_empty "$WORK/final" "$deadline"

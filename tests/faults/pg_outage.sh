@@ -18,15 +18,7 @@ fault_setup pg_outage 30
 load "$N"
 started=$(date +%s)
 
-"$ETLUA_BIN" "$SCRIPT" --drain 2>"$WORK/drain.log" &
-pid=$!
-FAULT_PIDS+=("$pid")
-# wait for the first commits
-for _ in $(seq 1 200); do
-    [ "$(ledger_count)" -ge $((N / 10)) ] && break
-    kill -0 "$pid" 2>/dev/null || die "etlua finished before the outage could start (raise N)"
-    sleep 0.05
-done
+drain_in_background "$WORK/drain.log" $((N / 10)) 200 "the outage could start" # the first commits
 before=$(ledger_count)
 t0=$(date +%s.%N)
 "$HARNESS/pg.sh" pause "$WORK/pg"
@@ -39,10 +31,7 @@ kill -0 "$pid" 2>/dev/null && alive_at_resume=yes
 down=$(python3 -c "import time; print('%.1f' % (time.time() - $t0))")
 log "Postgres resumed after ${down}s; etlua still running at resume: $alive_at_resume"
 
-rc=0
-for _ in $(seq 1 1200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$pid" 2>/dev/null && die "etlua did not finish within 120 s after the outage"
-wait "$pid" || rc=$?
+await_drain "the outage"
 reconnects=$(grep -c "lost the Postgres connection" "$WORK/drain.log" || true)
 retries=$(grep -c "retrying.*target=postgres" "$WORK/drain.log" || true)
 log "etlua exit status $rc; 'lost the Postgres connection' x$reconnects, postgres retries x$retries"
