@@ -139,7 +139,8 @@ end
 -- opts: table (default "etlua_ledger"), schema, queue (URL, or "input:PATH"), retention (seconds,
 --   margin included; default M.INPUT_RETENTION), refresh (function() -> retention, called about
 --   hourly by maintain), partition_seconds (the width of a ledger made now; tests), log.
--- Creates what is missing (upgrading a ledger of etlua <= 0.x in place, etlua.ledger_maintain),
+-- Creates what is missing (upgrading the unpartitioned ledger of earlier versions in place:
+-- etlua.ledger_maintain),
 -- registers the queue and makes the partitions for the retention's range and ahead. It prunes
 -- nothing: maintain() does, while running.
 function M.open(db, opts)
@@ -163,7 +164,8 @@ function M.open(db, opts)
   return self
 end
 
--- The stamp, partition index and bounds ---------------------------------------------------------
+-- Time and partitions ---------------------------------------------------------------------------
+-- The partition index of a `sent` value: partition k holds [k * width, (k + 1) * width).
 function Ledger:slot(s) return s // self.width end
 
 -- Seconds since the epoch (ledger time) now, by this host's clock advanced from the server's.
@@ -173,9 +175,8 @@ end
 
 -- Items whose range expired (its partition may be gone at any moment) are claimed without an
 -- entry: SQS no longer holds their messages, unless ETLUA_LEDGER_RETENTION is shorter than the
--- queue's (warned at start).
--- The pruner drops a partition once its end is past now - horizon; a claim treats it as expired
--- a little earlier (slack), so it never inserts into one being detached.
+-- queue's (warned at start). The pruner drops a partition once its end is past now - horizon; a
+-- claim treats it as expired a little earlier (slack), so it never inserts into one being detached.
 function Ledger:expired(k)
   local slack = math.min(60, self.horizon // 10)
   return (k + 1) * self.width <= self:now_s() - self.horizon + slack
