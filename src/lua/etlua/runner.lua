@@ -273,7 +273,8 @@ function M.run(opts, log)
     local messages, drained, items, ahead_done
     if ahead then
       messages, drained = ahead.messages, ahead.drained
-      if ahead.proc == proc then items, ahead_done = ahead.items, ahead.done end  -- else processed again by the reloaded script
+      -- else processed again by the reloaded script
+      if ahead.proc == proc then items, ahead_done = ahead.items, ahead.done end
       ahead = nil
     else
       messages, drained = src:next_batch(cfg.batch_size, cfg.batch_max_wait_ms, wait)
