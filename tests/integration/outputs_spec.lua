@@ -195,7 +195,7 @@ describe("key and on_conflict", function()
     assert.are.equal(8, sum.refused)
   end)
 
-  it("ignore: the stored row stays; within a batch the first row for a key is kept", function()
+  it("ignore: the stored row stays; within a batch the last row for a new key wins", function()
     local schema = fresh_schema()
     local s = assert(open(db, schema, two_outputs("ignore")))
     local begins = count_begins(s)
@@ -205,7 +205,7 @@ describe("key and on_conflict", function()
     assert.are.equal(0, sum.refused)
     assert.are.equal(2, begins()) -- no bisection
     local q = db:quote_ident(schema)
-    assert.are.same({ "o1|new|1", "o2|first|1" },
+    assert.are.same({ "o1|new|1", "o2|second|2" },
       all(db, "SELECT order_id, status, ts FROM " .. q .. ".orders ORDER BY 1"))
     -- lines 2 and 3 of o1 were new keys: they land
     assert.are.equal("3", one(db, "SELECT count(*) FROM " .. q .. ".order_lines WHERE order_id = 'o1'"))

@@ -14,9 +14,10 @@ Two paths:
     types (per connection, emptied at each commit), then one
       INSERT ... SELECT DISTINCT ON (key) ... ON CONFLICT (key) DO NOTHING | DO UPDATE
     so a conflict costs nothing extra and never splits the batch. Within the batch, rows for
-    one key are reduced as if applied one by one in receive order: "ignore" keeps the first,
-    "update" the last, "update" with order_by the one with the greatest order_by value (the
-    last of equals; NULL counts as older than any value). Against the stored row, "update"
+    one key are reduced to the last in receive order ("ignore" and "update" alike: the
+    contract's rule that within one batch the last row for a key wins), "update" with
+    order_by to the one with the greatest order_by value (the last of equals; NULL counts as
+    older than any value). Against the stored row, "update"
     with order_by replaces it only when the stored value is NULL or not newer
     (stored <= new), so a late redelivery of an older version never overwrites a newer one.
 ]]
@@ -93,7 +94,7 @@ function M.open(db, o, qualify)
   self.copy = ("COPY %s (%s) FROM STDIN"):format(stage, cols)
 
   local keys = list(db, o.key)
-  local order = keys .. ", etlua_ord" .. (o.on_conflict == "update" and " DESC" or "")
+  local order = keys .. ", etlua_ord DESC"
   if o.order_by then
     order = ("%s, %s DESC NULLS LAST, etlua_ord DESC"):format(keys, db:quote_ident(o.order_by))
   end
