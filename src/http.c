@@ -24,7 +24,7 @@ struct slot {
     char errbuf[CURL_ERROR_SIZE];
     unsigned long long id;
     int tag, busy, flags;
-    long long started_ms; /* when it was queued (monotonic), for the stop grace */
+    long long started_ms; /* when first driven (sent), monotonic; 0 = not yet: the stop grace */
 };
 
 struct etl_http {
@@ -239,7 +239,7 @@ enum etl_http_status etl_http_add(struct etl_http *h, const char *url, const cha
     }
     s->busy = 1;
     s->tag = tag;
-    s->started_ms = now_ms();
+    s->started_ms = 0;
     s->id = ++h->last_id;
     h->inflight++;
     *id = s->id;
@@ -294,6 +294,20 @@ size_t etl_http_run(struct etl_http *h, long timeout_ms, etl_http_stop_fn stop)
     for (;;) {
         int running = 0;
         CURLMsg *msg;
+        /* A request is sent by the first perform that drives it, which may come long after it
+         * was queued (the loop was busy in a commit): its age counts from there. At a stop, an
+         * interruptible one never sent is cancelled unsent, so SQS never hands it anything. */
+        int stopping = stop && h->inflight > 0 && stop();
+        long long now = now_ms();
+        for (size_t i = 0; i < h->nslots; i++) {
+            struct slot *s = &h->slots[i];
+            if (!s->busy || s->started_ms != 0)
+                continue;
+            if (stopping && (s->flags & ETL_HTTP_INTERRUPTIBLE))
+                finish(h, s, CURLE_ABORTED_BY_CALLBACK);
+            else
+                s->started_ms = now;
+        }
         curl_multi_perform(h->multi, &running);
         while ((msg = curl_multi_info_read(h->multi, &running)) != NULL) {
             struct slot *s = NULL;
@@ -308,10 +322,10 @@ size_t etl_http_run(struct etl_http *h, long timeout_ms, etl_http_stop_fn stop)
              * answered (a receive on a non-empty queue takes milliseconds), and cutting it would
              * leave its messages invisible, with no receipt to release them, for the whole
              * visibility timeout. A long poll on an empty queue is cut once it reaches it. */
-            long long now = now_ms();
+            now = now_ms();
             for (size_t i = 0; i < h->nslots; i++) {
                 struct slot *s = &h->slots[i];
-                if (s->busy && (s->flags & ETL_HTTP_INTERRUPTIBLE) &&
+                if (s->busy && (s->flags & ETL_HTTP_INTERRUPTIBLE) && s->started_ms != 0 &&
                     now - s->started_ms >= ETL_HTTP_STOP_GRACE_MS)
                     finish(h, s, CURLE_ABORTED_BY_CALLBACK);
             }

@@ -88,15 +88,16 @@ enum etl_http_status etl_http_add(struct etl_http *h, const char *url, const cha
                                   long connect_timeout_ms, long total_timeout_ms, int flags,
                                   int tag, unsigned long long *id, char *err, size_t errlen);
 
-/* A request is cut at a stop only once it has been in flight this long (see etl_http_run). */
-#define ETL_HTTP_STOP_GRACE_MS 500
+/* A request is cut at a stop only once it has been in flight (sent) this long (etl_http_run). */
+#define ETL_HTTP_STOP_GRACE_MS 1000
 
 /* Drives the transfers until at least one more has finished or timeout_ms has passed (0: one
  * non-blocking step; < 0: no limit other than the requests' own timeouts). Sleeps in slices of
  * at most 100 ms, calling stop (may be NULL) between them; once it returns non-zero, every
- * interruptible request in flight for ETL_HTTP_STOP_GRACE_MS or more is finished as
- * ETL_HTTP_STOPPED (a younger one is most likely being answered: it runs on, and is cut once it
- * reaches that age). Returns the number of finished requests not yet handed out. */
+ * interruptible request not yet sent, or sent ETL_HTTP_STOP_GRACE_MS ago or more, is finished
+ * as ETL_HTTP_STOPPED (a younger one is most likely being answered: it runs on, and is cut once
+ * it reaches that age; the age counts from the first run that drives the request, not from
+ * etl_http_add). Returns the number of finished requests not yet handed out. */
 size_t etl_http_run(struct etl_http *h, long timeout_ms, etl_http_stop_fn stop);
 
 /* Takes the oldest finished request into *out (free its body). Returns 1, or 0 when none. */
