@@ -78,12 +78,20 @@ describe("hook budget", function()
   end)
 
   it("a memory bomb is a script_error, fast", function()
-    local p = processor({validate = function() return ("x"):rep(1 << 30) end})
-    local r = H.reject(timed(p))
-    assert.are.equal("script_error", r.reason)
-    assert.truthy(r.detail:find("MiB of memory", 1, true), r.detail)
-    p = processor({validate = function() local s = ("x"):rep(1 << 20); return s:gsub("x", s) end})
-    assert.are.equal("script_error", H.reject(timed(p)).reason)
+    -- a budget of 5 s: the memory allowance, not the time, must stop these
+    local function bomb(validate)
+      local sc = H.load_script()
+      sc.validate = validate
+      local p = H.record.new(sc, {masker = H.hasher, budget_ms = 5000})
+      local t0 = host.mono()
+      local r = H.reject(p:process(H.body({}), H.META))
+      assert.is_true(host.mono() - t0 < 3, "took too long")
+      assert.are.equal("script_error", r.reason)
+      assert.truthy(r.detail:find("used more than 64 MiB of memory", 1, true), r.detail)
+    end
+    bomb(function() return ("x"):rep(1 << 30) end)
+    bomb(function() local s = ("x"):rep(1 << 20); return s:gsub("x", s) end)
+    bomb(function() local t = {}; for i = 1, 1000 do t[i] = ("y"):rep(1 << 20) end; return t end)
     assert.truthy(timed(processor()).rows)
   end)
 
@@ -103,6 +111,21 @@ describe("hook budget", function()
     local ok, why, text = budget.call(100, function() return budget.call(100, print) end)
     assert.are.same({false, "error"}, {ok, why})
     assert.truthy(text:find("budgeted call is running", 1, true), text)
+  end)
+
+  it("does not slow the code it runs (no instruction hook while within the budget)", function()
+    local function work() local s = 0; for i = 1, 3000 do s = s + i % 7 end; return s end
+    local n, bare, budgeted = 300, math.huge, math.huge
+    local function round(f)
+      local t0 = host.mono()
+      for _ = 1, n do f() end
+      return host.mono() - t0
+    end
+    for _ = 1, 9 do -- interleaved, best of each: the machine's noise hits both alike
+      bare = math.min(bare, round(work))
+      budgeted = math.min(budgeted, round(function() budget.call(100, work) end))
+    end
+    assert.is_true(budgeted < bare * 1.5, ("bare %.4f s, budgeted %.4f s"):format(bare, budgeted))
   end)
 
   it("costs well under a microsecond per call (measured)", function()

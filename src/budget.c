@@ -2,13 +2,15 @@
  * pipeline script's validate/transform, a rule's check, the top level of a script or rule file):
  * a time limit, a memory limit, a stop signal, and turning whatever the call raised into text.
  *
- * Time: a count hook (lua_sethook, LUA_MASKCOUNT every BUDGET_COUNT VM instructions) reads the
- * monotonic clock and raises once the deadline is past, the way lua.c's lstop raises from a
- * hook. Once raised it raises again at every instruction, so a script that catches the error
- * meets it at once (the sandbox's pcall also re-raises it, see etlua.sandbox).
+ * Time, the way lua.c stops a script on Ctrl-C: nothing runs while a call stays within its
+ * budget (a count hook would slow every Lua instruction about twofold). A watchdog thread wakes
+ * every WATCH_MS; when the running call is past its deadline it sends BUDGET_SIG to the Lua
+ * thread, whose handler (like lua.c's laction) arms a hook for every instruction; the hook
+ * raises at once. Once raised it raises again at every instruction, so a script that catches
+ * the error meets it at once (the sandbox's pcall also re-raises it, see etlua.sandbox).
  * Stop: the SIGTERM/SIGINT handler (src/host.c) calls etl_budget_interrupt(), which arms the
- * same hook for every instruction on the running state, as lua.c's laction does; the hook also
- * raises when a stop was requested before or during the call.
+ * same hook on the running call; the hook raises when a stop was requested, and a call asked
+ * for after a stop does not start (false, "stopped").
  * Memory: during a call the state's allocator is wrapped (only then: the host's own code pays
  * nothing); live memory may grow by at most BUDGET_MEMORY_MB (Lua runs a full emergency
  * collection before giving up), so string.rep, table.concat or gsub of a huge size fail at once
@@ -23,7 +25,7 @@
  *       converted under the same budget, anything else "(error object is a T value)".
  *       Misuse (ms not a positive integer, fn not a function, a call inside a call) raises.
  *   budget.expired() -> true when the running call is past its time or stopped
- *   budget.MEMORY_MB, budget.COUNT
+ *   budget.MEMORY_MB, budget.WATCH_MS
  * One budgeted call runs at a time in the process (the host has one Lua state). The allocator
  * counts only while a call runs: a block allocated before and freed during it counts as freed,
  * which only loosens the limit. */
@@ -31,24 +33,34 @@
 
 #include "etlua/host.h"
 
+#include <errno.h>
 #include <lauxlib.h>
 #include <lua.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
-#define BUDGET_COUNT 1000    /* VM instructions between two clock reads */
 #define BUDGET_MEMORY_MB 64  /* live memory a call may add */
+#define WATCH_MS 10          /* how often the watchdog looks at the running call */
+#define BUDGET_SIG SIGURG    /* watchdog -> Lua thread: arm the hook (ignored by default) */
 
 enum { WHY_NONE, WHY_TIMEOUT, WHY_STOPPED };
 
 static lua_State *volatile active_L; /* the state running a budgeted call, or NULL */
 static volatile sig_atomic_t why;    /* why the running call is being stopped */
-static int64_t deadline_ns;
+static _Atomic int64_t deadline_ns;  /* of the running call (0: none) */
+static _Atomic unsigned call_gen;    /* counts calls, so the watchdog fires once per call */
+static pthread_t lua_thread;         /* the thread running the call */
+static pthread_t watchdog;
+static _Atomic int watchdog_state;   /* 0 not started, 1 running, 2 asked to quit */
 
 static lua_Alloc base_alloc; /* the state's own allocator, wrapped during a call */
 static void *base_ud;
 static long long call_bytes; /* bytes allocated minus bytes freed since the call started */
+static int mem_refused;      /* the wrapper refused an allocation during the running call */
 
 static int64_t etl_budget_now_ns(void)
 {
@@ -67,17 +79,21 @@ static void etl_budget_hook(lua_State *L, lua_Debug *ar)
     if (why == WHY_NONE) {
         if (etl_host_stop_requested())
             why = WHY_STOPPED;
-        else if (etl_budget_now_ns() >= deadline_ns)
+        else if (etl_budget_now_ns() >= atomic_load(&deadline_ns))
             why = WHY_TIMEOUT;
-        else
+        else {
+            lua_sethook(L, NULL, 0, 0); /* a late signal of an earlier call: nothing to do */
             return;
+        }
     }
     /* from now on raise at every instruction: even an error caught by a pcall meets the next */
     lua_sethook(L, etl_budget_hook, LUA_MASKCOUNT, 1);
     luaL_error(L, why == WHY_STOPPED ? "stopped by a stop signal" : "ran past its time budget");
 }
 
-void etl_budget_interrupt(void)
+/* Arms the hook on the running call; only ever on the Lua thread itself (a signal handler
+ * interrupting it, as lua.c's laction), never from another thread. */
+static void etl_budget_arm(void)
 {
     lua_State *L = active_L;
     if (L != NULL)
@@ -85,12 +101,62 @@ void etl_budget_interrupt(void)
                     1);
 }
 
+static void etl_budget_on_signal(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    etl_budget_arm();
+    errno = saved;
+}
+
+void etl_budget_interrupt(void)
+{
+    if (active_L == NULL) return;
+    if (pthread_equal(pthread_self(), lua_thread))
+        etl_budget_arm();
+    else
+        pthread_kill(lua_thread, BUDGET_SIG); /* the signal landed on another thread */
+}
+
+/* The watchdog: every WATCH_MS, a call past its deadline gets BUDGET_SIG, once. */
+static void *etl_budget_watch(void *arg)
+{
+    (void)arg;
+    unsigned fired = 0;
+    struct timespec tick = {0, WATCH_MS * 1000000L};
+    while (atomic_load(&watchdog_state) == 1) {
+        nanosleep(&tick, NULL);
+        int64_t deadline = atomic_load(&deadline_ns);
+        unsigned gen = atomic_load(&call_gen);
+        if (deadline != 0 && gen != fired && etl_budget_now_ns() >= deadline) {
+            fired = gen;
+            pthread_kill(lua_thread, BUDGET_SIG);
+        }
+    }
+    return NULL;
+}
+
+/* __gc of a sentinel in the registry: stops the watchdog at lua_close, before package's own
+ * finaliser unloads etlua.so (finalisers run in the reverse order of their marking). */
+static int etl_budget_stop_watchdog(lua_State *L)
+{
+    (void)L;
+    int running = 1;
+    if (atomic_compare_exchange_strong(&watchdog_state, &running, 2)) {
+        pthread_join(watchdog, NULL);
+        atomic_store(&watchdog_state, 0);
+    }
+    return 0;
+}
+
 static void *etl_budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     (void)ud;
     size_t old = ptr ? osize : 0; /* without ptr, osize is a type tag, not a size */
-    if (nsize > old && call_bytes + (long long)(nsize - old) > (long long)BUDGET_MEMORY_MB << 20)
+    if (nsize > old && call_bytes + (long long)(nsize - old) > (long long)BUDGET_MEMORY_MB << 20) {
+        mem_refused = 1;
         return NULL; /* Lua collects fully and retries once, then raises "not enough memory" */
+    }
     void *p = base_alloc(base_ud, ptr, osize, nsize);
     if (nsize == 0)
         call_bytes -= (long long)old;
@@ -134,6 +200,12 @@ static int etl_budget_call(lua_State *L)
     luaL_argcheck(L, ms > 0, 1, "the budget must be a positive number of milliseconds");
     luaL_checktype(L, 2, LUA_TFUNCTION);
     if (active_L != NULL) return luaL_error(L, "etlua.budget: call: a budgeted call is running");
+    if (etl_host_stop_requested()) { /* after a stop no new call starts */
+        lua_pushboolean(L, 0);
+        lua_pushliteral(L, "stopped");
+        lua_pushliteral(L, "stopped by a stop signal");
+        return 3;
+    }
     int nargs = lua_gettop(L) - 2;
     lua_pushcfunction(L, etl_budget_msgh);
     lua_insert(L, 2); /* ms, msgh, fn, args... */
@@ -141,15 +213,19 @@ static int etl_budget_call(lua_State *L)
     lua_Hook prev_hook = lua_gethook(L);
     int prev_mask = lua_gethookmask(L), prev_count = lua_gethookcount(L);
     why = WHY_NONE;
-    deadline_ns = etl_budget_now_ns() + (int64_t)ms * 1000000;
     call_bytes = 0;
+    mem_refused = 0;
     base_alloc = lua_getallocf(L, &base_ud);
     lua_setallocf(L, etl_budget_alloc, NULL);
+    lua_thread = pthread_self();
     active_L = L;
-    lua_sethook(L, etl_budget_hook, LUA_MASKCOUNT, BUDGET_COUNT);
+    atomic_fetch_add(&call_gen, 1);
+    atomic_store(&deadline_ns, etl_budget_now_ns() + (int64_t)ms * 1000000);
     int status = lua_pcall(L, nargs, LUA_MULTRET, 2);
+    atomic_store(&deadline_ns, 0);
     active_L = NULL;
-    lua_sethook(L, prev_hook, prev_mask, prev_count);
+    if (lua_gethook(L) != prev_hook || lua_gethookmask(L) != prev_mask)
+        lua_sethook(L, prev_hook, prev_mask, prev_count); /* the call was stopped: disarm */
     lua_setallocf(L, base_alloc, base_ud);
 
     if (status == LUA_OK && why == WHY_NONE) {
@@ -159,12 +235,12 @@ static int etl_budget_call(lua_State *L)
     }
     const char *kind = why == WHY_STOPPED   ? "stopped"
                        : why == WHY_TIMEOUT ? "timeout"
-                       : status == LUA_ERRMEM ? "memory"
+                       : (status == LUA_ERRMEM || mem_refused) ? "memory"
                                               : "error";
     const char *text = status == LUA_OK ? NULL : lua_tostring(L, -1);
     if (why == WHY_TIMEOUT) text = "ran past its time budget";
     if (why == WHY_STOPPED) text = "stopped by a stop signal";
-    if (status == LUA_ERRMEM)
+    if (why == WHY_NONE && (status == LUA_ERRMEM || mem_refused))
         text = lua_pushfstring(L, "used more than %d MiB of memory", BUDGET_MEMORY_MB);
     lua_pushboolean(L, 0);
     lua_pushstring(L, kind);
@@ -188,10 +264,35 @@ static const luaL_Reg etl_budget_funcs[] = {
 int luaopen_etlua_budget(lua_State *L);
 int luaopen_etlua_budget(lua_State *L)
 {
+    int idle = 0;
+    if (atomic_compare_exchange_strong(&watchdog_state, &idle, 1)) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sigemptyset(&sa.sa_mask);
+        sa.sa_handler = etl_budget_on_signal;
+        sa.sa_flags = SA_RESTART;
+        sigaction(BUDGET_SIG, &sa, NULL);
+        /* the watchdog blocks every signal: SIGTERM and the rest go to the other threads */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        int rc = pthread_create(&watchdog, NULL, etl_budget_watch, NULL);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (rc != 0) {
+            atomic_store(&watchdog_state, 0);
+            return luaL_error(L, "etlua.budget: cannot start the watchdog thread: %s", strerror(rc));
+        }
+        lua_newuserdatauv(L, 0, 0);
+        lua_newtable(L);
+        lua_pushcfunction(L, etl_budget_stop_watchdog);
+        lua_setfield(L, -2, "__gc");
+        lua_setmetatable(L, -2);
+        lua_setfield(L, LUA_REGISTRYINDEX, "etlua.budget.watchdog");
+    }
     luaL_newlib(L, etl_budget_funcs);
     lua_pushinteger(L, BUDGET_MEMORY_MB);
     lua_setfield(L, -2, "MEMORY_MB");
-    lua_pushinteger(L, BUDGET_COUNT);
-    lua_setfield(L, -2, "COUNT");
+    lua_pushinteger(L, WATCH_MS);
+    lua_setfield(L, -2, "WATCH_MS");
     return 1;
 }

@@ -88,7 +88,7 @@ rc=0; wait $pid || rc=$?
 t=$(( $(date +%s%3N) - t0 ))
 [ $rc -eq 0 ] || { cat "$WORK/two.log" >&2; fail "exit status $rc after SIGTERM"; }
 [ $t -lt 1500 ] || fail "took ${t} ms to stop while a rule looped"
-grep -q "a script hook was cut short" "$WORK/two.log" || fail "no log line for the cut hook"
+grep -q "stop signal: script hooks stopped" "$WORK/two.log" || fail "no log line for the cut hook"
 [ "$(psql_q "SELECT count(*) FROM user_logins WHERE locale = 'LOOP'")" = 0 ] || fail "the looping message landed"
 [ "$(count user_logins_rejects)" = 0 ] || fail "the stop turned into a reject"
 ok "SIGTERM inside an endless rule: exit 0 after ${t} ms, nothing committed for that message"

@@ -81,7 +81,7 @@ local function process(proc, messages, log, verbose)
   for i, m in ipairs(messages) do
     local out = proc:process(m.body, m)
     if out.stopped then
-      log:info("stop signal: a script hook was cut short; this message and the rest of the batch stay in the queue",
+      log:info("stop signal: script hooks stopped; this message and the rest of the batch are not committed (released)",
                { message_id = m.id, hook = out.stopped, left = #messages - i + 1 })
       break
     end
