@@ -33,7 +33,7 @@ ok "standard queue: a second run drained the rest in $(( $(date +%s) - t0 )) s (
 # FIFO queue, --drain ------------------------------------------------------------------------------
 start_sqs fauxqs --fifo --visibility 120
 script=$ROOT/tests/integration/fifo_pipeline.lua
-n=3000
+n=5000   # a few seconds of drain at least, so the signal comes mid-drain
 python3 "$ROOT/tests/integration/gen_fifo.py" $n 10 --bad-every 37 >"$WORK/fifo.jsonl"
 bad=$(grep -c '"bad":true' "$WORK/fifo.jsonl")
 node "$ROOT/tests/harness/sqs.js" send "$AWS_ENDPOINT_URL" "$SQS_QUEUE_URL" "$WORK/fifo.jsonl" --group-field g \

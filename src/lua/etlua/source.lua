@@ -325,9 +325,14 @@ end
 -- waits and never decides the drain (next_batch does). The runner calls it while a commit waits,
 -- to process the next batch meanwhile. On a FIFO queue the order holds: batches are taken in the
 -- order received and committed one after the other.
+-- On a FIFO queue whatever is buffered is a batch: those messages are of groups the batch being
+-- committed does not hold (its groups stay locked until it is deleted), and no more of theirs
+-- can come before they are themselves committed and deleted.
 function Sqs:take_ready(max)
-  if host.stopping() or self.fatal or #self.buffer < max then return nil end
-  return self:take(max), false
+  if host.stopping() or self.fatal then return nil end
+  local n = self.fifo and math.min(max, #self.buffer) or max
+  if n == 0 or #self.buffer < n then return nil end
+  return self:take(n), false
 end
 
 -- tend(wait_seconds): one round of the receive pipeline that never waits (from the commit's wait
