@@ -43,9 +43,9 @@
 #include <string.h>
 #include <time.h>
 
-#define BUDGET_MEMORY_MB 64  /* live memory a call may add */
-#define WATCH_MS 10          /* how often the watchdog looks at the running call */
-#define BUDGET_SIG SIGURG    /* watchdog -> Lua thread: arm the hook (ignored by default) */
+#define BUDGET_MEMORY_MB 64 /* live memory a call may add */
+#define WATCH_MS 10         /* how often the watchdog looks at the running call */
+#define BUDGET_SIG SIGURG   /* watchdog -> Lua thread: arm the hook (ignored by default) */
 
 enum { WHY_NONE, WHY_TIMEOUT, WHY_STOPPED };
 
@@ -55,7 +55,7 @@ static _Atomic int64_t deadline_ns;  /* of the running call (0: none) */
 static _Atomic unsigned call_gen;    /* counts calls, so the watchdog fires once per call */
 static pthread_t lua_thread;         /* the thread running the call */
 static pthread_t watchdog;
-static _Atomic int watchdog_state;   /* 0 not started, 1 running, 2 asked to quit */
+static _Atomic int watchdog_state; /* 0 not started, 1 running, 2 asked to quit */
 
 static lua_Alloc base_alloc; /* the state's own allocator, wrapped during a call */
 static void *base_ud;
@@ -111,7 +111,8 @@ static void etl_budget_on_signal(int sig)
 
 void etl_budget_interrupt(void)
 {
-    if (active_L == NULL) return;
+    if (active_L == NULL)
+        return;
     if (pthread_equal(pthread_self(), lua_thread))
         etl_budget_arm();
     else
@@ -175,7 +176,8 @@ static int etl_budget_tostring(lua_State *L)
 static int etl_budget_msgh(lua_State *L)
 {
     int t = lua_type(L, 1);
-    if (t == LUA_TSTRING) return 1;
+    if (t == LUA_TSTRING)
+        return 1;
     if (t == LUA_TNUMBER) {
         luaL_tolstring(L, 1, NULL);
         return 1;
@@ -186,7 +188,8 @@ static int etl_budget_msgh(lua_State *L)
         lua_pop(L, 1);
         lua_pushcfunction(L, etl_budget_tostring);
         lua_pushvalue(L, 1);
-        if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING) return 1;
+        if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING)
+            return 1;
         lua_pop(L, 1);
     }
     lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
@@ -199,7 +202,8 @@ static int etl_budget_call(lua_State *L)
     lua_Integer ms = luaL_checkinteger(L, 1);
     luaL_argcheck(L, ms > 0, 1, "the budget must be a positive number of milliseconds");
     luaL_checktype(L, 2, LUA_TFUNCTION);
-    if (active_L != NULL) return luaL_error(L, "etlua.budget: call: a budgeted call is running");
+    if (active_L != NULL)
+        return luaL_error(L, "etlua.budget: call: a budgeted call is running");
     if (etl_host_stop_requested()) { /* after a stop no new call starts */
         lua_pushboolean(L, 0);
         lua_pushliteral(L, "stopped");
@@ -233,13 +237,15 @@ static int etl_budget_call(lua_State *L)
         lua_replace(L, 2);
         return lua_gettop(L) - 1;
     }
-    const char *kind = why == WHY_STOPPED   ? "stopped"
-                       : why == WHY_TIMEOUT ? "timeout"
+    const char *kind = why == WHY_STOPPED                      ? "stopped"
+                       : why == WHY_TIMEOUT                    ? "timeout"
                        : (status == LUA_ERRMEM || mem_refused) ? "memory"
-                                              : "error";
+                                                               : "error";
     const char *text = status == LUA_OK ? NULL : lua_tostring(L, -1);
-    if (why == WHY_TIMEOUT) text = "ran past its time budget";
-    if (why == WHY_STOPPED) text = "stopped by a stop signal";
+    if (why == WHY_TIMEOUT)
+        text = "ran past its time budget";
+    if (why == WHY_STOPPED)
+        text = "stopped by a stop signal";
     if (why == WHY_NONE && (status == LUA_ERRMEM || mem_refused))
         text = lua_pushfstring(L, "used more than %d MiB of memory", BUDGET_MEMORY_MB);
     lua_pushboolean(L, 0);
@@ -280,7 +286,8 @@ int luaopen_etlua_budget(lua_State *L)
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (rc != 0) {
             atomic_store(&watchdog_state, 0);
-            return luaL_error(L, "etlua.budget: cannot start the watchdog thread: %s", strerror(rc));
+            return luaL_error(L, "etlua.budget: cannot start the watchdog thread: %s",
+                              strerror(rc));
         }
         lua_newuserdatauv(L, 0, 0);
         lua_newtable(L);

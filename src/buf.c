@@ -40,10 +40,7 @@ int etl_buf_add(struct etl_buf *b, const void *s, size_t n)
     return 0;
 }
 
-int etl_buf_adds(struct etl_buf *b, const char *s)
-{
-    return etl_buf_add(b, s, strlen(s));
-}
+int etl_buf_adds(struct etl_buf *b, const char *s) { return etl_buf_add(b, s, strlen(s)); }
 
 int etl_buf_addf(struct etl_buf *b, const char *fmt, ...)
 {

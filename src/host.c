@@ -36,13 +36,16 @@ int luaopen_etlua_budget(lua_State *L);
 static volatile sig_atomic_t stop_requests;
 static volatile sig_atomic_t reload_requests;
 
-static void on_stop_signal(int sig) {
+static void on_stop_signal(int sig)
+{
     (void)sig;
-    if (++stop_requests > 1) _exit(130); /* second signal: leave now; the ledger makes it harmless */
-    etl_budget_interrupt();              /* a script hook running now stops at its next instruction */
+    if (++stop_requests > 1)
+        _exit(130);         /* second signal: leave now; the ledger makes it harmless */
+    etl_budget_interrupt(); /* a script hook running now stops at its next instruction */
 }
 
-static void on_reload_signal(int sig) {
+static void on_reload_signal(int sig)
+{
     (void)sig;
     reload_requests++;
 }
@@ -50,7 +53,8 @@ static void on_reload_signal(int sig) {
 int etl_host_stop_requested(void) { return stop_requests > 0; }
 
 /* host.install_signals(): SIGTERM/SIGINT request a graceful stop, SIGHUP a reload. */
-static int etl_host_install_signals(lua_State *L) {
+static int etl_host_install_signals(lua_State *L)
+{
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
@@ -65,13 +69,15 @@ static int etl_host_install_signals(lua_State *L) {
 }
 
 /* host.stopping() -> true once SIGTERM/SIGINT arrived. */
-static int etl_host_stopping(lua_State *L) {
+static int etl_host_stopping(lua_State *L)
+{
     lua_pushboolean(L, stop_requests > 0);
     return 1;
 }
 
 /* host.take_reload() -> true once per SIGHUP received since the last call. */
-static int etl_host_take_reload(lua_State *L) {
+static int etl_host_take_reload(lua_State *L)
+{
     int pending = reload_requests > 0;
     reload_requests = 0;
     lua_pushboolean(L, pending);
@@ -79,14 +85,16 @@ static int etl_host_take_reload(lua_State *L) {
 }
 
 /* host.now_ms() -> wall clock milliseconds; host.mono() -> monotonic seconds (float). */
-static int etl_host_now_ms(lua_State *L) {
+static int etl_host_now_ms(lua_State *L)
+{
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     lua_pushinteger(L, (lua_Integer)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
     return 1;
 }
 
-static int etl_host_mono(lua_State *L) {
+static int etl_host_mono(lua_State *L)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
@@ -94,18 +102,22 @@ static int etl_host_mono(lua_State *L) {
 }
 
 /* host.sleep(seconds): sleeps, cut short by a stop signal. */
-static int etl_host_sleep(lua_State *L) {
+static int etl_host_sleep(lua_State *L)
+{
     lua_Number s = luaL_checknumber(L, 1);
     struct timespec req, rem;
-    if (s <= 0) return 0;
+    if (s <= 0)
+        return 0;
     req.tv_sec = (time_t)s;
     req.tv_nsec = (long)((s - (lua_Number)req.tv_sec) * 1e9);
-    while (nanosleep(&req, &rem) == -1 && errno == EINTR && !stop_requests) req = rem;
+    while (nanosleep(&req, &rem) == -1 && errno == EINTR && !stop_requests)
+        req = rem;
     return 0;
 }
 
 /* host.isatty(fd) -> boolean */
-static int etl_host_isatty(lua_State *L) {
+static int etl_host_isatty(lua_State *L)
+{
     lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
     return 1;
 }
@@ -126,7 +138,8 @@ static int etl_host_list_dir(lua_State *L)
     struct dirent *e;
     errno = 0;
     while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
         lua_pushstring(L, e->d_name); /* on memory exhaustion this raises and leaks d: rare */
         lua_rawseti(L, -2, ++n);
     }
@@ -153,7 +166,8 @@ static const luaL_Reg host_funcs[] = {
 };
 
 int luaopen_etlua_host(lua_State *L);
-int luaopen_etlua_host(lua_State *L) {
+int luaopen_etlua_host(lua_State *L)
+{
     luaL_newlib(L, host_funcs);
     lua_pushliteral(L, ETLUA_VERSION);
     lua_setfield(L, -2, "version");
@@ -161,28 +175,26 @@ int luaopen_etlua_host(lua_State *L) {
 }
 
 /* package.preload loader for an embedded Lua module: upvalue 1 is its index in the table. */
-static int etl_host_load_embedded(lua_State *L) {
+static int etl_host_load_embedded(lua_State *L)
+{
     const struct etl_embedded *m = &etl_embedded_modules[lua_tointeger(L, lua_upvalueindex(1))];
     char chunkname[128];
     snprintf(chunkname, sizeof chunkname, "=%s", m->name);
-    if (luaL_loadbufferx(L, m->src, m->len, chunkname, "t") != LUA_OK) return lua_error(L);
+    if (luaL_loadbufferx(L, m->src, m->len, chunkname, "t") != LUA_OK)
+        return lua_error(L);
     lua_pushstring(L, m->name);
     lua_call(L, 1, 1); /* runs inside require, itself under the caller's pcall */
     return 1;
 }
 
-void etl_host_preload(lua_State *L) {
+void etl_host_preload(lua_State *L)
+{
     static const luaL_Reg c_modules[] = {
-        {"etlua.host", luaopen_etlua_host},
-        {"etlua.mask", luaopen_etlua_mask},
-        {"etlua.sqs", luaopen_etlua_sqs},
-        {"etlua.pg", luaopen_etlua_pg},
-        {"etlua.metrics", luaopen_etlua_metrics},
-        {"etlua.vault", luaopen_etlua_vault},
-        {"etlua.json", luaopen_etlua_json},
-        {"etlua.scrub", luaopen_etlua_scrub},
-        {"etlua.budget", luaopen_etlua_budget},
-        {NULL, NULL},
+        {"etlua.host", luaopen_etlua_host},       {"etlua.mask", luaopen_etlua_mask},
+        {"etlua.sqs", luaopen_etlua_sqs},         {"etlua.pg", luaopen_etlua_pg},
+        {"etlua.metrics", luaopen_etlua_metrics}, {"etlua.vault", luaopen_etlua_vault},
+        {"etlua.json", luaopen_etlua_json},       {"etlua.scrub", luaopen_etlua_scrub},
+        {"etlua.budget", luaopen_etlua_budget},   {NULL, NULL},
     };
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     for (const luaL_Reg *r = c_modules; r->name; r++) {
@@ -200,11 +212,12 @@ void etl_host_preload(lua_State *L) {
 /* Replaces the string on top of the stack by etlua.redact.line(it) when etlua.redact is loaded
  * (config.lua registers the secrets there): no piece of a secret in a traceback either. User
  * errors went through it already (fail.user). */
-static void etl_host_redact(lua_State *L) {
+static void etl_host_redact(lua_State *L)
+{
     int top = lua_gettop(L); /* the message */
     lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-    if (lua_getfield(L, -1, "etlua.redact") == LUA_TTABLE
-        && lua_getfield(L, -1, "line") == LUA_TFUNCTION) {
+    if (lua_getfield(L, -1, "etlua.redact") == LUA_TTABLE &&
+        lua_getfield(L, -1, "line") == LUA_TFUNCTION) {
         lua_pushvalue(L, top);
         if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING)
             lua_replace(L, top);
@@ -213,15 +226,18 @@ static void etl_host_redact(lua_State *L) {
 }
 
 /* Message handler: user errors pass through as their one line; anything else gets a traceback. */
-static int etl_host_msgh(lua_State *L) {
+static int etl_host_msgh(lua_State *L)
+{
     if (lua_istable(L, 1)) {
         lua_getfield(L, 1, "user_error");
-        if (lua_isstring(L, -1)) return 1;
+        if (lua_isstring(L, -1))
+            return 1;
         lua_pop(L, 1);
     }
     const char *msg = lua_tostring(L, 1);
     if (msg == NULL) {
-        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            return 1;
         msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
     }
     luaL_traceback(L, L, msg, 1);
@@ -232,7 +248,8 @@ static int etl_host_msgh(lua_State *L) {
 }
 
 /* Runs require("etlua.cli").main(argv) and converts its result to an exit status. */
-static int etl_host_run(lua_State *L) {
+static int etl_host_run(lua_State *L)
+{
     int argc = (int)lua_tointeger(L, 1);
     char **argv = (char **)lua_touserdata(L, 2);
     luaL_openlibs(L);
@@ -250,7 +267,8 @@ static int etl_host_run(lua_State *L) {
     return 1;
 }
 
-int etl_host_main(int argc, char **argv) {
+int etl_host_main(int argc, char **argv)
+{
     lua_State *L = luaL_newstate();
     if (L == NULL) {
         fputs("etlua: cannot create the Lua state: out of memory\n", stderr);

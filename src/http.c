@@ -31,7 +31,7 @@ struct etl_http {
     CURLM *multi;
     char *ca_bundle, *sigv4, *access_key, *secret_key, *token_header, *connect_to;
     struct curl_slist *connect_list;
-    struct slot *slots;      /* nslots - 1 for anyone, the last one reserved */
+    struct slot *slots; /* nslots - 1 for anyone, the last one reserved */
     size_t nslots, inflight;
     unsigned long long last_id;
     struct etl_http_done *done; /* FIFO of finished requests: done[head..n) */

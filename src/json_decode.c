@@ -407,8 +407,16 @@ static int dec_value(struct dec *d, int depth)
         lua_pushlightuserdata(d->L, NULL);
         return 0;
     case '-':
-    case '0': case '1': case '2': case '3': case '4':
-    case '5': case '6': case '7': case '8': case '9':
+    case '0':
+    case '1':
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+    case '7':
+    case '8':
+    case '9':
         return dec_number(d);
     default:
         return dec_expected(d, "expected a value");

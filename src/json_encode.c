@@ -76,10 +76,10 @@ static int enc_fail(struct enc *e, const char *fmt, const char *arg)
 /* 1 for the bytes written as they are without a look at what follows: ASCII from 0x20 on,
  * except '"' and '\\'. */
 static const unsigned char plain[256] = {
-    [0x20] = 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,       /* 0x22 '"' */
+    [0x20] = 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x22 '"' */
     [0x30] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     [0x40] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    [0x50] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,       /* 0x5C '\\' */
+    [0x50] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x5C '\\' */
     [0x60] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     [0x70] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
@@ -123,13 +123,34 @@ static void enc_string(struct enc *e, const char *str, size_t n)
         s++;
         o[0] = '\\';
         switch (c) {
-        case '"': o[1] = '"'; e->len += 2; break;
-        case '\\': o[1] = '\\'; e->len += 2; break;
-        case '\b': o[1] = 'b'; e->len += 2; break;
-        case '\f': o[1] = 'f'; e->len += 2; break;
-        case '\n': o[1] = 'n'; e->len += 2; break;
-        case '\r': o[1] = 'r'; e->len += 2; break;
-        case '\t': o[1] = 't'; e->len += 2; break;
+        case '"':
+            o[1] = '"';
+            e->len += 2;
+            break;
+        case '\\':
+            o[1] = '\\';
+            e->len += 2;
+            break;
+        case '\b':
+            o[1] = 'b';
+            e->len += 2;
+            break;
+        case '\f':
+            o[1] = 'f';
+            e->len += 2;
+            break;
+        case '\n':
+            o[1] = 'n';
+            e->len += 2;
+            break;
+        case '\r':
+            o[1] = 'r';
+            e->len += 2;
+            break;
+        case '\t':
+            o[1] = 't';
+            e->len += 2;
+            break;
         default: {
             char h[3];
             etl_hex(h, &c, 1, 0); /* the one hex encoder (etlua/buf.h) */

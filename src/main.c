@@ -11,7 +11,8 @@
 
 #ifdef ETLUA_AS_MODULE
 int luaopen_etlua(lua_State *L);
-int luaopen_etlua(lua_State *L) {
+int luaopen_etlua(lua_State *L)
+{
     etl_host_preload(L);
     lua_newtable(L);
     lua_pushliteral(L, ETLUA_VERSION);

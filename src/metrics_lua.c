@@ -18,27 +18,33 @@ struct handle {
     struct etl_metrics_server *server;
 };
 
-static struct handle *box(lua_State *L) {
+static struct handle *box(lua_State *L)
+{
     return (struct handle *)luaL_checkudata(L, 1, REGISTRY_MT);
 }
 
-static struct etl_metrics *check_open(lua_State *L) {
+static struct etl_metrics *check_open(lua_State *L)
+{
     struct handle *h = box(L);
-    if (h->reg == NULL) luaL_error(L, "etlua.metrics: registry is closed");
+    if (h->reg == NULL)
+        luaL_error(L, "etlua.metrics: registry is closed");
     return h->reg;
 }
 
-static int l_registry(lua_State *L) {
+static int l_registry(lua_State *L)
+{
     struct handle *h = lua_newuserdatauv(L, sizeof *h, 0);
     h->reg = NULL;
     h->server = NULL;
     luaL_setmetatable(L, REGISTRY_MT);
     h->reg = etl_metrics_new();
-    if (h->reg == NULL) return luaL_error(L, "etlua.metrics: out of memory");
+    if (h->reg == NULL)
+        return luaL_error(L, "etlua.metrics: out of memory");
     return 1;
 }
 
-static int declare(lua_State *L, enum etl_metric_kind kind) {
+static int declare(lua_State *L, enum etl_metric_kind kind)
+{
     struct etl_metrics *m = check_open(L);
     const char *name = luaL_checkstring(L, 2);
     const char *help = luaL_optstring(L, 3, NULL);
@@ -59,7 +65,8 @@ static int declare(lua_State *L, enum etl_metric_kind kind) {
     }
     const char *err = NULL;
     int id = etl_metrics_add(m, kind, name, help, label, bounds, n, &err);
-    if (id < 0) return luaL_error(L, "etlua.metrics: %s: %s", name, err);
+    if (id < 0)
+        return luaL_error(L, "etlua.metrics: %s: %s", name, err);
     lua_pushinteger(L, id);
     return 1;
 }
@@ -69,54 +76,64 @@ static int l_gauge(lua_State *L) { return declare(L, ETL_GAUGE); }
 static int l_histogram(lua_State *L) { return declare(L, ETL_HISTOGRAM); }
 
 /* reg:inc(id [, n [, label_value]]) */
-static int l_inc(lua_State *L) {
+static int l_inc(lua_State *L)
+{
     struct etl_metrics *m = check_open(L);
     int id = (int)luaL_checkinteger(L, 2);
     double v = (double)luaL_optnumber(L, 3, 1);
     const char *lv = luaL_optstring(L, 4, NULL);
     if (etl_metrics_inc(m, id, lv, v) != 0) {
-        return luaL_error(L, "etlua.metrics: inc(%d, %f): not a counter or gauge, or a negative count", id, v);
+        return luaL_error(
+            L, "etlua.metrics: inc(%d, %f): not a counter or gauge, or a negative count", id, v);
     }
     return 0;
 }
 
 /* reg:set(id, v [, label_value]) */
-static int l_set(lua_State *L) {
+static int l_set(lua_State *L)
+{
     struct etl_metrics *m = check_open(L);
     int id = (int)luaL_checkinteger(L, 2);
     double v = (double)luaL_checknumber(L, 3);
     const char *lv = luaL_optstring(L, 4, NULL);
-    if (etl_metrics_set(m, id, lv, v) != 0) return luaL_error(L, "etlua.metrics: set(%d): not a gauge", id);
+    if (etl_metrics_set(m, id, lv, v) != 0)
+        return luaL_error(L, "etlua.metrics: set(%d): not a gauge", id);
     return 0;
 }
 
 /* reg:observe(id, v) */
-static int l_observe(lua_State *L) {
+static int l_observe(lua_State *L)
+{
     struct etl_metrics *m = check_open(L);
     int id = (int)luaL_checkinteger(L, 2);
     double v = (double)luaL_checknumber(L, 3);
-    if (etl_metrics_observe(m, id, v) != 0) return luaL_error(L, "etlua.metrics: observe(%d): not a histogram", id);
+    if (etl_metrics_observe(m, id, v) != 0)
+        return luaL_error(L, "etlua.metrics: observe(%d): not a histogram", id);
     return 0;
 }
 
-static int l_render(lua_State *L) {
+static int l_render(lua_State *L)
+{
     struct etl_metrics *m = check_open(L);
     size_t len;
     char *text = etl_metrics_render(m, &len);
-    if (text == NULL) return luaL_error(L, "etlua.metrics: out of memory");
+    if (text == NULL)
+        return luaL_error(L, "etlua.metrics: out of memory");
     lua_pushlstring(L, text, len); /* may raise on OOM: free first would lose the text, so guard */
     free(text);
     return 1;
 }
 
-static int l_ready(lua_State *L) {
+static int l_ready(lua_State *L)
+{
     struct etl_metrics *m = check_open(L);
     etl_metrics_set_ready(m, lua_toboolean(L, 2));
     return 0;
 }
 
 /* reg:constant_label(name, value): every family's series carry name="value" */
-static int l_constant_label(lua_State *L) {
+static int l_constant_label(lua_State *L)
+{
     struct etl_metrics *m = check_open(L);
     const char *name = luaL_checkstring(L, 2), *value = luaL_checkstring(L, 3);
     const char *err = NULL;
@@ -126,13 +143,15 @@ static int l_constant_label(lua_State *L) {
 }
 
 /* reg:process_metrics(): process_cpu_seconds_total & co., read at each scrape */
-static int l_process_metrics(lua_State *L) {
+static int l_process_metrics(lua_State *L)
+{
     etl_metrics_enable_process(check_open(L));
     return 0;
 }
 
 /* reg:serve(addr) -> bound_addr | nil, msg */
-static int l_serve(lua_State *L) {
+static int l_serve(lua_State *L)
+{
     struct etl_metrics *m = check_open(L);
     const char *addr = luaL_checkstring(L, 2);
     char bound[80], err[256];
@@ -152,7 +171,8 @@ static int l_serve(lua_State *L) {
     return 1;
 }
 
-static int l_close(lua_State *L) {
+static int l_close(lua_State *L)
+{
     struct handle *h = box(L);
     etl_metrics_server_stop(h->server); /* joins the server thread before the registry goes */
     h->server = NULL;
@@ -162,11 +182,19 @@ static int l_close(lua_State *L) {
 }
 
 static const luaL_Reg registry_methods[] = {
-    {"counter", l_counter}, {"gauge", l_gauge}, {"histogram", l_histogram},
-    {"inc", l_inc},         {"set", l_set},     {"observe", l_observe},
-    {"render", l_render},   {"ready", l_ready}, {"serve", l_serve},
-    {"constant_label", l_constant_label},       {"process_metrics", l_process_metrics},
-    {"close", l_close},     {NULL, NULL},
+    {"counter", l_counter},
+    {"gauge", l_gauge},
+    {"histogram", l_histogram},
+    {"inc", l_inc},
+    {"set", l_set},
+    {"observe", l_observe},
+    {"render", l_render},
+    {"ready", l_ready},
+    {"serve", l_serve},
+    {"constant_label", l_constant_label},
+    {"process_metrics", l_process_metrics},
+    {"close", l_close},
+    {NULL, NULL},
 };
 
 static const luaL_Reg funcs[] = {
@@ -174,7 +202,8 @@ static const luaL_Reg funcs[] = {
     {NULL, NULL},
 };
 
-int luaopen_etlua_metrics(lua_State *L) {
+int luaopen_etlua_metrics(lua_State *L)
+{
     if (luaL_newmetatable(L, REGISTRY_MT)) {
         luaL_newlib(L, registry_methods);
         lua_setfield(L, -2, "__index");

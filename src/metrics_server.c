@@ -26,11 +26,13 @@
 /* ---- the HTTP server ---------------------------------------------------------------------------- */
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status, const char *type,
-                             char *body, size_t len, int must_free) {
+                             char *body, size_t len, int must_free)
+{
     struct MHD_Response *r = MHD_create_response_from_buffer(
         len, body, must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (r == NULL) {
-        if (must_free) free(body);
+        if (must_free)
+            free(body);
         return MHD_NO;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
@@ -44,7 +46,8 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status, cons
 /* Runs on the server thread: reads the registry under its lock, never the Lua state. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
-                                  size_t *upload_size, void **req) {
+                                  size_t *upload_size, void **req)
+{
     struct etl_metrics *m = cls;
     (void)version;
     (void)upload;
@@ -75,14 +78,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (strcmp(url, "/readyz") == 0) {
         static char yes[] = "ready\n", no[] = "not ready\n";
-        if (etl_metrics_is_ready(m)) return reply(c, MHD_HTTP_OK, TEXT, yes, sizeof yes - 1, 0);
+        if (etl_metrics_is_ready(m))
+            return reply(c, MHD_HTTP_OK, TEXT, yes, sizeof yes - 1, 0);
         return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, TEXT, no, sizeof no - 1, 0);
     }
     static char msg[] = "not found: try /metrics, /healthz or /readyz\n";
     return reply(c, MHD_HTTP_NOT_FOUND, TEXT, msg, sizeof msg - 1, 0);
 }
 
-static void *fail(char *err, size_t errlen, const char *fmt, ...) {
+static void *fail(char *err, size_t errlen, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
@@ -91,27 +96,33 @@ static void *fail(char *err, size_t errlen, const char *fmt, ...) {
 }
 
 /* "1.2.3.4:9108" or "[::1]:9108" -> sockaddr. Numeric only: the address bound is the one given. */
-static int parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen) {
+static int parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen)
+{
     char host[64];
     const char *port;
     memset(ss, 0, sizeof *ss);
     if (addr[0] == '[') {
         const char *end = strchr(addr, ']');
-        if (end == NULL || end[1] != ':' || (size_t)(end - addr - 1) >= sizeof host) return -1;
+        if (end == NULL || end[1] != ':' || (size_t)(end - addr - 1) >= sizeof host)
+            return -1;
         memcpy(host, addr + 1, (size_t)(end - addr - 1));
         host[end - addr - 1] = '\0';
         port = end + 2;
     } else {
         const char *colon = strrchr(addr, ':');
-        if (colon == NULL || (size_t)(colon - addr) >= sizeof host) return -1;
+        if (colon == NULL || (size_t)(colon - addr) >= sizeof host)
+            return -1;
         memcpy(host, addr, (size_t)(colon - addr));
         host[colon - addr] = '\0';
         port = colon + 1;
-        if (strchr(host, ':')) return -1; /* IPv6 needs brackets */
+        if (strchr(host, ':'))
+            return -1; /* IPv6 needs brackets */
     }
-    if (*port == '\0' || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port)) return -1;
+    if (*port == '\0' || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port))
+        return -1;
     long p = strtol(port, NULL, 10);
-    if (p > 65535) return -1;
+    if (p > 65535)
+        return -1;
     struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
     if (addr[0] != '[' && inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
@@ -129,7 +140,8 @@ static int parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *
     return -1;
 }
 
-static void format_addr(const struct sockaddr_storage *ss, char *out, size_t outlen) {
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t outlen)
+{
     char host[INET6_ADDRSTRLEN] = "?";
     if (ss->ss_family == AF_INET6) {
         const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)ss;
@@ -148,18 +160,23 @@ struct etl_metrics_server {
 
 struct etl_metrics_server *etl_metrics_server_start(struct etl_metrics *m, const char *addr,
                                                     char *bound, size_t boundlen, char *err,
-                                                    size_t errlen) {
+                                                    size_t errlen)
+{
     struct sockaddr_storage ss;
     socklen_t sslen;
     if (parse_addr(addr, &ss, &sslen) != 0) {
-        return fail(err, errlen, "'%s' is not a numeric address:port such as 127.0.0.1:9108, "
-                                 "0.0.0.0:9108 or [::1]:9108", addr);
+        return fail(err, errlen,
+                    "'%s' is not a numeric address:port such as 127.0.0.1:9108, "
+                    "0.0.0.0:9108 or [::1]:9108",
+                    addr);
     }
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return fail(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+    if (fd < 0)
+        return fail(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, 64) != 0) {
         int e = errno;
         close(fd);
@@ -185,20 +202,22 @@ struct etl_metrics_server *etl_metrics_server_start(struct etl_metrics *m, const
     s->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, on_request, m,
                                  MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)32,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
-                                 MHD_OPTION_END);
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_END);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (s->daemon == NULL) {
         free(s);
-        if (fcntl(fd, F_GETFD) != -1) close(fd);
+        if (fcntl(fd, F_GETFD) != -1)
+            close(fd);
         return fail(err, errlen, "cannot start the metrics server on %s (libmicrohttpd)", addr);
     }
     format_addr(&ss, bound, boundlen);
     return s;
 }
 
-void etl_metrics_server_stop(struct etl_metrics_server *s) {
-    if (s == NULL) return;
+void etl_metrics_server_stop(struct etl_metrics_server *s)
+{
+    if (s == NULL)
+        return;
     MHD_stop_daemon(s->daemon); /* joins the server thread; closes the socket */
     free(s);
 }

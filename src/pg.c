@@ -105,10 +105,7 @@ static struct etl_pg_conn *etl_pg_checkc(lua_State *L)
     return c;
 }
 
-static PGconn *etl_pg_check(lua_State *L)
-{
-    return etl_pg_checkc(L)->conn;
-}
+static PGconn *etl_pg_check(lua_State *L) { return etl_pg_checkc(L)->conn; }
 
 /* db:on_wait(interval_s, fn [, first_s]) -> db: while a call waits on the server, fn() is called
  * every interval_s seconds (the first time first_s, default interval_s, after this call), under
@@ -220,14 +217,21 @@ static int etl_pg_exec(lua_State *L)
         int idx = i + 3;
         size_t len = 0;
         switch (lua_type(L, idx)) {
-        case LUA_TNIL: values[i] = NULL; continue;
-        case LUA_TBOOLEAN: values[i] = lua_toboolean(L, idx) ? "true" : "false"; continue;
+        case LUA_TNIL:
+            values[i] = NULL;
+            continue;
+        case LUA_TBOOLEAN:
+            values[i] = lua_toboolean(L, idx) ? "true" : "false";
+            continue;
         case LUA_TTABLE:
             etl_pg_array_literal(L, idx);
             lua_replace(L, idx);
             break;
-        case LUA_TSTRING: case LUA_TNUMBER: break;
-        default: return luaL_argerror(L, idx, "expected nil, string, number, boolean or array");
+        case LUA_TSTRING:
+        case LUA_TNUMBER:
+            break;
+        default:
+            return luaL_argerror(L, idx, "expected nil, string, number, boolean or array");
         }
         values[i] = lua_tolstring(L, idx, &len); /* converts numbers in place on the stack */
         if (memchr(values[i], '\0', len) != NULL) {
@@ -238,8 +242,8 @@ static int etl_pg_exec(lua_State *L)
         }
     }
     PGresult *res = NULL;
-    if (PQsendQueryParams(conn, sql, nparams, NULL, values, NULL, NULL, 0) == 1
-        && etl_pg_flush_out(L, c) == 0)
+    if (PQsendQueryParams(conn, sql, nparams, NULL, values, NULL, NULL, 0) == 1 &&
+        etl_pg_flush_out(L, c) == 0)
         res = etl_pg_last_result(L, c);
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT) {
@@ -341,16 +345,14 @@ static int etl_pg_copy_rows(lua_State *L, struct etl_pg_copybuf *cb, int ncols)
                 if (memchr(s, '\0', len) != NULL) {
                     etl_pg_copy_abort(cb);
                     lua_pushnil(L);
-                    lua_pushfstring(L, "value contains a NUL byte (row %d, column %d)",
-                                    (int)r, f);
+                    lua_pushfstring(L, "value contains a NUL byte (row %d, column %d)", (int)r, f);
                     lua_pushliteral(L, "22021");
                     return -1;
                 }
                 rc = etl_pg_put_field(cb, s, len);
             } else {
                 etl_pg_copy_abort(cb);
-                return luaL_error(L, "copy: rows[%d][%d] is a %s", (int)r, f,
-                                  lua_typename(L, t));
+                return luaL_error(L, "copy: rows[%d][%d] is a %s", (int)r, f, lua_typename(L, t));
             }
             lua_pop(L, 1);
             if (rc == 0)
@@ -421,11 +423,17 @@ static int etl_pg_copy(lua_State *L)
 int luaopen_etlua_pg(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"exec", etl_pg_exec},     {"copy", etl_pg_copy},     {"quote_ident", etl_pg_quote_ident},
-        {"status", etl_pg_status}, {"close", etl_pg_close},   {"on_wait", etl_pg_on_wait},
-        {"wait_error", etl_pg_wait_error}, {NULL, NULL},
+        {"exec", etl_pg_exec},
+        {"copy", etl_pg_copy},
+        {"quote_ident", etl_pg_quote_ident},
+        {"status", etl_pg_status},
+        {"close", etl_pg_close},
+        {"on_wait", etl_pg_on_wait},
+        {"wait_error", etl_pg_wait_error},
+        {NULL, NULL},
     };
-    static const luaL_Reg funcs[] = {{"connect", etl_pg_connect}, {"parse_conninfo", etl_pg_parse_conninfo}, {NULL, NULL}};
+    static const luaL_Reg funcs[] = {
+        {"connect", etl_pg_connect}, {"parse_conninfo", etl_pg_parse_conninfo}, {NULL, NULL}};
     if (luaL_newmetatable(L, CONN_MT)) {
         luaL_newlib(L, methods);
         lua_setfield(L, -2, "__index");

@@ -20,11 +20,25 @@ size_t etl_pg_copy_escape(char *dst, const char *src, size_t len)
     for (size_t i = 0; i < len; i++) {
         char c = src[i];
         switch (c) {
-        case '\\': dst[n++] = '\\'; dst[n++] = '\\'; break;
-        case '\t': dst[n++] = '\\'; dst[n++] = 't'; break;
-        case '\n': dst[n++] = '\\'; dst[n++] = 'n'; break;
-        case '\r': dst[n++] = '\\'; dst[n++] = 'r'; break;
-        default: dst[n++] = c; break;
+        case '\\':
+            dst[n++] = '\\';
+            dst[n++] = '\\';
+            break;
+        case '\t':
+            dst[n++] = '\\';
+            dst[n++] = 't';
+            break;
+        case '\n':
+            dst[n++] = '\\';
+            dst[n++] = 'n';
+            break;
+        case '\r':
+            dst[n++] = '\\';
+            dst[n++] = 'r';
+            break;
+        default:
+            dst[n++] = c;
+            break;
         }
     }
     return n;

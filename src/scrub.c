@@ -164,10 +164,9 @@ static int etl_scrub_l_patterns(lua_State *L)
         if (lua_geti(L, 1, i) != LUA_TSTRING)
             return luaL_error(L, "etlua.scrub: patterns: raws[%d] must be a string", (int)i);
         text[i - 1] = lua_tolstring(L, -1, &lens[i - 1]); /* kept alive by the table */
-        if (lua_rawget(L, 1) != LUA_TSTRING || (hex[i - 1] = lua_tolstring(L, -1, &hl), hl) !=
-                                                   ETL_MASK_HEX_LEN)
-            return luaL_error(L, "etlua.scrub: patterns: raw value #%d has no 64-hex mask",
-                              (int)i);
+        if (lua_rawget(L, 1) != LUA_TSTRING ||
+            (hex[i - 1] = lua_tolstring(L, -1, &hl), hl) != ETL_MASK_HEX_LEN)
+            return luaL_error(L, "etlua.scrub: patterns: raw value #%d has no 64-hex mask", (int)i);
         lua_pop(L, 1);
     }
     struct patterns *pp = lua_newuserdatauv(L, sizeof *pp, 0);

@@ -186,7 +186,8 @@ static int bare_key(const struct etl_scrub_key *keys, size_t nkeys, const unsign
         if (is_ident(t[i])) {
             c = t[i];
             next = i + 1;
-        } else if (t[i] == '\\' && (c = escaped_char(t, n, i, &next)) >= 0 && is_ident((unsigned char)c)) {
+        } else if (t[i] == '\\' && (c = escaped_char(t, n, i, &next)) >= 0 &&
+                   is_ident((unsigned char)c)) {
             /* an escaped word character */
         } else {
             break;

@@ -13,13 +13,13 @@
 #include <string.h>
 
 struct ac_node {
-    int child;        /* first child, -1 none */
-    int sibling;      /* next child of the same parent, -1 none */
-    int fail;         /* longest proper suffix that is a trie node */
-    int dict;         /* nearest node on the fail chain that ends a pattern, -1 none */
-    int pat;          /* pattern ending exactly here, -1 none */
-    unsigned depth;   /* length of the text this node spells */
-    unsigned char c;  /* label of the edge from the parent */
+    int child;       /* first child, -1 none */
+    int sibling;     /* next child of the same parent, -1 none */
+    int fail;        /* longest proper suffix that is a trie node */
+    int dict;        /* nearest node on the fail chain that ends a pattern, -1 none */
+    int pat;         /* pattern ending exactly here, -1 none */
+    unsigned depth;  /* length of the text this node spells */
+    unsigned char c; /* label of the edge from the parent */
 };
 
 struct etl_scrub_patterns {
@@ -56,8 +56,8 @@ static void ac_insert(struct etl_scrub_patterns *p, int i, const char *text, siz
         int next = ac_child(p, node, c);
         if (next < 0) {
             next = p->nnodes++;
-            p->nodes[next] = (struct ac_node){-1, p->nodes[node].child, 0, -1, -1,
-                                              p->nodes[node].depth + 1, c};
+            p->nodes[next] =
+                (struct ac_node){-1, p->nodes[node].child, 0, -1, -1, p->nodes[node].depth + 1, c};
             p->nodes[node].child = next;
         }
         node = next;
@@ -149,7 +149,8 @@ int etl_scrub_match(const struct etl_scrub_patterns *p, const char *t, size_t n,
         if (m < 0)
             continue;
         struct etl_scrub_span sp = {i + 1 - p->nodes[m].depth, i + 1, ETL_SCRUB_SPAN_HEX,
-                                    ETL_SCRUB_CANON_NONE, 0, 0, p->hex[p->nodes[m].pat]};
+                                    ETL_SCRUB_CANON_NONE,      0,     0,
+                                    p->hex[p->nodes[m].pat]};
         sp.rs = sp.start;
         sp.re = sp.end;
         /* merge with the occurrences it overlaps; the longest one names the replacement */

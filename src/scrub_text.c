@@ -75,8 +75,8 @@ int etl_scrub_clean(const char *in, size_t len, char **out, size_t *outlen)
 
 static int blank(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 
-static int hash_span(const struct etl_scrub_cfg *cfg, const char *t, const struct etl_scrub_span *sp,
-                     char hex[ETL_MASK_HEX_LEN + 1])
+static int hash_span(const struct etl_scrub_cfg *cfg, const char *t,
+                     const struct etl_scrub_span *sp, char hex[ETL_MASK_HEX_LEN + 1])
 {
     size_t rs = sp->rs, re = sp->re;
     if (sp->kind == ETL_SCRUB_SPAN_HEX) {

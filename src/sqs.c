@@ -25,7 +25,7 @@
 #define UV_LOCAL 1 /* user value: finished answers known without a request */
 
 struct client {
-    struct etl_http *http; /* NULL once closed */
+    struct etl_http *http;             /* NULL once closed */
     const struct etl_sqs_codec *codec; /* NULL until detected */
     char *url, *queue_url, *secret_key, *session_token;
     long timeout_ms;
@@ -109,10 +109,10 @@ static int start(lua_State *L, struct client *c, const struct etl_sqs_codec *cod
     snprintf(target, sizeof target, "X-Amz-Target: AmazonSQS.%s", action);
     const char *headers[2] = {codec->content_type, target};
     long extra_ms = req->action == ETL_SQS_RECEIVE ? req->wait_s * 1000L : 0;
-    enum etl_http_status st = etl_http_add(
-        c->http, c->url, headers, codec->send_target ? 2 : 1, body.p, body.len,
-        c->timeout_ms < 10000 ? c->timeout_ms : 10000, c->timeout_ms + extra_ms, flags,
-        (int)req->action, id, err, sizeof err);
+    enum etl_http_status st =
+        etl_http_add(c->http, c->url, headers, codec->send_target ? 2 : 1, body.p, body.len,
+                     c->timeout_ms < 10000 ? c->timeout_ms : 10000, c->timeout_ms + extra_ms, flags,
+                     (int)req->action, id, err, sizeof err);
     etl_buf_free(&body);
     if (st == ETL_HTTP_OK)
         return 0;
@@ -272,7 +272,9 @@ static int detect(lua_State *L, struct client *c)
     struct etl_sqs_request req = {.action = ETL_SQS_LIST_QUEUES};
     if (c->queue_url)
         req = (struct etl_sqs_request){.action = ETL_SQS_GET_QUEUE_ATTRIBUTES,
-                                       .queue_url = c->queue_url, .names = arn, .nnames = 1};
+                                       .queue_url = c->queue_url,
+                                       .names = arn,
+                                       .nnames = 1};
     struct etl_sqs_result r;
     int mismatch, top = lua_gettop(L);
     if (call(L, c, &etl_sqs_json_codec, &req, &r, &mismatch) == 0) {
@@ -292,10 +294,7 @@ static int detect(lua_State *L, struct client *c)
     return 0;
 }
 
-static int ensure_codec(lua_State *L, struct client *c)
-{
-    return c->codec ? 0 : detect(L, c);
-}
+static int ensure_codec(lua_State *L, struct client *c) { return c->codec ? 0 : detect(L, c); }
 
 static int m_protocol(lua_State *L)
 {
@@ -355,7 +354,9 @@ static int m_attributes(lua_State *L)
     const char *names[64];
     size_t n = attribute_names(L, names);
     struct etl_sqs_request req = {.action = ETL_SQS_GET_QUEUE_ATTRIBUTES,
-                                  .queue_url = need_queue(L, c), .names = names, .nnames = n};
+                                  .queue_url = need_queue(L, c),
+                                  .names = names,
+                                  .nnames = n};
     struct etl_sqs_result r;
     if (ensure_codec(L, c) != 0 || call(L, c, c->codec, &req, &r, NULL) != 0)
         return 3;
@@ -394,10 +395,11 @@ static int m_start_receive(lua_State *L)
     lua_Integer vis = luaL_optinteger(L, 4, -1);
     luaL_argcheck(L, max >= 1 && max <= 10, 2, "between 1 and 10");
     luaL_argcheck(L, wait >= 0 && wait <= 20, 3, "between 0 and 20");
-    luaL_argcheck(L, lua_isnoneornil(L, 4) || (vis >= 0 && vis <= 43200), 4,
-                  "between 0 and 43200");
-    struct etl_sqs_request req = {.action = ETL_SQS_RECEIVE, .queue_url = need_queue(L, c),
-                                  .max_messages = (int)max, .wait_s = (int)wait,
+    luaL_argcheck(L, lua_isnoneornil(L, 4) || (vis >= 0 && vis <= 43200), 4, "between 0 and 43200");
+    struct etl_sqs_request req = {.action = ETL_SQS_RECEIVE,
+                                  .queue_url = need_queue(L, c),
+                                  .max_messages = (int)max,
+                                  .wait_s = (int)wait,
                                   .visibility_s = (int)vis};
     return start_async(L, c, &req);
 }
@@ -413,16 +415,19 @@ static int start_batch(lua_State *L, lua_Integer timeout)
     for (size_t i = 0; i < n; i++) {
         if (lua_rawgeti(L, 2, (lua_Integer)i + 1) != LUA_TTABLE)
             luaL_argerror(L, 2, "entries must be tables {id=, receipt=}");
-        if (lua_getfield(L, -1, "id") != LUA_TSTRING || lua_getfield(L, -2, "receipt") != LUA_TSTRING)
+        if (lua_getfield(L, -1, "id") != LUA_TSTRING ||
+            lua_getfield(L, -2, "receipt") != LUA_TSTRING)
             luaL_argerror(L, 2, "each entry needs string id and receipt");
         entries[i].id = lua_tostring(L, -2); /* reachable from the entries table */
         entries[i].receipt = lua_tostring(L, -1);
         lua_pop(L, 3);
     }
-    struct etl_sqs_request req = {
-        .action = timeout < 0 ? ETL_SQS_DELETE_BATCH : ETL_SQS_CHANGE_VISIBILITY_BATCH,
-        .queue_url = need_queue(L, c), .visibility_s = (int)timeout, .entries = entries,
-        .nentries = n};
+    struct etl_sqs_request req = {.action = timeout < 0 ? ETL_SQS_DELETE_BATCH
+                                                        : ETL_SQS_CHANGE_VISIBILITY_BATCH,
+                                  .queue_url = need_queue(L, c),
+                                  .visibility_s = (int)timeout,
+                                  .entries = entries,
+                                  .nentries = n};
     if (n > 0)
         return start_async(L, c, &req);
     lua_Integer token = --c->last_local_token; /* nothing to ask: answered at once */
@@ -455,7 +460,9 @@ static int m_start_attributes(lua_State *L)
     const char *names[64];
     size_t n = attribute_names(L, names);
     struct etl_sqs_request req = {.action = ETL_SQS_GET_QUEUE_ATTRIBUTES,
-                                  .queue_url = need_queue(L, c), .names = names, .nnames = n};
+                                  .queue_url = need_queue(L, c),
+                                  .names = names,
+                                  .nnames = n};
     return start_async(L, c, &req);
 }
 
@@ -510,8 +517,7 @@ static int m_tostring(lua_State *L)
 {
     struct client *c = luaL_checkudata(L, 1, CLIENT_MT);
     if (c->http)
-        lua_pushfstring(L, "etlua.sqs.client (%s, %s)", c->url,
-                        c->codec ? c->codec->name : "auto");
+        lua_pushfstring(L, "etlua.sqs.client (%s, %s)", c->url, c->codec ? c->codec->name : "auto");
     else
         lua_pushliteral(L, "etlua.sqs.client (closed)");
     return 1;
@@ -613,8 +619,11 @@ static int l_client(lua_State *L)
     c->queue_url = dup_or_raise(L, queue_url);
     c->secret_key = dup_or_raise(L, secret_key);
     c->session_token = token && *token ? dup_or_raise(L, token) : NULL;
-    struct etl_http_config cfg = {.ca_bundle = ca_bundle, .region = region, .service = "sqs",
-                                  .access_key = access_key, .secret_key = secret_key,
+    struct etl_http_config cfg = {.ca_bundle = ca_bundle,
+                                  .region = region,
+                                  .service = "sqs",
+                                  .access_key = access_key,
+                                  .secret_key = secret_key,
                                   .session_token = c->session_token,
                                   .max_inflight = (size_t)max_inflight};
     c->http = etl_http_open(&cfg);
@@ -638,8 +647,10 @@ int luaopen_etlua_sqs(lua_State *L)
         {"pending", m_pending},
         {"close", client_close},
         {NULL, NULL}};
-    static const luaL_Reg meta[] = {
-        {"__gc", client_close}, {"__close", client_close}, {"__tostring", m_tostring}, {NULL, NULL}};
+    static const luaL_Reg meta[] = {{"__gc", client_close},
+                                    {"__close", client_close},
+                                    {"__tostring", m_tostring},
+                                    {NULL, NULL}};
     static const luaL_Reg funcs[] = {{"client", l_client}, {NULL, NULL}};
     if (luaL_newmetatable(L, CLIENT_MT)) {
         luaL_setfuncs(L, meta, 0);

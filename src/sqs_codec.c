@@ -8,16 +8,17 @@
 
 const char *etl_sqs_code_name(enum etl_sqs_code code)
 {
-    static const char *const names[] = {"ok", "network", "timeout", "throttled", "server", "auth",
-                                        "no_queue", "protocol", "client", "stopped", "busy"};
+    static const char *const names[] = {"ok",     "network", "timeout",  "throttled",
+                                        "server", "auth",    "no_queue", "protocol",
+                                        "client", "stopped", "busy"};
     return (unsigned)code < sizeof names / sizeof names[0] ? names[code] : "client";
 }
 
 const char *etl_sqs_action_name(enum etl_sqs_action action)
 {
-    static const char *const names[] = {"ReceiveMessage", "DeleteMessageBatch",
-                                        "ChangeMessageVisibilityBatch", "GetQueueUrl",
-                                        "GetQueueAttributes", "ListQueues"};
+    static const char *const names[] = {
+        "ReceiveMessage", "DeleteMessageBatch", "ChangeMessageVisibilityBatch",
+        "GetQueueUrl",    "GetQueueAttributes", "ListQueues"};
     return (unsigned)action < sizeof names / sizeof names[0] ? names[action] : "?";
 }
 
@@ -31,16 +32,35 @@ static int code_is(const char *code, const char *const *list)
 
 enum etl_sqs_code etl_sqs_classify(long http_status, const char *aws_code)
 {
-    static const char *const throttled[] = {
-        "Throttling", "ThrottlingException", "RequestThrottled", "RequestThrottledException",
-        "TooManyRequestsException", "SlowDown", "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded", "KmsThrottled", "OverLimit", NULL};
-    static const char *const auth[] = {
-        "InvalidClientTokenId", "SignatureDoesNotMatch", "AccessDenied", "AccessDeniedException",
-        "UnrecognizedClientException", "IncompleteSignature", "MissingAuthenticationToken",
-        "MissingAuthenticationTokenException", "ExpiredToken", "ExpiredTokenException",
-        "InvalidSecurity", "MissingClientTokenId", "InvalidAccessKeyId", "AuthFailure",
-        "RequestExpired", "OptInRequired", "KmsAccessDenied", NULL};
+    static const char *const throttled[] = {"Throttling",
+                                            "ThrottlingException",
+                                            "RequestThrottled",
+                                            "RequestThrottledException",
+                                            "TooManyRequestsException",
+                                            "SlowDown",
+                                            "ProvisionedThroughputExceededException",
+                                            "RequestLimitExceeded",
+                                            "KmsThrottled",
+                                            "OverLimit",
+                                            NULL};
+    static const char *const auth[] = {"InvalidClientTokenId",
+                                       "SignatureDoesNotMatch",
+                                       "AccessDenied",
+                                       "AccessDeniedException",
+                                       "UnrecognizedClientException",
+                                       "IncompleteSignature",
+                                       "MissingAuthenticationToken",
+                                       "MissingAuthenticationTokenException",
+                                       "ExpiredToken",
+                                       "ExpiredTokenException",
+                                       "InvalidSecurity",
+                                       "MissingClientTokenId",
+                                       "InvalidAccessKeyId",
+                                       "AuthFailure",
+                                       "RequestExpired",
+                                       "OptInRequired",
+                                       "KmsAccessDenied",
+                                       NULL};
     static const char *const server[] = {"InternalError", "InternalFailure", "ServiceUnavailable",
                                          NULL};
     static const char *const protocol[] = {"MissingAction", "InvalidAction", "UnknownOperation",

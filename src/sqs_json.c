@@ -177,8 +177,8 @@ static int read_message_attributes(lua_State *L, struct etl_sqs_message *m)
     lua_pushnil(L);
     while (lua_next(L, t)) {
         if (lua_type(L, -2) == LUA_TSTRING && lua_istable(L, -1)) {
-            struct etl_sqs_pair *p = etl_sqs_append((void **)&m->attributes, &m->nattributes,
-                                                    sizeof *m->attributes);
+            struct etl_sqs_pair *p =
+                etl_sqs_append((void **)&m->attributes, &m->nattributes, sizeof *m->attributes);
             if (!p) {
                 lua_settop(L, t);
                 return -1;
@@ -312,7 +312,8 @@ static enum etl_sqs_code parse(lua_State *L, enum etl_sqs_action action,
     lua_pushlstring(L, ans->body, ans->len);
     if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_istable(L, -1)) {
         lua_settop(L, top);
-        out->mismatch = !*hcode && (status == 400 || status == 404 || status == 405 || status == 415);
+        out->mismatch =
+            !*hcode && (status == 400 || status == 404 || status == 405 || status == 415);
         if (*hcode || status >= 300)
             return etl_sqs_service_error(out, status, *hcode ? hcode : NULL, NULL);
         snprintf(out->why, sizeof out->why, "the answer is not a JSON object");

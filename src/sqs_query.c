@@ -75,8 +75,8 @@ static int build(const struct etl_sqs_request *req, struct etl_buf *out)
     } else if (req->action == ETL_SQS_DELETE_BATCH ||
                req->action == ETL_SQS_CHANGE_VISIBILITY_BATCH) {
         int del = req->action == ETL_SQS_DELETE_BATCH;
-        const char *prefix = del ? "DeleteMessageBatchRequestEntry"
-                                 : "ChangeMessageVisibilityBatchRequestEntry";
+        const char *prefix =
+            del ? "DeleteMessageBatchRequestEntry" : "ChangeMessageVisibilityBatchRequestEntry";
         char fmt[96];
         snprintf(num, sizeof num, "%d", req->visibility_s);
         for (size_t i = 0; i < req->nentries; i++) {
@@ -109,7 +109,7 @@ struct parse {
     struct etl_buf text;             /* text of the innermost element so far */
     char *attr_name, *attr_value;    /* the (Message)Attribute element being read */
     char *error_code, *error_message;
-    const char *failure;             /* why a callback stopped the parser */
+    const char *failure; /* why a callback stopped the parser */
 };
 
 static const char *name_at(const struct parse *ps, int depth)
@@ -117,10 +117,7 @@ static const char *name_at(const struct parse *ps, int depth)
     return depth >= 1 && depth <= MAX_DEPTH ? ps->names[depth - 1] : "";
 }
 
-static int is(const char *a, const char *b)
-{
-    return strcmp(a, b) == 0;
-}
+static int is(const char *a, const char *b) { return strcmp(a, b) == 0; }
 
 static void stop(struct parse *ps, const char *why)
 {

@@ -31,9 +31,12 @@
 
 static int etl_vault_hexval(int c)
 {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
     return -1;
 }
 
@@ -43,7 +46,8 @@ static int etl_vault_unhex(const char *s, size_t n, unsigned char *out)
     for (size_t i = 0; i < n; i++) {
         int hi = etl_vault_hexval((unsigned char)s[2 * i]);
         int lo = etl_vault_hexval((unsigned char)s[2 * i + 1]);
-        if (hi < 0 || lo < 0) return -1;
+        if (hi < 0 || lo < 0)
+            return -1;
         out[i] = (unsigned char)(hi << 4 | lo);
     }
     return 0;
@@ -57,8 +61,10 @@ int etl_vault_parse_key(const char *material, size_t len, unsigned char key[ETL_
         memcpy(key, material, ETL_VAULT_KEY_LEN);
         return 0;
     }
-    if (len > 0 && material[len - 1] == '\n') len--;
-    if (len > 0 && material[len - 1] == '\r') len--;
+    if (len > 0 && material[len - 1] == '\n')
+        len--;
+    if (len > 0 && material[len - 1] == '\r')
+        len--;
     if (len == 2 * ETL_VAULT_KEY_LEN && etl_vault_unhex(material, ETL_VAULT_KEY_LEN, key) == 0)
         return 0;
     OPENSSL_cleanse(key, ETL_VAULT_KEY_LEN);
@@ -83,12 +89,14 @@ static EVP_CIPHER_CTX *etl_vault_ctx(int enc, const unsigned char *key, const un
                                      const void *ad, size_t adlen)
 {
     int outl = 0;
-    if (adlen > INT_MAX) return NULL;
+    if (adlen > INT_MAX)
+        return NULL;
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    if (ctx == NULL) return NULL;
+    if (ctx == NULL)
+        return NULL;
     /* The default GCM IV length is 12 bytes (ETL_VAULT_NONCE_LEN): no SET_IVLEN needed. */
-    if (!EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, nonce, enc)
-        || (adlen > 0 && !EVP_CipherUpdate(ctx, NULL, &outl, ad, (int)adlen))) {
+    if (!EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, nonce, enc) ||
+        (adlen > 0 && !EVP_CipherUpdate(ctx, NULL, &outl, ad, (int)adlen))) {
         EVP_CIPHER_CTX_free(ctx);
         return NULL;
     }
@@ -100,14 +108,16 @@ int etl_vault_seal(const unsigned char key[ETL_VAULT_KEY_LEN], const void *ad, s
                    unsigned char *out)
 {
     int outl = 0, finl = 0;
-    if (ptlen > INT_MAX - ETL_VAULT_TAG_LEN) return -1;
-    if (RAND_bytes(nonce, ETL_VAULT_NONCE_LEN) != 1) return -1;
+    if (ptlen > INT_MAX - ETL_VAULT_TAG_LEN)
+        return -1;
+    if (RAND_bytes(nonce, ETL_VAULT_NONCE_LEN) != 1)
+        return -1;
     EVP_CIPHER_CTX *ctx = etl_vault_ctx(1, key, nonce, ad, adlen);
-    if (ctx == NULL) return -1;
-    int ok = (ptlen == 0 || EVP_CipherUpdate(ctx, out, &outl, pt, (int)ptlen))
-             && EVP_CipherFinal_ex(ctx, out + outl, &finl)
-             && (size_t)(outl + finl) == ptlen
-             && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, ETL_VAULT_TAG_LEN, out + ptlen);
+    if (ctx == NULL)
+        return -1;
+    int ok = (ptlen == 0 || EVP_CipherUpdate(ctx, out, &outl, pt, (int)ptlen)) &&
+             EVP_CipherFinal_ex(ctx, out + outl, &finl) && (size_t)(outl + finl) == ptlen &&
+             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, ETL_VAULT_TAG_LEN, out + ptlen);
     EVP_CIPHER_CTX_free(ctx);
     if (!ok) {
         OPENSSL_cleanse(out, ptlen + ETL_VAULT_TAG_LEN);
@@ -121,19 +131,20 @@ long etl_vault_open(const unsigned char key[ETL_VAULT_KEY_LEN], const void *ad, 
                     size_t ctlen, unsigned char *out)
 {
     int outl = 0, finl = 0;
-    if (ctlen < ETL_VAULT_TAG_LEN || ctlen > INT_MAX) return -1;
+    if (ctlen < ETL_VAULT_TAG_LEN || ctlen > INT_MAX)
+        return -1;
     size_t n = ctlen - ETL_VAULT_TAG_LEN;
     EVP_CIPHER_CTX *ctx = etl_vault_ctx(0, key, nonce, ad, adlen);
-    if (ctx == NULL) return -1;
+    if (ctx == NULL)
+        return -1;
     /* The tag is set before Final, which is where it is checked. */
-    int ok = (n == 0 || EVP_CipherUpdate(ctx, out, &outl, ct, (int)n))
-             && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, ETL_VAULT_TAG_LEN,
-                                    (void *)(ct + n))
-             && EVP_CipherFinal_ex(ctx, out + outl, &finl) > 0
-             && (size_t)(outl + finl) == n;
+    int ok = (n == 0 || EVP_CipherUpdate(ctx, out, &outl, ct, (int)n)) &&
+             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, ETL_VAULT_TAG_LEN, (void *)(ct + n)) &&
+             EVP_CipherFinal_ex(ctx, out + outl, &finl) > 0 && (size_t)(outl + finl) == n;
     EVP_CIPHER_CTX_free(ctx);
     if (!ok) {
-        if (n > 0) OPENSSL_cleanse(out, n); /* never hand back unauthenticated plaintext */
+        if (n > 0)
+            OPENSSL_cleanse(out, n); /* never hand back unauthenticated plaintext */
         return -1;
     }
     return (long)n;
@@ -149,7 +160,8 @@ typedef struct {
 static etl_vault_key *etl_vault_checkkey(lua_State *L)
 {
     etl_vault_key *k = luaL_checkudata(L, 1, KEY_MT);
-    if (!k->open) luaL_error(L, "etlua.vault: key is closed");
+    if (!k->open)
+        luaL_error(L, "etlua.vault: key is closed");
     return k;
 }
 
@@ -174,7 +186,8 @@ static int etl_vault_l_id(lua_State *L)
 {
     etl_vault_key *k = etl_vault_checkkey(L);
     char id[ETL_VAULT_KEY_ID_HEX + 1];
-    if (etl_vault_key_id(k->key, id) != 0) return luaL_error(L, "etlua.vault: SHA-256 failed in OpenSSL");
+    if (etl_vault_key_id(k->key, id) != 0)
+        return luaL_error(L, "etlua.vault: SHA-256 failed in OpenSSL");
     lua_pushlstring(L, id, ETL_VAULT_KEY_ID_HEX);
     return 1;
 }
@@ -297,7 +310,8 @@ int luaopen_etlua_vault(lua_State *L)
         luaL_setfuncs(L, etl_vault_key_meta, 0);
         luaL_newlib(L, etl_vault_key_methods);
         lua_setfield(L, -2, "__index");
-        lua_pushliteral(L, "etlua.vault.key"); /* getmetatable(key) does not expose the methods' state */
+        lua_pushliteral(
+            L, "etlua.vault.key"); /* getmetatable(key) does not expose the methods' state */
         lua_setfield(L, -2, "__metatable");
     }
     lua_pop(L, 1);

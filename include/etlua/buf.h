@@ -15,7 +15,7 @@
 struct etl_buf {
     char *p;
     size_t len, cap;
-    size_t limit;      /* 0: no limit */
+    size_t limit; /* 0: no limit */
     int oom, over_limit;
 };
 

@@ -30,7 +30,7 @@
 #include <stddef.h>
 
 #define ETL_HTTP_MAX_BODY (16u * 1024u * 1024u) /* answers larger than this are refused */
-#define ETL_HTTP_MAX_INFLIGHT 256u               /* most requests one transport holds */
+#define ETL_HTTP_MAX_INFLIGHT 256u              /* most requests one transport holds */
 
 enum etl_http_status {
     ETL_HTTP_OK = 0,    /* an HTTP answer arrived (any status code) */
@@ -38,16 +38,16 @@ enum etl_http_status {
     ETL_HTTP_TIMEOUT,   /* connect or total timeout */
     ETL_HTTP_TOO_LARGE, /* answer body over ETL_HTTP_MAX_BODY */
     ETL_HTTP_NOMEM,
-    ETL_HTTP_STOPPED,   /* cut short because the process was asked to stop */
-    ETL_HTTP_TLS,       /* the server's certificate was not verified: not retried */
-    ETL_HTTP_BUSY       /* etl_http_add: every slot is taken */
+    ETL_HTTP_STOPPED, /* cut short because the process was asked to stop */
+    ETL_HTTP_TLS,     /* the server's certificate was not verified: not retried */
+    ETL_HTTP_BUSY     /* etl_http_add: every slot is taken */
 };
 
 /* Returns non-zero once the process should stop (etl_host_stop_requested); NULL = never. */
 typedef int (*etl_http_stop_fn)(void);
 
 struct etl_http_config {
-    const char *ca_bundle;     /* NULL: the system store */
+    const char *ca_bundle; /* NULL: the system store */
     const char *region, *service, *access_key, *secret_key;
     const char *session_token; /* NULL: none */
     const char *connect_to;    /* NULL, or a CURLOPT_CONNECT_TO entry (tests reach a local
@@ -67,8 +67,8 @@ struct etl_http_done {
     unsigned long long id; /* what etl_http_add gave */
     int tag;               /* what the caller gave etl_http_add */
     enum etl_http_status status;
-    long http_status;      /* on ETL_HTTP_OK: the status code */
-    char *body;            /* on ETL_HTTP_OK: heap, NUL-terminated, len bytes (may hold NULs) */
+    long http_status; /* on ETL_HTTP_OK: the status code */
+    char *body;       /* on ETL_HTTP_OK: heap, NUL-terminated, len bytes (may hold NULs) */
     size_t len;
     char query_error[256]; /* x-amzn-query-error header ("Code;Sender"), "" when absent */
     char err[256];         /* otherwise: why, without secrets */

@@ -22,8 +22,8 @@ size_t etl_json_utf8_seq(const unsigned char *p, size_t n, int *valid);
  * stack index of json.array_mt. Raises only on memory errors. */
 int etl_json_decode(struct lua_State *L, const char *s, size_t len, int mt_idx);
 
-#define ETL_JSON_SCRATCH_MIN 1024    /* the encoder's first buffer */
-#define ETL_JSON_SCRATCH_MAX 65536   /* a larger one is not kept for the next call */
+#define ETL_JSON_SCRATCH_MIN 1024  /* the encoder's first buffer */
+#define ETL_JSON_SCRATCH_MAX 65536 /* a larger one is not kept for the next call */
 
 /* Encodes the value at idx and pushes its text (1 is returned) or nil and a one-line message
  * (2 is returned). mt_idx as above. scratch_idx: 0, or the index of a slot (an upvalue) holding

@@ -19,7 +19,7 @@ struct etl_metrics;
 enum etl_metric_kind { ETL_COUNTER, ETL_GAUGE, ETL_HISTOGRAM };
 
 #define ETL_METRICS_MAX_FAMILIES 64
-#define ETL_METRICS_MAX_SERIES 256  /* label values per family; more fold into "_other" */
+#define ETL_METRICS_MAX_SERIES 256 /* label values per family; more fold into "_other" */
 #define ETL_METRICS_MAX_BUCKETS 32
 
 /* A new, empty registry, or NULL when out of memory. */

@@ -30,7 +30,8 @@ struct family {
     size_t nseries, cap;
     /* histogram */
     double bounds[ETL_METRICS_MAX_BUCKETS];
-    unsigned long long counts[ETL_METRICS_MAX_BUCKETS + 1]; /* per bucket, not cumulative; last = +Inf */
+    unsigned long long
+        counts[ETL_METRICS_MAX_BUCKETS + 1]; /* per bucket, not cumulative; last = +Inf */
     size_t nbounds;
     double sum;
     unsigned long long count;
@@ -42,8 +43,8 @@ struct etl_metrics {
     int nfam;
     int ready;
     char *const_label, *const_value; /* the label every family carries (NULL: none) */
-    int process;                      /* render the process_* metrics */
-    double start_time;                /* process_start_time_seconds, read once when enabled */
+    int process;                     /* render the process_* metrics */
+    double start_time;               /* process_start_time_seconds, read once when enabled */
 };
 
 /* The process metrics of one scrape (src/metrics_process.c); a value < 0 is unknown (no /proc)

@@ -61,8 +61,8 @@ struct etl_scrub_cfg {
 };
 
 enum etl_scrub_result {
-    ETL_SCRUB_SAME = 0,    /* the text is clean and nothing was masked: *out is left untouched */
-    ETL_SCRUB_NEW = 1,     /* *out (malloc'd, caller frees) and *outlen hold the new text */
+    ETL_SCRUB_SAME = 0, /* the text is clean and nothing was masked: *out is left untouched */
+    ETL_SCRUB_NEW = 1,  /* *out (malloc'd, caller frees) and *outlen hold the new text */
     ETL_SCRUB_NOMEM = -1,
     ETL_SCRUB_HASH_FAILED = -2
 };

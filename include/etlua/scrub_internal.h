@@ -10,8 +10,8 @@
 #include "etlua/scrub.h"
 
 enum etl_scrub_span_kind {
-    ETL_SCRUB_SPAN_HEX,  /* replaced by hex (a raw value's mask, known in advance) */
-    ETL_SCRUB_SPAN_HASH  /* replaced by the mask of text[rs..re) in canonical form */
+    ETL_SCRUB_SPAN_HEX, /* replaced by hex (a raw value's mask, known in advance) */
+    ETL_SCRUB_SPAN_HASH /* replaced by the mask of text[rs..re) in canonical form */
 };
 
 struct etl_scrub_span {

@@ -71,14 +71,17 @@ struct etl_sqs_request {
     int visibility_s;       /* ReceiveMessage (< 0: the queue's), ChangeMessageVisibilityBatch */
     const struct etl_sqs_entry *entries; /* the batches: 1..10 */
     size_t nentries;
-    const char *const *names; /* GetQueueAttributes: attribute names (none: the service's default) */
+    const char *const
+        *names; /* GetQueueAttributes: attribute names (none: the service's default) */
     size_t nnames;
 };
 
 /* The message system attributes every ReceiveMessage asks for (both protocols); message
  * attributes are asked for with "All". */
-#define ETL_SQS_SYSTEM_ATTRIBUTES \
-    { "SentTimestamp", "ApproximateReceiveCount", "MessageGroupId", "SequenceNumber" }
+#define ETL_SQS_SYSTEM_ATTRIBUTES                                                                  \
+    {                                                                                              \
+        "SentTimestamp", "ApproximateReceiveCount", "MessageGroupId", "SequenceNumber"             \
+    }
 
 #define ETL_SQS_MAX_FIELD (1024u * 1024u) /* longest text of one XML element kept */
 #define ETL_SQS_MAX_ENTRIES 1000u         /* most messages / entries / attributes kept */
@@ -88,16 +91,17 @@ struct etl_sqs_pair {
 };
 
 struct etl_sqs_message {
-    char *id, *receipt, *body;     /* NULL when absent (the binding drops a message without id
+    char *id, *receipt, *body;        /* NULL when absent (the binding drops a message without id
                                       or receipt and reads a missing body as "") */
-    long long sent_ms;             /* SentTimestamp, -1 when absent or not a number */
-    long long receive_count;       /* ApproximateReceiveCount, -1 when absent */
+    long long sent_ms;                /* SentTimestamp, -1 when absent or not a number */
+    long long receive_count;          /* ApproximateReceiveCount, -1 when absent */
     char *group_id, *sequence_number; /* FIFO queues; NULL when absent */
-    struct etl_sqs_pair *attributes;  /* message attributes: StringValue, else BinaryValue (base64) */
+    struct etl_sqs_pair
+        *attributes; /* message attributes: StringValue, else BinaryValue (base64) */
     size_t nattributes;
 };
 
-struct etl_sqs_failure { /* one failed entry of a batch */
+struct etl_sqs_failure {       /* one failed entry of a batch */
     char *id, *code, *message; /* any may be NULL */
 };
 

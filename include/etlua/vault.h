@@ -8,9 +8,9 @@
 
 #include <stddef.h>
 
-#define ETL_VAULT_KEY_LEN 32   /* AES-256 */
-#define ETL_VAULT_NONCE_LEN 12 /* GCM's recommended IV length */
-#define ETL_VAULT_TAG_LEN 16   /* full-length GCM tag */
+#define ETL_VAULT_KEY_LEN 32    /* AES-256 */
+#define ETL_VAULT_NONCE_LEN 12  /* GCM's recommended IV length */
+#define ETL_VAULT_TAG_LEN 16    /* full-length GCM tag */
 #define ETL_VAULT_KEY_ID_HEX 16 /* key id: the first 8 bytes of SHA-256(key), lowercase hex */
 
 /* Parses key material: exactly 32 raw bytes, or exactly 64 hex digits (either case), each
@@ -20,7 +20,8 @@ int etl_vault_parse_key(const char *material, size_t len, unsigned char key[ETL_
 
 /* Writes the key id (16 lowercase hex chars and a NUL) to out. Returns 0, or -1 on an OpenSSL
  * failure. */
-int etl_vault_key_id(const unsigned char key[ETL_VAULT_KEY_LEN], char out[ETL_VAULT_KEY_ID_HEX + 1]);
+int etl_vault_key_id(const unsigned char key[ETL_VAULT_KEY_LEN],
+                     char out[ETL_VAULT_KEY_ID_HEX + 1]);
 
 /* Encrypts pt[0..ptlen) under key with associated data ad[0..adlen). Fills nonce with fresh
  * random bytes (RAND_bytes) and writes ptlen + ETL_VAULT_TAG_LEN bytes (ciphertext, then tag)
