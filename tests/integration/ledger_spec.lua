@@ -1,27 +1,14 @@
 -- ledger_spec.lua: etlua.ledger against a real, throwaway Postgres (run by sink.sh with
 -- sink_spec.lua). Every test works in its own schema. Short partition widths and retentions
 -- (seconds) stand in for the days of a production ledger.
-local pg = require "etlua.pg"
 local ledger = require "etlua.ledger"
 local host = require "etlua.host"
+local h = require "pg_spec_helper"
+local connect, one, spawn, finish = h.connect, h.one, h.spawn, h.finish
+local function fresh_schema() return h.fresh_schema("ledger") end
 
-local schema_seq = 0
-local function fresh_schema()
-  schema_seq = schema_seq + 1
-  return ("ledger_%d_%d"):format(os.time() % 100000, schema_seq)
-end
 
-local function connect()
-  local db, err = pg.connect(os.getenv("DATABASE_URL"))
-  assert(db, err)
-  return db
-end
 
-local function one(db, sql, ...)
-  local rows, err = db:exec(sql, ...)
-  assert(rows, err)
-  return rows[1] and rows[1][1]
-end
 
 local function open(db, schema, extra)
   local opts = { schema = schema, queue = "https://sqs.eu-west-1.amazonaws.com/123456789012/spec", retention = 3600 }
@@ -55,20 +42,7 @@ local function wait_until(epoch_s)
   while host.now_ms() / 1000 < epoch_s do os.execute("sleep 0.1") end
 end
 
-local function spawn(chunk)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(chunk)
-  f:close()
-  return { pipe = assert(io.popen("lua5.4 " .. path .. " 2>&1")), path = path }
-end
 
-local function finish(p)
-  local out = p.pipe:read("a")
-  p.pipe:close()
-  os.remove(p.path)
-  return out
-end
 
 describe("etlua.ledger", function()
   local db

@@ -3,33 +3,15 @@
 -- drops in the ledger, ledger keys shared by redeliveries (SNS), key + unique-index check at
 -- start, on_conflict error | ignore | update with and without order_by, the last row for a key
 -- within a batch, and no bisection for conflicts. Every test works in its own schema.
-local pg = require "etlua.pg"
 local sink = require "etlua.sink"
 local script = require "etlua.script"
+local h = require "pg_spec_helper"
+local connect, one, all = h.connect, h.one, h.all
+local function fresh_schema() return h.fresh_schema("outs") end
 
-local seq = 0
-local function fresh_schema()
-  seq = seq + 1
-  return ("outs_%d_%d"):format(os.time() % 100000, seq)
-end
 
-local function connect()
-  return assert(pg.connect(os.getenv("DATABASE_URL")))
-end
 
-local function one(db, sql, ...)
-  local rows, err = db:exec(sql, ...)
-  assert(rows, err)
-  return rows[1] and rows[1][1]
-end
 
-local function all(db, sql, ...)
-  local rows, err = db:exec(sql, ...)
-  assert(rows, err)
-  local out = {}
-  for i, r in ipairs(rows) do out[i] = table.concat(r, "|", 1, r.n or #r) end
-  return out
-end
 
 -- A sink for a script table (hooks added), in its own schema; returns sink, description.
 local function open(db, schema, spec)

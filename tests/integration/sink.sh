@@ -14,7 +14,7 @@ trap '"$root/tests/harness/pg.sh" stop "$dir"' EXIT
 # shellcheck disable=SC1091
 . "$dir/env"
 
-export LUA_PATH="$root/src/lua/?.lua;;" LUA_CPATH="$build/?.so;;"
+export LUA_PATH="$root/src/lua/?.lua;$here/?.lua;;" LUA_CPATH="$build/?.so;;"
 export ETLUA_PG_DIR=$dir ETLUA_PG_SH=$root/tests/harness/pg.sh # for the restart test
 # A sanitizer build of etlua.so loads into plain lua5.4 only with the ASan runtime preloaded
 # (for busted and the lua5.4 processes it spawns; not for pg.sh, which runs setuid tools).

@@ -3,6 +3,9 @@
 -- schema, so the ledger and rejects tables of one test never see another's rows.
 local pg = require "etlua.pg"
 local sink = require "etlua.sink"
+local h = require "pg_spec_helper"
+local connect, one, spawn, finish = h.connect, h.one, h.spawn, h.finish
+local function fresh_schema() return h.fresh_schema("spec") end
 
 local COLUMNS = { "user_id", "device_type", "masked_ip", "masked_device_id", "locale",
   "app_version", "create_date" }
@@ -10,17 +13,7 @@ local CREATE = "CREATE TABLE IF NOT EXISTS %s (user_id varchar(128), device_type
   .. "masked_ip varchar(256), masked_device_id varchar(256), locale varchar(32), "
   .. "app_version integer, create_date date)"
 
-local schema_seq = 0
-local function fresh_schema()
-  schema_seq = schema_seq + 1
-  return ("spec_%d_%d"):format(os.time() % 100000, schema_seq)
-end
 
-local function connect()
-  local db, err = pg.connect(os.getenv("DATABASE_URL"))
-  assert(db, err)
-  return db
-end
 
 -- Sink options for outputs described as a script would (etlua.script.describe).
 local function options(schema, spec)
@@ -42,27 +35,8 @@ local function row(user, device, app_version)
   return { user, device or "android", "ip-hash", "dev-hash", "RU", app_version or 2003000, "2024-01-02" }
 end
 
-local function one(db, sql, ...)
-  local rows, err = db:exec(sql, ...)
-  assert(rows, err)
-  return rows[1] and rows[1][1]
-end
 
--- Runs a Lua chunk in a separate lua5.4 process (same LUA_PATH / LUA_CPATH / DATABASE_URL).
-local function spawn(chunk)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(chunk)
-  f:close()
-  return { pipe = assert(io.popen("lua5.4 " .. path .. " 2>&1")), path = path }
-end
 
-local function finish(p)
-  local out = p.pipe:read("a")
-  p.pipe:close()
-  os.remove(p.path)
-  return out
-end
 
 describe("etlua.pg", function()
   local db
