@@ -5,7 +5,9 @@
 #   valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
 # and checked exact against the oracle; then every tests/c unit test, and the etlua.pg/etlua.sink
 # specs (tests/integration/sink_spec.lua: lua5.4 + busted + etlua.so, the wait hook included),
-# under the same options.
+# under the same options. memcheck.supp holds the one library leak that is not etlua's: an
+# OpenSSL digest fetched under HMAC_Init_ex by libpq's SCRAM authentication (etlua calls no
+# HMAC_Init_ex), reported as lost when busted's lua5.4 unloads etlua.so at exit.
 # valgrind cannot run ASan binaries: when ETLUA_BIN is a sanitizer build, the test configures and
 # builds a plain RelWithDebInfo etlua of its own in ETLUA_MEMCHECK_BUILD (default
 # <repo>/build-memcheck). Exit 77 (skipped) when valgrind is not installed.
@@ -22,7 +24,8 @@ if ldd "$bin" | grep 'libasan\|libubsan' >/dev/null; then  # not grep -q: with p
   ok "ETLUA_BIN is a sanitizer build: memcheck uses a plain build in $build"
 fi
 vg=(valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
-    --show-leak-kinds=definite --track-fds=no --num-callers=30)
+    --show-leak-kinds=definite --track-fds=no --num-callers=30
+    --suppressions="$ROOT/tests/integration/memcheck.supp")
 
 start_pg
 start_sqs fauxqs
@@ -62,7 +65,7 @@ ok "$n C unit tests under memcheck: no errors, no definite leaks"
 # shellcheck disable=SC1091
 . "$WORK/pg/env"
 (cd "$ROOT/tests/integration" &&
-  LUA_PATH="$ROOT/src/lua/?.lua;;" LUA_CPATH="$build/?.so;;" ETLUA_PG_DIR=$WORK/pg \
+  LUA_PATH="$ROOT/src/lua/?.lua;$ROOT/tests/integration/?.lua;;" LUA_CPATH="$build/?.so;;" ETLUA_PG_DIR=$WORK/pg \
   ETLUA_PG_SH=$ROOT/tests/harness/pg.sh DATABASE_URL=${DATABASE_URL:-} \
   "${vg[@]}" --log-file="$WORK/vg.sink_spec.%p" lua5.4 "$(command -v busted)" --output=TAP sink_spec.lua) \
   >"$WORK/sink_spec.out" 2>&1 || { cat "$WORK"/vg.sink_spec.* >&2; tail -20 "$WORK/sink_spec.out" >&2; fail "sink_spec.lua under memcheck"; }
