@@ -5,9 +5,7 @@
 #   valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
 # and checked exact against the oracle; then every tests/c unit test, and the etlua.pg/etlua.sink
 # specs (tests/integration/sink_spec.lua: lua5.4 + busted + etlua.so, the wait hook included),
-# under the same options. memcheck.supp holds the one library leak that is not etlua's: an
-# OpenSSL digest fetched under HMAC_Init_ex by libpq's SCRAM authentication (etlua calls no
-# HMAC_Init_ex), reported as lost when busted's lua5.4 unloads etlua.so at exit.
+# under the same options.
 # valgrind cannot run ASan binaries: when ETLUA_BIN is a sanitizer build, the test configures and
 # builds a plain RelWithDebInfo etlua of its own in ETLUA_MEMCHECK_BUILD (default
 # <repo>/build-memcheck). Exit 77 (skipped) when valgrind is not installed.
@@ -24,8 +22,7 @@ if ldd "$bin" | grep 'libasan\|libubsan' >/dev/null; then  # not grep -q: with p
   ok "ETLUA_BIN is a sanitizer build: memcheck uses a plain build in $build"
 fi
 vg=(valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
-    --show-leak-kinds=definite --track-fds=no --num-callers=30
-    --suppressions="$ROOT/tests/integration/memcheck.supp")
+    --show-leak-kinds=definite --track-fds=no --num-callers=30)
 
 start_pg
 start_sqs fauxqs
