@@ -2,13 +2,14 @@
  * ("etlua.sqs.client") holding the settings, the transport (http.h) and, once known, the codec
  * of the protocol the endpoint speaks (sqs_codec.h); its user value is the list of answers
  * known without asking the service (empty batches), handed out by the next poll. This file owns
- * the constructor, protocol detection, turning requests into codec calls and results into Lua
- * values, the failure values (service messages cleaned of secrets) and closing. */
+ * the constructor, protocol detection, turning requests into codec calls (results become Lua
+ * values in sqs_values.c), the failure values (service messages cleaned of secrets) and closing. */
 #include "etlua/buf.h"
 #include "etlua/host.h"
 #include "etlua/http.h"
 #include "etlua/sqs.h"
 #include "etlua/sqs_codec.h"
+#include "etlua/sqs_values.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -161,69 +162,6 @@ static int call(lua_State *L, struct client *c, const struct etl_sqs_codec *code
     return answer(L, c, codec, &d, r, mismatch);
 }
 
-/* ---- Lua values of results ----------------------------------------------------------------- */
-
-static void set_string(lua_State *L, const char *key, const char *v)
-{
-    if (v) {
-        lua_pushstring(L, v);
-        lua_setfield(L, -2, key);
-    }
-}
-
-static void set_count(lua_State *L, const char *key, long long v)
-{
-    if (v >= 0) {
-        lua_pushinteger(L, (lua_Integer)v);
-        lua_setfield(L, -2, key);
-    }
-}
-
-static void push_pairs(lua_State *L, const struct etl_sqs_pair *p, size_t n)
-{
-    lua_createtable(L, 0, (int)n);
-    for (size_t i = 0; i < n; i++) {
-        if (!p[i].name || !p[i].value)
-            continue; /* a copy that ran out of memory */
-        lua_pushstring(L, p[i].value);
-        lua_setfield(L, -2, p[i].name);
-    }
-}
-
-static void push_messages(lua_State *L, const struct etl_sqs_result *r)
-{
-    lua_createtable(L, (int)r->nmessages, 0);
-    lua_Integer n = 0;
-    for (size_t i = 0; i < r->nmessages; i++) {
-        const struct etl_sqs_message *m = &r->messages[i];
-        if (!m->id || !m->receipt)
-            continue;
-        lua_createtable(L, 0, 8);
-        set_string(L, "id", m->id);
-        set_string(L, "receipt", m->receipt);
-        set_string(L, "body", m->body ? m->body : "");
-        set_count(L, "sent_ms", m->sent_ms);
-        set_count(L, "receive_count", m->receive_count);
-        set_string(L, "group_id", m->group_id);
-        set_string(L, "sequence_number", m->sequence_number);
-        push_pairs(L, m->attributes, m->nattributes);
-        lua_setfield(L, -2, "attributes");
-        lua_rawseti(L, -2, ++n);
-    }
-}
-
-static void push_failures(lua_State *L, const struct etl_sqs_result *r)
-{
-    lua_createtable(L, (int)r->nfailures, 0);
-    for (size_t i = 0; i < r->nfailures; i++) {
-        lua_createtable(L, 0, 3);
-        set_string(L, "id", r->failures[i].id);
-        set_string(L, "code", r->failures[i].code);
-        set_string(L, "message", r->failures[i].message);
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-}
-
 /* ---- the client ----------------------------------------------------------------------------- */
 
 static void free_secret(char **s)
@@ -348,19 +286,27 @@ static size_t attribute_names(lua_State *L, const char *names[64])
     return n;
 }
 
-static int m_attributes(lua_State *L)
+/* The GetQueueAttributes request for the names in argument 2 (names[] is the caller's). */
+static struct etl_sqs_request attributes_request(lua_State *L, struct client *c,
+                                                 const char *names[64])
 {
-    struct client *c = check_client(L);
-    const char *names[64];
     size_t n = attribute_names(L, names);
     struct etl_sqs_request req = {.action = ETL_SQS_GET_QUEUE_ATTRIBUTES,
                                   .queue_url = need_queue(L, c),
                                   .names = names,
                                   .nnames = n};
+    return req;
+}
+
+static int m_attributes(lua_State *L)
+{
+    struct client *c = check_client(L);
+    const char *names[64];
+    struct etl_sqs_request req = attributes_request(L, c, names);
     struct etl_sqs_result r;
     if (ensure_codec(L, c) != 0 || call(L, c, c->codec, &req, &r, NULL) != 0)
         return 3;
-    push_pairs(L, r.attributes, r.nattributes);
+    etl_sqs_push_pairs(L, r.attributes, r.nattributes);
     etl_sqs_result_free(&r);
     return 1;
 }
@@ -458,11 +404,7 @@ static int m_start_attributes(lua_State *L)
 {
     struct client *c = check_client(L);
     const char *names[64];
-    size_t n = attribute_names(L, names);
-    struct etl_sqs_request req = {.action = ETL_SQS_GET_QUEUE_ATTRIBUTES,
-                                  .queue_url = need_queue(L, c),
-                                  .names = names,
-                                  .nnames = n};
+    struct etl_sqs_request req = attributes_request(L, c, names);
     return start_async(L, c, &req);
 }
 
@@ -492,11 +434,11 @@ static int m_poll(lua_State *L)
             lua_pop(L, 1);
         } else {
             if (action == ETL_SQS_RECEIVE)
-                push_messages(L, &r);
+                etl_sqs_push_messages(L, &r);
             else if (action == ETL_SQS_GET_QUEUE_ATTRIBUTES)
-                push_pairs(L, r.attributes, r.nattributes);
+                etl_sqs_push_pairs(L, r.attributes, r.nattributes);
             else
-                push_failures(L, &r);
+                etl_sqs_push_failures(L, &r);
             etl_sqs_result_free(&r);
             lua_setfield(L, -2, "result");
         }
