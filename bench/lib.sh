@@ -41,6 +41,23 @@ build_etlua() {
     fi
 }
 
+# build_base REV: etlua as it was at commit REV, for a same-run comparison: the tree from
+# `git archive` (no worktree, nothing in the checkout changes) and its Release build, kept in
+# build-base-<full rev>/ and reused. Prints that directory (src/ = the tree, build/ = the build).
+build_base() {
+    local rev dir
+    rev=$(git -C "$ROOT" rev-parse --verify "$1^{commit}") || { log "--base $1: no such commit"; return 1; }
+    dir="$ROOT/build-base-$rev"
+    if [ ! -x "$dir/build/etlua" ]; then
+        log "building etlua at $1 (Release) in ${dir#"$ROOT"/}/"
+        rm -rf "$dir"; mkdir -p "$dir/src"
+        git -C "$ROOT" archive "$rev" | tar -x -C "$dir/src"
+        cmake -S "$dir/src" -B "$dir/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+        cmake --build "$dir/build" -j2 --target etlua >/dev/null
+    fi
+    echo "$dir"
+}
+
 sqsjs() { node "$ROOT/tests/harness/sqs.js" "$@"; }
 depth() { sqsjs depth "$AWS_ENDPOINT_URL" "$SQS_QUEUE_URL"; }
 rows() { psql -XAtq -c "SELECT count(*) FROM user_logins"; }

@@ -9,6 +9,8 @@ NAMES = {
     "bare": "bare drain ceiling (bench/bare_drain.lua, no DB)",
     "copy": "COPY ceiling (psql \\copy of precomputed TSV)",
     "input": "etlua --input of the same bodies (no SQS)",
+    "base": "etlua at the base commit (--base), --drain",
+    "base-input": "etlua at the base commit (--base), --input",
 }
 
 
@@ -58,6 +60,14 @@ def main():
         goals["rate_etlua_over_tuned"] = et["msgs_per_s"] / get("tuned")["msgs_per_s"]  # goal >= 4
     if inp and copy:
         goals["rate_input_over_copy"] = inp["msgs_per_s"] / copy["msgs_per_s"]       # goal >= 0.3
+    base, base_inp = get("base"), get("base-input")
+    if et and et["msgs_per_s"] and base:
+        # "4x less CPU than today": etlua's CPU per message against the base commit's, same run
+        goals["cpu_etlua_over_base"] = et["cpu_us_per_msg"] / base["cpu_us_per_msg"]  # goal <= 0.25
+        goals["rate_etlua_over_base"] = et["msgs_per_s"] / base["msgs_per_s"]
+    if inp and base_inp:
+        goals["cpu_input_over_base_input"] = inp["cpu_us_per_msg"] / base_inp["cpu_us_per_msg"]  # <= 0.25
+        goals["rate_input_over_base_input"] = inp["msgs_per_s"] / base_inp["msgs_per_s"]
     cpu = None
     try:
         cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
@@ -71,6 +81,7 @@ def main():
         "versions": {"git": sh("git", "describe", "--always", "--dirty"), "node": sh("node", "--version"),
                      "psql": sh("psql", "--version"), "python": platform.python_version()},
         "postgres": os.environ.get("BENCH_PG_MODE", "durable"),
+        "base_rev": os.environ.get("BENCH_BASE_REV") or None,
         "emulator": "fauxqs", "notes": "CPU s and RSS are of the measured client process only "
                   "(not Postgres, not fauxqs). msgs/s = N / wall time of the whole process.",
         "summary": summary, "goals": goals, "runs": runs,
@@ -79,6 +90,8 @@ def main():
         json.dump(doc, f, indent=1)
         f.write("\n")
     n = doc["n"]
+    if doc["base_rev"]:
+        print(f"\nbase = etlua at {doc['base_rev']}")
     print(f"\nN = {n}, Postgres {doc['postgres']}, median of {doc['repeat']} run(s); "
           f"CPU and RSS of the client process only\n")
     print("| implementation | msgs/s | CPU s | CPU us/msg | peak RSS MiB | ratio etlua/impl | ok |")
@@ -92,11 +105,16 @@ def main():
     labels = {"cpu_etlua_over_bare": ("etlua CPU/msg / bare client CPU/msg", "<= 0.4"),
               "rate_etlua_over_bare": ("etlua msgs/s / bare drain msgs/s", ">= 0.9"),
               "rate_etlua_over_tuned": ("etlua msgs/s / tuned Python msgs/s", ">= 4"),
-              "rate_input_over_copy": ("etlua --input msgs/s / psql \\copy rows/s", ">= 0.3")}
+              "rate_input_over_copy": ("etlua --input msgs/s / psql \\copy rows/s", ">= 0.3"),
+              "cpu_etlua_over_base": ("etlua CPU/msg / base commit's CPU/msg (drain)", "<= 0.25"),
+              "rate_etlua_over_base": ("etlua msgs/s / base commit's msgs/s (drain)", None),
+              "cpu_input_over_base_input": ("etlua --input CPU/msg / base commit's (--input)", "<= 0.25"),
+              "rate_input_over_base_input": ("etlua --input msgs/s / base commit's (--input)", None)}
     if goals:
         print()
         for k, v in goals.items():
-            print(f"{labels[k][0]}: {v:.2f} (goal {labels[k][1]})")
+            goal = f" (goal {labels[k][1]})" if labels[k][1] else ""
+            print(f"{labels[k][0]}: {v:.2f}{goal}")
 
 
 if __name__ == "__main__":

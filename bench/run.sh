@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh [N] [--repeat R] [--only a,b,...] [--fsync-off]
+# bench/run.sh [N] [--repeat R] [--only a,b,...] [--fsync-off] [--base REV]
 #
 # Starts a throwaway Postgres (production defaults: fsync, synchronous_commit, full_page_writes
 # on; --fsync-off: all three off, a labelled extra) and fauxqs on 127.0.0.1, generates N login messages
@@ -8,17 +8,23 @@
 # checks the row count and that the queue is empty. Prints a table of medians and writes
 # bench/results/<UTC timestamp>-n<N>.json with every run.
 #
-# Implementations (names for --only): etlua, tuned, seed, bare, copy, input. See bench/README.md.
+# Implementations (names for --only): etlua, tuned, seed, bare, copy, input, base, base-input.
+# base and base-input are etlua as it was at commit REV (--base, default BASE_REV below: main
+# when the per-message cost work began), built from `git archive REV` into build-base-<rev>/,
+# with that commit's own login script: the same-run yardstick for "4x less CPU than before".
+# See bench/README.md.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 N=20000 REPEAT=1 ONLY=etlua,tuned,seed,bare,copy,input
-USAGE="usage: bench/run.sh [N] [--repeat R] [--only etlua,tuned,seed,bare,copy,input] [--fsync-off]"
+BASE_REV=7a5df6d   # main before the per-message cost work of issue 16's second round
+USAGE="usage: bench/run.sh [N] [--repeat R] [--only etlua,tuned,seed,bare,copy,input,base,base-input] [--fsync-off] [--base REV]"
 while [ $# -gt 0 ]; do
     case "$1" in
         --repeat) REPEAT=$2; shift 2 ;;
         --only) ONLY=$2; shift 2 ;;
         --fsync-off) export BENCH_FSYNC_OFF=1; shift ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        --base) BASE_REV=$2; shift 2 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         [0-9]*) N=$1; shift ;;
         *) echo "$USAGE" >&2; exit 2 ;;
     esac
@@ -30,6 +36,10 @@ trap 'stop_services; rm -rf "$WORK"' EXIT
 cd "$ROOT"
 
 build_etlua
+want() { case ",$ONLY," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+if want base || want base-input; then
+    BASE_DIR=$(build_base "$BASE_REV")   # bench/lib.sh: the tree at REV and its Release build
+fi
 log "starting Postgres and fauxqs in $WORK"
 start_services
 log "generating $N messages"
@@ -58,10 +68,9 @@ run_one() {
     log "$name: ${wall}s wall, $(awk "BEGIN{print $user+$sys}")s CPU, $((rss / 1024)) MiB, rows $got"
 }
 
-want() { case ",$ONLY," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
-
 for round in $(seq 1 "$REPEAT"); do
     want etlua && run_one etlua "$round" "$N" yes build-bench/etlua scripts/login_etl.lua --drain
+    want base && run_one base "$round" "$N" yes "$BASE_DIR/build/etlua" "$BASE_DIR/src/scripts/login_etl.lua" --drain
     want tuned && run_one tuned "$round" "$N" yes "$PY" bench/baseline_tuned.py
     want seed && run_one seed "$round" "$N" yes "$PY" bench/baseline_seed.py
     if want bare; then
@@ -75,10 +84,11 @@ for round in $(seq 1 "$REPEAT"); do
     fi
     # --input: the same N bodies from a file, no SQS at all, against psql \copy of the same rows
     want input && run_one input "$round" "$N" no build-bench/etlua scripts/login_etl.lua --input "$WORK/bodies.jsonl"
+    want base-input && run_one base-input "$round" "$N" no "$BASE_DIR/build/etlua" "$BASE_DIR/src/scripts/login_etl.lua" --input "$WORK/bodies.jsonl"
     want copy && run_one copy "$round" "$N" no psql -XAtq -v ON_ERROR_STOP=1 -c "\\copy user_logins FROM '$WORK/rows.tsv'"
 done
 
 mkdir -p bench/results
 out="bench/results/$(date -u +%Y%m%dT%H%M%SZ)-n$N.json"
-BENCH_PG_MODE=$(pg_mode) "$PY" bench/report.py "$RUNS" "$out"
+BENCH_PG_MODE=$(pg_mode) BENCH_BASE_REV=${BASE_DIR:+$BASE_REV} "$PY" bench/report.py "$RUNS" "$out"
 log "raw results: $out"
