@@ -1,4 +1,4 @@
-/* buf.c: the growable byte buffer and the hex encoder (include/etlua/buf.h). */
+/* buf.c: the growable byte buffer, the hex encoder and the hex digit decoder (include/etlua/buf.h). */
 #include "etlua/buf.h"
 
 #include <stdarg.h>
@@ -100,4 +100,15 @@ void etl_hex(char *dst, const void *src, size_t n, int upper)
         dst[2 * i + 1] = digits[s[i] & 15];
     }
     dst[2 * n] = '\0';
+}
+
+int etl_hex_digit(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
 }

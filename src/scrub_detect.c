@@ -16,6 +16,7 @@
  * false are kept. A key attempt reads at most a bounded number of characters before giving up;
  * a quoted value's region (up to the next quote of its kind) is read by at most one value, and
  * a bare value is skipped whole, so the pass stays linear. */
+#include "etlua/buf.h"
 #include "etlua/scrub_internal.h"
 
 #include <string.h>
@@ -24,10 +25,7 @@
 
 static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
-static int is_hex(unsigned char c)
-{
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
+static int is_hex(unsigned char c) { return etl_hex_digit(c) >= 0; }
 
 static int is_addr_char(unsigned char c) { return is_hex(c) || c == ':' || c == '.'; }
 
@@ -120,14 +118,6 @@ static int is_name_char(unsigned char c)
 static int is_blank(unsigned char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 static unsigned char lower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
 
-static int hexval(unsigned char c)
-{
-    if (is_digit(c))
-        return c - '0';
-    c = lower(c);
-    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
-}
-
 /* Length of a quote opener at t[p] (1: " or ', 2: \" or \'), 0 when none; *q = the quote. */
 static size_t opener(const unsigned char *t, size_t n, size_t p, unsigned char *q)
 {
@@ -165,9 +155,9 @@ static int escaped_char(const unsigned char *t, size_t n, size_t i, size_t *next
     size_t u = i + 1;
     if (u < n && t[u] == '\\')
         u++;
-    if (u + 4 >= n || t[u] != 'u' || hexval(t[u + 1]) != 0 || hexval(t[u + 2]) != 0)
+    if (u + 4 >= n || t[u] != 'u' || etl_hex_digit(t[u + 1]) != 0 || etl_hex_digit(t[u + 2]) != 0)
         return -1;
-    int h2 = hexval(t[u + 3]), h3 = hexval(t[u + 4]);
+    int h2 = etl_hex_digit(t[u + 3]), h3 = etl_hex_digit(t[u + 4]);
     if (h2 < 0 || h3 < 0)
         return -1;
     *next = u + 5;

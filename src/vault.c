@@ -29,23 +29,12 @@
 
 /* ---- C functions ------------------------------------------------------------------------------ */
 
-static int etl_vault_hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes 2*n hex digits into out[0..n). Returns 0, or -1 at the first non-hex digit. */
 static int etl_vault_unhex(const char *s, size_t n, unsigned char *out)
 {
     for (size_t i = 0; i < n; i++) {
-        int hi = etl_vault_hexval((unsigned char)s[2 * i]);
-        int lo = etl_vault_hexval((unsigned char)s[2 * i + 1]);
+        int hi = etl_hex_digit((unsigned char)s[2 * i]);
+        int lo = etl_hex_digit((unsigned char)s[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (unsigned char)(hi << 4 | lo);

@@ -41,4 +41,7 @@ void etl_buf_free(struct etl_buf *b);
 /* Writes the hex of src[0..n) to dst (2n chars + NUL): lowercase, or uppercase when upper. */
 void etl_hex(char *dst, const void *src, size_t n, int upper);
 
+/* The value of one hex digit (either case), or -1 for any other byte. */
+int etl_hex_digit(unsigned char c);
+
 #endif
