@@ -82,6 +82,8 @@ function F.client(o)
   end
   function c:start_receive(max, wait_s)
     count("start_receive")
+    -- misuse raises, as etlua.sqs's does
+    assert(math.type(max) == "integer" and type(wait_s) == "number", "start_receive: bad arguments")
     local f = fault("start_receive")
     if f then return f[1], f[2], f[3] end
     return start("receive", { max = max, wait = wait_s })

@@ -29,6 +29,7 @@ local function run(o)
   function db:on_wait(interval, fn, first)
     self.hook = interval and { interval = interval, fn = fn, first = first } or nil
   end
+  function db:wait_error() local e = self.err; self.err = nil; return e end
   function db:close() end
   function db:status() return "ok" end
   function db:exec() return {}, 0 end
@@ -125,6 +126,12 @@ describe("etlua.runner with fake SQS and sink", function()
     assert.is_true(n > 10)    -- more than the batch in hand: the prefetch too
     assert.equals(60, #ctx.client.deleted)
     assert.is_nil(ctx.db.hook) -- disarmed after the commit
+  end)
+
+  it("says once when the commit's wait hook failed (the error its protected call kept)", function()
+    local ctx = run { n = 30, drain = true, on_commit = function(_, c) c.db.err = "hook: boom" end }
+    assert.equals(30, #ctx.client.deleted)
+    assert.equals(1, ctx.log:count("the commit's wait hook failed; receiving and processing wait for each commit"))
   end)
 
   it("--dry-run --drain deletes nothing and releases everything it received at the end", function()

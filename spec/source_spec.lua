@@ -224,6 +224,22 @@ describe("etlua.source (SQS) with a fake client", function()
     end)
   end)
 
+  it("tend() as the commit's wait hook calls it (no argument): long polls of the last next_batch", function()
+    with_source(function(source, h)
+      local client = F.client { bodies = bodies(100), host = h }
+      local src = open(source, client, { receive_concurrency = 4 })
+      src:tend()                               -- before any next_batch: nothing started, no error
+      assert.equals(0, client.calls.start_receive or 0)
+      local first = src:next_batch(10, 0, 1)
+      assert.equals(10, #first)
+      local before, buffered = client.calls.start_receive, #src.buffer
+      for _ = 1, 5 do src:tend() end
+      assert.is_true(client.calls.start_receive > before)
+      assert.is_true(#src.buffer > buffered)
+      assert.equals(10, #src:take_ready(10))
+    end)
+  end)
+
   it("on a stop, releases the prefetch and an unacknowledged batch (visibility 0), latest first", function()
     with_source(function(source, h)
       local client = F.client { bodies = bodies(30), host = h }

@@ -154,7 +154,16 @@ local function commit(state, items, log, src, meanwhile)
     local t0 = host.mono()
     local summary, err, code = state.out:commit(items)
     if summary then telemetry.commit_seconds(host.mono() - t0) end
-    if state.db then state.db:on_wait(nil) end
+    if state.db then
+      state.db:on_wait(nil)
+      -- the hook runs under a protected call that keeps its error: a hook that fails is a bug
+      -- (the receives, the heartbeat and the next batch stop overlapping the commit), said once
+      local herr = state.db:wait_error()
+      if herr and not state.hook_failed then
+        state.hook_failed = true
+        log:error("the commit's wait hook failed; receiving and processing wait for each commit", { error = herr })
+      end
+    end
     if summary then return summary end
     if code ~= "connection" then
       fail.user("cannot write the batch to Postgres: %s; nothing was deleted from the queue", err)

@@ -270,6 +270,7 @@ end
 -- After a stop signal it returns no messages (the buffer is released by flush).
 function Sqs:next_batch(max, max_wait_ms, wait_seconds)
   if self.fatal then return nil, self.fatal[1], self.fatal[2] end
+  self.wait_seconds = wait_seconds   -- tend's, between batches
   -- room for a whole batch plus every receive in flight, so the long polls keep running while
   -- a batch is being committed (with max(batch, 10 x concurrency) a large batch starved them)
   self.limit = max + 10 * self.concurrency
@@ -335,11 +336,14 @@ function Sqs:take_ready(max)
   return self:take(n), false
 end
 
--- tend(wait_seconds): one round of the receive pipeline that never waits (from the commit's wait
--- hook): answers collected, receives and due retries started. A receive failure past the retry
--- budget is kept and returned by the next next_batch.
+-- tend([wait_seconds]): one round of the receive pipeline that never waits (from the commit's wait
+-- hook): answers collected, receives and due retries started (long polls of wait_seconds, by
+-- default those of the last next_batch). A receive failure past the retry budget is kept and
+-- returned by the next next_batch.
 function Sqs:tend(wait_seconds)
   if self.fatal then return end
+  wait_seconds = wait_seconds or self.wait_seconds
+  if not wait_seconds then return end   -- before the first next_batch: nothing to keep going
   if self.empty_polls == 0 and not self.closing and not host.stopping() then
     local ok, err, code = self:fill(wait_seconds)
     if not ok then self.fatal = { err, code } return end
