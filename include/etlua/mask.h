@@ -1,8 +1,8 @@
 /* mask.h: the masking primitive (etlua.mask). SHA-256 and HMAC-SHA-256 to lowercase hex, and
  * the canonical text form of an IP address, so that equal addresses mask equal.
  * The C functions below are what the Lua module wraps; tests call them directly.
- * Crypto is OpenSSL 3 (EVP_MAC / EVP_Digest), address parsing is inet_pton/inet_ntop: no
- * hand-written crypto or address parser. */
+ * SHA-256 is OpenSSL's (HMAC is RFC 2104 around it, with the key's states computed once per
+ * hasher), address parsing is inet_pton/inet_ntop: no hand-written hash or address parser. */
 #ifndef ETLUA_MASK_H
 #define ETLUA_MASK_H
 

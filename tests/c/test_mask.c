@@ -1,28 +1,59 @@
 /* test_mask.c: etlua.mask — SHA-256 and HMAC-SHA-256 against published vectors (RFC 4231,
- * FIPS 180-2 examples), the canonical IP form, and the Lua binding (hasher, close twice).
+ * FIPS 180-2 examples), at the padding and key-block boundaries, and against OpenSSL's own
+ * EVP_MAC HMAC for every key and data length up to past two blocks, through both the one-shot
+ * and the hasher (the key's states computed once, reused per call); the canonical IP form, and
+ * the Lua binding (hasher, close twice).
  * A plain program: prints each failure and exits non-zero when any check failed. */
 #include "etlua/mask.h"
 
 #include "check.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
 
 /* ---- SHA-256 ---------------------------------------------------------------------------------- */
 
-static void test_sha256(void)
+static void expect_sha256(const char *name, const void *data, size_t len, const char *want)
 {
     char hex[ETL_MASK_HEX_LEN + 1];
-    CHECK(etl_mask_sha256_hex("", 0, hex) == 0, "sha256('') failed");
-    CHECK(strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") == 0,
-          "sha256('') = %s", hex);
-    CHECK(etl_mask_sha256_hex("abc", 3, hex) == 0, "sha256(abc) failed");
-    CHECK(strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0,
-          "sha256(abc) = %s", hex);
+    CHECK(etl_mask_sha256_hex(data, len, hex) == 0, "sha256(%s) failed", name);
+    CHECK(strcmp(hex, want) == 0, "sha256(%s) = %s", name, hex);
+}
+
+static void test_sha256(void)
+{
+    /* FIPS 180-2 examples (and the empty message) */
+    expect_sha256("''", "", 0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    expect_sha256("abc", "abc", 3,
+                  "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    static const char m448[] = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    expect_sha256("448 bits", m448, sizeof m448 - 1,
+                  "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    static const char m896[] = "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmno"
+                               "ijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu";
+    expect_sha256("896 bits", m896, sizeof m896 - 1,
+                  "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1");
+    char *a = malloc(1000000);
+    CHECK(a != NULL, "malloc");
+    if (a == NULL)
+        return;
+    memset(a, 'a', 1000000);
+    expect_sha256("a x 1,000,000", a, 1000000,
+                  "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    /* the padding boundaries: 55 bytes fit one block with the length, 56 need a second */
+    expect_sha256("a x 55", a, 55, "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318");
+    expect_sha256("a x 56", a, 56, "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a");
+    expect_sha256("a x 64", a, 64, "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb");
+    expect_sha256("a x 65", a, 65, "635361c48bb9eab14198e76ea8ab7f1a41685d6ad62aa9146d301d4f17eb0ae0");
+    free(a);
 }
 
 /* ---- HMAC-SHA-256: RFC 4231 test cases 1-7 ------------------------------------------------------ */
@@ -37,6 +68,25 @@ struct hmac_case {
 };
 
 static void fill(unsigned char *p, unsigned char b, size_t n) { memset(p, b, n); }
+
+/* A Lua state with etlua.mask's table at index 1, for hashers made by mask.new. */
+static lua_State *mask_state(void)
+{
+    lua_State *L = luaL_newstate();
+    if (L == NULL)
+        return NULL;
+    luaL_requiref(L, "etlua.mask", luaopen_etlua_mask, 0);
+    return L;
+}
+
+/* mask.new(key), pushed on L; the C view of it. */
+static struct etl_mask_hasher *push_hasher(lua_State *L, const void *key, size_t keylen)
+{
+    lua_getfield(L, 1, "new");
+    lua_pushlstring(L, key, keylen);
+    lua_call(L, 1, 1);
+    return etl_mask_check_hasher(L, -1);
+}
 
 static void test_hmac_rfc4231(void)
 {
@@ -70,6 +120,8 @@ static void test_hmac_rfc4231(void)
                               "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"};
     fill(c[6].key, 0xaa, 131);
 
+    lua_State *L = mask_state();
+    CHECK(L != NULL, "luaL_newstate");
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
         char hex[ETL_MASK_HEX_LEN + 1];
         CHECK(etl_mask_hmac_hex(c[i].key, c[i].keylen, c[i].data, c[i].datalen, hex) == 0,
@@ -78,7 +130,91 @@ static void test_hmac_rfc4231(void)
               c[i].name, hex);
         CHECK(strlen(hex) == ETL_MASK_HEX_LEN, "RFC 4231 case %s: length %zu", c[i].name,
               strlen(hex));
+        if (L == NULL)
+            continue;
+        /* the hasher, twice: its key states are not changed by a call */
+        struct etl_mask_hasher *h = push_hasher(L, c[i].key, c[i].keylen);
+        for (int round = 0; round < 2; round++) {
+            CHECK(etl_mask_hasher_hex(h, c[i].data, c[i].datalen, hex) == 0,
+                  "RFC 4231 case %s: hasher failed", c[i].name);
+            CHECK(strncmp(hex, c[i].mac, strlen(c[i].mac)) == 0,
+                  "RFC 4231 case %s: hasher round %d got %s", c[i].name, round, hex);
+        }
+        lua_pop(L, 1);
     }
+    if (L != NULL)
+        lua_close(L);
+}
+
+/* The boundaries: keys of one block and one byte more (hashed first), data that fills the
+ * inner hash's first block with its length (55) or needs a second (56), empty data. Expected
+ * values from Python's hmac module; key byte i = 7i + 1, data = 'x' repeated. */
+static void test_hmac_boundaries(void)
+{
+    static const struct {
+        size_t keylen, datalen;
+        const char *mac;
+    } c[] = {
+        {64, 0, "e85cffc652260de36a1ddbb0cac32dc4cf975b7cdbc0468fc61847947ba83b25"},
+        {65, 0, "d8dcfa9ddfed8fd078bb0531ba6f4ac3d4fee7417a621c4bc380f0b6e83894eb"},
+        {32, 0, "61441727616675ef1218d04f4db2af842446a742020936d8529aa18818205abc"},
+        {32, 55, "0bc08c971e8afbf970a4c1ff05a8908c20768c5f9e252b1e56ee3f5881661c3c"},
+        {32, 56, "8c71ce2434a844f66ee7d353ac38664a7ba5979942bd830aa74ea5ba59a0d16f"},
+        {63, 64, "96d97f9ed4f804431eb472de0f2553dfae79161c446e03d932124531080531ef"},
+        {200, 200, "46d5dbb4517d612e18cebf59032a62769573efdc23ad646729398225f1d2b219"},
+    };
+    unsigned char key[200], data[200];
+    for (size_t i = 0; i < sizeof key; i++)
+        key[i] = (unsigned char)(7 * i + 1);
+    memset(data, 'x', sizeof data);
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        char hex[ETL_MASK_HEX_LEN + 1];
+        CHECK(etl_mask_hmac_hex(key, c[i].keylen, data, c[i].datalen, hex) == 0 &&
+                  strcmp(hex, c[i].mac) == 0,
+              "hmac key %zu bytes, data %zu bytes: got %s", c[i].keylen, c[i].datalen, hex);
+    }
+}
+
+/* Every key length and data length from 0 to past two blocks, against OpenSSL's EVP_MAC HMAC:
+ * the one-shot, and one hasher per key reused for every data length. */
+static void test_hmac_against_evp(void)
+{
+    enum { MAX = 140 };
+    unsigned char key[MAX], data[MAX];
+    for (size_t i = 0; i < MAX; i++) {
+        key[i] = (unsigned char)(7 * i + 1);
+        data[i] = (unsigned char)(13 * i + 5); /* includes NUL bytes */
+    }
+    lua_State *L = mask_state();
+    CHECK(L != NULL, "luaL_newstate");
+    if (L == NULL)
+        return;
+    int bad = 0;
+    for (size_t kl = 0; kl < MAX && bad < 5; kl++) {
+        struct etl_mask_hasher *h = push_hasher(L, key, kl);
+        for (size_t dl = 0; dl < MAX && bad < 5; dl++) {
+            unsigned char md[32];
+            size_t mdlen = 0;
+            char want[ETL_MASK_HEX_LEN + 1], one[ETL_MASK_HEX_LEN + 1], got[ETL_MASK_HEX_LEN + 1];
+            if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, kl, data, dl, md, sizeof md,
+                           &mdlen) ||
+                mdlen != sizeof md) {
+                CHECK(0, "EVP_Q_mac failed (key %zu, data %zu)", kl, dl);
+                bad++;
+                continue;
+            }
+            for (size_t i = 0; i < sizeof md; i++)
+                snprintf(want + 2 * i, 3, "%02x", md[i]);
+            int rc1 = etl_mask_hmac_hex(key, kl, data, dl, one);
+            int rc2 = etl_mask_hasher_hex(h, data, dl, got);
+            int ok = rc1 == 0 && rc2 == 0 && strcmp(one, want) == 0 && strcmp(got, want) == 0;
+            CHECK(ok, "key %zu bytes, data %zu bytes: EVP %s, one-shot %s, hasher %s", kl, dl, want,
+                  one, got);
+            bad += !ok;
+        }
+        lua_pop(L, 1);
+    }
+    lua_close(L);
 }
 
 static void test_hex_is_lowercase(void)
@@ -192,6 +328,8 @@ static const char lua_checks[] =
     "assert(not pcall(h.hex, h, 'x'), 'closed hasher raises')\n"
     "assert(not pcall(mask.new), 'new without key raises')\n"
     "do local c <close> = mask.new('') ; assert(#c:hex('') == 64) end\n"
+    "local long = string.rep('k', 200)\n"
+    "assert(mask.new(long):hex('') == mask.hmac_sha256_hex(long, ''), 'long key, empty data')\n"
     "for i = 1, 1000 do mask.new('k' .. i) end collectgarbage()\n"
     "return true\n";
 
@@ -217,6 +355,8 @@ int main(void)
 {
     test_sha256();
     test_hmac_rfc4231();
+    test_hmac_boundaries();
+    test_hmac_against_evp();
     test_hex_is_lowercase();
     test_canonical_ip();
     test_lua_binding();
