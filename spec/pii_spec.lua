@@ -111,6 +111,35 @@ describe("spec:masks", function()
     assert.are.equal(0, #raws)
   end)
 
+  it("row_masks: the masks and texts of masks(), and a copy no change to reaches them", function()
+    local recs = {
+      {ip = "2001:DB8::0:1", device_id = "d-1", user = {email = "Bob@Example.COM"},
+       contacts = {{phone = " 555-1 "}, {name = "no phone"}, {phone = "555-2"}}, tags = {"t1", H.null}},
+      {device_id = 5935928, ip = true, tags = "solo", user = "not an object"},
+      {ip = "999.1.1.1", device_id = "", contacts = {}, user = {email = H.null}},
+      {ip = H.null, device_id = {1, 2}, user = {email = 7}},
+      {},
+    }
+    for i, rec in ipairs(recs) do
+      local want_masked, _, want_plain = spec:masks(rec, H.hasher)
+      local masked, plain, view = spec:row_masks(rec, H.hasher)
+      assert.are.same(want_masked, masked, "record " .. i)
+      assert.are.same(want_plain, plain, "record " .. i)
+      assert.are.same(masked, view, "record " .. i)
+      for path, v in pairs(view) do
+        if type(v) == "table" then
+          assert.are_not.equal(masked[path], v)
+          v[1] = "changed"
+        end
+        view[path] = "changed"
+      end
+      view.extra = "added"
+      assert.are.same(want_masked, masked, "record " .. i)
+    end
+    local masked, plain, view = spec:row_masks("not a table", H.hasher)
+    assert.are.same({{}, {}, {}}, {masked, plain, view})
+  end)
+
   it("values: the canonical text of every string value, for the vault", function()
     assert.are.same({{"ip", "2001:db8::1"}, {"contacts[].phone", "555-1"}},
                     spec:values({ip = "2001:DB8::1", device_id = 7, contacts = {{phone = "555-1 "}}}))

@@ -17,7 +17,8 @@
       for scrubbing free text (etlua.scrub.patterns).
       plain[path]: the canonical text each mask was computed from (same shape as masked[path]).
       by_text: {[canonical text] = mask}, masks already known (read first, then filled in).
-  spec:row_masks(rec, masker) -> masked, plain: the same without raws (every message's path)
+  spec:row_masks(rec, masker) -> masked, plain, view: the same without raws (every message's
+      path), and view, a copy of masked for the script (ctx.masked)
   pii.by_text(masked, plain) -> by_text of a message's masks
   spec:values(rec) -> list of {path, text}: the canonical text of every string value (the vault).
   spec.entries: list of {path, canonical, segments}; spec.fields: the paths' last names (unique,
@@ -41,15 +42,23 @@ local function trim(s)
   return s:sub(a, b)
 end
 
+-- The canonical form of a string value (form: nil, "ip", "lower" or "trim").
+local function string_canonical(v, form)
+  if form == "ip" then return canonical_ip(v) or v end
+  if form == "lower" then return v:lower() end
+  if form == "trim" then return trim(v) end
+  return v
+end
+
+-- The text a value that is not a string is masked by: its JSON text.
+local function json_text(v)
+  return codec.encode(v) or tostring(v)
+end
+
 -- canonical(v, form) -> the text that is masked, and whether v was a string.
 local function canonical(v, form)
-  if type(v) ~= "string" then
-    return codec.encode(v) or tostring(v), false
-  end
-  if form == "ip" then return canonical_ip(v) or v, true end
-  if form == "lower" then return v:lower(), true end
-  if form == "trim" then return trim(v), true end
-  return v, true
+  if type(v) ~= "string" then return json_text(v), false end
+  return string_canonical(v, form), true
 end
 M.canonical = canonical
 
@@ -113,7 +122,8 @@ function M.compile(list)
     local segments, why = parse_path(path)
     if not segments then error(("pii[%d]: %s"):format(i, why), 0) end
     self.entries[#self.entries + 1] = {path = path, canonical = form, segments = segments,
-                                       each = path:find("[]", 1, true) ~= nil}
+                                       each = path:find("[]", 1, true) ~= nil,
+                                       first = segments[1].name, deep = #segments > 1}
     local name = segments[#segments].name
     if self.field_canonical[name] == nil then
       self.fields[#self.fields + 1] = name
@@ -121,6 +131,13 @@ function M.compile(list)
     end
     add_to_tree(self.tree, segments, form)
   end
+  -- A new table with room for one mask per entry (row_masks makes three per message): the
+  -- constructor of n fields set to nil sizes the table's hash part once, where filling an
+  -- empty table grows it at every power of two.
+  local slots = {}
+  for i = 1, #self.entries do slots[i] = ("_%d = nil"):format(i) end
+  self.new_map = assert(load("return function() return {" .. table.concat(slots, ", ") .. "} end",
+                             "=pii.new_map", "t"))()
   return self
 end
 
@@ -212,11 +229,49 @@ function Spec:masks(rec, masker, by_text)
   return masked, raws, plain
 end
 
--- spec:row_masks(rec, masker) -> masked, plain: the same masks without raws and without a
--- by_text table, for the path of every message (raws serve only rejects, which get them from
--- spec:masks with pii.by_text(masked, plain), hashing nothing twice).
+-- spec:row_masks(rec, masker) -> masked, plain, view: the masks without raws, for the path of
+-- every message (raws serve only rejects, which get them from spec:masks with
+-- pii.by_text(masked, plain), hashing nothing twice); view is a copy of masked (its lists
+-- copied too) that can be handed to a script: what it does to view cannot reach masked.
+-- The same values as compute(), in one pass without its per-value calls.
 function Spec:row_masks(rec, masker)
-  return compute(self, rec, masker, nil, nil)
+  local new = self.new_map
+  local masked, plain, view = new(), new(), new()
+  if type(rec) ~= "table" then return masked, plain, view end
+  local entries = self.entries
+  for i = 1, #entries do
+    local e = entries[i]
+    if not e.each then
+      local v
+      if e.deep then v = single(rec, e.segments) else v = rec[e.first] end
+      if v ~= nil and v ~= null then
+        local text
+        if type(v) == "string" then
+          local form = e.canonical
+          text = form and string_canonical(v, form) or v
+        else
+          text = json_text(v)
+        end
+        local hex = masker:hex(text)
+        local path = e.path
+        masked[path], plain[path], view[path] = hex, text, hex
+      end
+    else
+      local values = {}
+      collect(rec, e.segments, 1, values)
+      local n = #values
+      if n > 0 then
+        local list, texts, copy = {}, {}, {}
+        for j = 1, n do
+          local text = canonical(values[j], e.canonical)
+          local hex = masker:hex(text)
+          list[j], texts[j], copy[j] = hex, text, hex
+        end
+        masked[e.path], plain[e.path], view[e.path] = list, texts, copy
+      end
+    end
+  end
+  return masked, plain, view
 end
 
 -- by_text(masked, plain) -> {[canonical text] = mask}: the masks a message already has, to

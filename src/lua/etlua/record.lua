@@ -46,6 +46,7 @@ local canonical_ip = mask.canonical_ip
 local EMPTY = setmetatable({}, {__newindex = function() error("read-only", 2) end})
 local MAX_ERROR_TEXT = 500 -- bytes of a hook's error kept in a reject's detail
 local DROP = {} -- transform returned false
+local NO_KEY = EMPTY -- the outcome's key and sent_ms when no envelope gives them
 
 -- ---- the processor ---------------------------------------------------------------------------
 
@@ -67,7 +68,9 @@ end
 -- its copy; masked and plain (the message's masks) are reused.
 function Processor:reject(reason, detail, body, rec, masked, plain)
   local _ = rec
-  return {reject = self.rejects:make(reason, detail, body, masked, plain)}
+  -- room for key and sent_ms (with()) and the runner's id and message, as process() leaves
+  return {reject = self.rejects:make(reason, detail, body, masked, plain),
+          key = nil, sent_ms = nil, id = nil, message = nil}
 end
 
 -- ---- hook calls ------------------------------------------------------------------------------
@@ -101,32 +104,15 @@ function Processor:hook_failed(what, error_reason, why, text, body, masked, plai
   return self:reject(error_reason, what .. " raised an error: " .. text, body, nil, masked, plain)
 end
 
--- ctx.masked for transform: a copy, so what the script does to it cannot reach the masks the
--- reject path and the PII vault use.
-local function masks_view(masked)
-  local view = {}
-  for k, v in next, masked do
-    view[k] = type(v) == "table" and table.move(v, 1, #v, 1, {}) or v
-  end
-  return view
-end
-
 local JSON_TYPE = {string = "a string", number = "a number", boolean = "a boolean",
                    table = "an array", userdata = "null"}
 
--- ctx.message for one message: what the script may read of it (never the receipt).
-local function message_view(m)
-  return {
-    id = m.id, sent_ms = m.sent_ms, received_ms = m.received_ms,
-    receive_count = m.receive_count, group_id = m.group_id,
-    sequence_number = m.sequence_number, attributes = m.attributes,
-  }
-end
+local decode, array_mt = codec.decode, codec.array_mt
 
 -- Decodes the body into an object, or returns the reject. Under envelope = "sns" a
--- notification's Message is the body from here on.
+-- notification's Message is the body from here on, and out gets its key and sent_ms.
 function Processor:decode(body, message, out)
-  local rec, err = codec.decode(body)
+  local rec, err = decode(body)
   if rec == nil then
     return nil, self:reject("invalid_json", "body is not valid JSON: " .. tostring(err), body)
   end
@@ -135,14 +121,14 @@ function Processor:decode(body, message, out)
     if inner then
       message.sns, out.key, out.sent_ms = sns, key, sent_ms
       body = inner
-      rec, err = codec.decode(body)
+      rec, err = decode(body)
       if rec == nil then
         return nil, self:reject("invalid_json", "SNS Message is not valid JSON: " .. tostring(err), body)
       end
     end
   end
-  -- {} and [] decode alike: the first character tells an object from an array.
-  if type(rec) ~= "table" or not body:find("^[ \t\n\r]*{") then
+  -- {} and [] decode alike but for the metatable: decoded arrays carry codec.array_mt
+  if type(rec) ~= "table" or getmetatable(rec) == array_mt then
     return nil, self:reject("not_object",
                             "body is " .. (JSON_TYPE[type(rec)] or "a value") .. ", not a JSON object",
                             body)
@@ -155,17 +141,33 @@ local function with(out, into)
   return into
 end
 
--- The hot path: one decode, one validate, the rules, the masks, one transform, the rows.
+-- The hot path: one decode, one validate, the rules, the masks, one transform, the rows. It
+-- makes few tables (each costs as much as a dozen field reads): ctx.message, the masks (two
+-- tables and the script's copy, made by row_masks in one pass) and the outcome, made last by
+-- one constructor with room for the fields the runner adds (id, message: it turns the outcome
+-- into its item).
 function Processor:process(body, meta)
   if type(body) ~= "string" then
     error("etlua.record: process(body, meta): body must be a string", 2)
   end
-  local message, out = message_view(meta or EMPTY), {}
-  local rec, body_or_reject = self:decode(body, message, out)
-  if rec == nil then return with(out, body_or_reject) end
-  body = body_or_reject
+  local m = meta or EMPTY
+  -- ctx.message: what the script may read of the message (never the receipt)
+  local message = {
+    id = m.id, sent_ms = m.sent_ms, received_ms = m.received_ms,
+    receive_count = m.receive_count, group_id = m.group_id,
+    sequence_number = m.sequence_number, attributes = m.attributes,
+  }
+  local out = NO_KEY
+  local rec = self.envelope == nil and decode(body)
+  if type(rec) ~= "table" or getmetatable(rec) == array_mt then -- not an object, or an envelope
+    out = {}
+    local body_or_reject
+    rec, body_or_reject = self:decode(body, message, out)
+    if rec == nil then return with(out, body_or_reject) end
+    body = body_or_reject
+  end
 
-  local masked, plain = self.pii_spec:row_masks(rec, self.masker)
+  local masked, plain, view = self.pii_spec:row_masks(rec, self.masker)
 
   local ms = self.budget_ms
   local ran, valid, reason, detail = budget.call(ms, self.validate, rec)
@@ -200,21 +202,22 @@ function Processor:process(body, meta)
     end
   end
 
+  -- ctx.masked is view, a copy: what the script does to it cannot reach masked, which the
+  -- reject path and the PII vault use.
   local ctx = self.ctx
-  ctx.message, ctx.masked = message, masks_view(masked)
+  ctx.message, ctx.masked = message, view
   local done, per_output, err = budget.call(ms, self.transform_rows, rec, ctx)
   if not done then
     return with(out, self:hook_failed("transform", "script_error", per_output, err, body, masked, plain))
   end
   if per_output == DROP then
-    out.drop = true
-    return out
+    return {drop = true, key = out.key, sent_ms = out.sent_ms, id = nil, message = nil}
   end
   if not per_output then
     return with(out, self:reject("script_error", err, body, rec, masked, plain))
   end
-  out.rows, out.rec, out.masked, out.plain = per_output, rec, masked, plain
-  return out
+  return {rows = per_output, rec = rec, masked = masked, plain = plain,
+          key = out.key, sent_ms = out.sent_ms, id = nil, message = nil}
 end
 
 -- The reject reasons etlua itself gives, whatever the script: a body that is not JSON or not an

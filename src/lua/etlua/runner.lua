@@ -86,14 +86,12 @@ local function process(proc, messages, log, verbose)
       break
     end
     done[i] = m
-    -- Under an envelope that names the message (SNS), its own time is the one every delivery
-    -- shares (nil when it has none: the SQS SentTimestamp differs between deliveries).
-    local sent_ms = m.sent_ms
-    if out.key then sent_ms = out.sent_ms end
-    local item = { id = m.id, key = out.key or m.id, sent_ms = sent_ms, message = m,
-                   rows = out.rows, reject = out.reject, drop = out.drop,
-                   rec = out.rec, masked = out.masked, plain = out.plain }
-    items[i] = item
+    -- The outcome becomes the item (record.lua leaves room in it for id and message). Under
+    -- an envelope that names the message (SNS), its own time is the one every delivery shares
+    -- (nil when it has none: the SQS SentTimestamp differs between deliveries).
+    if not out.key then out.key, out.sent_ms = m.id, m.sent_ms end
+    out.id, out.message = m.id, m
+    items[i] = out
     if out.reject and verbose then
       log:info("rejected", { message_id = m.id, reason = out.reject.reason, detail = out.reject.detail })
     end
