@@ -8,6 +8,7 @@
 
 #include "check.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,10 +50,14 @@ static void test_sha256(void)
     expect_sha256("a x 1,000,000", a, 1000000,
                   "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
     /* the padding boundaries: 55 bytes fit one block with the length, 56 need a second */
-    expect_sha256("a x 55", a, 55, "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318");
-    expect_sha256("a x 56", a, 56, "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a");
-    expect_sha256("a x 64", a, 64, "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb");
-    expect_sha256("a x 65", a, 65, "635361c48bb9eab14198e76ea8ab7f1a41685d6ad62aa9146d301d4f17eb0ae0");
+    expect_sha256("a x 55", a, 55,
+                  "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318");
+    expect_sha256("a x 56", a, 56,
+                  "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a");
+    expect_sha256("a x 64", a, 64,
+                  "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb");
+    expect_sha256("a x 65", a, 65,
+                  "635361c48bb9eab14198e76ea8ab7f1a41685d6ad62aa9146d301d4f17eb0ae0");
     free(a);
 }
 
@@ -305,6 +310,23 @@ static void test_canonical_ip(void)
     longbuf[0] = ':';
     longbuf[1] = ':';
     expect_ip(longbuf, sizeof longbuf, 0, NULL);
+
+    /* IPv4 text is written without inet_ntop: every octet value in every position, and the
+     * IPv4-mapped IPv6 tail (inet_ntop's own), as inet_ntop writes them */
+    for (unsigned v = 0; v < 256; v++) {
+        const unsigned char quads[][4] = {{v, 0, 0, 0},       {0, v, 0, 0},
+                                          {0, 0, v, 0},       {0, 0, 0, v},
+                                          {v, 255 - v, v, 9}, {255, v / 2, 99, v}};
+        for (size_t q = 0; q < sizeof quads / sizeof quads[0]; q++) {
+            char want[ETL_MASK_IP_MAX], mapped[ETL_MASK_IP_MAX], mwant[64];
+            CHECK(inet_ntop(AF_INET, quads[q], want, sizeof want) != NULL, "inet_ntop");
+            IP_OK(want, 4, want);
+            snprintf(mapped, sizeof mapped, "::ffff:%u.%u.%u.%u", quads[q][0], quads[q][1],
+                     quads[q][2], quads[q][3]);
+            snprintf(mwant, sizeof mwant, "::ffff:%s", want);
+            IP_OK(mapped, 6, mwant);
+        }
+    }
 }
 
 /* ---- the Lua binding --------------------------------------------------------------------------- */
