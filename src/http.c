@@ -1,9 +1,12 @@
 /* http.c: the libcurl transport of etlua.sqs (see http.h): a multi handle with a fixed pool of
- * easy handles, each reused for the next request so its connection stays open. Answers are
- * collected into a bounded buffer; curl's failures fold into network / timeout / tls / stopped.
- * Signing is libcurl's (CURLOPT_AWS_SIGV4). Knows nothing of SQS. */
+ * easy handles, each reused for the next request so its connection stays open, its options set
+ * once and only the request's own (URL, body, headers, timeouts) set per request; the header
+ * lines live in the slot (no list allocated per request). Every request is signed here
+ * (src/sigv4.c) when it is queued. Answers are collected into a bounded buffer; curl's failures
+ * fold into network / timeout / tls / stopped. Knows nothing of SQS. */
 #include "etlua/http.h"
 #include "etlua/buf.h"
+#include "etlua/sigv4.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,12 +17,15 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
+#define MAX_LINES (ETL_SIGV4_MAX_HEADERS + 5) /* + host, token, date, authorization, expect */
+
 /* One slot of the pool: an easy handle kept across requests and the request it carries now. */
 struct slot {
-    CURL *easy;              /* NULL until first used */
-    struct curl_slist *hdrs; /* of the request in flight */
-    struct etl_buf body;     /* copy of the request body (reused) */
-    struct etl_buf answer;   /* the answer's body, at most ETL_HTTP_MAX_BODY */
+    CURL *easy;                        /* NULL until first used */
+    struct curl_slist hdrs[MAX_LINES]; /* of the request in flight, over hdrtext */
+    struct etl_buf hdrtext;            /* its header lines, each NUL-terminated (reused) */
+    struct etl_buf body;               /* copy of the request body (reused) */
+    struct etl_buf answer;             /* the answer's body, at most ETL_HTTP_MAX_BODY */
     char query_error[256];
     char errbuf[CURL_ERROR_SIZE];
     unsigned long long id;
@@ -29,7 +35,12 @@ struct slot {
 
 struct etl_http {
     CURLM *multi;
-    char *ca_bundle, *sigv4, *access_key, *secret_key, *token_header, *connect_to;
+    struct etl_sigv4 *signer;
+    char *ca_bundle, *token_header, *connect_to;
+    char *url;      /* the URL of the last request, and its parts as signed: */
+    char host[300]; /* the Host header value */
+    char *path;     /* canonical path and query (etlua posts to "/") */
+    char *query;
     struct curl_slist *connect_list;
     struct slot *slots; /* nslots - 1 for anyone, the last one reserved */
     size_t nslots, inflight;
@@ -66,13 +77,12 @@ struct etl_http *etl_http_open(const struct etl_http_config *cfg)
     h->slots = calloc(h->nslots, sizeof *h->slots);
     h->multi = curl_multi_init();
     h->ca_bundle = dup_opt(cfg->ca_bundle, &ok);
-    h->access_key = dup_opt(cfg->access_key, &ok);
-    h->secret_key = dup_opt(cfg->secret_key, &ok);
     h->connect_to = dup_opt(cfg->connect_to, &ok);
-    char sig[200];
-    snprintf(sig, sizeof sig, "aws:amz:%s:%s", cfg->region ? cfg->region : "us-east-1",
-             cfg->service ? cfg->service : "sqs");
-    h->sigv4 = dup_opt(sig, &ok);
+    h->signer =
+        etl_sigv4_new(cfg->access_key, cfg->secret_key, cfg->region ? cfg->region : "us-east-1",
+                      cfg->service ? cfg->service : "sqs");
+    if (!h->signer)
+        ok = 0;
     if (cfg->session_token && *cfg->session_token) {
         size_t n = strlen(cfg->session_token) + 32;
         if ((h->token_header = malloc(n)) != NULL)
@@ -125,33 +135,106 @@ static enum etl_http_status fail(enum etl_http_status st, char *err, size_t errl
     return st;
 }
 
-/* The caller's header lines plus the session token as a curl list, or NULL (out of memory).
- * No "Expect:" line: libcurl would sign it, and it sends no 100-continue for bodies this size. */
-static struct curl_slist *header_list(const struct etl_http *h, const char *const *headers,
-                                      size_t nheaders)
+/* The parts of url as signed (h->host, h->path, h->query), kept while the URL stays the same
+ * (etlua posts every request to the endpoint's root). Returns 0, or -1 (not http(s), no memory). */
+static int url_parts(struct etl_http *h, const char *url)
 {
-    struct curl_slist *list = NULL;
-    for (size_t i = 0; i <= nheaders; i++) {
-        const char *line = i < nheaders ? headers[i] : h->token_header;
-        if (!line)
-            continue;
-        struct curl_slist *l = curl_slist_append(list, line);
-        if (!l) {
-            curl_slist_free_all(list);
-            return NULL;
-        }
-        list = l;
+    if (h->url && strcmp(h->url, url) == 0)
+        return 0;
+    free(h->url);
+    free(h->path);
+    h->url = h->path = h->query = NULL;
+    size_t at;
+    if (etl_sigv4_host_of(url, h->host, sizeof h->host, &at) != 0)
+        return -1;
+    const char *p = url + at;
+    size_t plen = strcspn(p, "?#");
+    const char *q = p[plen] == '?' ? p + plen + 1 : "";
+    size_t qlen = strcspn(q, "#");
+    /* path and query in one allocation: "path\0query\0" */
+    if (!(h->path = malloc((plen ? plen : 1) + qlen + 2)) || !(h->url = strdup(url))) {
+        free(h->path);
+        h->path = NULL;
+        return -1;
     }
-    return list;
+    if (plen)
+        memcpy(h->path, p, plen);
+    else
+        h->path[plen++] = '/';
+    h->path[plen] = '\0';
+    h->query = h->path + plen + 1;
+    memcpy(h->query, q, qlen);
+    h->query[qlen] = '\0';
+    return 0;
 }
 
-static void setup(struct etl_http *h, struct slot *s, const char *url, long connect_timeout_ms,
-                  long total_timeout_ms)
+/* Signs the request in slot s and writes its header lines into the slot: Host (the value signed,
+ * so libcurl sends exactly that), the caller's lines, the session token, X-Amz-Date,
+ * Authorization, and an empty Expect (no 100-continue wait). Returns 0, or -1 with err set. */
+static int sign_headers(struct etl_http *h, struct slot *s, const char *const *headers,
+                        size_t nheaders, char *err, size_t errlen)
+{
+    const char *lines[ETL_SIGV4_MAX_HEADERS];
+    size_t n = 0;
+    if (nheaders + 1 > ETL_SIGV4_MAX_HEADERS) {
+        fail(ETL_HTTP_NOMEM, err, errlen, "too many header lines", NULL);
+        return -1;
+    }
+    for (size_t i = 0; i < nheaders; i++)
+        lines[n++] = headers[i];
+    if (h->token_header)
+        lines[n++] = h->token_header;
+    struct etl_sigv4_request req = {.method = "POST",
+                                    .host = h->host,
+                                    .path = h->path,
+                                    .query = h->query,
+                                    .headers = lines,
+                                    .nheaders = n,
+                                    .body = s->body.p,
+                                    .len = s->body.len,
+                                    .now = time(NULL)};
+    char date[17], auth[ETL_SIGV4_AUTH_MAX];
+    if (etl_sigv4_sign(h->signer, &req, date, auth) != 0) {
+        fail(ETL_HTTP_NOMEM, err, errlen, "cannot sign the request", NULL);
+        return -1;
+    }
+    struct etl_buf *t = &s->hdrtext;
+    size_t at[MAX_LINES], k = 0;
+    etl_buf_reset(t);
+    at[k++] = t->len;
+    etl_buf_adds(t, "Host: ");
+    etl_buf_adds(t, h->host);
+    for (size_t i = 0; i < n; i++) {
+        etl_buf_add(t, "", 1);
+        at[k++] = t->len;
+        etl_buf_adds(t, lines[i]);
+    }
+    etl_buf_add(t, "", 1);
+    at[k++] = t->len;
+    etl_buf_adds(t, "X-Amz-Date: ");
+    etl_buf_add(t, date, 16);
+    etl_buf_add(t, "", 1);
+    at[k++] = t->len;
+    etl_buf_adds(t, "Authorization: ");
+    etl_buf_adds(t, auth);
+    etl_buf_add(t, "", 1);
+    at[k++] = t->len;
+    etl_buf_adds(t, "Expect:");
+    if (t->oom) {
+        fail(ETL_HTTP_NOMEM, err, errlen, "out of memory", NULL);
+        return -1;
+    }
+    for (size_t i = 0; i < k; i++) {
+        s->hdrs[i].data = t->p + at[i];
+        s->hdrs[i].next = i + 1 < k ? &s->hdrs[i + 1] : NULL;
+    }
+    return 0;
+}
+
+/* The options of a new easy handle that every request shares. */
+static void setup_once(struct etl_http *h, struct slot *s)
 {
     CURL *cu = s->easy;
-    curl_easy_reset(cu); /* keeps the connection cache: reuse survives */
-    s->errbuf[0] = '\0';
-    curl_easy_setopt(cu, CURLOPT_URL, url);
     curl_easy_setopt(cu, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(cu, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -160,23 +243,28 @@ static void setup(struct etl_http *h, struct slot *s, const char *url, long conn
         curl_easy_setopt(cu, CURLOPT_CAINFO, h->ca_bundle);
     if (h->connect_list)
         curl_easy_setopt(cu, CURLOPT_CONNECT_TO, h->connect_list);
-    curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms);
-    curl_easy_setopt(cu, CURLOPT_TIMEOUT_MS, total_timeout_ms);
     curl_easy_setopt(cu, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(cu, CURLOPT_USERAGENT, "etlua/" ETLUA_VERSION);
-    curl_easy_setopt(cu, CURLOPT_AWS_SIGV4, h->sigv4);
-    curl_easy_setopt(cu, CURLOPT_USERNAME, h->access_key ? h->access_key : "");
-    curl_easy_setopt(cu, CURLOPT_PASSWORD, h->secret_key ? h->secret_key : "");
     curl_easy_setopt(cu, CURLOPT_POST, 1L);
-    curl_easy_setopt(cu, CURLOPT_POSTFIELDS, s->body.p ? s->body.p : "");
-    curl_easy_setopt(cu, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->body.len);
-    curl_easy_setopt(cu, CURLOPT_HTTPHEADER, s->hdrs);
     curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(cu, CURLOPT_WRITEDATA, s);
     curl_easy_setopt(cu, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(cu, CURLOPT_HEADERDATA, s);
     curl_easy_setopt(cu, CURLOPT_ERRORBUFFER, s->errbuf);
     curl_easy_setopt(cu, CURLOPT_PRIVATE, (void *)s);
+}
+
+/* The options of this request. */
+static void setup(struct slot *s, const char *url, long connect_timeout_ms, long total_timeout_ms)
+{
+    CURL *cu = s->easy;
+    s->errbuf[0] = '\0';
+    curl_easy_setopt(cu, CURLOPT_URL, url);
+    curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms);
+    curl_easy_setopt(cu, CURLOPT_TIMEOUT_MS, total_timeout_ms);
+    curl_easy_setopt(cu, CURLOPT_POSTFIELDS, s->body.p ? s->body.p : "");
+    curl_easy_setopt(cu, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->body.len);
+    curl_easy_setopt(cu, CURLOPT_HTTPHEADER, s->hdrs);
 }
 
 static long long now_ms(void)
@@ -220,23 +308,27 @@ enum etl_http_status etl_http_add(struct etl_http *h, const char *url, const cha
             s = &h->slots[i];
     if (!s)
         return fail(ETL_HTTP_BUSY, err, errlen, "every request slot is taken", NULL);
-    if (reserve_done(h, (h->done_n - h->done_head) + h->inflight + 1) != 0 ||
-        (!s->easy && !(s->easy = curl_easy_init())))
+    if (reserve_done(h, (h->done_n - h->done_head) + h->inflight + 1) != 0)
         return fail(ETL_HTTP_NOMEM, err, errlen, "out of memory", NULL);
+    if (!s->easy) {
+        if (!(s->easy = curl_easy_init()))
+            return fail(ETL_HTTP_NOMEM, err, errlen, "out of memory", NULL);
+        setup_once(h, s);
+    }
+    if (url_parts(h, url) != 0)
+        return fail(ETL_HTTP_NOMEM, err, errlen, "not an http(s) URL, or out of memory", NULL);
     etl_buf_reset(&s->body);
-    if (etl_buf_add(&s->body, body, len) != 0 || !(s->hdrs = header_list(h, headers, nheaders)))
+    if (etl_buf_add(&s->body, body, len) != 0)
         return fail(ETL_HTTP_NOMEM, err, errlen, "out of memory", NULL);
+    if (sign_headers(h, s, headers, nheaders, err, errlen) != 0)
+        return ETL_HTTP_NOMEM;
     etl_buf_free(&s->answer);
     s->answer.limit = ETL_HTTP_MAX_BODY;
     s->query_error[0] = '\0';
     s->flags = flags;
-    setup(h, s, url, connect_timeout_ms, total_timeout_ms);
-    if (curl_multi_add_handle(h->multi, s->easy) != CURLM_OK) {
-        curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, NULL);
-        curl_slist_free_all(s->hdrs);
-        s->hdrs = NULL;
+    setup(s, url, connect_timeout_ms, total_timeout_ms);
+    if (curl_multi_add_handle(h->multi, s->easy) != CURLM_OK)
         return fail(ETL_HTTP_NOMEM, err, errlen, "cannot queue the request", NULL);
-    }
     s->busy = 1;
     s->tag = tag;
     s->started_ms = 0;
@@ -277,9 +369,6 @@ static void finish(struct etl_http *h, struct slot *s, CURLcode rc)
     }
     etl_buf_free(&s->answer);
     curl_multi_remove_handle(h->multi, s->easy);
-    curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, NULL);
-    curl_slist_free_all(s->hdrs);
-    s->hdrs = NULL;
     s->busy = 0;
     h->inflight--;
     if (h->done_n == h->done_cap) /* room was reserved by add: only compaction is needed */
@@ -381,7 +470,9 @@ void etl_http_close(struct etl_http *h)
             curl_multi_remove_handle(h->multi, s->easy);
         if (s->easy)
             curl_easy_cleanup(s->easy);
-        curl_slist_free_all(s->hdrs);
+        if (s->hdrtext.p) /* held the Authorization and the session token */
+            OPENSSL_cleanse(s->hdrtext.p, s->hdrtext.cap);
+        etl_buf_free(&s->hdrtext);
         etl_buf_free(&s->body);
         etl_buf_free(&s->answer);
     }
@@ -393,10 +484,10 @@ void etl_http_close(struct etl_http *h)
     free(h->done);
     free(h->slots);
     free(h->ca_bundle);
-    free(h->sigv4);
-    free(h->access_key);
     free(h->connect_to);
-    free_secret(h->secret_key);
+    free(h->url);
+    free(h->path);
+    etl_sigv4_free(h->signer);
     free_secret(h->token_header);
     free(h);
 }

@@ -14,7 +14,7 @@ endforeach()
 include(${CMAKE_SOURCE_DIR}/tests/lint.cmake)
 
 # --- sigv4 (compared with python3-botocore) ----------------------------------------------------
-# libcurl signs every request (CURLOPT_AWS_SIGV4, src/http.c). sigv4_send posts one request through
+# etlua signs every request (src/sigv4.c, called by src/http.c). sigv4_send posts one request through
 # etlua's transport to a local listener run by compare_botocore.py, which reads the Authorization
 # header it carried and compares it byte for byte with botocore's SigV4Auth for the same request
 # (both SQS protocols, with and without a session token, two regions, default and other ports).

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Sends a set of SQS requests (JSON and query protocol) through etlua's transport, which libcurl
-signs (the sigv4_send program given as argv[1]), to a local listener; reads the Authorization and
-X-Amz-Date headers each request carried, signs the same request with botocore.auth.SigV4Auth at
+"""Sends a set of SQS requests (JSON and query protocol) through etlua's transport, which signs
+them (src/sigv4.c; the sigv4_send program given as argv[1]), to a local listener; reads the
+Authorization and X-Amz-Date headers each request carried, signs the same request with botocore.auth.SigV4Auth at
 that time, and compares the Authorization headers byte for byte. Exits non-zero on any mismatch.
 etlua posts every request to the endpoint's root ("/"), so the cases differ in host, port,
 protocol, body, region and session token, not in path or query string."""
@@ -139,7 +139,7 @@ def main():
                     failed += 1
                     if failed > 5:
                         continue
-                    print("MISMATCH %s token=%s region=%s url=%s\n  curl:     %s\n  botocore: %s"
+                    print("MISMATCH %s token=%s region=%s url=%s\n  etlua:    %s\n  botocore: %s"
                           % (name, bool(token), region, url, got.get("authorization"), want))
     print("%d passed, %d failed" % (total - failed, failed))
     return 1 if failed else 0

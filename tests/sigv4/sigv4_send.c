@@ -1,5 +1,5 @@
-/* sigv4_send.c: sends one POST through etlua's transport (src/http.c), which libcurl signs, so
- * compare_botocore.py can read the Authorization header it carried and compare it with
+/* sigv4_send.c: sends one POST through etlua's transport (src/http.c), which signs it
+ * (src/sigv4.c), so compare_botocore.py can read the Authorization header it carried and compare it with
  * botocore's SigV4Auth for the same request.
  * usage: sigv4_send URL CONNECT_TO REGION ACCESS_KEY SECRET_KEY TOKEN|- [NAME: VALUE...]
  * CONNECT_TO ("host:port:127.0.0.1:listener_port") sends the request to the local listener
@@ -14,7 +14,8 @@
 int main(int argc, char **argv)
 {
     if (argc < 7) {
-        fprintf(stderr, "usage: %s URL CONNECT_TO REGION AK SK TOKEN|- [NAME: VALUE...]\n", argv[0]);
+        fprintf(stderr, "usage: %s URL CONNECT_TO REGION AK SK TOKEN|- [NAME: VALUE...]\n",
+                argv[0]);
         return 2;
     }
     struct etl_buf body = {0};
@@ -22,10 +23,13 @@ int main(int argc, char **argv)
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0)
         etl_buf_add(&body, chunk, n);
-    struct etl_http_config cfg = {.region = argv[3], .service = "sqs", .access_key = argv[4],
+    struct etl_http_config cfg = {.region = argv[3],
+                                  .service = "sqs",
+                                  .access_key = argv[4],
                                   .secret_key = argv[5],
                                   .session_token = strcmp(argv[6], "-") ? argv[6] : NULL,
-                                  .connect_to = argv[2], .max_inflight = 1};
+                                  .connect_to = argv[2],
+                                  .max_inflight = 1};
     struct etl_http *h = etl_http_open(&cfg);
     char err[256];
     unsigned long long id;
