@@ -32,6 +32,7 @@ int luaopen_etlua_vault(lua_State *L);
 int luaopen_etlua_json(lua_State *L);
 int luaopen_etlua_scrub(lua_State *L);
 int luaopen_etlua_budget(lua_State *L);
+int luaopen_etlua_row(lua_State *L);
 
 static volatile sig_atomic_t stop_requests;
 static volatile sig_atomic_t reload_requests;
@@ -190,11 +191,17 @@ static int etl_host_load_embedded(lua_State *L)
 void etl_host_preload(lua_State *L)
 {
     static const luaL_Reg c_modules[] = {
-        {"etlua.host", luaopen_etlua_host},       {"etlua.mask", luaopen_etlua_mask},
-        {"etlua.sqs", luaopen_etlua_sqs},         {"etlua.pg", luaopen_etlua_pg},
-        {"etlua.metrics", luaopen_etlua_metrics}, {"etlua.vault", luaopen_etlua_vault},
-        {"etlua.json", luaopen_etlua_json},       {"etlua.scrub", luaopen_etlua_scrub},
-        {"etlua.budget", luaopen_etlua_budget},   {NULL, NULL},
+        {"etlua.host", luaopen_etlua_host},
+        {"etlua.mask", luaopen_etlua_mask},
+        {"etlua.sqs", luaopen_etlua_sqs},
+        {"etlua.pg", luaopen_etlua_pg},
+        {"etlua.metrics", luaopen_etlua_metrics},
+        {"etlua.vault", luaopen_etlua_vault},
+        {"etlua.json", luaopen_etlua_json},
+        {"etlua.scrub", luaopen_etlua_scrub},
+        {"etlua.budget", luaopen_etlua_budget},
+        {"etlua.row", luaopen_etlua_row},
+        {NULL, NULL},
     };
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     for (const luaL_Reg *r = c_modules; r->name; r++) {

@@ -1,6 +1,8 @@
 --[[ etlua.rows: what transform returned -> the rows of each output, every value already in the
-form Postgres reads, or the reason it cannot be written. Checked here, in Lua, so the COPY path
-(src/pg.c) only ever sees strings, integers and nil.
+form Postgres reads, or the reason it cannot be written. Checked here, so the COPY path
+(src/pg.c) only ever sees strings, integers and nil. A row is read by etlua.row's gather (C:
+per value and per key it is cheaper than type() and next() from Lua), which also tells the
+common row (strings and integers, no other key) from one that needs the checks below.
 
   local build = rows.builder(desc)        -- desc from etlua.script
   local per_output, err = build(result)   -- result: transform's return value (not false)
@@ -20,6 +22,7 @@ Values (SCRIPTING.md "Values"):
 A key column of an output with on_conflict "ignore" or "update" must not be NULL.
 ]]
 local codec = require "etlua.codec"
+local gather = require("etlua.row").gather
 
 local M = {}
 
@@ -55,13 +58,19 @@ local function value(v)
 end
 M.value = value
 
--- The converter of one output: named row -> array in column order | nil, err.
+-- The converter of one output: named row -> array in column order | nil, err. etlua.row's
+-- gather reads the row and says whether it is the common one (strings and integers, no other
+-- key); only a row that is not goes through the checks below.
 local function row_converter(o)
-  local columns, ncols, colset, required = o.columns, #o.columns, {}, {}
+  local columns, ncols, colset, required, key_columns = o.columns, #o.columns, {}, {}, {}
   for _, c in ipairs(columns) do colset[c] = true end
   if o.on_conflict ~= "error" then
     for _, c in ipairs(o.key) do required[c] = true end
   end
+  for i, c in ipairs(columns) do
+    if required[c] then key_columns[#key_columns + 1] = i end
+  end
+  local nkeys = #key_columns
   local where = "output '" .. o.name .. "'"
   local function unknown(named)
     for k in pairs(named) do
@@ -71,18 +80,17 @@ local function row_converter(o)
       end
     end
   end
-  -- {named[c1], ..., named[cN]} as one table constructor (sized once), generated at start
-  local fields = {}
-  for i, c in ipairs(columns) do fields[i] = ("t[%q]"):format(c) end
-  local gather = assert(load("return function(t) return {" .. table.concat(fields, ", ") .. "} end",
-                             "=rows:" .. o.name, "t"))()
-  return function(named)
-    local row, found = gather(named), 0
+  local function is_null(i)
+    return nil, fmt("key column '%s' of %s is NULL", columns[i], where)
+  end
+  -- every value made writable, the key columns checked, no other key: the row | nil, err
+  local function check(named, row)
+    local found = 0
     for i = 1, ncols do
       local v = row[i]
       if v ~= nil then
         found = found + 1
-        if type(v) ~= "string" and mtype(v) ~= "integer" then -- not the common case
+        if type(v) ~= "string" and mtype(v) ~= "integer" then
           local what
           v, what = value(v)
           if what then
@@ -92,9 +100,7 @@ local function row_converter(o)
           row[i] = v
         end
       end
-      if v == nil and required[columns[i]] then
-        return nil, fmt("key column '%s' of %s is NULL", columns[i], where)
-      end
+      if v == nil and required[columns[i]] then return is_null(i) end
     end
     -- named holds no other key when it has exactly `found` of them
     local k = nil
@@ -103,6 +109,19 @@ local function row_converter(o)
       if k == nil then return row end
     end
     return nil, unknown(named)
+  end
+  -- named not a table: nil, nil (the caller says what it was instead)
+  return function(named)
+    local row, plain = gather(named, columns)
+    if not plain then
+      if row == nil then return nil, nil end
+      return check(named, row)
+    end
+    for j = 1, nkeys do
+      local i = key_columns[j]
+      if row[i] == nil then return is_null(i) end
+    end
+    return row
   end
 end
 
@@ -120,12 +139,12 @@ function M.builder(desc)
   if not desc.multi then
     local one = convert[1]
     return function(result)
+      local row, err = one(result)
+      if row then return { { row } } end
       if type(result) ~= "table" then
         return nil, "transform returned " .. type(result) .. ", not a row table or false"
       end
-      local row, err = one(result)
-      if not row then return nil, err end
-      return { { row } }
+      return nil, err
     end
   end
 

@@ -1,0 +1,110 @@
+-- spec/rows_spec.lua: etlua.rows' converter of one output (named row -> array in column order)
+-- and etlua.row's gather under it: the common row (strings, integers, no other key) and every
+-- way out of it give the same rows and errors.
+local rows = require "etlua.rows"
+local row = require "etlua.row"
+local script = require "etlua.script"
+local codec = require "etlua.codec"
+
+local function noop() return true end
+
+-- The builder of a one-output script with columns k, a, b (k the key when on_conflict is given).
+local function builder(on_conflict)
+  return rows.builder(script.describe({
+    table = "t", columns = { "k", "a", "b" }, create_table = "x", validate = noop, transform = noop,
+    key = on_conflict and { "k" } or nil, on_conflict = on_conflict,
+  }, "s"))
+end
+
+describe("etlua.row gather", function()
+  local cols = { "k", "a", "b" }
+
+  it("reads the columns in order, holes for nil, plain for strings and integers only", function()
+    local r, plain = row.gather({ b = 2, k = "x" }, cols)
+    assert.are.same({ "x", nil, 2 }, r)
+    assert.is_true(plain)
+    for _, v in ipairs({ 1.5, 2.0, true, false, codec.null, {} }) do
+      r, plain = row.gather({ a = v }, cols)
+      assert.are.equal(v, r[2])
+      assert.is_false(plain, tostring(v))
+    end
+  end)
+
+  it("is not plain when the row has a key that is not a column", function()
+    assert.is_false(select(2, row.gather({ k = "x", z = 1 }, cols)))
+    assert.is_false(select(2, row.gather({ [1] = "x" }, cols)))
+    assert.is_true(select(2, row.gather({}, cols)))
+  end)
+
+  it("reads through __index, counts raw keys only", function()
+    local t = setmetatable({ k = "x" }, { __index = function(_, c) return c == "a" and "from index" or nil end })
+    local r, plain = row.gather(t, cols)
+    assert.are.same({ "x", "from index" }, r)
+    assert.is_true(plain)
+  end)
+
+  it("returns nil for what is not a table, raises on misuse", function()
+    assert.is_nil(row.gather("row", cols))
+    assert.is_nil(row.gather(nil, cols))
+    assert.has_error(function() row.gather({}, nil) end)
+    assert.has_error(function() row.gather({}, { 1 }) end)
+  end)
+end)
+
+describe("rows.builder, one output", function()
+  local build = builder()
+
+  it("gives the rows of the common row as they are", function()
+    assert.are.same({ { { "x", 7 } } }, build({ k = "x", a = 7 }))
+    assert.are.same({ { {} } }, build({}))
+  end)
+
+  it("makes other values writable", function()
+    local per = build({ k = 2.0, a = true, b = codec.null })
+    assert.are.same({ "2", "true" }, per[1][1])
+    per = build({ a = setmetatable({ 1, 2 }, codec.array_mt), b = 0.1 })
+    assert.are.same({ nil, "[1,2]", "0.1" }, per[1][1])
+  end)
+
+  it("refuses what cannot be written, naming the column and the output", function()
+    local per, err = build({ k = "x", b = 0 / 0 })
+    assert.is_nil(per)
+    assert.truthy(err:find("column 'b' of output 't' cannot be written", 1, true), err)
+    per, err = build({ a = print })
+    assert.is_nil(per)
+    assert.truthy(err:find("column 'a' of output 't' cannot be written: transform gave it a function", 1, true), err)
+  end)
+
+  it("refuses a key that is not a column, with or without other values", function()
+    for _, r in ipairs({ { k = "x", z = 1 }, { z = 1 }, { k = 1.5, z = 1 }, { [1] = "x" } }) do
+      local per, err = build(r)
+      assert.is_nil(per)
+      assert.truthy(err:find("which output 't' does not have", 1, true), err)
+    end
+    local _, err = build({ k = "x", [true] = 1 })
+    assert.truthy(err:find("key of type boolean", 1, true), err)
+  end)
+
+  it("says what transform returned when it is not a table", function()
+    local per, err = build("row")
+    assert.is_nil(per)
+    assert.are.equal("transform returned string, not a row table or false", err)
+  end)
+end)
+
+describe("rows.builder, a key column under on_conflict", function()
+  it("refuses a NULL key column, absent or JSON null, on either path", function()
+    local build = builder("update")
+    for _, r in ipairs({ { a = "v" }, { k = codec.null, a = "v" }, { a = 1.5 }, {} }) do
+      local per, err = build(r)
+      assert.is_nil(per)
+      assert.are.equal("key column 'k' of output 't' is NULL", err)
+    end
+    assert.are.same({ { { "x", "v" } } }, build({ k = "x", a = "v" }))
+    assert.are.same({ { { "1", "v" } } }, build({ k = 1.0, a = "v" }))
+  end)
+
+  it("lets the key be NULL when on_conflict is error", function()
+    assert.are.same({ { { nil, "v" } } }, builder()({ a = "v" }))
+  end)
+end)
