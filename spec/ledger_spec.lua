@@ -44,3 +44,176 @@ describe("etlua.ledger names and keys", function()
     assert.are.equal("input", ledger.queue_name("input:-"))
   end)
 end)
+
+-- The entry rule as the hex digest states it (the ledger's first form): seq and digest must stay
+-- these numbers, or a reload after an upgrade would land every line again.
+local mask = require "etlua.mask"
+local function reference(queue, key, ms)
+  local file, line = key:match("^input:(%x+):(%d+)$")
+  line = line and math.tointeger(tonumber(line))
+  local hex = mask.sha256_hex((file and "input" or queue) .. "\0" .. key)
+  local digest = (tonumber(hex:sub(1, 8), 16) << 32) | tonumber(hex:sub(9, 16), 16)
+  local bits = tonumber(hex:sub(17, 24), 16)
+  if ms then return (ms << 21) | (bits & 0x1FFFFF), digest end
+  line = line or math.tointeger(tonumber(key:match("^stdin:%d+:(%d+)$")))
+  if line and line <= 0x7FFFFFFF then return line, digest end
+  return bits & 0x7FFFFFFF, digest
+end
+
+-- A ledger over a fake connection: ledger_maintain's DDL left out (l.width, the horizon and the
+-- server's time set as it would set them), every exec recorded, the claim answered as Postgres
+-- would (the positions of entries already present).
+local NOW_S = 90000000
+local function fake_ledger(queue)
+  local db = { calls = {}, stored = {} }
+  function db:quote_ident(n) return '"' .. n .. '"' end
+  function db:exec(sql, ...)
+    local args = table.pack(...)
+    self.calls[#self.calls + 1] = { sql = sql, args = args }
+    if sql:find("RETURNING stamp", 1, true) then return { { tostring(NOW_S - 10) } } end
+    if sql:find("WITH t AS (INSERT", 1, true) then
+      local S, Q, D, n = args[1], args[2], args[3], args[5]
+      assert(#S == n and #Q == n and #D == n)
+      local taken, seen = {}, {}
+      for j = 1, n do
+        local e = S[j] .. ":" .. Q[j] .. ":" .. D[j]
+        if self.stored[e] then taken[#taken + 1] = { tostring(j) } end
+        seen[e] = true
+      end
+      for e in pairs(seen) do self.stored[e] = true end
+      return taken
+    end
+    return {}
+  end
+  local saved = package.loaded["etlua.ledger_maintain"]
+  package.loaded["etlua.ledger_maintain"] = {
+    create = function(l, width)
+      l.width, l.horizon, l.stamp = width, l.retention, NOW_S - 5
+      l.server_now, l.server_at = NOW_S, require("etlua.host").mono()
+      return true
+    end,
+    ensure_in_transaction = function(l, _, k) l.known[k] = true; return true end,
+  }
+  local l = assert(ledger.open(db, { queue = queue, retention = 3600, partition_seconds = 300 }))
+  package.loaded["etlua.ledger_maintain"] = saved
+  return l, db
+end
+
+-- The entries of the last claim, in the order it sent them.
+local function inserted(db)
+  for i = #db.calls, 1, -1 do
+    local c = db.calls[i]
+    if c.sql:find("WITH t AS (INSERT", 1, true) then
+      local out = {}
+      for j = 1, c.args[5] do out[j] = { c.args[1][j], c.args[2][j], c.args[3][j], c.args[4][j] } end
+      return out
+    end
+  end
+end
+
+local function assert_sorted(entries)
+  for j = 2, #entries do
+    local a, b = entries[j - 1], entries[j]
+    local ok = a[1] < b[1] or (a[1] == b[1] and (a[2] < b[2] or (a[2] == b[2] and a[3] <= b[3])))
+    assert.is_true(ok, ("entries %d and %d out of (sent, seq, digest) order"):format(j - 1, j))
+  end
+end
+
+local function shuffle(list, seed)
+  local x = seed
+  for i = #list, 2, -1 do
+    x = (x * 1103515245 + 12345) % 2147483648
+    local j = x % i + 1
+    list[i], list[j] = list[j], list[i]
+  end
+  return list
+end
+
+describe("etlua.ledger entries", function()
+  local QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/spec"
+
+  it("gives the digest as integers from C, the numbers of its hex text", function()
+    for _, s in ipairs({ "", "abc", ("x"):rep(300) }) do
+      local hex = mask.sha256_hex(s)
+      local d, bits = mask.sha256_int64(s)
+      assert.are.equal((tonumber(hex:sub(1, 8), 16) << 32) | tonumber(hex:sub(9, 16), 16), d)
+      assert.are.equal(tonumber(hex:sub(17, 24), 16), bits)
+      assert.are.same({ mask.sha256_int64(s .. "\0" .. "key") }, { mask.sha256_int64(s, "key") })
+    end
+    assert.are.equal(-5010229573455851542, (mask.sha256_int64("abc"))) -- ba7816bf8f01cfea: bit 63 set
+  end)
+
+  it("keeps each key's seq and digest as the hex rule gives them", function()
+    local l = fake_ledger(QUEUE)
+    local file = ("ab"):rep(16)
+    local cases = {
+      { "input:" .. file .. ":1" }, { "input:" .. file .. ":2147483647" }, { "input:" .. file .. ":2147483648" },
+      { "input:" .. file .. ":99999999999999999999999" }, { "input:" .. file .. ":12x" }, { "input:7:abcdef" },
+      { "stdin:1700000000000:42" }, { "2b0a5f1e-1c2d-4e5f-8a9b-0c1d2e3f4a5b", 0 },
+      { "2b0a5f1e-1c2d-4e5f-8a9b-0c1d2e3f4a5b", 999 }, { "sns-message-id" }, { "input:" .. file .. ":3", 17 },
+    }
+    for _, c in ipairs(cases) do
+      assert.are.same({ reference(l.queue, c[1], c[2]) }, { l:entry_key(c[1], c[2]) })
+    end
+  end)
+
+  it("claims in (sent, seq, digest) order, each entry as its key gives it, whatever the batch's order", function()
+    local file = ("cd"):rep(16)
+    local batches = {
+      -- SQS: send times a few seconds apart, shuffled
+      function() local t = {}; for i = 1, 200 do t[i] = { id = "m-" .. i, sent_ms = 1.8e12 + (i * 7919) % 5000, row = {} } end; return shuffle(t, 1) end,
+      -- the same key twice in a batch
+      function() local t = {}; for i = 1, 50 do t[i] = { id = "w-" .. i, sent_ms = 1.8e12 + (i * 7919) % 5000, reject = {} } end
+        t[51] = { id = "w-3", sent_ms = t[3].sent_ms, reject = {} }; return shuffle(t, 2) end,
+      -- send times ~5 years apart
+      function() local t = {}; for i = 1, 50 do t[i] = { id = "y-" .. i, sent_ms = 1.8e12 + (i % 7) * 3e10, row = {} } end; return shuffle(t, 5) end,
+      -- --input lines in order, then backwards, with a drop and a reject
+      function() local t = {}; for i = 1, 200 do t[i] = { id = "input:" .. file .. ":" .. i, row = {} } end
+        t[5].drop, t[5].row, t[6].reject = true, nil, {}; return t end,
+      function() local t = {}; for i = 1, 200 do t[i] = { id = "input:" .. file .. ":" .. (1000 - i), row = {} } end; return t end,
+      -- stdin lines and SNS keys mixed
+      function() local t = {}; for i = 1, 60 do t[i] = { id = "sqs-" .. i, key = (i % 2 == 0) and ("stdin:1:" .. i) or ("sns-" .. i),
+        sent_ms = (i % 3 == 0) and (1.8e12 + i) or nil, row = {} } end; return shuffle(t, 3) end,
+      -- equal (sent, seq), digests apart: the lines of two files (one stamp here), two stdin runs
+      function() local t = {}; for i = 1, 40 do t[i] = { id = "input:" .. (i % 2 == 0 and file or ("ef"):rep(16)) .. ":" .. (i // 2), row = {} } end
+        for i = 41, 80 do t[i] = { id = "stdin:" .. (i % 2) .. ":" .. (i // 2), row = {} } end; return shuffle(t, 4) end,
+    }
+    for b, make in ipairs(batches) do
+      local l, db = fake_ledger(QUEUE)
+      local items = make()
+      local fresh = l:claim(db, items)
+      local got = assert(inserted(db), "batch " .. b .. ": nothing inserted")
+      assert.are.equal(#items, #got, "batch " .. b)
+      assert_sorted(got)
+      -- the same entries as the items give, one each
+      local want = {}
+      for _, item in ipairs(items) do
+        local key = item.key or item.id
+        local ms = item.sent_ms and item.sent_ms % 1000
+        local s = item.sent_ms and (item.sent_ms // 1000 - ledger.EPOCH) or (key:find("^input:") and NOW_S - 10 or l.stamp)
+        local q, d = reference(l.queue, key, ms)
+        local o = item.drop and "d" or (item.reject and "j" or "r")
+        local e = table.concat({ math.tointeger(s), q, d, o }, ":")
+        want[e] = (want[e] or 0) + 1
+      end
+      for _, e in ipairs(got) do
+        local k = table.concat(e, ":")
+        assert.is_truthy(want[k], "batch " .. b .. ": unexpected entry " .. k)
+        want[k] = want[k] - 1
+      end
+      for _, item in ipairs(items) do assert.is_true(fresh[item.key or item.id]) end
+      -- again: every entry taken, nothing fresh
+      local again = l:claim(db, make())
+      assert.are.same({}, again)
+    end
+  end)
+
+  it("takes an item whose partition expired as fresh without an entry", function()
+    local l, db = fake_ledger(QUEUE)
+    local now_ms = (NOW_S + ledger.EPOCH) * 1000
+    local fresh = l:claim(db, { { id = "old", sent_ms = now_ms - 2 * 3600 * 1000, row = {} },
+                                { id = "new", sent_ms = now_ms, row = {} } })
+    assert.are.same({ old = true, new = true }, fresh)
+    assert.are.equal(1, #inserted(db))
+  end)
+end)

@@ -9,6 +9,7 @@
  *                                   SHA-256 states are computed once and kept in the hasher
  *   hasher:hex(s)                -> 64 lowercase hex chars;  hasher:close() (also __gc/__close)
  *   mask.canonical_ip(s)         -> text, 4|6  or nil
+ *   mask.sha256_int64(s [, t])   -> d, bits: SHA-256 as integers (the ledger's digest; below)
  * OpenSSL failures are internal errors and raise; an invalid address is an expected result
  * and returns nil. Error messages never contain keys or the hashed data.
  *
@@ -311,8 +312,11 @@ static const luaL_Reg etl_mask_hasher_meta[] = {
     {NULL, NULL},
 };
 
+static int etl_mask_l_sha256_int64(lua_State *L); /* at the end of the file */
+
 static const luaL_Reg etl_mask_funcs[] = {
     {"sha256_hex", etl_mask_l_sha256_hex},
+    {"sha256_int64", etl_mask_l_sha256_int64},
     {"hmac_sha256_hex", etl_mask_l_hmac_sha256_hex},
     {"new", etl_mask_l_new},
     {"canonical_ip", etl_mask_l_canonical_ip},
@@ -331,4 +335,32 @@ int luaopen_etlua_mask(lua_State *L)
     lua_pop(L, 1);
     luaL_newlib(L, etl_mask_funcs);
     return 1;
+}
+
+/* ---- The ledger's digest as integers (etlua.ledger) ------------------------------------------ */
+
+/* mask.sha256_int64(s [, t]) -> d, bits: the SHA-256 of s, or of s NUL t when t is given (the
+ * ledger hashes queue NUL key: joined here, not in Lua); d = its first 8 bytes big-endian as a
+ * signed 64-bit integer, bits = the next 4 big-endian, 0..2^32-1. The same numbers as the hex
+ * digest's first 16 and next 8 digits read as integers, without the hex text and its parsing
+ * (the ledger needs them for every message). */
+static int etl_mask_l_sha256_int64(lua_State *L)
+{
+    size_t slen, tlen = 0;
+    const char *s = luaL_checklstring(L, 1, &slen);
+    const char *t = luaL_optlstring(L, 2, NULL, &tlen);
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256_CTX c;
+    if (!SHA256_Init(&c) || !SHA256_Update(&c, s, slen) ||
+        (t != NULL && (!SHA256_Update(&c, "", 1) || !SHA256_Update(&c, t, tlen))) ||
+        !SHA256_Final(md, &c))
+        return luaL_error(L, "etlua.mask: SHA-256 failed in OpenSSL");
+    lua_Unsigned d = 0, bits = 0;
+    for (int i = 0; i < 8; i++)
+        d = d << 8 | md[i];
+    for (int i = 8; i < 12; i++)
+        bits = bits << 8 | md[i];
+    lua_pushinteger(L, (lua_Integer)d); /* two's complement (as Lua casts): bit 63 set -> negative */
+    lua_pushinteger(L, (lua_Integer)bits);
+    return 2;
 }

@@ -93,15 +93,14 @@ function M.ensure_in_transaction(l, db, k)
   return true
 end
 
--- check_legacy(l, db, entries, fresh): a ledger upgraded from an earlier version keeps its old
+-- check_legacy(l, db, ids, keys, fresh): a ledger upgraded from an earlier version keeps its old
 -- table (<base>_v1, message_id text) until every entry in it has expired; a message it holds is
--- not fresh. The old table may be dropped by another consumer meanwhile: a savepoint covers it.
-function M.check_legacy(l, db, entries, fresh)
-  local ids, by = {}, {}
-  for _, e in ipairs(entries) do
-    if e.fresh and e.id then ids[#ids + 1] = e.id; by[e.id] = e end
-  end
+-- not fresh. ids[i], keys[i]: the message id and ledger key of each entry the claim inserted.
+-- The old table may be dropped by another consumer meanwhile: a savepoint covers it.
+function M.check_legacy(l, db, ids, keys, fresh)
   if #ids == 0 then return true end
+  local by = {}
+  for i, id in ipairs(ids) do by[id] = keys[i] end
   local ok, err, code = db:exec("SAVEPOINT etlua_ledger_legacy")
   if not ok then return nil, err, code end
   local rows
@@ -116,8 +115,8 @@ function M.check_legacy(l, db, entries, fresh)
   ok, err, code = db:exec("RELEASE SAVEPOINT etlua_ledger_legacy")
   if not ok then return nil, err, code end
   for _, r in ipairs(rows) do
-    local e = by[r[1]]
-    if e then fresh[e.key] = nil end
+    local key = by[r[1]]
+    if key then fresh[key] = nil end
   end
   return true
 end
