@@ -131,13 +131,14 @@ function M.compile(list)
     end
     add_to_tree(self.tree, segments, form)
   end
-  -- A new table with room for one mask per entry (row_masks makes three per message): the
-  -- constructor of n fields set to nil sizes the table's hash part once, where filling an
-  -- empty table grows it at every power of two.
+  -- Three new tables, each with room for one mask per entry (row_masks' masked, plain and
+  -- view): a constructor of n fields set to nil sizes a table's hash part once, where filling
+  -- an empty table grows it at every power of two.
   local slots = {}
   for i = 1, #self.entries do slots[i] = ("_%d = nil"):format(i) end
-  self.new_map = assert(load("return function() return {" .. table.concat(slots, ", ") .. "} end",
-                             "=pii.new_map", "t"))()
+  local one = "{" .. table.concat(slots, ", ") .. "}"
+  self.new_maps = assert(load(("return function() return %s, %s, %s end"):format(one, one, one),
+                              "=pii.new_maps", "t"))()
   return self
 end
 
@@ -235,8 +236,7 @@ end
 -- copied too) that can be handed to a script: what it does to view cannot reach masked.
 -- The same values as compute(), in one pass without its per-value calls.
 function Spec:row_masks(rec, masker)
-  local new = self.new_map
-  local masked, plain, view = new(), new(), new()
+  local masked, plain, view = self.new_maps()
   if type(rec) ~= "table" then return masked, plain, view end
   local entries = self.entries
   for i = 1, #entries do

@@ -78,7 +78,8 @@ end
 -- FIFO group's order is kept). Returns the items and the messages they are for.
 local function process(proc, messages, log, verbose)
   local items, done = {}, {}
-  for i, m in ipairs(messages) do
+  for i = 1, #messages do
+    local m = messages[i]
     local out = proc:process(m.body, m)
     if out.stopped then
       log:info("stop signal: script hooks stopped; this message and the rest of the batch are not committed (released)",
@@ -106,18 +107,24 @@ local function count(stats, summary, items)
   stats.duplicates = stats.duplicates + (summary.duplicates or 0)
   telemetry.written(summary.written)
   if (summary.dropped or 0) > 0 then telemetry.dropped(summary.dropped) end
-  local now, by_reason = host.now_ms(), {}
-  for _, item in ipairs(items) do
+  -- per item: the rejects by reason, and the lag only when metrics are served
+  local lag = telemetry.serving() and telemetry.event_lag
+  local now, by_reason = lag and host.now_ms(), nil
+  for i = 1, #items do
+    local item = items[i]
     if item.duplicate then -- ledger-skipped: it landed before, and was counted then
     elseif item.reject then
       local r = item.reject.reason
       stats.by_reason[r] = (stats.by_reason[r] or 0) + 1
+      by_reason = by_reason or {}
       by_reason[r] = (by_reason[r] or 0) + 1
-    elseif item.rows and item.sent_ms then
-      telemetry.event_lag((now - item.sent_ms) / 1000)
+    elseif lag and item.rows and item.sent_ms then
+      lag((now - item.sent_ms) / 1000)
     end
   end
-  for r, n in pairs(by_reason) do telemetry.rejected(r, n) end
+  if by_reason then
+    for r, n in pairs(by_reason) do telemetry.rejected(r, n) end
+  end
 end
 
 -- How often the commit's wait hook runs while Postgres works (the hook never waits itself).

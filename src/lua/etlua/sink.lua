@@ -117,9 +117,11 @@ function Sink:attempt(items)
   -- a fixed order, so two consumers claim shared keys in the same order (no deadlock).
   for i = 1, #items do
     local item = items[i]
-    item.key = item.key or item.id
-    assert(type(item.id) == "string" and type(item.key) == "string",
-           "sink: every item needs a string id (and key)")
+    local id, key = item.id, item.key
+    if key == nil then key = id; item.key = id end
+    if type(id) ~= "string" or (key ~= id and type(key) ~= "string") then
+      error("sink: every item needs a string id (and key)", 0)
+    end
   end
   local fresh
   fresh, err, code = self.ledger:claim(db, items)
@@ -130,16 +132,22 @@ function Sink:attempt(items)
   for i = 1, #self.writers do per_output[i] = {} end
   local rejects = { id = {}, reason = {}, detail = {}, body = {} }
   local summary = { written = 0, rejected = 0, dropped = 0, duplicates = 0, refused = 0 }
-  for _, item in ipairs(items) do
-    item.duplicate = not fresh[item.key] or nil   -- the caller counts landed outcomes only
-    if item.duplicate then
+  -- (numeric loops: ipairs costs a call per element, and this runs for every message)
+  for k = 1, #items do
+    local item = items[k]
+    local key = item.key
+    if not fresh[key] then   -- the caller counts landed outcomes only
+      item.duplicate = true
       summary.duplicates = summary.duplicates + 1
     else
-      fresh[item.key] = nil
-      if item.rows then
-        for i, list in ipairs(item.rows) do
-          local dest = per_output[i]
-          for j = 1, #list do dest[#dest + 1] = list[j] end
+      item.duplicate = nil
+      fresh[key] = nil
+      local per = item.rows
+      if per then
+        for i = 1, #per do
+          local list, dest = per[i], per_output[i]
+          local n = #dest
+          for j = 1, #list do dest[n + j] = list[j] end
         end
       elseif item.drop then
         summary.dropped = summary.dropped + 1
@@ -170,9 +178,10 @@ function Sink:attempt(items)
   -- Anything else that must commit with these rows (the PII vault) joins the transaction here,
   -- with the items that landed.
   if self.in_transaction then
-    local landed = {}
-    for _, item in ipairs(items) do
-      if not item.duplicate then landed[#landed + 1] = item end
+    local landed, n = {}, 0
+    for k = 1, #items do
+      local item = items[k]
+      if not item.duplicate then n = n + 1; landed[n] = item end
     end
     ok, err, code = self.in_transaction(db, landed)
     if not ok then return fail(err, code) end
