@@ -134,7 +134,7 @@ static int answer(lua_State *L, const struct client *c, const struct etl_sqs_cod
         return push_failure(L, code_of_http(d->status), msg);
     }
     struct etl_sqs_answer ans = {d->http_status, d->body, d->len, d->query_error};
-    enum etl_sqs_code code = codec->parse(L, action, &ans, r);
+    enum etl_sqs_code code = codec->parse(action, &ans, r);
     free(d->body);
     d->body = NULL;
     if (mismatch)
@@ -538,10 +538,6 @@ static int l_client(lua_State *L)
         codec = &etl_sqs_query_codec;
     else if (strcmp(protocol, "auto") != 0)
         return luaL_error(L, "etlua.sqs.client: protocol must be 'auto', 'json' or 'query'");
-    char why[200];
-    if (etl_sqs_json_codec.prepare(L, why, sizeof why) != 0) /* detection speaks JSON */
-        return luaL_error(L, "%s", why);
-
     struct client *c = lua_newuserdatauv(L, sizeof *c, 1);
     memset(c, 0, sizeof *c);
     luaL_setmetatable(L, CLIENT_MT); /* from here __gc frees whatever was set */

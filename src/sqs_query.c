@@ -316,10 +316,10 @@ static int parse_xml(struct parse *ps, const char *xml, size_t len)
     return rc;
 }
 
-static enum etl_sqs_code parse(struct lua_State *L, enum etl_sqs_action action,
-                               const struct etl_sqs_answer *ans, struct etl_sqs_result *out)
+static enum etl_sqs_code parse(enum etl_sqs_action action, const struct etl_sqs_answer *ans,
+                               struct etl_sqs_result *out)
 {
-    (void)L, (void)action;
+    (void)action;
     memset(out, 0, sizeof *out);
     struct parse ps = {.r = out};
     int parsed = parse_xml(&ps, ans->body, ans->len) == 0;
@@ -342,7 +342,6 @@ const struct etl_sqs_codec etl_sqs_query_codec = {
     .name = "query",
     .content_type = "Content-Type: application/x-www-form-urlencoded",
     .send_target = 0,
-    .prepare = NULL,
     .build = build,
     .parse = parse,
 };

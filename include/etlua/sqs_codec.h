@@ -3,9 +3,9 @@
  * which protocol it speaks again. A codec builds the body of a request from a neutral struct
  * etl_sqs_request and reads an answer into a neutral struct etl_sqs_result, mapping the
  * service's errors onto the etlua.sqs codes. Both codecs are pure functions of their input
- * bytes (the JSON one uses a Lua state only to run lua-cjson), bounded in what they keep, so
- * tests and fuzzers feed them arbitrary answers:
- *  - src/sqs_json.c   JSON 1.0 (x-amz-json-1.0, X-Amz-Target), answers decoded by lua-cjson;
+ * bytes, bounded in what they keep, so tests and fuzzers feed them arbitrary answers:
+ *  - src/sqs_json.c   JSON 1.0 (x-amz-json-1.0, X-Amz-Target), answers read in one pass by
+ *                     src/sqs_json_answer.c (why not a JSON library: its header);
  *  - src/sqs_query.c  the query protocol (form bodies), XML answers read with expat.
  * src/sqs_codec.c holds what both share: code and action names, the error classification,
  * freeing a result. */
@@ -15,8 +15,6 @@
 #include "etlua/buf.h"
 
 #include <stddef.h>
-
-struct lua_State;
 
 /* The codes of expected failures, returned to Lua as the third value of nil, msg, code. */
 enum etl_sqs_code {
@@ -135,20 +133,21 @@ struct etl_sqs_codec {
     const char *name;         /* "json" | "query" */
     const char *content_type; /* the Content-Type header line */
     int send_target;          /* sends X-Amz-Target: AmazonSQS.<Action> */
-    /* NULL, or checks once what parse needs (JSON: lua-cjson). Returns 0, or -1 with why. */
-    int (*prepare)(struct lua_State *L, char *why, size_t whylen);
     /* Appends the body of req to out. Returns 0, or -1 out of memory. */
     int (*build)(const struct etl_sqs_request *req, struct etl_buf *out);
     /* Reads the answer to an action into *out (zeroed first; free it in every case). Returns
      * ETL_SQS_OK, or the code of the failure with out->service_error / error_code /
-     * error_message / mismatch / why saying what it was. L: a Lua state the JSON codec runs
-     * lua-cjson in (the stack is left as it was); the query codec ignores it. */
-    enum etl_sqs_code (*parse)(struct lua_State *L, enum etl_sqs_action action,
-                               const struct etl_sqs_answer *ans, struct etl_sqs_result *out);
+     * error_message / mismatch / why saying what it was. */
+    enum etl_sqs_code (*parse)(enum etl_sqs_action action, const struct etl_sqs_answer *ans,
+                               struct etl_sqs_result *out);
 };
 
 extern const struct etl_sqs_codec etl_sqs_json_codec;
 extern const struct etl_sqs_codec etl_sqs_query_codec;
+
+/* The JSON codec's parse (src/sqs_json_answer.c). */
+enum etl_sqs_code etl_sqs_json_parse(enum etl_sqs_action action, const struct etl_sqs_answer *ans,
+                                     struct etl_sqs_result *out);
 
 /* Shared by the codecs (sqs_codec.c): grows *arr of *n elements of size sz by one zeroed
  * element; NULL when ETL_SQS_MAX_ENTRIES are there or memory runs out. */

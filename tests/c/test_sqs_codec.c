@@ -11,12 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <lauxlib.h>
-#include <lua.h>
-#include <lualib.h>
-
-static lua_State *L;
-
 static void check_body(const struct etl_sqs_codec *codec, const struct etl_sqs_request *req,
                        const char *want, int line)
 {
@@ -114,10 +108,7 @@ static enum etl_sqs_code parse(const struct etl_sqs_codec *codec, enum etl_sqs_a
                                struct etl_sqs_result *r)
 {
     struct etl_sqs_answer ans = {status, body, strlen(body), header ? header : ""};
-    int top = lua_gettop(L);
-    enum etl_sqs_code code = codec->parse(L, action, &ans, r);
-    CHECK(lua_gettop(L) == top, "%s left the Lua stack unbalanced", codec->name);
-    return code;
+    return codec->parse(action, &ans, r);
 }
 
 static int str_eq(const char *a, const char *b)
@@ -349,20 +340,111 @@ static void test_errors(void)
     etl_sqs_result_free(&r);
 }
 
+/* ---- the JSON reader (src/sqs_json_answer.c) on its own ------------------------------------- */
+
+static enum etl_sqs_code json(const char *body, struct etl_sqs_result *r)
+{
+    return parse(&etl_sqs_json_codec, ETL_SQS_RECEIVE, 200, body, NULL, r);
+}
+
+static void test_json_reader(void)
+{
+    struct etl_sqs_result r;
+    /* escapes: \" \\ \/ \n \t, \u to UTF-8 (2, 3 and 4 bytes, a surrogate pair joined); keys
+     * with escapes; unknown values of every kind skipped, nested; numbers as text where a string
+     * is expected (integers only); repeated keys: the last one counts */
+    CHECK(json(" {\"Skip\":[1,-0.5e+3,true,false,null,{\"a\":[[]],\"b\":{}},\"\\u0041\"],"
+               "\"Messages\":[{\"MessageId\":\"old\"}],"
+               "\"Messages\" : [ {\"Message\\u0049d\":\"m\\/1\",\"ReceiptHandle\":\"r\","
+               "\"Body\":\"a\\\"b\\\\c\\nd\\te \\u00e9\\u20ac\\ud83d\\ude00\","
+               "\"Attributes\":{\"SentTimestamp\":1700000000123,\"ApproximateReceiveCount\":\"x\","
+               "\"MessageGroupId\":12,\"SequenceNumber\":1.5},"
+               "\"MessageAttributes\":{\"s\":{\"StringValue\":\"v\",\"BinaryValue\":\"b\"},"
+               "\"b\":{\"BinaryValue\":\"QUI=\"},\"e\":{},\"x\":7,\"k\\u0031\":{\"StringValue\":1}},"
+               "\"Body\":\"second\\u0021\"} ] }\n",
+               &r) == ETL_SQS_OK);
+    CHECK(r.nmessages == 1);
+    if (r.nmessages == 1) {
+        const struct etl_sqs_message *m = &r.messages[0];
+        CHECK_STR_EQ(m->id, "m/1");
+        CHECK_STR_EQ(m->body, "second!");
+        CHECK(m->sent_ms == 1700000000123LL && m->receive_count == -1);
+        CHECK_STR_EQ(m->group_id, "12");
+        CHECK(m->sequence_number == NULL);
+        CHECK(m->nattributes == 4);
+        CHECK_STR_EQ(pair(m->attributes, m->nattributes, "s"), "v");
+        CHECK_STR_EQ(pair(m->attributes, m->nattributes, "b"), "QUI=");
+        CHECK_STR_EQ(pair(m->attributes, m->nattributes, "e"), "");
+        CHECK_STR_EQ(pair(m->attributes, m->nattributes, "k1"), "1");
+    }
+    etl_sqs_result_free(&r);
+    CHECK(json("{\"Messages\":[{\"MessageId\":\"m\",\"Body\":\"a\\\"b\\\\c\\nd\\te \\u00e9"
+               "\\u20ac\\ud83d\\ude00\"}]}",
+               &r) == ETL_SQS_OK &&
+          r.nmessages == 1);
+    if (r.nmessages == 1)
+        CHECK_STR_EQ(r.messages[0].body, "a\"b\\c\nd\te \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+    etl_sqs_result_free(&r);
+    /* the messages end at the first element that is not an object; a non-array is none */
+    CHECK(json("{\"Messages\":[{\"MessageId\":\"a\"},2,{\"MessageId\":\"c\"}]}", &r) ==
+              ETL_SQS_OK &&
+          r.nmessages == 1);
+    etl_sqs_result_free(&r);
+    CHECK(json("{\"Messages\":{\"MessageId\":\"a\"}}", &r) == ETL_SQS_OK && r.nmessages == 0);
+    etl_sqs_result_free(&r);
+    CHECK(json("[1,{\"Messages\":[]}]", &r) == ETL_SQS_OK && r.nmessages == 0);
+    etl_sqs_result_free(&r);
+
+    /* refused: not strict JSON, or not an object or array at the top */
+    static const char *const bad[] = {
+        "{\"Messages\":[]} x", "{\"a\":01}", "{\"a\":1.}", "{\"a\":-}", "{\"a\":.5}",
+        "{\"a\":+1}", "{\"a\":NaN}", "{\"a\":0x10}", "{\"a\":[1,]}", "{\"a\":1,}",
+        "{\"a\" 1}", "{a:1}", "{\"a\":\"\\ud800\"}", "{\"a\":\"\\udc00\"}",
+        "{\"a\":\"\\ud800\\u0041\"}", "{\"a\":\"\\x\"}", "{\"a\":\"\\u12g4\"}",
+"{\"a\":\"open}", "{\"a\":tru}", "{\"a\":nul}", "\"text\"",
+        "42", "{\"a\":1}/* c */", "{\"a\":[1 2]}", "{\"a\":{\"b\":1 \"c\":2}}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK(json(bad[i], &r) == ETL_SQS_PROTOCOL, "accepted: %s", bad[i]);
+        CHECK(r.nmessages == 0 && strcmp(r.why, "the answer is not a JSON object") == 0,
+              "%s: %s", bad[i], r.why);
+        etl_sqs_result_free(&r);
+    }
+    /* raw control characters in a string are taken as they are (as lua-cjson took them) */
+    CHECK(json("{\"Messages\":[{\"MessageId\":\"a\tb\n\"}]}", &r) == ETL_SQS_OK &&
+          r.nmessages == 1 && strcmp(r.messages[0].id, "a\tb\n") == 0);
+    etl_sqs_result_free(&r);
+    /* a NUL inside the answer ends nothing: refused */
+    struct etl_sqs_answer ans = {200, "{\"a\":1}\0{}", 10, ""};
+    CHECK(etl_sqs_json_codec.parse(ETL_SQS_RECEIVE, &ans, &r) == ETL_SQS_PROTOCOL);
+    etl_sqs_result_free(&r);
+    /* nesting: 1000 levels are read, 1001 refused */
+    char deep[2 * 1001 + 1];
+    for (int depth = 1000; depth <= 1001; depth++) {
+        memset(deep, '[', (size_t)depth);
+        memset(deep + depth, ']', (size_t)depth);
+        deep[2 * depth] = '\0';
+        CHECK(json(deep, &r) == (depth == 1000 ? ETL_SQS_OK : ETL_SQS_PROTOCOL), "depth %d",
+              depth);
+        etl_sqs_result_free(&r);
+    }
+    /* more messages than a result keeps: a protocol error, nothing kept */
+    struct etl_buf many = {0};
+    etl_buf_adds(&many, "{\"Messages\":[");
+    for (unsigned i = 0; i <= ETL_SQS_MAX_ENTRIES; i++)
+        etl_buf_adds(&many, i ? ",{}" : "{}");
+    etl_buf_adds(&many, "]}");
+    CHECK(json(many.p, &r) == ETL_SQS_PROTOCOL && r.nmessages == 0);
+    CHECK_STR_EQ(r.why, "too many entries or out of memory");
+    etl_sqs_result_free(&r);
+    etl_buf_free(&many);
+}
+
 int main(void)
 {
-    L = luaL_newstate();
-    luaL_openlibs(L);
-    char why[200];
-    if (etl_sqs_json_codec.prepare(L, why, sizeof why) != 0) {
-        fprintf(stderr, "test_sqs_codec: %s\n", why);
-        return 1;
-    }
-    CHECK(etl_sqs_query_codec.prepare == NULL);
     test_requests();
     test_receive();
     test_batches_and_queue();
     test_errors();
-    lua_close(L);
+    test_json_reader();
     return CHECK_DONE("test_sqs_codec");
 }

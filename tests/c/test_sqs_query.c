@@ -15,7 +15,7 @@
 static int parse_len(const char *xml, size_t len, struct etl_sqs_result *r, char *err)
 {
     struct etl_sqs_answer ans = {200, xml, len, ""};
-    enum etl_sqs_code code = etl_sqs_query_codec.parse(NULL, ETL_SQS_RECEIVE, &ans, r);
+    enum etl_sqs_code code = etl_sqs_query_codec.parse(ETL_SQS_RECEIVE, &ans, r);
     snprintf(err, 200, "%s", r->why);
     return code == ETL_SQS_OK ? 0 : -1;
 }

@@ -7,6 +7,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fuzz_answer(&etl_sqs_query_codec, NULL, data, size);
+    fuzz_answer(&etl_sqs_query_codec, data, size);
     return 0;
 }

@@ -29,8 +29,7 @@ static void check_pairs(const struct etl_sqs_pair *p, size_t n)
     }
 }
 
-static void fuzz_answer(const struct etl_sqs_codec *codec, struct lua_State *L, const uint8_t *data,
-                        size_t size)
+static void fuzz_answer(const struct etl_sqs_codec *codec, const uint8_t *data, size_t size)
 {
     static const long statuses[] = {200, 200, 400, 403, 404, 415, 429, 500, 503, 200};
     if (size < 1)
@@ -45,7 +44,7 @@ static void fuzz_answer(const struct etl_sqs_codec *codec, struct lua_State *L, 
     body[size - 1] = '\0';
     struct etl_sqs_answer ans = {status, body, size - 1, (data[0] & 4) ? "AWS.X;Sender" : ""};
     struct etl_sqs_result r;
-    enum etl_sqs_code code = codec->parse(L, action, &ans, &r);
+    enum etl_sqs_code code = codec->parse(action, &ans, &r);
     if (code != ETL_SQS_OK) {
         if (code > ETL_SQS_CLIENT || (!r.service_error && !r.why[0]))
             abort(); /* a failure always says why */
