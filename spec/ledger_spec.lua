@@ -167,13 +167,20 @@ describe("etlua.ledger entries", function()
         t[51] = { id = "w-3", sent_ms = t[3].sent_ms, reject = {} }; return shuffle(t, 2) end,
       -- send times ~5 years apart
       function() local t = {}; for i = 1, 50 do t[i] = { id = "y-" .. i, sent_ms = 1.8e12 + (i % 7) * 3e10, row = {} } end; return shuffle(t, 5) end,
-      -- --input lines in order, then backwards, with a drop and a reject
-      function() local t = {}; for i = 1, 200 do t[i] = { id = "input:" .. file .. ":" .. i, row = {} } end
+      -- --input lines in order (their messages carrying file and line, as etlua.source makes
+      -- them, or not), then backwards, with a drop and a reject
+      function() local t = {}; for i = 1, 200 do t[i] = { id = "input:" .. file .. ":" .. i, row = {} }
+          if i % 3 > 0 then t[i].message = { id = t[i].id, input_file = file, input_line = i } end end
         t[5].drop, t[5].row, t[6].reject = true, nil, {}; return t end,
       function() local t = {}; for i = 1, 200 do t[i] = { id = "input:" .. file .. ":" .. (1000 - i), row = {} } end; return t end,
       -- stdin lines and SNS keys mixed
       function() local t = {}; for i = 1, 60 do t[i] = { id = "sqs-" .. i, key = (i % 2 == 0) and ("stdin:1:" .. i) or ("sns-" .. i),
         sent_ms = (i % 3 == 0) and (1.8e12 + i) or nil, row = {} } end; return shuffle(t, 3) end,
+      -- stdin lines with their messages; messages whose id is not the key (an envelope's) ignored
+      function() local t = {}; for i = 1, 30 do t[i] = { id = "stdin:9:" .. i, row = {} }
+          t[i].message = { id = t[i].id, input_line = i } end
+        for i = 31, 60 do t[i] = { id = "q-" .. i, key = "input:" .. file .. ":" .. i, row = {},
+          message = { id = "q-" .. i, input_file = ("00"):rep(16), input_line = 1 } } end; return shuffle(t, 6) end,
       -- equal (sent, seq), digests apart: the lines of two files (one stamp here), two stdin runs
       function() local t = {}; for i = 1, 40 do t[i] = { id = "input:" .. (i % 2 == 0 and file or ("ef"):rep(16)) .. ":" .. (i // 2), row = {} } end
         for i = 41, 80 do t[i] = { id = "stdin:" .. (i % 2) .. ":" .. (i // 2), row = {} } end; return shuffle(t, 4) end,
@@ -206,6 +213,22 @@ describe("etlua.ledger entries", function()
       local again = l:claim(db, make())
       assert.are.same({}, again)
     end
+  end)
+
+  it("answers only the keys none of whose entries was taken already", function()
+    local l, db = fake_ledger(QUEUE)
+    local now_ms = (NOW_S + ledger.EPOCH) * 1000
+    local first = {}
+    for i = 1, 10 do first[i] = { id = "k-" .. i, sent_ms = now_ms + i, row = {} } end
+    l:claim(db, first)
+    local second = {}
+    for i = 1, 20 do second[i] = { id = "k-" .. i, sent_ms = now_ms + i, row = {} } end
+    second[21] = { id = "k-3", sent_ms = now_ms + 5000, row = {} }   -- k-3 again, another entry
+    second[22] = { id = "k-4", sent_ms = now_ms - 2 * 3600 * 1000, row = {} } -- k-4 expired
+    local fresh = l:claim(db, shuffle(second, 7))
+    local want = { ["k-3"] = true, ["k-4"] = true }
+    for i = 11, 20 do want["k-" .. i] = true end
+    assert.are.same(want, fresh)
   end)
 
   it("takes an item whose partition expired as fresh without an entry", function()

@@ -276,12 +276,14 @@ end
 -- inserts one entry per item, in (sent, seq, digest) order so two consumers claiming the same
 -- messages take their locks in the same order (no deadlock); a consumer that meets an entry
 -- another transaction holds waits for it, then finds it taken. Item: key (or id), id, sent_ms,
--- and one of row(s) / reject / drop. An --input file's stamp is read (l:file_stamp) at its first
--- line in the batch. Entries are parallel arrays (no table per entry).
+-- and one of row(s) / reject / drop; message (optional: the message, whose input_file and
+-- input_line, when its id is the key, spare parsing the key). An --input file's stamp is read
+-- (l:file_stamp) at its first line in the batch. Entries are parallel arrays (no table per entry).
 function Ledger:claim(db, items)
   local fresh = {}
-  local S, Q, D, O, K, P = {}, {}, {}, {}, {}, {} -- per entry: sent, seq, digest, outcome, key, item
+  local S, Q, D, O, P = {}, {}, {}, {}, {} -- per entry: sent, seq, digest, outcome, its item
   local m = 0
+  local old          -- keys of items claimed without an entry (expired), when any
   local ks, unknown, lastk = {}, false, nil
   local stamps        -- --input file digest -> its stamp
   local lines = input_lines()
@@ -290,8 +292,16 @@ function Ledger:claim(db, items)
   for i = 1, #items do
     local item = items[i]
     local key = item.key or item.id
-    assert(type(key) == "string", "ledger: every item needs a string key or id")
-    local file, line = lines(key)
+    if type(key) ~= "string" then error("ledger: every item needs a string key or id", 0) end
+    -- an --input line's message carries the file and line its id spells (etlua.source): read
+    -- there when the key is that id, else parsed from the key
+    local file, line
+    local msg = item.message
+    if msg and msg.input_line and msg.id == key then
+      file, line = msg.input_file, msg.input_line
+    else
+      file, line = lines(key)
+    end
     local s, ms = stamp0, nil
     local sent_ms = item.sent_ms
     sent_ms = sent_ms and tointeger(sent_ms // 1)
@@ -310,8 +320,10 @@ function Ledger:claim(db, items)
       end
     end
     local k = s // width
+    fresh[key] = true  -- until the statement says its entry was taken
     if k < live then
-      fresh[key] = true
+      old = old or {}
+      old[key] = true
     else
       if k ~= lastk then
         if not known[k] and not ks[k] then ks[k], unknown = true, true end
@@ -319,7 +331,7 @@ function Ledger:claim(db, items)
       end
       m = m + 1
       Q[m], D[m] = entry(queue, key, ms, file, line)
-      S[m], K[m], P[m] = s, key, i
+      S[m], P[m] = s, i
       O[m] = item.drop and "d" or (item.reject and "j" or "r")
     end
   end
@@ -333,30 +345,35 @@ function Ledger:claim(db, items)
   if m == 0 then return fresh end
   local pos = order(S, Q, D, m)
   if pos then
-    local S2, Q2, D2, O2, K2, P2 = {}, {}, {}, {}, {}, {}
+    local S2, Q2, D2, O2, P2 = {}, {}, {}, {}, {}
     for j = 1, m do
       local p = pos[j]
-      S2[j], Q2[j], D2[j], O2[j], K2[j], P2[j] = S[p], Q[p], D[p], O[p], K[p], P[p]
+      S2[j], Q2[j], D2[j], O2[j], P2[j] = S[p], Q[p], D[p], O[p], P[p]
     end
-    S, Q, D, O, K, P = S2, Q2, D2, O2, K2, P2
+    S, Q, D, O, P = S2, Q2, D2, O2, P2
   end
   self.claim_sql = self.claim_sql or claim_sql(self.parent)
   local rows, err, code = db:exec(self.claim_sql, S, Q, D, O, m)
   if not rows then return nil, err, code end
   local taken = {}
-  for r = 1, #rows do taken[tointeger(tonumber(rows[r][1]))] = true end
-  local ids, keys, n = self.legacy and {}, self.legacy and {}, 0 -- the fresh entries' ids
-  for j = 1, m do
-    if not taken[j] then
-      local key = K[j]
-      fresh[key] = true
-      if ids then
-        local id = items[P[j]].id
-        if id then n = n + 1; ids[n], keys[n] = id, key end
-      end
+  if rows[1] then -- some taken (rare): a key stays fresh if another of its entries went in
+    local kept = {}
+    for r = 1, #rows do taken[tointeger(tonumber(rows[r][1]))] = true end
+    for j = 1, m do
+      if not taken[j] then local item = items[P[j]]; kept[item.key or item.id] = true end
+    end
+    for j in pairs(taken) do
+      local item = items[P[j]]
+      local key = item.key or item.id
+      if not kept[key] and not (old and old[key]) then fresh[key] = nil end
     end
   end
-  if ids then
+  if self.legacy then
+    local ids, keys, n = {}, {}, 0 -- the inserted entries' ids
+    for j = 1, m do
+      local item = items[P[j]]
+      if not taken[j] and item.id then n = n + 1; ids[n], keys[n] = item.id, item.key or item.id end
+    end
     local ok
     ok, err, code = require("etlua.ledger_maintain").check_legacy(self, db, ids, keys, fresh)
     if not ok then return nil, err, code end

@@ -518,7 +518,9 @@ function File:next_batch(max)
       else
         id = string.format("input:%s:%d", self.digest, self.line)
       end
-      batch[#batch + 1] = { id = id, body = body, received_ms = now }
+      -- input_file, input_line: what the id spells, for the ledger (no parsing per message)
+      batch[#batch + 1] = { id = id, body = body, received_ms = now,
+                            input_file = self.digest, input_line = self.line }
     end
   end
   return batch, false
