@@ -185,6 +185,10 @@ describe("etlua.source (SQS) with a fake client", function()
       end
       assert.equals(held, extended)
       assert.is_true(batch[1].visible_until_ms > h.now_ms())
+      -- the oldest held message was extended: the soonest deadline is looked for among all held
+      -- (the extension's), so the next beat is half a timeout after this one
+      local _, _, again = src:commit_hook()
+      assert.is_true(again > 4 and again <= 5)
     end)
   end)
 

@@ -23,14 +23,16 @@ Heartbeat.__index = Heartbeat
 M.COMMIT_WAIT_S = 5
 
 -- heartbeat.new{visibility = seconds, held = fn() -> messages, tracker = inflight tracker,
---   pump = fn(timeout_ms), log = logger} -> hb, or nil when the timeout is too short to beat.
+--   pump = fn(timeout_ms), log = logger [, oldest = fn() -> the held message received first, or
+--   nil when none is held]} -> hb, or nil when the timeout is too short to beat.
 function M.new(o)
   if not o.visibility or o.visibility < 2 then return nil end
-  return setmetatable({ vis = o.visibility, held = o.held, tracker = o.tracker, pump = o.pump,
-    log = o.log, extending = 0 }, Heartbeat)
+  return setmetatable({ vis = o.visibility, held = o.held, oldest = o.oldest, tracker = o.tracker,
+    pump = o.pump, log = o.log, extending = 0 }, Heartbeat)
 end
 
--- hb:visible_until(m) -> wall-clock ms at which SQS makes m visible again, as far as we know.
+-- hb:visible_until(m) -> wall-clock ms at which SQS makes m visible again, as far as we know
+-- (commit_hook has the same rule inlined).
 function Heartbeat:visible_until(m)
   return m.visible_until_ms or ((m.received_ms or host.now_ms()) + self.vis * 1000)
 end
@@ -97,10 +99,22 @@ end
 -- hb:commit_hook() -> interval_s, fn, first_s for db:on_wait: beats every half timeout while the
 -- commit waits on Postgres, the first time when the soonest held message is past half its timeout.
 function Heartbeat:commit_hook()
-  local held = self.held()
-  if #held == 0 then return nil end
-  local soonest = math.huge
-  for _, m in ipairs(held) do soonest = math.min(soonest, self:visible_until(m)) end
+  local now, vis_ms, soonest = host.now_ms(), self.vis * 1000, math.huge
+  -- Every held message's deadline is at least its receive time plus the timeout (an extension
+  -- only moves it later), so when the message received first was never extended, its deadline
+  -- is the soonest; else (after a beat) every held message is looked at.
+  local first = self.oldest and self.oldest()
+  if first and not first.visible_until_ms then
+    soonest = (first.received_ms or now) + vis_ms
+  else
+    local held = self.held()
+    if #held == 0 then return nil end
+    for i = 1, #held do
+      local m = held[i]
+      local t = m.visible_until_ms or (m.received_ms or now) + vis_ms
+      if t < soonest then soonest = t end
+    end
+  end
   local function beat()
     self.extended = 0
     local n = self:beat()

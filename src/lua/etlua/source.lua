@@ -96,6 +96,7 @@ function M.sqs(cfg, log, new_client)
   self.heartbeat = heartbeat.new {
     visibility = self.visibility, tracker = self.tracker, log = log,
     held = function() return self:held() end,
+    oldest = function() return self:oldest_held() end,
     pump = function(timeout_ms) self:pump(timeout_ms) end,
   }
   self.depth = queue_depth.new(self.client, cfg.queue_depth_seconds, log) -- nil without --metrics
@@ -130,6 +131,15 @@ function Sqs:held()
   end
   for _, m in ipairs(self.buffer) do held[#held + 1] = m end
   return held
+end
+
+-- The held message received first (held() keeps the order of arrival), or nil.
+function Sqs:oldest_held()
+  if self.kept[1] then return self.kept[1] end
+  for _, m in ipairs(self.in_hand or {}) do
+    if not m.acked then return m end
+  end
+  return self.buffer[1]
 end
 
 -- A batch still unacknowledged when the next is asked for: the caller deletes nothing
