@@ -1,6 +1,7 @@
 /* pg.c: the etlua.pg module, the Lua binding. Owns the libpq connection handle (userdata
  * "etlua.pg.conn"): connect, close, status, quote_ident, the wait hook's settings (on_wait,
  * wait_error), parameterised exec (values travel as $n text parameters, never inside the SQL),
+ * prepared statements (db:exec_prepared: parsed once per connection, arrays in binary form),
  * COPY of Lua row arrays in text format, and luaopen_etlua_pg. Expected failures return nil,
  * message, code where code is the SQLSTATE, or "connection" when the connection is gone; misuse
  * raises. Waiting on the server without blocking is pg_wait.c; escaping and error messages are
@@ -51,10 +52,11 @@ static int etl_pg_connect(lua_State *L)
             snprintf(pw, sizeof pw, "%s", o->val);
     PQconninfoFree(opts);
 
-    struct etl_pg_conn *c = lua_newuserdatauv(L, sizeof *c, 2);
+    struct etl_pg_conn *c = lua_newuserdatauv(L, sizeof *c, 3);
     c->conn = NULL;
     c->interval = c->due = 0;
     c->in_hook = 0;
+    c->nstmt = 0;
     luaL_setmetatable(L, CONN_MT);
     /* conninfo (a keyword string or a URI; "" leaves everything to the PG* environment) is
      * expanded in place of dbname; the keywords after it override what it says. */
@@ -202,49 +204,9 @@ static void etl_pg_push_rows(lua_State *L, const PGresult *res)
     }
 }
 
-/* db:exec(sql, ...) -> rows, affected, ncols | nil, msg, code
- * Parameters: nil -> NULL, strings and numbers as text (lua_tolstring), booleans -> true/false,
- * arrays (tables, length n or #) -> a text array literal for $n::text[]. One statement only. */
-static int etl_pg_exec(lua_State *L)
+/* Pushes what db:exec returns for res (and clears it): rows, affected, ncols | nil, msg, code. */
+static int etl_pg_exec_result(lua_State *L, struct etl_pg_conn *c, PGresult *res)
 {
-    struct etl_pg_conn *c = etl_pg_checkc(L);
-    PGconn *conn = c->conn;
-    const char *sql = luaL_checkstring(L, 2);
-    int nparams = lua_gettop(L) - 2;
-    luaL_argcheck(L, nparams <= 65535, 3, "too many parameters");
-    const char **values = lua_newuserdatauv(L, sizeof(char *) * (size_t)(nparams + 1), 0);
-    for (int i = 0; i < nparams; i++) {
-        int idx = i + 3;
-        size_t len = 0;
-        switch (lua_type(L, idx)) {
-        case LUA_TNIL:
-            values[i] = NULL;
-            continue;
-        case LUA_TBOOLEAN:
-            values[i] = lua_toboolean(L, idx) ? "true" : "false";
-            continue;
-        case LUA_TTABLE:
-            etl_pg_array_literal(L, idx);
-            lua_replace(L, idx);
-            break;
-        case LUA_TSTRING:
-        case LUA_TNUMBER:
-            break;
-        default:
-            return luaL_argerror(L, idx, "expected nil, string, number, boolean or array");
-        }
-        values[i] = lua_tolstring(L, idx, &len); /* converts numbers in place on the stack */
-        if (memchr(values[i], '\0', len) != NULL) {
-            lua_pushnil(L);
-            lua_pushfstring(L, "parameter $%d contains a NUL byte", i + 1);
-            lua_pushliteral(L, "22021");
-            return 3;
-        }
-    }
-    PGresult *res = NULL;
-    if (PQsendQueryParams(conn, sql, nparams, NULL, values, NULL, NULL, 0) == 1 &&
-        etl_pg_flush_out(L, c) == 0)
-        res = etl_pg_last_result(L, c);
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT) {
         PQclear(res);
@@ -252,7 +214,7 @@ static int etl_pg_exec(lua_State *L)
         return luaL_error(L, "use db:copy() for COPY statements");
     }
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        int n = etl_pg_push_error(L, conn, res);
+        int n = etl_pg_push_error(L, c->conn, res);
         PQclear(res);
         return n;
     }
@@ -266,6 +228,125 @@ static int etl_pg_exec(lua_State *L)
     lua_pushinteger(L, PQnfields(res));
     PQclear(res);
     return 3;
+}
+
+/* db:exec(sql, ...) -> rows, affected, ncols | nil, msg, code
+ * Parameters: nil -> NULL, strings and numbers as text (lua_tolstring), booleans -> true/false,
+ * arrays (tables, length n or #) -> a text array literal for $n::text[]. One statement only. */
+static int etl_pg_exec(lua_State *L)
+{
+    struct etl_pg_conn *c = etl_pg_checkc(L);
+    const char *sql = luaL_checkstring(L, 2);
+    int nparams = lua_gettop(L) - 2;
+    luaL_argcheck(L, nparams <= 65535, 3, "too many parameters");
+    struct etl_pg_params p;
+    if (etl_pg_params(L, 3, nparams, NULL, &p) != 0)
+        return 3;
+    PGresult *res = NULL;
+    if (PQsendQueryParams(c->conn, sql, nparams, NULL, p.values, NULL, NULL, 0) == 1 &&
+        etl_pg_flush_out(L, c) == 0)
+        res = etl_pg_last_result(L, c);
+    return etl_pg_exec_result(L, c, res);
+}
+
+/* A statement prepared on a connection: its name and the types the server gave its parameters. */
+struct etl_pg_stmt {
+    char name[24];
+    int nparams;
+    Oid types[];
+};
+
+/* Pushes the etl_pg_stmt of sql on c (the connection at stack index 1), preparing it (Parse,
+ * then Describe: two round trips, once per connection and statement) when it is new. Returns it,
+ * or NULL with nil, msg, code pushed. */
+static struct etl_pg_stmt *etl_pg_stmt(lua_State *L, struct etl_pg_conn *c, int sql_idx)
+{
+    if (lua_getiuservalue(L, 1, 3) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setiuservalue(L, 1, 3);
+    }
+    lua_pushvalue(L, sql_idx);
+    if (lua_rawget(L, -2) == LUA_TUSERDATA) {
+        lua_remove(L, -2);
+        return lua_touserdata(L, -1);
+    }
+    lua_pop(L, 1);
+    char name[24];
+    snprintf(name, sizeof name, "etlua_%u", ++c->nstmt);
+    PGresult *res = NULL;
+    if (PQsendPrepare(c->conn, name, lua_tostring(L, sql_idx), 0, NULL) == 1 &&
+        etl_pg_flush_out(L, c) == 0)
+        res = etl_pg_last_result(L, c);
+    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+        PQclear(res);
+        res = NULL;
+        if (PQsendDescribePrepared(c->conn, name) == 1 && etl_pg_flush_out(L, c) == 0)
+            res = etl_pg_last_result(L, c);
+    }
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        lua_pop(L, 1);
+        etl_pg_push_error(L, c->conn, res);
+        PQclear(res);
+        return NULL;
+    }
+    int n = PQnparams(res);
+    struct etl_pg_stmt *st = lua_newuserdatauv(L, sizeof *st + sizeof(Oid) * (size_t)n, 0);
+    memcpy(st->name, name, sizeof name);
+    st->nparams = n;
+    for (int i = 0; i < n; i++)
+        st->types[i] = PQparamtype(res, i);
+    PQclear(res);
+    lua_pushvalue(L, sql_idx);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4); /* cache[sql] = st */
+    lua_remove(L, -2);
+    return st;
+}
+
+/* db:exec_prepared(sql, ...) -> as db:exec. For a statement run many times: it is parsed and
+ * planned once per connection (a named prepared statement, kept by its text for the
+ * connection's life), and array parameters the server typed int4[], int8[], "char"[] or text[]
+ * travel in binary form (pg_param.c). The text must hold values only as $n parameters. A
+ * statement the server no longer has (DISCARD ALL) or whose plan no longer fits (its result
+ * type changed) is forgotten and prepared again: at once outside a transaction (the server ran
+ * nothing), else at the next call (the error has ended the transaction). */
+static int etl_pg_exec_prepared(lua_State *L)
+{
+    struct etl_pg_conn *c = etl_pg_checkc(L);
+    luaL_checkstring(L, 2);
+    int nparams = lua_gettop(L) - 2;
+    luaL_argcheck(L, nparams <= 65535, 3, "too many parameters");
+    for (int attempt = 0;; attempt++) {
+        struct etl_pg_stmt *st = etl_pg_stmt(L, c, 2);
+        if (st == NULL)
+            return 3;
+        /* converted in copies: a second attempt needs the values as they came */
+        luaL_checkstack(L, nparams + 8, "too many parameters");
+        int first = lua_gettop(L) + 1;
+        for (int i = 0; i < nparams; i++)
+            lua_pushvalue(L, 3 + i);
+        struct etl_pg_params p;
+        if (etl_pg_params(L, first, nparams, nparams == st->nparams ? st->types : NULL, &p) != 0)
+            return 3;
+        PGresult *res = NULL;
+        if (PQsendQueryPrepared(c->conn, st->name, nparams, p.values, p.lengths, p.formats, 0) ==
+                1 &&
+            etl_pg_flush_out(L, c) == 0)
+            res = etl_pg_last_result(L, c);
+        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        if (state == NULL || (strcmp(state, "26000") != 0 && strcmp(state, "0A000") != 0))
+            return etl_pg_exec_result(L, c, res);
+        lua_getiuservalue(L, 1, 3);
+        lua_pushvalue(L, 2);
+        lua_pushnil(L);
+        lua_rawset(L, -3);
+        if (attempt > 0 || PQtransactionStatus(c->conn) != PQTRANS_IDLE)
+            return etl_pg_exec_result(L, c, res);
+        PQclear(res);
+        lua_settop(L, nparams + 2);
+    }
 }
 
 /* ---- copy ---------------------------------------------------------------------------------- */
@@ -424,6 +505,7 @@ int luaopen_etlua_pg(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         {"exec", etl_pg_exec},
+        {"exec_prepared", etl_pg_exec_prepared},
         {"copy", etl_pg_copy},
         {"quote_ident", etl_pg_quote_ident},
         {"status", etl_pg_status},

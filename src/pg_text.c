@@ -144,11 +144,7 @@ int etl_pg_connect_error(lua_State *L, PGconn *conn, const char *conninfo_pw)
 void etl_pg_array_literal(lua_State *L, int idx)
 {
     luaL_Buffer b;
-    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-    lua_getfield(L, idx, "n");
-    if (lua_isinteger(L, -1))
-        n = lua_tointeger(L, -1);
-    lua_pop(L, 1);
+    lua_Integer n = etl_pg_array_len(L, idx);
     luaL_buffinit(L, &b);
     luaL_addchar(&b, '{');
     for (lua_Integer i = 1; i <= n; i++) {

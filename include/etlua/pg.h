@@ -20,6 +20,12 @@ size_t etl_pg_copy_escape(char *dst, const char *src, size_t len);
  * (NUL-terminated) into out. Used on libpq connection errors. Returns out. */
 char *etl_pg_redact(char *out, size_t cap, const char *msg, const char *secret);
 
+/* Pushes the binary form (array_send's layout) of the Lua array at idx as a parameter of the
+ * array type whose OID is type (int4[] 1007, int8[] 1016, "char"[] 1002, text[] 1009) and returns
+ * its length in bytes; returns -1 with nothing pushed when the type is another one or an element
+ * has no binary form of it (such an array is sent as a text literal). Exposed for unit tests. */
+long long etl_pg_binary_array(struct lua_State *L, int idx, unsigned type);
+
 /* require "etlua.pg": pushes the module table {connect = ...}. */
 int luaopen_etlua_pg(struct lua_State *L);
 

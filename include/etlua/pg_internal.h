@@ -5,7 +5,9 @@
  *  - src/pg_wait.c  running a command without blocking: sending, polling the socket, calling
  *                   the wait hook, collecting results, COPY data and its end, draining;
  *  - src/pg_text.c  text in and out of Postgres: COPY field escaping, array literals, and error
- *                   messages made safe to log (quoted values elided, passwords scrubbed).
+ *                   messages made safe to log (quoted values elided, passwords scrubbed);
+ *  - src/pg_param.c a statement's parameters: Lua values to libpq's values, lengths and formats
+ *                   (arrays in binary form for the typed parameters of prepared statements).
  * The functions that reach a connection's user values (the wait hook) expect it at stack index
  * 1 (the self of a method); "pushes nil, msg, code" means the three values of an expected
  * failure. */
@@ -18,9 +20,11 @@
 #include <lua.h>
 
 /* The userdata; user value 1 is the wait hook (a function or nil), user value 2 the message of
- * the last error the hook raised (db:wait_error). */
+ * the last error the hook raised (db:wait_error), user value 3 the statements prepared on this
+ * connection (db:exec_prepared: SQL text -> its struct etl_pg_stmt userdata). */
 struct etl_pg_conn {
     PGconn *conn;    /* NULL once closed */
+    unsigned nstmt;  /* statements prepared so far: names the next one */
     double interval; /* seconds between calls of the wait hook; 0: no hook */
     double due;      /* monotonic time of the hook's next call */
     int in_hook;     /* the hook is running: it must not use this connection */
@@ -45,6 +49,25 @@ int etl_pg_put_end(lua_State *L, struct etl_pg_conn *c, const char *errormsg);
 
 /* Ends whatever the connection is in the middle of, so it is ready for the next command. */
 void etl_pg_drain(lua_State *L, struct etl_pg_conn *c);
+
+/* ---- parameters (pg_param.c) ---------------------------------------------------------------- */
+
+/* What PQsendQueryParams / PQsendQueryPrepared take; the arrays live in a userdata on the stack. */
+struct etl_pg_params {
+    const char **values;
+    int *lengths;
+    int *formats;
+    int binary; /* some parameter is in binary form */
+};
+
+/* Fills p from the nparams Lua values at stack index first.. (types[i]: the server's type of
+ * parameter i, or types NULL: no binary form). Converted values replace the originals on the
+ * stack, which keeps them alive until the call ends; pushes one userdata. Returns 0, or 3 with
+ * nil, msg, code pushed (a NUL byte in a text parameter); raises on a value of another type. */
+int etl_pg_params(lua_State *L, int first, int nparams, const Oid *types, struct etl_pg_params *p);
+
+/* The element count of the Lua array at idx: field n when it is an integer, else its raw length. */
+lua_Integer etl_pg_array_len(lua_State *L, int idx);
 
 /* ---- text (pg_text.c) ---------------------------------------------------------------------- */
 

@@ -1,5 +1,6 @@
 /* test_pg.c: unit tests of src/pg.c that need no server: COPY text escaping (etl_pg_copy_escape),
- * password scrubbing (etl_pg_redact), and the Lua surface of etlua.pg against a closed port
+ * password scrubbing (etl_pg_redact), the binary array parameters (etl_pg_binary_array: bytes
+ * against array_send's layout, and which arrays fall back to text), and the Lua surface of etlua.pg against a closed port
  * (connect errors never carry the password, invalid conninfo is not echoed, misuse raises). */
 #include "etlua/pg.h"
 
@@ -66,6 +67,63 @@ static void test_redact(void)
     CHECK(strcmp(etl_pg_redact(out, 6, "abcdefgh", "zz"), "abcde") == 0, "truncation: %s", out);
 }
 
+/* The binary form of the array the chunk returns, as parameter type `type`: its bytes in hex
+ * ("text" when it has none) compared with want. */
+static void check_binary(const char *chunk, unsigned type, const char *want)
+{
+    lua_State *L = luaL_newstate();
+    luaL_openlibs(L);
+    if (luaL_dostring(L, chunk) != LUA_OK) {
+        CHECK(0, "%s: %s", chunk, lua_tostring(L, -1));
+        lua_close(L);
+        return;
+    }
+    int top = lua_gettop(L);
+    long long n = etl_pg_binary_array(L, -1, type);
+    char got[512] = "text";
+    if (n >= 0) {
+        CHECK(lua_gettop(L) == top + 1, "%s: pushed %d values", chunk, lua_gettop(L) - top);
+        const unsigned char *p = lua_touserdata(L, -1);
+        for (long long i = 0; i < n && 2 * i + 2 < (long long)sizeof got; i++)
+            snprintf(got + 2 * i, 3, "%02x", p[i]);
+    } else {
+        CHECK(lua_gettop(L) == top, "%s: pushed on refusal", chunk);
+    }
+    CHECK(strcmp(got, want) == 0, "%s as %u:\n got  %s\n want %s", chunk, type, got, want);
+    lua_close(L);
+}
+
+static void test_binary_array(void)
+{
+    /* ndim 1, no NULLs, int4 (23), 3 elements from 1; each: length 4, big-endian value */
+    check_binary("return {-2147483648, 2147483647, -1}", 1007,
+                 "00000001" "00000000" "00000017" "00000003" "00000001"
+                 "00000004" "80000000" "00000004" "7fffffff" "00000004" "ffffffff");
+    check_binary("return {math.mininteger, 1, n = 3}", 1016, /* int8 (20), a NULL: flag 1 */
+                 "00000001" "00000001" "00000014" "00000003" "00000001"
+                 "00000008" "8000000000000000" "00000008" "0000000000000001" "ffffffff");
+    check_binary("return {'r', 'j'}", 1002, /* "char" (18): one byte each */
+                 "00000001" "00000000" "00000012" "00000002" "00000001"
+                 "00000001" "72" "00000001" "6a");
+    check_binary("return {'', 'a\\\\\"b'}", 1009, /* text (25): raw bytes, no escaping */
+                 "00000001" "00000000" "00000019" "00000002" "00000001"
+                 "00000000" "00000004" "615c2262");
+    check_binary("return {}", 1007, "00000000" "00000000" "00000017"); /* empty: ndim 0 */
+    check_binary("return {n = 0, 5}", 1016, "00000000" "00000000" "00000014");
+    /* no binary form: sent as text, refused (or read) by the server as it always was */
+    check_binary("return {2147483648}", 1007, "text");
+    check_binary("return {-2147483649}", 1007, "text");
+    check_binary("return {1.0}", 1016, "text");
+    check_binary("return {'12'}", 1007, "text");
+    check_binary("return {'ab'}", 1002, "text");
+    check_binary("return {''}", 1002, "text");
+    check_binary("return {'\\xe9'}", 1002, "text");
+    check_binary("return {'a\\0b'}", 1009, "text");
+    check_binary("return {12}", 1009, "text");
+    check_binary("return {true}", 1009, "text");
+    check_binary("return {1}", 1700, "text"); /* numeric[]: not sent in binary */
+}
+
 /* Runs a chunk with etlua.pg preloaded; the chunk returns a string ("ok" or what failed). */
 static void run_lua(const char *name, const char *chunk)
 {
@@ -118,6 +176,7 @@ int main(void)
 {
     test_copy_escape();
     test_redact();
+    test_binary_array();
     test_lua_surface();
     return CHECK_DONE("test_pg");
 }

@@ -69,6 +69,55 @@ describe("etlua.pg", function()
     assert.are.equal("22021", code)
   end)
 
+  it("sends prepared statements' int4[], int8[], \"char\"[] and text[] arrays in binary, exactly", function()
+    local sql = "SELECT $1::int4[]::text, $2::int8[]::text, $3::\"char\"[]::text, $4::text[]::text, "
+      .. "cardinality($1), cardinality($4), $4[2] = $5, octet_length($4[3])"
+    local weird = 'q"uo\\te\\"{,}\tNULL \xc3\xa9'
+    local rows = assert(db:exec_prepared(sql, { -2147483648, 2147483647, 0, -1, nil, n = 5 },
+      { math.mininteger, math.maxinteger, 0, -1, 1 << 32 }, { "r", "j", "d", nil, n = 4 },
+      { "", weird, "\xc3\xa9", nil, "NULL", n = 5 }, weird))
+    assert.are.same({ "{-2147483648,2147483647,0,-1,NULL}",
+      "{-9223372036854775808,9223372036854775807,0,-1,4294967296}", "{r,j,d,NULL}",
+      '{"","' .. weird:gsub('[\\"]', '\\%0') .. '",\xc3\xa9,NULL,"NULL"}', "5", "5", "t", "2", n = 8 }, rows[1])
+    -- the same statement again (now prepared): empty arrays, and elements out of range or of
+    -- another type, which go as text literals and are refused as the server refuses them
+    rows = assert(db:exec_prepared(sql, {}, {}, {}, {}, ""))
+    assert.are.same({ "{}", "{}", "{}", "{}", "0", "0", nil, nil, n = 8 }, rows[1])
+    local none, msg, code = db:exec_prepared(sql, { 2147483648 }, {}, {}, {}, "")
+    assert.is_nil(none)
+    assert.are.equal("22003", code)
+    assert.is_nil(msg:find("2147483648", 1, true))
+    none, _, code = db:exec_prepared(sql, { 1.5 }, {}, {}, {}, "")
+    assert.are.equal("22P02", code)
+    assert.are.equal("{12}", assert(db:exec_prepared(sql, { "12" }, {}, {}, {}, ""))[1][1])
+    none, _, code = db:exec_prepared(sql, {}, {}, {}, { "ok", "a\0b" }, "")
+    assert.is_nil(none)
+    assert.are.equal("22021", code)
+    none, _, code = db:exec_prepared(sql, {}, {}, {}, { "\xff" }, "")
+    assert.are.equal("22021", code) -- not UTF-8: refused by the server as the text was
+    -- a failed statement leaves it usable, in and after a rolled-back transaction
+    assert(db:exec("BEGIN"))
+    assert.is_nil((db:exec_prepared("SELECT 1 / $1::int", 0)))
+    assert(db:exec("ROLLBACK"))
+    assert.are.equal("1", assert(db:exec_prepared("SELECT 1 / $1::int", 1))[1][1])
+  end)
+
+  it("prepares a statement again after DISCARD ALL or a change of its result type", function()
+    local schema = fresh_schema()
+    local t = db:quote_ident(schema) .. ".p"
+    assert(db:exec("CREATE SCHEMA " .. db:quote_ident(schema)))
+    assert(db:exec("CREATE TABLE " .. t .. " (a int)"))
+    assert(db:exec("INSERT INTO " .. t .. " VALUES (1)"))
+    local sql = "SELECT * FROM " .. t .. " WHERE a = ANY($1::int4[])"
+    assert.are.same({ "1", n = 1 }, assert(db:exec_prepared(sql, { 1, 2 }))[1])
+    assert(db:exec("DISCARD ALL"))
+    assert.are.same({ "1", n = 1 }, assert(db:exec_prepared(sql, { 1 }))[1])
+    assert(db:exec("ALTER TABLE " .. t .. " ADD COLUMN b text DEFAULT 'x'"))
+    local none, _, code = db:exec_prepared(sql, { 1 })
+    if none then assert.are.same({ "1", "x", n = 2 }, none[1]) else assert.are.equal("0A000", code) end
+    assert.are.same({ "1", "x", n = 2 }, assert(db:exec_prepared(sql, { 1 }))[1])
+  end)
+
   it("never splices values into SQL", function()
     local evil = "x'); DROP TABLE pg_class; --"
     assert.are.equal(evil, one(db, "SELECT $1::text", evil))

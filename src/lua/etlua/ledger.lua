@@ -353,7 +353,7 @@ function Ledger:claim(db, items)
     S, Q, D, O, P = S2, Q2, D2, O2, P2
   end
   self.claim_sql = self.claim_sql or claim_sql(self.parent)
-  local rows, err, code = db:exec(self.claim_sql, S, Q, D, O, m)
+  local rows, err, code = db:exec_prepared(self.claim_sql, S, Q, D, O, m)
   if not rows then return nil, err, code end
   local taken = {}
   if rows[1] then -- some taken (rare): a key stays fresh if another of its entries went in

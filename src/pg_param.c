@@ -1,0 +1,213 @@
+/* pg_param.c: a statement's parameters, from Lua values to what libpq sends. nil -> NULL,
+ * strings and numbers as text, booleans as true/false, arrays (tables) as text array literals
+ * (pg_text.c) or, for a prepared statement whose parameter the server typed int4[], int8[],
+ * "char"[] or text[], in the binary array format (array_send's layout: ndim, has-nulls flag,
+ * element type, dimension and lower bound, then each element as a length and its bytes), which
+ * the server reads without parsing text. An array that does not fit its type's binary form (an
+ * element that is not an integer in range, not a one-byte ASCII string for "char", not a string
+ * without NUL for text) goes as a text literal instead, so the server refuses it exactly as it
+ * refuses the text. */
+#include "etlua/pg_internal.h"
+
+#include <lauxlib.h>
+#include <stdint.h>
+#include <string.h>
+
+#define OID_CHAR 18
+#define OID_INT8 20
+#define OID_INT4 23
+#define OID_TEXT 25
+#define OID_CHAR_ARRAY 1002
+#define OID_INT4_ARRAY 1007
+#define OID_TEXT_ARRAY 1009
+#define OID_INT8_ARRAY 1016
+
+/* The number of elements of the Lua array at idx: field n when it is an integer (arrays with
+ * nil holes), else its raw length. */
+lua_Integer etl_pg_array_len(lua_State *L, int idx)
+{
+    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+    if (lua_getfield(L, idx, "n") == LUA_TNUMBER && lua_isinteger(L, -1))
+        n = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    return n;
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+/* The element type of an array type etlua sends in binary, and its fixed element size (0 for
+ * text); 0 for any other type. */
+static uint32_t binary_elem(Oid type, size_t *size)
+{
+    switch (type) {
+    case OID_INT4_ARRAY:
+        *size = 4;
+        return OID_INT4;
+    case OID_INT8_ARRAY:
+        *size = 8;
+        return OID_INT8;
+    case OID_CHAR_ARRAY:
+        *size = 1;
+        return OID_CHAR;
+    case OID_TEXT_ARRAY:
+        *size = 0;
+        return OID_TEXT;
+    default:
+        return 0;
+    }
+}
+
+/* The bytes element i of the array at idx takes in binary form (without its length word), or
+ * -1 when it has no binary form of this type (the array then goes as text); *null set for nil. */
+static long long elem_size(lua_State *L, int idx, lua_Integer i, uint32_t elem, int *null)
+{
+    int t = lua_rawgeti(L, idx, i);
+    long long r = -1;
+    *null = t == LUA_TNIL;
+    if (*null) {
+        r = 0;
+    } else if (elem == OID_INT4 || elem == OID_INT8) {
+        if (lua_isinteger(L, -1)) {
+            lua_Integer v = lua_tointeger(L, -1);
+            if (elem == OID_INT8)
+                r = 8;
+            else if (v >= INT32_MIN && v <= INT32_MAX)
+                r = 4;
+        }
+    } else if (t == LUA_TSTRING) {
+        size_t len;
+        const char *s = lua_tolstring(L, -1, &len);
+        if (elem == OID_CHAR)
+            r = len == 1 && s[0] > 0 && (unsigned char)s[0] < 0x80 ? 1 : -1;
+        else if (memchr(s, '\0', len) == NULL && len <= INT32_MAX)
+            r = (long long)len;
+    }
+    lua_pop(L, 1);
+    return r;
+}
+
+/* Pushes the binary form of the Lua array at idx as a parameter of type `type` (a userdata
+ * holding the bytes) and returns its length, or returns -1 with nothing pushed when the array has
+ * no binary form of that type. */
+static long long binary_array(lua_State *L, int idx, Oid type)
+{
+    size_t fixed;
+    uint32_t elem = binary_elem(type, &fixed);
+    if (elem == 0)
+        return -1;
+    lua_Integer n = etl_pg_array_len(L, idx);
+    if (n < 0 || n > INT32_MAX / 4)
+        return -1;
+    long long total = n > 0 ? 20 : 12;
+    int hasnull = 0;
+    for (lua_Integer i = 1; i <= n; i++) {
+        int null;
+        long long size = elem_size(L, idx, i, elem, &null);
+        if (size < 0)
+            return -1;
+        hasnull |= null;
+        total += 4 + size;
+        if (total > INT32_MAX)
+            return -1;
+    }
+    unsigned char *p = lua_newuserdatauv(L, (size_t)total, 0), *w = p + 12;
+    put32(p, n > 0 ? 1 : 0);
+    put32(p + 4, (uint32_t)hasnull);
+    put32(p + 8, elem);
+    if (n > 0) {
+        put32(w, (uint32_t)n);
+        put32(w + 4, 1);
+        w += 8;
+    }
+    for (lua_Integer i = 1; i <= n; i++) {
+        int t = lua_rawgeti(L, idx, i);
+        if (t == LUA_TNIL) {
+            put32(w, UINT32_MAX); /* -1: NULL */
+            w += 4;
+        } else if (elem == OID_INT4 || elem == OID_INT8) {
+            uint64_t v = (uint64_t)lua_tointeger(L, -1);
+            put32(w, (uint32_t)fixed);
+            if (elem == OID_INT8) {
+                put32(w + 4, (uint32_t)(v >> 32));
+                w += 4;
+            }
+            put32(w + 4, (uint32_t)v);
+            w += 8;
+        } else {
+            size_t len;
+            const char *s = lua_tolstring(L, -1, &len);
+            put32(w, (uint32_t)len);
+            memcpy(w + 4, s, len);
+            w += 4 + len;
+        }
+        lua_pop(L, 1);
+    }
+    return total;
+}
+
+long long etl_pg_binary_array(lua_State *L, int idx, unsigned type)
+{
+    return binary_array(L, lua_absindex(L, idx), (Oid)type);
+}
+
+/* Fills p from the nparams Lua values at first.. (types[i]: the server's type of parameter i,
+ * or NULL when unknown: no binary form). Converted values replace the originals on the stack,
+ * which keeps them alive until the call ends. Returns 0, or 3 with nil, msg, code pushed. */
+int etl_pg_params(lua_State *L, int first, int nparams, const Oid *types, struct etl_pg_params *p)
+{
+    size_t n = (size_t)nparams + 1;
+    char *mem = lua_newuserdatauv(L, n * (sizeof(char *) + 2 * sizeof(int)), 0);
+    p->values = (const char **)(void *)mem;
+    p->lengths = (int *)(void *)(mem + n * sizeof(char *));
+    p->formats = p->lengths + n;
+    p->binary = 0;
+    for (int i = 0; i < nparams; i++) {
+        int idx = first + i;
+        size_t len = 0;
+        p->lengths[i] = 0;
+        p->formats[i] = 0;
+        switch (lua_type(L, idx)) {
+        case LUA_TNIL:
+            p->values[i] = NULL;
+            continue;
+        case LUA_TBOOLEAN:
+            p->values[i] = lua_toboolean(L, idx) ? "true" : "false";
+            continue;
+        case LUA_TTABLE:
+            if (types != NULL) {
+                long long blen = binary_array(L, idx, types[i]);
+                if (blen >= 0) {
+                    p->values[i] = lua_touserdata(L, -1);
+                    lua_replace(L, idx);
+                    p->lengths[i] = (int)blen;
+                    p->formats[i] = 1;
+                    p->binary = 1;
+                    continue;
+                }
+            }
+            etl_pg_array_literal(L, idx);
+            lua_replace(L, idx);
+            break;
+        case LUA_TSTRING:
+        case LUA_TNUMBER:
+            break;
+        default:
+            return luaL_error(L, "bad parameter $%d (expected nil, string, number, boolean or array, "
+                                 "got %s)", i + 1, luaL_typename(L, idx));
+        }
+        p->values[i] = lua_tolstring(L, idx, &len); /* converts numbers in place on the stack */
+        if (memchr(p->values[i], '\0', len) != NULL) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "parameter $%d contains a NUL byte", i + 1);
+            lua_pushliteral(L, "22021");
+            return 3;
+        }
+    }
+    return 0;
+}
