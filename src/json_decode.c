@@ -17,6 +17,7 @@
  * Every refusal is `nil, "<what> at byte N"`, N counted from 1 as string.sub counts; the message
  * never quotes the input (bodies carry personal data). Only memory errors raise. */
 #include "etlua/json_internal.h"
+#include "etlua/json_lex.h"
 
 #include <locale.h>
 #include <math.h>
@@ -55,78 +56,20 @@ static void dec_skip_ws(struct dec *d)
         d->p++;
 }
 
-static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
-
-/* The value of 4 hex digits at p, or -1. */
-static long dec_hex4(const unsigned char *p)
-{
-    long v = 0;
-    for (int i = 0; i < 4; i++) {
-        unsigned char c = p[i];
-        int h;
-        if (c >= '0' && c <= '9')
-            h = c - '0';
-        else if (c >= 'a' && c <= 'f')
-            h = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            h = c - 'A' + 10;
-        else
-            return -1; /* also stops at the terminating NUL: no read past the end */
-        v = v * 16 + h;
-    }
-    return v;
-}
-
-static char *put_utf8(char *o, unsigned long cp)
-{
-    if (cp < 0x80) {
-        *o++ = (char)cp;
-    } else if (cp < 0x800) {
-        *o++ = (char)(0xC0 | (cp >> 6));
-        *o++ = (char)(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        *o++ = (char)(0xE0 | (cp >> 12));
-        *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-        *o++ = (char)(0x80 | (cp & 0x3F));
-    } else {
-        *o++ = (char)(0xF0 | (cp >> 18));
-        *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
-        *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-        *o++ = (char)(0x80 | (cp & 0x3F));
-    }
-    return o;
-}
-
 /* One escape; d->p is at the backslash. Writes the bytes at *o. Returns 0 or -1. */
 static int dec_escape(struct dec *d, char **o)
 {
     const unsigned char *bs = d->p;
-    unsigned char c = bs[1];
-    static const char plain[] = "\"\\/bfnrt";
-    static const char value[] = "\"\\/\b\f\n\r\t";
-    const char *hit = c ? strchr(plain, c) : NULL;
-    if (hit) {
-        *(*o)++ = value[hit - plain];
-        d->p = bs + 2;
+    int n = etl_json_unescape(bs, o);
+    if (n > 0) {
+        d->p = bs + n;
         return 0;
     }
-    if (c != 'u')
-        return dec_fail(d, bs, bs + 1 >= d->end ? "unexpected end of input" : "invalid escape");
-    long cp = dec_hex4(bs + 2);
-    if (cp < 0)
+    if (n == ETL_JSON_ESC_BAD_U)
         return dec_fail(d, bs, "invalid \\u escape");
-    d->p = bs + 6;
-    if (cp >= 0xDC00 && cp <= 0xDFFF)
+    if (n == ETL_JSON_ESC_SURROGATE)
         return dec_fail(d, bs, "lone surrogate in \\u escape");
-    if (cp >= 0xD800 && cp <= 0xDBFF) {
-        long lo = (bs[6] == '\\' && bs[7] == 'u') ? dec_hex4(bs + 8) : -1;
-        if (lo < 0xDC00 || lo > 0xDFFF)
-            return dec_fail(d, bs, "lone surrogate in \\u escape");
-        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-        d->p = bs + 12;
-    }
-    *o = put_utf8(*o, (unsigned long)cp);
-    return 0;
+    return dec_fail(d, bs, bs + 1 >= d->end ? "unexpected end of input" : "invalid escape");
 }
 
 /* Pushes the string whose opening quote is at d->p. Without escapes the input bytes are pushed
@@ -234,44 +177,18 @@ static int dec_bad_number(struct dec *d, const unsigned char *start)
                           : dec_fail(d, start, "invalid number");
 }
 
-/* Pushes the number at d->p: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+/* Pushes the number at d->p (the grammar: etl_json_scan_number). */
 static int dec_number(struct dec *d)
 {
     const unsigned char *start = d->p;
-    int neg = (*d->p == '-');
-    if (neg)
-        d->p++;
-    const unsigned char *digits = d->p;
-    if (!is_digit(*d->p))
+    int neg = (*d->p == '-'), flags;
+    d->p = etl_json_scan_number(start, &flags);
+    if (flags & ETL_JSON_NUM_LEADING_ZERO)
+        return dec_fail(d, start, "invalid number (leading zero)");
+    if (flags & ETL_JSON_NUM_BAD)
         return dec_bad_number(d, start);
-    if (*d->p == '0') {
-        d->p++;
-        if (is_digit(*d->p))
-            return dec_fail(d, start, "invalid number (leading zero)");
-    } else {
-        while (is_digit(*d->p))
-            d->p++;
-    }
-    const unsigned char *digits_end = d->p;
-    int is_float = 0;
-    if (*d->p == '.') {
-        d->p++;
-        if (!is_digit(*d->p))
-            return dec_bad_number(d, start);
-        while (is_digit(*d->p))
-            d->p++;
-        is_float = 1;
-    }
-    if (*d->p == 'e' || *d->p == 'E') {
-        d->p++;
-        if (*d->p == '+' || *d->p == '-')
-            d->p++;
-        if (!is_digit(*d->p))
-            return dec_bad_number(d, start);
-        while (is_digit(*d->p))
-            d->p++;
-        is_float = 1;
-    }
+    int is_float = flags & ETL_JSON_NUM_FLOAT;
+    const unsigned char *digits = start + neg, *digits_end = d->p;
     if (!is_float) {
         /* exact within [-2^63, 2^63 - 1]; beyond it the number is read as a float */
         const uint64_t limit = neg ? (uint64_t)1 << 63 : ((uint64_t)1 << 63) - 1;

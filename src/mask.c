@@ -315,12 +315,9 @@ static const luaL_Reg etl_mask_hasher_meta[] = {
 static int etl_mask_l_sha256_int64(lua_State *L); /* at the end of the file */
 
 static const luaL_Reg etl_mask_funcs[] = {
-    {"sha256_hex", etl_mask_l_sha256_hex},
-    {"sha256_int64", etl_mask_l_sha256_int64},
-    {"hmac_sha256_hex", etl_mask_l_hmac_sha256_hex},
-    {"new", etl_mask_l_new},
-    {"canonical_ip", etl_mask_l_canonical_ip},
-    {NULL, NULL},
+    {"sha256_hex", etl_mask_l_sha256_hex},           {"sha256_int64", etl_mask_l_sha256_int64},
+    {"hmac_sha256_hex", etl_mask_l_hmac_sha256_hex}, {"new", etl_mask_l_new},
+    {"canonical_ip", etl_mask_l_canonical_ip},       {NULL, NULL},
 };
 
 int luaopen_etlua_mask(lua_State *L)
@@ -360,7 +357,8 @@ static int etl_mask_l_sha256_int64(lua_State *L)
         d = d << 8 | md[i];
     for (int i = 8; i < 12; i++)
         bits = bits << 8 | md[i];
-    lua_pushinteger(L, (lua_Integer)d); /* two's complement (as Lua casts): bit 63 set -> negative */
+    lua_pushinteger(L,
+                    (lua_Integer)d); /* two's complement (as Lua casts): bit 63 set -> negative */
     lua_pushinteger(L, (lua_Integer)bits);
     return 2;
 }

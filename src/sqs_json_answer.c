@@ -12,9 +12,12 @@
  * most MAX_DEPTH nesting; raw control characters in strings are let through, as lua-cjson let
  * them through), copies only the fields the result has and checks and skips the rest. Answers are read defensively: a field of the wrong type
  * counts as absent (an integer counts as its digits); a repeated key counts once, the last one.
+ * The grammar it shares with the body decoder (escapes, numbers) is src/json_lex.c.
  * tests/c/test_sqs_codec.c reads the same answers as the query codec; fuzz_sqs_json feeds it
  * arbitrary bytes. */
 #include "etlua/sqs_codec.h"
+
+#include "etlua/json_lex.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -54,44 +57,6 @@ static int bad(struct rd *r)
     return -1;
 }
 
-static int hex4(const char *p)
-{
-    int v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
-        if (d < 0)
-            return -1;
-        v = v * 16 + d;
-    }
-    return v;
-}
-
-/* Writes code point cp (at most U+10FFFF) as UTF-8 at o; returns the end. A \u escape is 6
- * bytes of the answer and a pair 12, more than the 3 or 4 bytes written. */
-static char *put_utf8(char *o, unsigned long cp)
-{
-    if (cp < 0x80) {
-        *o++ = (char)cp;
-    } else if (cp < 0x800) {
-        *o++ = (char)(0xC0 | (cp >> 6));
-        *o++ = (char)(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        *o++ = (char)(0xE0 | (cp >> 12));
-        *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-        *o++ = (char)(0x80 | (cp & 0x3F));
-    } else {
-        *o++ = (char)(0xF0 | (cp >> 18));
-        *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
-        *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-        *o++ = (char)(0x80 | (cp & 0x3F));
-    }
-    return o;
-}
-
 /* The string at r->p (its opening quote), checked and decoded: *s, *n get its bytes, in the
  * answer itself when it has no escapes (the usual case), else in b. Returns 0 or -1. Control
  * characters are taken as they are (as lua-cjson, which read these answers before, took them);
@@ -126,54 +91,10 @@ static int decode(struct rd *r, struct scratch *b, const char **s, size_t *n)
             break;
         if (*p != '\\')
             return bad(r); /* the end of the text */
-        char c = p[1];
-        p += 2;
-        switch (c) {
-        case '"':
-            *o++ = '"';
-            break;
-        case '\\':
-            *o++ = '\\';
-            break;
-        case '/':
-            *o++ = '/';
-            break;
-        case 'b':
-            *o++ = '\b';
-            break;
-        case 'f':
-            *o++ = '\f';
-            break;
-        case 'n':
-            *o++ = '\n';
-            break;
-        case 'r':
-            *o++ = '\r';
-            break;
-        case 't':
-            *o++ = '\t';
-            break;
-        case 'u': {
-            int u = hex4(p);
-            if (u < 0)
-                return bad(r);
-            p += 4;
-            unsigned long cp = (unsigned long)u;
-            if (u >= 0xD800 && u <= 0xDBFF) { /* a high surrogate needs its low half */
-                int lo = p[0] == '\\' && p[1] == 'u' ? hex4(p + 2) : -1;
-                if (lo < 0xDC00 || lo > 0xDFFF)
-                    return bad(r);
-                cp = 0x10000 + (((unsigned long)u - 0xD800) << 10) + ((unsigned long)lo - 0xDC00);
-                p += 6;
-            } else if (u >= 0xDC00 && u <= 0xDFFF) {
-                return bad(r); /* a lone low surrogate */
-            }
-            o = put_utf8(o, cp);
-            break;
-        }
-        default:
+        int esc = etl_json_unescape((const unsigned char *)p, &o);
+        if (esc < 0)
             return bad(r);
-        }
+        p += esc;
         start = p;
         p += strcspn(p, "\"\\");
     }
@@ -208,38 +129,15 @@ static int str(struct rd *r, char **out)
     return *out ? 0 : -1;
 }
 
-/* The number at r->p, checked. *integral: written without fraction or exponent. */
+/* The number at r->p, checked (etl_json_scan_number). *integral: without fraction or exponent. */
 static int num(struct rd *r, int *integral)
 {
-    const char *p = r->p;
-    if (*p == '-')
-        p++;
-    if (*p == '0')
-        p++;
-    else if (*p >= '1' && *p <= '9')
-        while (*p >= '0' && *p <= '9')
-            p++;
-    else
+    int flags;
+    const char *end = (const char *)etl_json_scan_number((const unsigned char *)r->p, &flags);
+    if (flags & ETL_JSON_NUM_BAD)
         return bad(r);
-    *integral = 1;
-    if (*p == '.') {
-        *integral = 0;
-        if (!(*++p >= '0' && *p <= '9'))
-            return bad(r);
-        while (*p >= '0' && *p <= '9')
-            p++;
-    }
-    if (*p == 'e' || *p == 'E') {
-        *integral = 0;
-        p++;
-        if (*p == '+' || *p == '-')
-            p++;
-        if (!(*p >= '0' && *p <= '9'))
-            return bad(r);
-        while (*p >= '0' && *p <= '9')
-            p++;
-    }
-    r->p = p;
+    *integral = !(flags & ETL_JSON_NUM_FLOAT);
+    r->p = end;
     return 0;
 }
 
