@@ -198,8 +198,10 @@ int etl_pg_params(lua_State *L, int first, int nparams, const Oid *types, struct
         case LUA_TNUMBER:
             break;
         default:
-            return luaL_error(L, "bad parameter $%d (expected nil, string, number, boolean or array, "
-                                 "got %s)", i + 1, luaL_typename(L, idx));
+            return luaL_error(L,
+                              "bad parameter $%d (expected nil, string, number, boolean or array, "
+                              "got %s)",
+                              i + 1, luaL_typename(L, idx));
         }
         p->values[i] = lua_tolstring(L, idx, &len); /* converts numbers in place on the stack */
         if (memchr(p->values[i], '\0', len) != NULL) {
