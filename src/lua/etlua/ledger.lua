@@ -239,13 +239,14 @@ end
 -- integer, when they fit in 63 bits (a batch's send times span less than 2^(32 - log2 m) s, 194
 -- days for 200) and no two entries share (sent, seq); else (rare) with the comparator.
 local function order(S, Q, D, m)
-  local sorted = true
+  local sorted, s0, q0 = true, S[1], Q[1]
   for j = 2, m do
-    local s0, s1 = S[j - 1], S[j]
-    if s0 > s1 or (s0 == s1 and (Q[j - 1] > Q[j] or (Q[j - 1] == Q[j] and D[j - 1] > D[j]))) then
+    local s1, q1 = S[j], Q[j]
+    if s1 < s0 or (s1 == s0 and (q1 < q0 or (q1 == q0 and D[j] < D[j - 1]))) then
       sorted = false
       break
     end
+    s0, q0 = s1, q1
   end
   if sorted then return nil end
   local smin, smax = S[1], S[1]
