@@ -228,6 +228,24 @@ describe("etlua.source (SQS) with a fake client", function()
     end)
   end)
 
+  it("acknowledging the later batch in hand first leaves the earlier one held", function()
+    with_source(function(source, h)
+      local client = F.client { bodies = bodies(30), host = h }
+      local src = open(source, client, { receive_concurrency = 4 })
+      local first = src:next_batch(10, 0, 1)
+      for _ = 1, 5 do src:tend(1) end
+      local second = src:take_ready(10)
+      src:ack(second)
+      local held = src:held()
+      assert.equals(20, #held)                 -- the first batch, then the buffer
+      assert.equals("m1", held[1].id)
+      assert.equals("m21", held[11].id)
+      src:ack(first)
+      assert.equals(10, #src:held())
+      assert.is_nil(src.in_hand)
+    end)
+  end)
+
   it("tend() as the commit's wait hook calls it (no argument): long polls of the last next_batch", function()
     with_source(function(source, h)
       local client = F.client { bodies = bodies(100), host = h }

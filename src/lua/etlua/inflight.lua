@@ -27,6 +27,10 @@ local KINDS = {
   visibility = { start = "start_change_visibility_batch" },
 }
 
+-- A batch entry's id is its position, as text ("1".."10"): settle maps a failed entry back.
+local ENTRY_IDS = {}
+for i = 1, 10 do ENTRY_IDS[i] = tostring(i) end
+
 local Tracker = {}
 Tracker.__index = Tracker
 
@@ -52,7 +56,7 @@ end
 -- Starts req now. Returns false when the client had no free slot (req is then waiting).
 function Tracker:launch(req)
   local entries = {}
-  for i, m in ipairs(req.messages) do entries[i] = { id = tostring(i), receipt = m.receipt } end
+  for i, m in ipairs(req.messages) do entries[i] = { id = ENTRY_IDS[i], receipt = m.receipt } end
   local start = self.client[KINDS[req.kind].start]
   local token, err, code
   if req.kind == "visibility" then

@@ -366,13 +366,25 @@ end
 -- The deletes complete in the background; a failed entry is logged by id (never by body): SQS
 -- redelivers that message and the ledger makes the redelivery harmless.
 function Sqs:ack(messages)
-  for _, m in ipairs(messages) do m.acked = true end
-  if self.in_hand then
-    local left = {}
-    for _, m in ipairs(self.in_hand) do
-      if not m.acked then left[#left + 1] = m end
+  local n, hand = #messages, self.in_hand
+  for i = 1, n do messages[i].acked = true end
+  if hand then
+    -- batches are acknowledged in the order they were taken: the usual case is the head of
+    -- the batches in hand, shifted out in one move (nils past the end)
+    local head = n <= #hand
+    for i = 1, head and n or 0 do
+      if hand[i] ~= messages[i] then head = false break end
     end
-    self.in_hand = left[1] and left or nil
+    if head then
+      table.move(hand, n + 1, #hand + n, 1)
+    else
+      local left = {}
+      for _, m in ipairs(hand) do
+        if not m.acked then left[#left + 1] = m end
+      end
+      hand = left
+    end
+    self.in_hand = hand[1] and hand or nil
   end
   for i = 1, #messages, 10 do
     local chunk = table.move(messages, i, math.min(i + 9, #messages), 1, {})
