@@ -221,29 +221,72 @@ static int dec_number(struct dec *d)
 
 static int dec_value(struct dec *d, int depth);
 
+/* Arrays and objects are sized once: their first DEC_HELD elements (or key/value pairs) wait
+ * on the Lua stack until the container closes or that many are read, then the table is made
+ * with room for them and they move in. A table filled from empty instead grows at every power
+ * of two, each time rehashing what it holds (a login body's 6 keys: 4 rehashes, a quarter of
+ * its decoding). Elements past DEC_HELD go straight into the table. The stack room this takes
+ * (at most 2 * DEC_HELD + 8 slots per open container, checked as each opens) stays far below
+ * Lua's stack limit at the depth limit. */
+#define DEC_HELD 32
+
+/* Moves the n values (arrays: step 1, from index next) or pairs (objects: step 2) held above
+ * the placeholder at t into its table, made first when *made is 0. */
+static void dec_flush(lua_State *L, int t, int n, int pairs, lua_Integer *next, int *made,
+                      int mt_idx)
+{
+    if (!*made) {
+        lua_createtable(L, pairs ? 0 : n, pairs ? n : 0);
+        if (!pairs) {
+            lua_pushvalue(L, mt_idx);
+            lua_setmetatable(L, -2);
+        }
+        lua_replace(L, t);
+        *made = 1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (pairs) {
+            lua_pushvalue(L, t + 1 + 2 * i);
+            lua_pushvalue(L, t + 2 + 2 * i);
+            lua_rawset(L, t);
+        } else {
+            lua_pushvalue(L, t + 1 + i);
+            lua_rawseti(L, t, (*next)++);
+        }
+    }
+    lua_settop(L, t);
+}
+
 /* Pushes the array whose '[' is at d->p; depth counts it. */
 static int dec_array(struct dec *d, int depth)
 {
     lua_State *L = d->L;
-    luaL_checkstack(L, 4, "json.decode: nesting");
-    lua_createtable(L, 0, 0);
-    lua_pushvalue(L, d->mt_idx);
-    lua_setmetatable(L, -2);
+    luaL_checkstack(L, DEC_HELD + 8, "json.decode: nesting");
     d->p++;
     dec_skip_ws(d);
+    lua_pushnil(L); /* the placeholder of the table */
+    int t = lua_gettop(L), held = 0, made = 0;
+    lua_Integer next = 1;
     if (*d->p == ']') {
         d->p++;
+        dec_flush(L, t, 0, 0, &next, &made, d->mt_idx);
         return 0;
     }
-    for (lua_Integer i = 1;; i++) {
+    for (;;) {
         if (dec_value(d, depth) < 0)
             return -1;
-        lua_rawseti(L, -2, i);
+        if (made) {
+            lua_rawseti(L, t, next++);
+        } else if (++held == DEC_HELD) {
+            dec_flush(L, t, held, 0, &next, &made, d->mt_idx);
+        }
         dec_skip_ws(d);
         if (*d->p == ',') {
             d->p++;
         } else if (*d->p == ']') {
             d->p++;
+            if (!made)
+                dec_flush(L, t, held, 0, &next, &made, d->mt_idx);
             return 0;
         } else {
             return dec_expected(d, "expected ',' or ']'");
@@ -251,16 +294,20 @@ static int dec_array(struct dec *d, int depth)
     }
 }
 
-/* Pushes the object whose '{' is at d->p; depth counts it. */
+/* Pushes the object whose '{' is at d->p; depth counts it. Duplicate keys: the last one wins
+ * (pairs move into the table in the order they were read). */
 static int dec_object(struct dec *d, int depth)
 {
     lua_State *L = d->L;
-    luaL_checkstack(L, 4, "json.decode: nesting");
-    lua_createtable(L, 0, 0);
+    luaL_checkstack(L, 2 * DEC_HELD + 8, "json.decode: nesting");
     d->p++;
     dec_skip_ws(d);
+    lua_pushnil(L); /* the placeholder of the table */
+    int t = lua_gettop(L), held = 0, made = 0;
+    lua_Integer unused = 0;
     if (*d->p == '}') {
         d->p++;
+        dec_flush(L, t, 0, 1, &unused, &made, d->mt_idx);
         return 0;
     }
     for (;;) {
@@ -275,12 +322,18 @@ static int dec_object(struct dec *d, int depth)
         d->p++;
         if (dec_value(d, depth) < 0)
             return -1;
-        lua_rawset(L, -3);
+        if (made) {
+            lua_rawset(L, t);
+        } else if (++held == DEC_HELD) {
+            dec_flush(L, t, held, 1, &unused, &made, d->mt_idx);
+        }
         dec_skip_ws(d);
         if (*d->p == ',') {
             d->p++;
         } else if (*d->p == '}') {
             d->p++;
+            if (!made)
+                dec_flush(L, t, held, 1, &unused, &made, d->mt_idx);
             return 0;
         } else {
             return dec_expected(d, "expected ',' or '}'");
