@@ -160,31 +160,73 @@ describe("etlua.ledger entries", function()
 
   it("claims in (sent, seq, digest) order, each entry as its key gives it, whatever the batch's order", function()
     local file = ("cd"):rep(16)
+    -- n items made by item(i), in that order
+    local function build(n, item)
+      local t = {}
+      for i = 1, n do t[i] = item(i) end
+      return t
+    end
     local batches = {
       -- SQS: send times a few seconds apart, shuffled
-      function() local t = {}; for i = 1, 200 do t[i] = { id = "m-" .. i, sent_ms = 1.8e12 + (i * 7919) % 5000, row = {} } end; return shuffle(t, 1) end,
+      function()
+        return shuffle(build(200, function(i)
+          return { id = "m-" .. i, sent_ms = 1.8e12 + (i * 7919) % 5000, row = {} }
+        end), 1)
+      end,
       -- the same key twice in a batch
-      function() local t = {}; for i = 1, 50 do t[i] = { id = "w-" .. i, sent_ms = 1.8e12 + (i * 7919) % 5000, reject = {} } end
-        t[51] = { id = "w-3", sent_ms = t[3].sent_ms, reject = {} }; return shuffle(t, 2) end,
+      function()
+        local t = build(50, function(i)
+          return { id = "w-" .. i, sent_ms = 1.8e12 + (i * 7919) % 5000, reject = {} }
+        end)
+        t[51] = { id = "w-3", sent_ms = t[3].sent_ms, reject = {} }
+        return shuffle(t, 2)
+      end,
       -- send times ~5 years apart
-      function() local t = {}; for i = 1, 50 do t[i] = { id = "y-" .. i, sent_ms = 1.8e12 + (i % 7) * 3e10, row = {} } end; return shuffle(t, 5) end,
+      function()
+        return shuffle(build(50, function(i)
+          return { id = "y-" .. i, sent_ms = 1.8e12 + (i % 7) * 3e10, row = {} }
+        end), 5)
+      end,
       -- --input lines in order (their messages carrying file and line, as etlua.source makes
       -- them, or not), then backwards, with a drop and a reject
-      function() local t = {}; for i = 1, 200 do t[i] = { id = "input:" .. file .. ":" .. i, row = {} }
-          if i % 3 > 0 then t[i].message = { id = t[i].id, input_file = file, input_line = i } end end
-        t[5].drop, t[5].row, t[6].reject = true, nil, {}; return t end,
-      function() local t = {}; for i = 1, 200 do t[i] = { id = "input:" .. file .. ":" .. (1000 - i), row = {} } end; return t end,
+      function()
+        local t = build(200, function(i)
+          local item = { id = "input:" .. file .. ":" .. i, row = {} }
+          if i % 3 > 0 then item.message = { id = item.id, input_file = file, input_line = i } end
+          return item
+        end)
+        t[5].drop, t[5].row, t[6].reject = true, nil, {}
+        return t
+      end,
+      function()
+        return build(200, function(i) return { id = "input:" .. file .. ":" .. (1000 - i), row = {} } end)
+      end,
       -- stdin lines and SNS keys mixed
-      function() local t = {}; for i = 1, 60 do t[i] = { id = "sqs-" .. i, key = (i % 2 == 0) and ("stdin:1:" .. i) or ("sns-" .. i),
-        sent_ms = (i % 3 == 0) and (1.8e12 + i) or nil, row = {} } end; return shuffle(t, 3) end,
+      function()
+        return shuffle(build(60, function(i)
+          return { id = "sqs-" .. i, key = (i % 2 == 0) and ("stdin:1:" .. i) or ("sns-" .. i),
+                   sent_ms = (i % 3 == 0) and (1.8e12 + i) or nil, row = {} }
+        end), 3)
+      end,
       -- stdin lines with their messages; messages whose id is not the key (an envelope's) ignored
-      function() local t = {}; for i = 1, 30 do t[i] = { id = "stdin:9:" .. i, row = {} }
-          t[i].message = { id = t[i].id, input_line = i } end
-        for i = 31, 60 do t[i] = { id = "q-" .. i, key = "input:" .. file .. ":" .. i, row = {},
-          message = { id = "q-" .. i, input_file = ("00"):rep(16), input_line = 1 } } end; return shuffle(t, 6) end,
+      function()
+        local t = build(30, function(i)
+          return { id = "stdin:9:" .. i, row = {}, message = { id = "stdin:9:" .. i, input_line = i } }
+        end)
+        for i = 31, 60 do
+          t[i] = { id = "q-" .. i, key = "input:" .. file .. ":" .. i, row = {},
+                   message = { id = "q-" .. i, input_file = ("00"):rep(16), input_line = 1 } }
+        end
+        return shuffle(t, 6)
+      end,
       -- equal (sent, seq), digests apart: the lines of two files (one stamp here), two stdin runs
-      function() local t = {}; for i = 1, 40 do t[i] = { id = "input:" .. (i % 2 == 0 and file or ("ef"):rep(16)) .. ":" .. (i // 2), row = {} } end
-        for i = 41, 80 do t[i] = { id = "stdin:" .. (i % 2) .. ":" .. (i // 2), row = {} } end; return shuffle(t, 4) end,
+      function()
+        local t = build(40, function(i)
+          return { id = "input:" .. (i % 2 == 0 and file or ("ef"):rep(16)) .. ":" .. (i // 2), row = {} }
+        end)
+        for i = 41, 80 do t[i] = { id = "stdin:" .. (i % 2) .. ":" .. (i // 2), row = {} } end
+        return shuffle(t, 4)
+      end,
     }
     for b, make in ipairs(batches) do
       local l, db = fake_ledger(QUEUE)
@@ -198,7 +240,8 @@ describe("etlua.ledger entries", function()
       for _, item in ipairs(items) do
         local key = item.key or item.id
         local ms = item.sent_ms and item.sent_ms % 1000
-        local s = item.sent_ms and (item.sent_ms // 1000 - ledger.EPOCH) or (key:find("^input:") and NOW_S - 10 or l.stamp)
+        local s = item.sent_ms and (item.sent_ms // 1000 - ledger.EPOCH)
+          or (key:find("^input:") and NOW_S - 10 or l.stamp)
         local q, d = reference(l.queue, key, ms)
         local o = item.drop and "d" or (item.reject and "j" or "r")
         local e = table.concat({ math.tointeger(s), q, d, o }, ":")
