@@ -24,7 +24,7 @@
 # The script says which one it used. Everything is torn down by a trap.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-N=50000 ROUNDS=3 DELAY=10 CONC= ONLY=etlua
+N=50000 ROUNDS=3 DELAY=10 CONC='' ONLY=etlua
 USAGE='usage: bench/netem.sh [N] [--rounds R] [--delay-ms D] [--concurrency C] [--only etlua,bare,tuned] [--fsync-off]'
 while [ $# -gt 0 ]; do
     case "$1" in

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # bench/rss.sh [N ...] (default: 100000 1000000)
 #
-# etlua's memory while draining N messages, for each N given. Starts Postgres and fauxqs and
-# runs etlua under /usr/bin/time, sampling its /proc/PID/status every second: VmRSS (now) and
-# VmHWM (peak). Prints peak RSS per N and the RSS after 10%, 50% and 90% of the rows were written
+# etlua's memory while draining N messages, for each N given. Starts Postgres (production
+# defaults: fsync, synchronous_commit, full_page_writes on; BENCH_FSYNC_OFF=1 for the fast test
+# server, recorded in the results as "postgres") and fauxqs and runs etlua under /usr/bin/time,
+# sampling its /proc/PID/status every second: VmRSS (now) and VmHWM (peak). Prints peak RSS per N and the RSS after 10%, 50% and 90% of the rows were written
 # (flat = not growing with N); checks rows == N and an empty queue. Writes
 # bench/results/<UTC>-rss.json with the samples.
 #
@@ -94,11 +95,12 @@ print(json.dumps({"n": int(n), "wall_s": float(wall), "cpu_s": float(user) + flo
 PYEOF
     log "N=$n: ${wall}s wall, peak RSS $((maxrss / 1024)) MiB, rows $got, queue '$d', ok=$ok"
 done
-"$PY" - "$WORK/all.jsonl" "$out" "$(git describe --always --dirty)" <<'PYEOF'
+"$PY" - "$WORK/all.jsonl" "$out" "$(git describe --always --dirty)" "$(pg_mode)" <<'PYEOF'
 import json, sys, platform, os
 runs = [json.loads(l) for l in open(sys.argv[1])]
-json.dump({"host": platform.node(), "cpus": os.cpu_count(), "git": sys.argv[3], "runs": runs},
-          open(sys.argv[2], "w"), indent=1)
+json.dump({"host": platform.node(), "cpus": os.cpu_count(), "git": sys.argv[3], "postgres": sys.argv[4],
+           "runs": runs}, open(sys.argv[2], "w"), indent=1)
+print(f"\nPostgres: {sys.argv[4]}")
 print("\n| N | wall s | msgs/s | peak RSS MiB (VmHWM) | RSS at 10% / 50% / 90% MiB | ok |")
 print("|---:|---:|---:|---:|---|---|")
 for r in runs:

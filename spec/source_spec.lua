@@ -262,6 +262,85 @@ describe("etlua.source (SQS) with a fake client", function()
     end)
   end)
 
+  -- The receive window (etlua.receive_window) as the source drives it.
+  local function receives_in_flight(client)
+    local n = 0
+    for _, r in ipairs(client.requests) do if r.kind == "receive" then n = n + 1 end end
+    return n
+  end
+
+  it("grows the receives in flight while a waiting consumer gets full answers, up to the ceiling", function()
+    with_source(function(source, h)
+      local client = F.client { bodies = bodies(3000), host = h }
+      local most = 0
+      local start = client.start_receive
+      function client.start_receive(c, ...)
+        local token, err, code = start(c, ...)
+        most = math.max(most, receives_in_flight(c))
+        return token, err, code
+      end
+      local src = open(source, client, { receive_concurrency = 20 })
+      local window = require "etlua.receive_window"
+      assert.equals(window.START, src.window:size())
+      for _ = 1, 3 do src:ack(src:next_batch(200, 500, 1)) end
+      assert.equals(20, src.window.peak)
+      assert.equals(20, most)                 -- the ceiling, never more
+    end)
+  end)
+
+  it("shrinks to one long poll while the queue answers empty", function()
+    with_source(function(source, h)
+      local client = F.client { host = h }
+      local src = open(source, client, { receive_concurrency = 64 })
+      for _ = 1, 10 do
+        local batch, drained = src:next_batch(10, 50, 1)
+        assert.same({}, batch)
+        assert.is_true(drained)
+      end
+      assert.equals(1, src.window:size())
+      local before = client.calls.start_receive
+      src:next_batch(10, 50, 1)
+      assert.equals(1, client.calls.start_receive - before)
+    end)
+  end)
+
+  it("shrinks the receives while the prefetch stays two batches ahead of what is taken", function()
+    with_source(function(source, h)
+      local client = F.client { bodies = bodies(3000), host = h }
+      local src = open(source, client, { receive_concurrency = 20 })
+      src:ack(src:next_batch(200, 500, 1))    -- a consumer of 200 at a time: grows to the ceiling
+      local peak = src.window:size()
+      assert.equals(20, peak)
+      for _ = 1, 10 do                        -- then one of 10 a round
+        src:tend()
+        src:ack(src:take_ready(10))
+      end
+      assert.is_true(src.window:size() < peak)
+      assert.is_true(#src.buffer >= 20)       -- still two batches at hand: nothing starved
+    end)
+  end)
+
+  it("deletes that wait for a request slot get the freed slots before any new receive", function()
+    with_source(function(source, h)
+      local client = F.client { bodies = bodies(600), host = h, max_inflight = 10 }
+      local src = open(source, client, { receive_concurrency = 10 })
+      local batch = src:next_batch(200, 500, 1)
+      assert.equals(200, #batch)
+      src:ack(batch)                          -- 20 deletes: 10 slots, the rest wait
+      assert.equals(10, #src.tracker.waiting)
+      src:tend()                              -- the first 10 answered: their slots go to the rest
+      assert.equals(100, #client.deleted)
+      assert.equals(0, #src.tracker.waiting)
+      assert.equals(10, src.tracker:flying_count())
+      assert.equals(0, receives_in_flight(client))
+      src:tend()
+      assert.equals(200, #client.deleted)
+      local buffered = #src.buffer
+      src:tend()                              -- then the receives go on
+      assert.is_true(#src.buffer > buffered)
+    end)
+  end)
+
   it("on a stop, releases the prefetch and an unacknowledged batch (visibility 0), latest first", function()
     with_source(function(source, h)
       local client = F.client { bodies = bodies(30), host = h }

@@ -115,14 +115,17 @@ end
 -- keys) are read by the functions below, and KNOWN lists every name for the script's defaults.
 M.VARIABLES = {
   -- 200: the receive pipeline keeps its long polls in flight while a batch commits only while
-  -- the prefetch limit, max(batch, 10 x concurrency), leaves room (bench/README.md).
+  -- the prefetch limit (two batches + 10 x the receives in flight, etlua.source) leaves room.
   { "ETLUA_BATCH_SIZE", "integer", 200, 1, 100000 },
   { "ETLUA_BATCH_MAX_WAIT_MS", "integer", 500, 0, 600000 },
   { "ETLUA_OUTAGE_SECONDS", "integer", 300, 0, 86400 },
   { "ETLUA_RETRY_ATTEMPTS", "integer", 8, 1, 1000 },
   { "ETLUA_WAIT_SECONDS", "integer", 20, 0, 20 },
   { "ETLUA_DRAIN_WAIT_SECONDS", "integer", 1, 0, 20 },
-  -- 64 receives in flight: latency-bound at a distance, no cost on loopback (bench/README.md).
+  -- The most ReceiveMessage long polls in flight: the number in flight adapts below it
+  -- (etlua.receive_window: grows while full answers meet a waiting batch, shrinks on empty
+  -- answers and on a prefetch two batches ahead); 64 covers 20 ms of round trip at the rates
+  -- etlua reaches (bench/netem.sh).
   { "ETLUA_RECEIVE_CONCURRENCY", "integer", 64, 1, 64 },
   { "ETLUA_SQS_PROTOCOL", "choice", "auto", { "auto", "json", "query" }, key = "protocol" },
   { "ETLUA_SYNCHRONOUS_COMMIT", "choice", "on", { "on", "remote_apply", "remote_write", "local", "off" } },

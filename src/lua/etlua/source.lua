@@ -20,6 +20,7 @@ local fail = require "etlua.fail"
 local retry = require "etlua.retry"
 local telemetry = require "etlua.telemetry"
 local inflight = require "etlua.inflight"
+local receive_window = require "etlua.receive_window"
 local heartbeat = require "etlua.heartbeat"
 local queue_depth = require "etlua.queue_depth"
 
@@ -29,9 +30,14 @@ local M = {}
 local Sqs = {}
 Sqs.__index = Sqs
 
--- Request slots of the client: every receive in flight (<= 64) plus room for the deletes and
--- visibility changes of a batch and its prefetch.
+-- Request slots of the client: every receive in flight (<= 64, the ceiling of the receive window)
+-- plus room for the deletes and visibility changes of a batch and its prefetch. Deletes are not
+-- held to a number of their own: each starts as soon as its batch has committed, on any slot the
+-- receives do not hold, and a freed slot goes to a waiting delete before any new receive (pump
+-- starts the tracker's waiting requests before the next fill).
 local MAX_INFLIGHT = 128
+-- Messages a ReceiveMessage asks for: SQS's most.
+local RECEIVE_MAX = 10
 -- FIFO: a batch is taken once a poll of this long brings nothing more (see next_batch).
 local QUIET_MS = 1
 
@@ -84,7 +90,7 @@ function M.sqs(cfg, log, new_client)
   self.retention = M.retention_of(attrs)
   self.protocol = protocol
   self.fifo = is_fifo(cfg.queue_url)
-  self.concurrency = cfg.receive_concurrency or 8
+  self.window = receive_window.new(cfg.receive_concurrency or 8, { fixed = self.fifo })
   self.buffer, self.kept, self.receiving, self.empty_polls, self.failures = {}, {}, 0, 0, 0
   self.deleted = 0
   self.tracker = inflight.new(self.client)
@@ -104,9 +110,10 @@ function M.sqs(cfg, log, new_client)
 end
 
 -- The receive pipeline ------------------------------------------------------------------------
--- Up to `concurrency` ReceiveMessage long polls are kept in flight (curl multi, in etlua.sqs) and
--- feed a bounded prefetch buffer; next_batch takes a batch from it. Deletes are started after
--- the commit and complete in the background (pump collects them).
+-- Up to the receive window's size of ReceiveMessage long polls are kept in flight (curl multi, in
+-- etlua.sqs; the size adapts, etlua.receive_window) and feed a bounded prefetch buffer (two
+-- batches plus 10 messages a receive of the window); next_batch takes a batch from it. Deletes are
+-- started after the commit and complete in the background (pump collects them).
 --
 -- Drained: on a standard queue, one long poll coming back empty, with nothing else in flight or
 -- buffered, means the queue is empty. A FIFO queue answers empty also while every group with
@@ -181,6 +188,7 @@ function Sqs:pump(timeout_ms)
           if self.failures > 0 then telemetry.ready(true) end
           self.failures = 0
           local now = host.now_ms()
+          self.window:answered(#done.result, RECEIVE_MAX, #self.buffer < (self.batch_max or 0))
           for _, m in ipairs(done.result) do
             m.received_ms = now
             self.buffer[#self.buffer + 1] = m
@@ -233,28 +241,33 @@ function Sqs:failed(err, code)
   return true
 end
 
--- Starts receives until `concurrency` are in flight or the buffer holds `limit` messages.
+-- Starts receives until the window's size are in flight or the buffer and the receives in flight
+-- reach the prefetch limit: two batches (the next one, and the one after it that the runner takes
+-- while the next commits) plus 10 messages a receive of the window.
 -- "busy" (every request slot taken): try again at the next round; any other code is an error.
 --
--- On a FIFO queue fewer receives are useful: SQS hands out a group's next message only once the
+-- On a FIFO queue the window stays at its ceiling and fewer receives are useful: SQS hands out a group's next message only once the
 -- one before is deleted, so each message we hold (buffered, in hand, being deleted) stands for at
 -- most one message to come, and a receive brings up to 10. Two more than those keep finding the
 -- groups not yet seen. More would only come back empty: every delete wakes every waiting long
 -- poll (with one group, 64 empty answers per message).
 function Sqs:receives_wanted()
-  if not self.fifo then return self.concurrency end
+  if not self.fifo then return self.window:size() end
   local held = #self.buffer + (self.deleting or 0)
   for _, m in ipairs(self.in_hand or {}) do
     if not m.acked then held = held + 1 end
   end
-  return math.min(self.concurrency, 2 + (held + 9) // 10)
+  return math.min(self.window:size(), 2 + (held + 9) // 10)
 end
 
 function Sqs:fill(wait_seconds)
   if self.retry_at and host.mono() < self.retry_at then return true end  -- backing off
   local want = self:receives_wanted()
-  while self.receiving < want and #self.buffer + 10 * self.receiving < self.limit do
-    local token, err, code = self.client:start_receive(10, wait_seconds)
+  -- room for whole batches plus every receive of the window, so the long polls keep running
+  -- while a batch is being committed (a limit of max(batch, 10 x receives) starved them)
+  local limit = 2 * self.batch_max + RECEIVE_MAX * self.window:size()
+  while self.receiving < want and #self.buffer + RECEIVE_MAX * self.receiving < limit do
+    local token, err, code = self.client:start_receive(RECEIVE_MAX, wait_seconds)
     if not token then
       if code == "busy" then return true end
       return nil, err, code
@@ -280,10 +293,8 @@ end
 -- After a stop signal it returns no messages (the buffer is released by flush).
 function Sqs:next_batch(max, max_wait_ms, wait_seconds)
   if self.fatal then return nil, self.fatal[1], self.fatal[2] end
-  self.wait_seconds = wait_seconds   -- tend's, between batches
-  -- room for a whole batch plus every receive in flight, so the long polls keep running while
-  -- a batch is being committed (with max(batch, 10 x concurrency) a large batch starved them)
-  self.limit = max + 10 * self.concurrency
+  self.wait_seconds, self.batch_max = wait_seconds, max   -- tend's, between batches
+  self.window:wanted(#self.buffer >= max)
   self:keep_unacknowledged()
   local fifo_rule = self.fifo and not self.no_ack
   local first, quiet
@@ -325,6 +336,7 @@ end
 function Sqs:take(n)
   local batch = table.move(self.buffer, 1, n, 1, {})
   table.move(self.buffer, n + 1, #self.buffer + n, 1)  -- shift the rest down (nils past the end)
+  self.window:took(#self.buffer, self.batch_max)
   local in_hand = self.in_hand or {}
   table.move(batch, 1, n, #in_hand + 1, in_hand)
   self.in_hand = in_hand
@@ -341,8 +353,11 @@ end
 -- can come before they are themselves committed and deleted.
 function Sqs:take_ready(max)
   if host.stopping() or self.fatal then return nil end
+  self.batch_max = max
   local n = self.fifo and math.min(max, #self.buffer) or max
-  if n == 0 or #self.buffer < n then return nil end
+  local ready = n > 0 and #self.buffer >= n
+  self.window:wanted(ready)
+  if not ready then return nil end
   return self:take(n), false
 end
 
