@@ -1,8 +1,11 @@
 -- spec/receive_window_spec.lua: etlua.receive_window, the number of ReceiveMessage long polls the
--- SQS source keeps in flight: grows while full answers meet a waiting consumer, shrinks on empty
--- answers and on a prefetch two batches ahead, stays within 1..ceiling; fixed for FIFO queues.
+-- SQS source keeps in flight: grows while prompt full answers meet a waiting consumer, shrinks on
+-- empty answers and on a prefetch two batches ahead, halves on late answers or a late receive in
+-- flight, stays within 1..ceiling; fixed for FIFO queues.
 -- (The source driving it with a fake client: spec/source_spec.lua.)
 local window = require "etlua.receive_window"
+
+local T = 100.0   -- a monotonic clock, seconds
 
 describe("etlua.receive_window", function()
   it("starts at START, or at the ceiling when that is lower", function()
@@ -12,39 +15,40 @@ describe("etlua.receive_window", function()
     assert.has_error(function() window.new(0) end)
   end)
 
-  it("grows one per full answer while the consumer waits and the buffer is short of a batch", function()
+  it("grows one per prompt full answer while the consumer waits and the buffer is short of a batch", function()
     local w = window.new(64)
     w:wanted(false)
-    for _ = 1, 8 do w:answered(10, 10, true) end   -- one round trip of 8 full answers
-    assert.equals(16, w:size())                    -- doubled
-    for _ = 1, 16 do w:answered(10, 10, true) end
+    for _ = 1, 8 do w:answered(10, 10, true, 0.002, T) end   -- one round trip of 8 full answers
+    assert.equals(16, w:size())                              -- doubled
+    for _ = 1, 16 do w:answered(10, 10, true, 0.002, T) end
     assert.equals(32, w:size())
   end)
 
-  it("does not grow when the consumer is served, the buffer holds a batch, or the answer is partial", function()
+  it("no growth for a served consumer, a buffered batch, a partial answer, an unknown round trip", function()
     local w = window.new(64)
     w:wanted(true)                                 -- the buffer held the batch asked for
-    w:answered(10, 10, true)
+    w:answered(10, 10, true, 0.002, T)
     assert.equals(8, w:size())
     w:wanted(false)
-    w:answered(10, 10, false)                      -- a batch is buffered again: no more needed
-    w:answered(7, 10, true)                        -- the queue had less than asked: more would not help
+    w:answered(10, 10, false, 0.002, T)            -- a batch is buffered again: no more needed
+    w:answered(7, 10, true, 0.002, T)              -- the queue had less than asked: more would not help
+    w:answered(10, 10, true, nil, T)               -- came while etlua was busy: no verdict
     assert.equals(8, w:size())
   end)
 
   it("never passes the ceiling, never goes below 1", function()
     local w = window.new(12)
     w:wanted(false)
-    for _ = 1, 100 do w:answered(10, 10, true) end
+    for _ = 1, 100 do w:answered(10, 10, true, 0.002, T) end
     assert.equals(12, w:size())
     assert.equals(12, w.peak)
-    for _ = 1, 100 do w:answered(0, 10, true) end
+    for _ = 1, 100 do w:answered(0, 10, true, 0.002, T) end
     assert.equals(1, w:size())
   end)
 
   it("shrinks one per empty answer (an idle queue ends with one long poll)", function()
     local w = window.new(64, { start = 40 })
-    for _ = 1, 10 do w:answered(0, 10, true) end
+    for _ = 1, 10 do w:answered(0, 10, true, nil, T) end
     assert.equals(30, w:size())
   end)
 
@@ -57,13 +61,53 @@ describe("etlua.receive_window", function()
     assert.equals(38, w:size())
   end)
 
-  it("a fixed window (FIFO) stays at its ceiling", function()
+  it("measures promptness and lateness against the fastest round trip seen", function()
+    local w = window.new(64)
+    w:wanted(false)
+    w:answered(10, 10, true, 0.002, T)             -- the floor: 2 ms
+    assert.equals(9, w:size())
+    w:answered(10, 10, true, 0.053, T)             -- within 2 x floor + 50 ms: prompt
+    assert.equals(10, w:size())
+    w:answered(10, 10, true, 0.150, T)             -- neither prompt nor late: kept
+    assert.equals(10, w:size())
+    local far = window.new(64)                     -- 20 ms of round trip is no lateness
+    far:wanted(false)
+    for _ = 1, 8 do far:answered(10, 10, true, 0.021, T) end
+    for _ = 1, 8 do far:answered(10, 10, true, 0.090, T) end   -- 2 x 21 ms + 50 ms: still prompt
+    assert.equals(24, far:size())
+  end)
+
+  it("halves on a late answer, once a round trip", function()
+    local w = window.new(64, { start = 40 })
+    w:answered(10, 10, true, 0.002, T)
+    w:answered(10, 10, true, 0.260, T)             -- past 4 x floor + 250 ms: late
+    assert.equals(20, w:size())
+    w:answered(10, 10, true, 0.900, T + 0.5)       -- sent before the cut: no second halving
+    assert.equals(20, w:size())
+    w:answered(10, 10, true, 0.300, T + 0.5)       -- a round trip after the cut: halved again
+    assert.equals(10, w:size())
+  end)
+
+  it("a receive in flight past lateness halves the window and holds new receives", function()
+    local w = window.new(64, { start = 40 })
+    assert.is_false(w:overdue(5, T))               -- nothing measured yet: no floor, never late
+    w:answered(10, 10, true, 0.002, T)
+    assert.is_false(w:overdue(0.2, T))
+    assert.is_true(w:overdue(0.3, T))
+    assert.equals(20, w:size())
+    assert.is_true(w:overdue(0.4, T + 0.1))        -- the same late ones: held, not halved again
+    assert.equals(20, w:size())
+  end)
+
+  it("a fixed window (FIFO) stays at its ceiling and is never overdue", function()
     local w = window.new(16, { fixed = true })
     assert.equals(16, w:size())
     w:wanted(false)
-    w:answered(0, 10, true)
+    w:answered(10, 10, true, 0.002, T)
+    w:answered(0, 10, true, 0.002, T)
+    w:answered(10, 10, true, 5, T)
     w:took(1000, 10)
-    w:answered(10, 10, true)
+    assert.is_false(w:overdue(20, T))
     assert.equals(16, w:size())
   end)
 end)

@@ -38,6 +38,9 @@ Sqs.__index = Sqs
 local MAX_INFLIGHT = 128
 -- Messages a ReceiveMessage asks for: SQS's most.
 local RECEIVE_MAX = 10
+-- A receive's round trip is measured (for the receive window) only when etlua polled within this
+-- long before its answer was collected (an answer may have waited that long for etlua).
+local ATTENTIVE_S = 0.100
 -- FIFO: a batch is taken once a poll of this long brings nothing more (see next_batch).
 local QUIET_MS = 1
 
@@ -92,6 +95,7 @@ function M.sqs(cfg, log, new_client)
   self.fifo = is_fifo(cfg.queue_url)
   self.window = receive_window.new(cfg.receive_concurrency or 8, { fixed = self.fifo })
   self.buffer, self.kept, self.receiving, self.empty_polls, self.failures = {}, {}, 0, 0, 0
+  self.sent = {}   -- receive token -> when it was started (host.mono), for the window
   self.deleted = 0
   self.tracker = inflight.new(self.client)
   self.tracker.on_retry = function(req, rerr, rcode)
@@ -181,14 +185,22 @@ function Sqs:pump(timeout_ms)
   if self.client:pending() == 0 then
     if timeout_ms > 0 then host.sleep(timeout_ms / 1000) end
   else
-    for _, done in ipairs(self.client:poll(timeout_ms)) do
+    -- a round trip is known when the last poll was recent: an answer may have waited that long
+    -- for etlua (processing a batch, say), which says nothing about the server
+    local attentive = self.polled_at and host.mono() - self.polled_at <= ATTENTIVE_S
+    local answers = self.client:poll(timeout_ms)
+    self.polled_at = host.mono()
+    for _, done in ipairs(answers) do
       if done.kind == "receive" then
         self.receiving = self.receiving - 1
+        local took = attentive and self.sent[done.token] and self.polled_at - self.sent[done.token] or nil
+        self.sent[done.token] = nil
         if done.result then
           if self.failures > 0 then telemetry.ready(true) end
           self.failures = 0
           local now = host.now_ms()
-          self.window:answered(#done.result, RECEIVE_MAX, #self.buffer < (self.batch_max or 0))
+          self.window:answered(#done.result, RECEIVE_MAX, #self.buffer < (self.batch_max or 0), took,
+            self.polled_at)
           for _, m in ipairs(done.result) do
             m.received_ms = now
             self.buffer[#self.buffer + 1] = m
@@ -246,11 +258,11 @@ end
 -- while the next commits) plus 10 messages a receive of the window.
 -- "busy" (every request slot taken): try again at the next round; any other code is an error.
 --
--- On a FIFO queue the window stays at its ceiling and fewer receives are useful: SQS hands out a group's next message only once the
--- one before is deleted, so each message we hold (buffered, in hand, being deleted) stands for at
--- most one message to come, and a receive brings up to 10. Two more than those keep finding the
--- groups not yet seen. More would only come back empty: every delete wakes every waiting long
--- poll (with one group, 64 empty answers per message).
+-- On a FIFO queue the window stays at its ceiling and fewer receives are useful: SQS hands out a
+-- group's next message only once the one before is deleted, so each message we hold (buffered,
+-- in hand, being deleted) stands for at most one message to come, and a receive brings up to 10.
+-- Two more than those keep finding the groups not yet seen. More would only come back empty:
+-- every delete wakes every waiting long poll (with one group, 64 empty answers per message).
 function Sqs:receives_wanted()
   if not self.fifo then return self.window:size() end
   local held = #self.buffer + (self.deleting or 0)
@@ -266,6 +278,11 @@ function Sqs:fill(wait_seconds)
   -- room for whole batches plus every receive of the window, so the long polls keep running
   -- while a batch is being committed (a limit of max(batch, 10 x receives) starved them)
   local limit = 2 * self.batch_max + RECEIVE_MAX * self.window:size()
+  if self.receiving < want and self.receiving > 0 then   -- none starts while one is late
+    local now, oldest = host.mono(), math.huge
+    for _, t in pairs(self.sent) do if t < oldest then oldest = t end end
+    if self.window:overdue(now - oldest, now) then return true end
+  end
   while self.receiving < want and #self.buffer + RECEIVE_MAX * self.receiving < limit do
     local token, err, code = self.client:start_receive(RECEIVE_MAX, wait_seconds)
     if not token then
@@ -273,6 +290,7 @@ function Sqs:fill(wait_seconds)
       return nil, err, code
     end
     self.receiving = self.receiving + 1
+    self.sent[token] = host.mono()
   end
   return true
 end
