@@ -401,7 +401,9 @@ end
 function Sqs:ack(messages)
   local n, hand = #messages, self.in_hand
   for i = 1, n do messages[i].acked = true end
-  if hand then
+  if hand == messages then  -- the whole hand itself (its table: shifting it would empty messages)
+    self.in_hand = nil
+  elseif hand then
     -- batches are acknowledged in the order they were taken: the usual case is the head of
     -- the batches in hand, shifted out in one move (nils past the end)
     local head = n <= #hand
