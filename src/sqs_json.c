@@ -4,22 +4,22 @@
 #include "etlua/buf.h"
 #include "etlua/sqs_codec.h"
 
-#include <string.h>
-
 /* ---- request bodies ------------------------------------------------------------------------ */
 
-/* Bytes a JSON string cannot hold as they are: control characters, '"' and '\\' (strcspn's set;
- * glibc answers it with a table lookup per byte). */
-static const char escaped[] = "\"\\\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f"
-                              "\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f";
+/* 1 for the bytes a JSON string cannot hold as they are (control characters, '"', '\\') and for
+ * the NUL that ends the string: runs between them are copied whole. */
+static const unsigned char stop[256] = {1, 1, 1, 1, 1, 1, 1, 1, 1,         1,         1, 1,
+                                        1, 1, 1, 1, 1, 1, 1, 1, 1,         1,         1, 1,
+                                        1, 1, 1, 1, 1, 1, 1, 1, ['"'] = 1, ['\\'] = 1};
 
 static void add_string(struct etl_buf *b, const char *s)
 {
     etl_buf_add(b, "\"", 1);
     for (;;) {
-        size_t n = strcspn(s, escaped);
-        etl_buf_add(b, s, n);
-        s += n;
+        const char *run = s;
+        while (!stop[(unsigned char)*s])
+            s++;
+        etl_buf_add(b, run, (size_t)(s - run));
         if (!*s)
             break;
         unsigned char c = (unsigned char)*s++;
