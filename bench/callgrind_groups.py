@@ -15,11 +15,17 @@ OBJ_GROUPS = [("libcurl", "HTTP client (libcurl)"), ("libnghttp", "HTTP client (
               ("cjson", "JSON (lua-cjson)"), ("libcrypto", "hashing (OpenSSL libcrypto)"),
               ("libpq", "COPY / SQL (libpq)"), ("liblua", "Lua interpreter (liblua5.4)"),
               ("libexpat", "XML (expat)")]
-SRC_GROUPS = {"http.c": "HTTP client (etlua http.c)", "sqs_json.c": "JSON (etlua sqs_json.c)",
-              "sqs.c": "SQS binding (etlua sqs.c)", "sqs_query.c": "XML (expat)",
-              "sqs_codec.c": "SQS binding (etlua sqs.c)", "buf.c": "HTTP client (etlua http.c)", "mask.c": "hashing: masking (etlua mask.c + its libcrypto calls)",
-              "pg.c": "COPY / SQL (etlua pg.c)", "host.c": "host glue (etlua host.c)",
-              "main.c": "host glue (etlua host.c)"}
+SQS = "SQS client (etlua sqs*.c, sigv4.c)"
+SRC_GROUPS = {"http.c": "HTTP client (etlua http.c)", "buf.c": "HTTP client (etlua http.c)",
+              "sqs.c": SQS, "sqs_values.c": SQS, "sqs_codec.c": SQS, "sqs_json.c": SQS,
+              "sqs_json_answer.c": SQS, "sigv4.c": SQS, "sqs_query.c": "XML (expat)",
+              "mask.c": "hashing: masking (etlua mask.c + its libcrypto calls)",
+              "json.c": "JSON bodies (etlua json*.c)", "json_decode.c": "JSON bodies (etlua json*.c)",
+              "json_encode.c": "JSON bodies (etlua json*.c)", "json_lex.c": "JSON bodies (etlua json*.c)",
+              "pg.c": "COPY / SQL (etlua pg*.c)", "pg_text.c": "COPY / SQL (etlua pg*.c)",
+              "pg_param.c": "COPY / SQL (etlua pg*.c)", "pg_wait.c": "COPY / SQL (etlua pg*.c)",
+              "row.c": "rows (etlua row.c)", "budget.c": "hook budget (etlua budget.c)",
+              "host.c": "host glue (etlua host.c)", "main.c": "host glue (etlua host.c)"}
 
 
 def fn_sources(objdir):
