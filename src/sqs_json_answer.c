@@ -142,6 +142,7 @@ static int num(struct rd *r, int *integral)
 }
 
 static int value(struct rd *r, int depth);
+static int objects(struct rd *r, int depth, int (*each)(struct rd *, void *, int), void *ud);
 
 /* Calls field(r, key, ud) for each member of the object at r->p (its '{'); field must read the
  * member's value. A NULL field skips every value. Returns 0 or -1. */
@@ -204,28 +205,7 @@ static int value(struct rd *r, int depth)
     case '{':
         return object(r, depth, NULL, NULL);
     case '[':
-        if (depth > MAX_DEPTH)
-            return bad(r);
-        r->p++;
-        ws(r);
-        if (*r->p == ']') {
-            r->p++;
-            return 0;
-        }
-        for (;;) {
-            if (value(r, depth + 1) != 0)
-                return -1;
-            ws(r);
-            if (*r->p == ',') {
-                r->p++;
-                ws(r);
-            } else if (*r->p == ']') {
-                r->p++;
-                return 0;
-            } else {
-                return bad(r);
-            }
-        }
+        return objects(r, depth, NULL, NULL);
     case 't':
         return lit(r, "true", 4);
     case 'f':
@@ -265,7 +245,7 @@ static int text(struct rd *r, char **out, int depth)
 
 /* Calls each(r, ud, depth) for the elements of the array at r->p while they are objects (the
  * first one that is not ends the taking; the rest is still checked); skips anything but an
- * array. */
+ * array. A NULL each checks and skips the whole array (value). */
 static int objects(struct rd *r, int depth, int (*each)(struct rd *, void *, int), void *ud)
 {
     if (*r->p != '[')
@@ -280,7 +260,7 @@ static int objects(struct rd *r, int depth, int (*each)(struct rd *, void *, int
     }
     int taking = 1;
     for (;;) {
-        if (taking && *r->p == '{') {
+        if (taking && each && *r->p == '{') {
             if (each(r, ud, depth + 1) != 0)
                 return -1;
         } else {
