@@ -2,6 +2,7 @@
  * "etlua.pg.conn"): connect, close, status, quote_ident, the wait hook's settings (on_wait,
  * wait_error), parameterised exec (values travel as $n text parameters, never inside the SQL),
  * prepared statements (db:exec_prepared: parsed once per connection, arrays in binary form),
+ * BEGIN sent with the next statement (db:begin),
  * COPY of Lua row arrays in text format, and luaopen_etlua_pg. Expected failures return nil,
  * message, code where code is the SQLSTATE, or "connection" when the connection is gone; misuse
  * raises. Waiting on the server without blocking is pg_wait.c; escaping and error messages are
@@ -57,6 +58,7 @@ static int etl_pg_connect(lua_State *L)
     c->interval = c->due = 0;
     c->in_hook = 0;
     c->nstmt = 0;
+    c->begin = 0;
     luaL_setmetatable(L, CONN_MT);
     /* conninfo (a keyword string or a URI; "" leaves everything to the PG* environment) is
      * expanded in place of dbname; the keywords after it override what it says. */
@@ -242,11 +244,25 @@ static int etl_pg_exec(lua_State *L)
     struct etl_pg_params p;
     if (etl_pg_params(L, 3, nparams, NULL, &p) != 0)
         return 3;
+    int piped = etl_pg_begin_queue(c);
     PGresult *res = NULL;
-    if (PQsendQueryParams(c->conn, sql, nparams, NULL, p.values, NULL, NULL, 0) == 1 &&
-        etl_pg_flush_out(L, c) == 0)
-        res = etl_pg_last_result(L, c);
+    if (piped >= 0 && PQsendQueryParams(c->conn, sql, nparams, NULL, p.values, NULL, NULL, 0) == 1)
+        res = piped                         ? etl_pg_pipeline_result(L, c)
+              : etl_pg_flush_out(L, c) == 0 ? etl_pg_last_result(L, c)
+                                            : NULL;
+    else if (piped > 0)
+        PQclear(etl_pg_pipeline_result(L, c));
     return etl_pg_exec_result(L, c, res);
+}
+
+/* db:begin() -> true: BEGIN, sent with the next db:exec, db:exec_prepared or db:copy in the
+ * same round trip (libpq's pipeline mode; before a COPY, alone); an error of BEGIN is that call's
+ * error. Saves a round trip per transaction. */
+static int etl_pg_begin(lua_State *L)
+{
+    etl_pg_checkc(L)->begin = 1;
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 /* A statement prepared on a connection: its name and the types the server gave its parameters. */
@@ -330,11 +346,15 @@ static int etl_pg_exec_prepared(lua_State *L)
         struct etl_pg_params p;
         if (etl_pg_params(L, first, nparams, nparams == st->nparams ? st->types : NULL, &p) != 0)
             return 3;
+        int piped = etl_pg_begin_queue(c);
         PGresult *res = NULL;
-        if (PQsendQueryPrepared(c->conn, st->name, nparams, p.values, p.lengths, p.formats, 0) ==
-                1 &&
-            etl_pg_flush_out(L, c) == 0)
-            res = etl_pg_last_result(L, c);
+        if (piped >= 0 &&
+            PQsendQueryPrepared(c->conn, st->name, nparams, p.values, p.lengths, p.formats, 0) == 1)
+            res = piped                         ? etl_pg_pipeline_result(L, c)
+                  : etl_pg_flush_out(L, c) == 0 ? etl_pg_last_result(L, c)
+                                                : NULL;
+        else if (piped > 0)
+            PQclear(etl_pg_pipeline_result(L, c));
         const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
         if (state == NULL || (strcmp(state, "26000") != 0 && strcmp(state, "0A000") != 0))
             return etl_pg_exec_result(L, c, res);
@@ -389,7 +409,7 @@ static int etl_pg_put_field(struct etl_pg_copybuf *cb, const char *s, size_t len
             continue;
         }
         size_t n = len < room ? len : room;
-        cb->used += etl_pg_copy_escape(cb->buf + cb->used, s, n);
+        cb->used += etl_pg_copy_escape_nonul(cb->buf + cb->used, s, n);
         s += n;
         len -= n;
     }
@@ -418,6 +438,10 @@ static int etl_pg_copy_rows(lua_State *L, struct etl_pg_copybuf *cb, int ncols)
             const char *s;
             if (t == LUA_TNIL) {
                 rc = etl_pg_put_raw(cb, "\\N", 2);
+            } else if (t == LUA_TNUMBER && lua_isinteger(L, -1)) {
+                char digits[24]; /* the text lua_tolstring gives, without making a string */
+                len = etl_pg_int_text(digits, lua_tointeger(L, -1));
+                rc = etl_pg_put_raw(cb, digits, len);
             } else if (t == LUA_TSTRING || t == LUA_TNUMBER || t == LUA_TBOOLEAN) {
                 s = t == LUA_TBOOLEAN ? (lua_toboolean(L, -1) ? "t" : "f")
                                       : lua_tolstring(L, -1, &len);
@@ -468,6 +492,19 @@ static int etl_pg_copy(lua_State *L)
     struct etl_pg_copybuf cb = {L, c, conn, lua_newuserdatauv(L, COPY_CHUNK, 0), 0};
 
     PGresult *res = NULL;
+    if (c->begin) { /* COPY cannot join a pipeline: the pending BEGIN goes alone */
+        c->begin = 0;
+        if (PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
+            etl_pg_flush_out(L, c) == 0)
+            res = etl_pg_last_result(L, c);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            int n = etl_pg_push_error(L, conn, res);
+            PQclear(res);
+            return n;
+        }
+        PQclear(res);
+        res = NULL;
+    }
     if (PQsendQuery(conn, sql) == 1 && etl_pg_flush_out(L, c) == 0)
         res = etl_pg_last_result(L, c);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
@@ -506,6 +543,7 @@ int luaopen_etlua_pg(lua_State *L)
     static const luaL_Reg methods[] = {
         {"exec", etl_pg_exec},
         {"exec_prepared", etl_pg_exec_prepared},
+        {"begin", etl_pg_begin},
         {"copy", etl_pg_copy},
         {"quote_ident", etl_pg_quote_ident},
         {"status", etl_pg_status},

@@ -6,42 +6,70 @@
 #include "etlua/pg_internal.h"
 
 #include <lauxlib.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- pure helpers (tests/c/test_pg.c) ---------------------------------------------------- */
 
+/* The bytes COPY text format escapes: backslash, tab, newline, carriage return. */
+static const unsigned char copy_special[256] = {
+    ['\\'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\r'] = 'r'};
+
+/* Nonzero when one of the 8 bytes of w is the byte of `ones * b` (the classic "has zero byte"
+ * test on w ^ that: exact as to whether some byte matches). */
+#define ONES 0x0101010101010101ULL
+static inline uint64_t has_byte(uint64_t w, unsigned char b)
+{
+    uint64_t y = w ^ (ONES * b);
+    return (y - ONES) & ~y & (ONES << 7);
+}
+
+size_t etl_pg_copy_escape_nonul(char *dst, const char *src, size_t len)
+{
+    size_t n = 0, i = 0;
+    for (;;) {
+        size_t from = i; /* a run of plain bytes goes out in one copy; 8 bytes per test first */
+        for (uint64_t w; i + 8 <= len; i += 8) {
+            memcpy(&w, src + i, 8);
+            if (has_byte(w, '\\') | has_byte(w, '\t') | has_byte(w, '\n') | has_byte(w, '\r'))
+                break;
+        }
+        while (i < len && copy_special[(unsigned char)src[i]] == 0)
+            i++;
+        memcpy(dst + n, src + from, i - from);
+        n += i - from;
+        if (i == len)
+            return n;
+        unsigned char e = copy_special[(unsigned char)src[i++]];
+        dst[n++] = '\\';
+        dst[n++] = e == 'b' ? '\\' : (char)e;
+    }
+}
+
 size_t etl_pg_copy_escape(char *dst, const char *src, size_t len)
 {
     if (memchr(src, '\0', len) != NULL)
         return ETL_PG_ESCAPE_NUL;
+    return etl_pg_copy_escape_nonul(dst, src, len);
+}
+
+size_t etl_pg_int_text(char *dst, long long v)
+{
+    char tmp[24];
     size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = src[i];
-        switch (c) {
-        case '\\':
-            dst[n++] = '\\';
-            dst[n++] = '\\';
-            break;
-        case '\t':
-            dst[n++] = '\\';
-            dst[n++] = 't';
-            break;
-        case '\n':
-            dst[n++] = '\\';
-            dst[n++] = 'n';
-            break;
-        case '\r':
-            dst[n++] = '\\';
-            dst[n++] = 'r';
-            break;
-        default:
-            dst[n++] = c;
-            break;
-        }
-    }
-    return n;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    size_t len = 0;
+    if (v < 0)
+        dst[len++] = '-';
+    while (n > 0)
+        dst[len++] = tmp[--n];
+    return len;
 }
 
 char *etl_pg_redact(char *out, size_t cap, const char *msg, const char *secret)

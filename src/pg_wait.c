@@ -3,6 +3,7 @@
  * PQsocket), so while the server makes a call wait (a lock, a slow disk) the connection's wait
  * hook (db:on_wait) can run: the runner extends the SQS visibility of the messages it holds from
  * there. Owns the waiting loop, the hook's call under lua_pcall, collecting a command's results,
+ * a pending BEGIN sent ahead of the next statement in one round trip (libpq's pipeline mode),
  * sending COPY data and its end, and draining a connection back to idle. */
 #include "etlua/pg_internal.h"
 
@@ -105,6 +106,43 @@ PGresult *etl_pg_last_result(lua_State *L, struct etl_pg_conn *c)
             break;
     }
     return last;
+}
+
+int etl_pg_begin_queue(struct etl_pg_conn *c)
+{
+    if (!c->begin)
+        return 0;
+    c->begin = 0;
+    if (PQenterPipelineMode(c->conn) != 1)
+        return -1;
+    if (PQsendQueryParams(c->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) != 1) {
+        PQexitPipelineMode(c->conn);
+        return -1;
+    }
+    return 1;
+}
+
+PGresult *etl_pg_pipeline_result(lua_State *L, struct etl_pg_conn *c)
+{
+    PGresult *begin = NULL, *res = NULL, *r;
+    if (PQpipelineSync(c->conn) == 1 && etl_pg_flush_out(L, c) == 0) {
+        begin = etl_pg_last_result(L, c); /* each query's results end with a NULL */
+        if (PQstatus(c->conn) == CONNECTION_OK)
+            res = etl_pg_last_result(L, c);
+        while (PQstatus(c->conn) == CONNECTION_OK && (r = etl_pg_next_result(L, c)) != NULL) {
+            ExecStatusType st = PQresultStatus(r);
+            PQclear(r);
+            if (st == PGRES_PIPELINE_SYNC)
+                break;
+        }
+    }
+    PQexitPipelineMode(c->conn); /* fails only on a connection that is gone */
+    if (begin == NULL || PQresultStatus(begin) != PGRES_COMMAND_OK) {
+        PQclear(res); /* PGRES_PIPELINE_ABORTED: BEGIN's error is the one to report */
+        return begin;
+    }
+    PQclear(begin);
+    return res;
 }
 
 /* PQputCopyData / PQputCopyEnd on a non-blocking connection: retried while libpq's buffers are

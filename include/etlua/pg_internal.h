@@ -25,6 +25,7 @@
 struct etl_pg_conn {
     PGconn *conn;    /* NULL once closed */
     unsigned nstmt;  /* statements prepared so far: names the next one */
+    int begin;       /* db:begin() was called: BEGIN goes out with the next statement */
     double interval; /* seconds between calls of the wait hook; 0: no hook */
     double due;      /* monotonic time of the hook's next call */
     int in_hook;     /* the hook is running: it must not use this connection */
@@ -46,6 +47,16 @@ PGresult *etl_pg_last_result(lua_State *L, struct etl_pg_conn *c);
  * full. Return 0, or -1 on failure. */
 int etl_pg_put_copy(lua_State *L, struct etl_pg_conn *c, const char *buf, int len);
 int etl_pg_put_end(lua_State *L, struct etl_pg_conn *c, const char *errormsg);
+
+/* The BEGIN db:begin() left pending, queued ahead of the statement about to be sent: enters
+ * pipeline mode and queues it (returns 1), or returns 0 when none is pending (the flag is
+ * cleared either way), -1 when libpq refused (the connection is unusable: PQerrorMessage). */
+int etl_pg_begin_queue(struct etl_pg_conn *c);
+
+/* After etl_pg_begin_queue returned 1 and the statement was queued: sends both with one Sync and
+ * returns what etl_pg_last_result would for the statement (BEGIN's error when BEGIN failed),
+ * out of pipeline mode again. NULL when the connection failed. */
+PGresult *etl_pg_pipeline_result(lua_State *L, struct etl_pg_conn *c);
 
 /* Ends whatever the connection is in the middle of, so it is ready for the next command. */
 void etl_pg_drain(lua_State *L, struct etl_pg_conn *c);
@@ -76,6 +87,13 @@ int etl_pg_push_error(lua_State *L, PGconn *conn, const PGresult *res);
 
 /* Pushes nil, scrubbed message, "connection" for a failed connect and returns 3. */
 int etl_pg_connect_error(lua_State *L, PGconn *conn, const char *conninfo_pw);
+
+/* etl_pg_copy_escape for src the caller has checked holds no NUL byte. */
+size_t etl_pg_copy_escape_nonul(char *dst, const char *src, size_t len);
+
+/* Writes v in decimal (as lua_tolstring would) into dst (>= 21 bytes, not NUL-terminated);
+ * returns the length. */
+size_t etl_pg_int_text(char *dst, long long v);
 
 /* Converts the Lua array at idx into a Postgres array literal {"a","b",NULL} (each element
  * double-quoted, \ and " escaped), left on the stack. Its length is field n when that is an

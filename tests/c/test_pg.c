@@ -44,11 +44,40 @@ static void test_copy_escape(void)
             CHECK(n == ETL_PG_ESCAPE_NUL, "case %zu: NUL byte not refused", i);
             CHECK(dst[0] == 'X', "case %zu: dst written on refusal", i);
         } else {
-            CHECK(n == strlen(c->out) && memcmp(dst, c->out, n) == 0,
-                  "case %zu: got %.*s want %s", i, (int)(n == ETL_PG_ESCAPE_NUL ? 0 : n), dst,
-                  c->out);
+            CHECK(n == strlen(c->out) && memcmp(dst, c->out, n) == 0, "case %zu: got %.*s want %s",
+                  i, (int)(n == ETL_PG_ESCAPE_NUL ? 0 : n), dst, c->out);
         }
     }
+    /* every length up to 40 with each special byte at each position (and a plain byte that
+     * differs from one by a bit), against a byte-at-a-time reference */
+    static const char specials[] = {'\\', '\t', '\n', '\r', 'L', '\x0c', '\x8d', '\xdc'};
+    for (size_t len = 0; len <= 40; len++)
+        for (size_t pos = 0; pos < len; pos++)
+            for (size_t k = 0; k < sizeof specials; k++) {
+                char in[48], out[96], want[96];
+                for (size_t i = 0; i < len; i++)
+                    in[i] = (char)('a' + i % 26);
+                in[pos] = specials[k];
+                if (pos + 9 < len)
+                    in[pos + 9] = '\\';
+                size_t w = 0;
+                for (size_t i = 0; i < len; i++) {
+                    const char *e = in[i] == '\\'   ? "\\\\"
+                                    : in[i] == '\t' ? "\\t"
+                                    : in[i] == '\n' ? "\\n"
+                                    : in[i] == '\r' ? "\\r"
+                                                    : NULL;
+                    if (e != NULL) {
+                        want[w++] = e[0];
+                        want[w++] = e[1];
+                    } else {
+                        want[w++] = in[i];
+                    }
+                }
+                size_t n = etl_pg_copy_escape(out, in, len);
+                CHECK(n == w && memcmp(out, want, w) == 0, "len %zu, 0x%02x at %zu", len,
+                      (unsigned char)specials[k], pos);
+            }
     /* worst case: every byte doubles, never more */
     char src[256], dst[512];
     memset(src, '\\', sizeof src);
@@ -59,7 +88,8 @@ static void test_redact(void)
 {
     char out[64];
     CHECK(strcmp(etl_pg_redact(out, sizeof out, "pw hunter2 and hunter2", "hunter2"),
-                 "pw *** and ***") == 0, "redact: %s", out);
+                 "pw *** and ***") == 0,
+          "redact: %s", out);
     CHECK(strcmp(etl_pg_redact(out, sizeof out, "nothing here", NULL), "nothing here") == 0,
           "redact NULL secret: %s", out);
     CHECK(strcmp(etl_pg_redact(out, sizeof out, "nothing here", ""), "nothing here") == 0,
@@ -97,19 +127,55 @@ static void test_binary_array(void)
 {
     /* ndim 1, no NULLs, int4 (23), 3 elements from 1; each: length 4, big-endian value */
     check_binary("return {-2147483648, 2147483647, -1}", 1007,
-                 "00000001" "00000000" "00000017" "00000003" "00000001"
-                 "00000004" "80000000" "00000004" "7fffffff" "00000004" "ffffffff");
+                 "00000001"
+                 "00000000"
+                 "00000017"
+                 "00000003"
+                 "00000001"
+                 "00000004"
+                 "80000000"
+                 "00000004"
+                 "7fffffff"
+                 "00000004"
+                 "ffffffff");
     check_binary("return {math.mininteger, 1, n = 3}", 1016, /* int8 (20), a NULL: flag 1 */
-                 "00000001" "00000001" "00000014" "00000003" "00000001"
-                 "00000008" "8000000000000000" "00000008" "0000000000000001" "ffffffff");
+                 "00000001"
+                 "00000001"
+                 "00000014"
+                 "00000003"
+                 "00000001"
+                 "00000008"
+                 "8000000000000000"
+                 "00000008"
+                 "0000000000000001"
+                 "ffffffff");
     check_binary("return {'r', 'j'}", 1002, /* "char" (18): one byte each */
-                 "00000001" "00000000" "00000012" "00000002" "00000001"
-                 "00000001" "72" "00000001" "6a");
+                 "00000001"
+                 "00000000"
+                 "00000012"
+                 "00000002"
+                 "00000001"
+                 "00000001"
+                 "72"
+                 "00000001"
+                 "6a");
     check_binary("return {'', 'a\\\\\"b'}", 1009, /* text (25): raw bytes, no escaping */
-                 "00000001" "00000000" "00000019" "00000002" "00000001"
-                 "00000000" "00000004" "615c2262");
-    check_binary("return {}", 1007, "00000000" "00000000" "00000017"); /* empty: ndim 0 */
-    check_binary("return {n = 0, 5}", 1016, "00000000" "00000000" "00000014");
+                 "00000001"
+                 "00000000"
+                 "00000019"
+                 "00000002"
+                 "00000001"
+                 "00000000"
+                 "00000004"
+                 "615c2262");
+    check_binary("return {}", 1007,
+                 "00000000"
+                 "00000000"
+                 "00000017"); /* empty: ndim 0 */
+    check_binary("return {n = 0, 5}", 1016,
+                 "00000000"
+                 "00000000"
+                 "00000014");
     /* no binary form: sent as text, refused (or read) by the server as it always was */
     check_binary("return {2147483648}", 1007, "text");
     check_binary("return {-2147483649}", 1007, "text");
@@ -158,18 +224,18 @@ static void test_lua_surface(void)
             "if db ~= nil or code ~= 'config' then return 'code ' .. tostring(code) end\n"
             "if msg:find('S3cretPw', 1, true) then return 'password leaked: ' .. msg end\n"
             "return 'ok'");
-    run_lua("uri password scrubbed",
-            "local pg = require 'etlua.pg'\n"
-            "local db, msg = pg.connect('postgresql://u:S3cretPw@127.0.0.1:1/db?connect_timeout=2')\n"
-            "if db ~= nil then return 'connected?' end\n"
-            "if msg:find('S3cretPw', 1, true) then return 'password leaked: ' .. msg end\n"
-            "return 'ok'");
-    run_lua("api shape",
-            "local pg = require 'etlua.pg'\n"
-            "if type(pg.connect) ~= 'function' then return 'no connect' end\n"
-            "local ok, err = pcall(pg.connect, {})\n"
-            "if ok then return 'table conninfo accepted' end\n"
-            "return 'ok'");
+    run_lua(
+        "uri password scrubbed",
+        "local pg = require 'etlua.pg'\n"
+        "local db, msg = pg.connect('postgresql://u:S3cretPw@127.0.0.1:1/db?connect_timeout=2')\n"
+        "if db ~= nil then return 'connected?' end\n"
+        "if msg:find('S3cretPw', 1, true) then return 'password leaked: ' .. msg end\n"
+        "return 'ok'");
+    run_lua("api shape", "local pg = require 'etlua.pg'\n"
+                         "if type(pg.connect) ~= 'function' then return 'no connect' end\n"
+                         "local ok, err = pcall(pg.connect, {})\n"
+                         "if ok then return 'table conninfo accepted' end\n"
+                         "return 'ok'");
 }
 
 int main(void)

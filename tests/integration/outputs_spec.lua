@@ -33,6 +33,9 @@ local function count_begins(s)
   s.db = setmetatable({ exec = function(_, sql, ...)
     if sql == "BEGIN" then n = n + 1 end
     return db:exec(sql, ...)
+  end, begin = function() -- the sink's BEGIN, sent with its first statement
+    n = n + 1
+    return db:begin()
   end }, { __index = function(_, k)
     local v = db[k]
     if type(v) == "function" then return function(_, ...) return v(db, ...) end end

@@ -104,6 +104,45 @@ describe("etlua.pg", function()
     assert.are.equal("1", assert(db:exec_prepared("SELECT 1 / $1::int", 1))[1][1])
   end)
 
+  it("sends BEGIN with the next statement (db:begin), whichever call it is", function()
+    assert(db:exec("CREATE TEMP TABLE begin_t (a int)"))
+    local function count() return db:exec("SELECT count(*) FROM begin_t")[1][1] end
+    -- exec: the transaction is open (SAVEPOINT works only inside one), and rolls back
+    assert.is_true(db:begin())
+    assert(db:exec("INSERT INTO begin_t VALUES ($1)", 1))
+    assert(db:exec("SAVEPOINT s"))
+    assert(db:exec("ROLLBACK"))
+    assert.are.equal("0", count())
+    -- exec_prepared, then commit
+    db:begin()
+    assert.are.equal(2, select(2, assert(db:exec_prepared("INSERT INTO begin_t SELECT unnest($1::int4[])", { 1, 2 }))))
+    assert(db:exec("COMMIT"))
+    assert.are.equal("2", count())
+    -- copy (BEGIN goes alone first)
+    db:begin()
+    assert.are.equal(1, assert(db:copy("COPY begin_t (a) FROM STDIN", 1, { { 3 } })))
+    assert(db:exec("ROLLBACK"))
+    assert.are.equal("2", count())
+    -- a failing first statement: its own error, and the transaction is the failed one
+    db:begin()
+    local none, _, code = db:exec_prepared("SELECT 1 / $1::int", 0)
+    assert.is_nil(none)
+    assert.are.equal("22012", code)
+    none, _, code = db:exec("SELECT 1")
+    assert.is_nil(none)
+    assert.are.equal("25P02", code)
+    assert(db:exec("ROLLBACK"))
+    -- a lost connection while BEGIN waits in the pipeline
+    local pid = db:exec("SELECT pg_backend_pid()")[1][1]
+    db:begin()
+    local other = connect()
+    assert(other:exec("SELECT pg_terminate_backend($1::int)", pid))
+    other:close()
+    none, _, code = db:exec("INSERT INTO begin_t VALUES (9)")
+    assert.is_nil(none)
+    assert.are.equal("connection", code)
+  end)
+
   it("prepares a statement again after DISCARD ALL or a change of its result type", function()
     local schema = fresh_schema()
     local t = db:quote_ident(schema) .. ".p"
@@ -157,6 +196,19 @@ describe("etlua.pg", function()
     local big = string.rep("\\\t\n\r" .. string.rep("z", 1000), 300)
     assert.are.equal(2, db:copy("COPY big_t FROM STDIN", 2, { { big, "x" }, { "y", big } }))
     assert.are.equal("2", one(db, "SELECT count(*) FROM big_t WHERE a = $1 OR b = $1", big))
+  end)
+
+  it("copies integers, floats, booleans and escaped text exactly", function()
+    assert(db:exec("CREATE TEMP TABLE num_t (i bigint, f float8, b boolean, t text)"))
+    local rows = {}
+    local ints = { math.mininteger, math.maxinteger, 0, -1, 7, -1234567890123, 2003000 }
+    for k, v in ipairs(ints) do rows[k] = { v, k + 0.25, k % 2 == 0, "a\\b\tc\nd\re" .. k } end
+    assert.are.equal(#ints, db:copy("COPY num_t FROM STDIN", 4, rows))
+    local got = db:exec("SELECT i::text, f::text, b::text, t FROM num_t")
+    for k, v in ipairs(ints) do
+      assert.are.same({ tostring(v), tostring(k + 0.25), k % 2 == 0 and "true" or "false",
+        "a\\b\tc\nd\re" .. k, n = 4 }, got[k])
+    end
   end)
 
   it("quotes identifiers and closes twice safely", function()
