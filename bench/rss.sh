@@ -4,8 +4,10 @@
 # etlua's memory while draining N messages, for each N given. Starts Postgres (production
 # defaults: fsync, synchronous_commit, full_page_writes on; BENCH_FSYNC_OFF=1 for the fast test
 # server, recorded in the results as "postgres") and fauxqs and runs etlua under /usr/bin/time,
-# sampling its /proc/PID/status every second: VmRSS (now) and VmHWM (peak). Prints peak RSS per N and the RSS after 10%, 50% and 90% of the rows were written
-# (flat = not growing with N); checks rows == N and an empty queue. Writes
+# sampling its /proc/PID/status every second: VmRSS (now) and VmHWM (peak). Prints peak RSS per
+# N and the RSS after 10%, 50% and 90% of the messages landed (flat = not growing with N);
+# checks that every message landed (rows + rejects == N: on a starved host a hook call can pass
+# its time budget, a script_timeout reject) and an empty queue. Writes
 # bench/results/<UTC>-rss.json with the samples.
 #
 #  - N <= RSS_PRELOAD_MAX (default 100000): all N messages are loaded first, then
@@ -23,6 +25,9 @@ WORK=$(mktemp -d /tmp/etlua-rss.XXXXXX); chmod 755 "$WORK"
 . "$ROOT/bench/lib.sh"
 trap 'stop_services; rm -rf "$WORK"' EXIT
 cd "$ROOT"
+# messages landed: rows, and rejects (the table exists once etlua has started)
+rejects() { psql -XAtq -c "SELECT count(*) FROM user_logins_rejects" 2>/dev/null || echo 0; }
+landed() { echo $(($(rows) + $(rejects))); }
 build_etlua
 start_services
 mkdir -p bench/results
@@ -52,12 +57,12 @@ for n in "${SIZES[@]}"; do
         (
             sent=0
             for f in "$WORK"/chunk.*; do
-                while [ $((sent - $(rows))) -ge $((2 * chunk)) ]; do sleep 0.5; done
+                while [ $((sent - $(landed))) -ge $((2 * chunk)) ]; do sleep 0.5; done
                 c=$(wc -l <"$f")
                 sqsjs send "$AWS_ENDPOINT_URL" "$SQS_QUEUE_URL" "$f" --concurrency 16 >/dev/null
                 sent=$((sent + c))
             done
-            while [ "$(rows)" -lt "$n" ]; do sleep 0.5; done
+            while [ "$(landed)" -lt "$n" ]; do sleep 0.5; done
             for _ in $(seq 1 60); do [ "$(depth)" = "0 0" ] && break; sleep 0.5; done
             kill -TERM "$pid"
         ) &
@@ -68,18 +73,18 @@ for n in "${SIZES[@]}"; do
     while [ -n "$pid" ] && [ -r "/proc/$pid/status" ]; do
         rss=$(awk '/VmRSS/{print $2}' "/proc/$pid/status" 2>/dev/null || true)
         hwm=$(awk '/VmHWM/{print $2}' "/proc/$pid/status" 2>/dev/null || true)
-        got=$(rows 2>/dev/null || echo 0)
+        got=$(landed 2>/dev/null || echo 0)
         [ -n "$rss" ] && echo "$(awk "BEGIN{printf \"%.1f\", $(date +%s.%N)-$start}") $got $rss $hwm" >>"$WORK/samples.txt"
         sleep 1
     done
     rc=0; wait "$tpid" || rc=$?
     $stream && wait "$fpid"
     read -r wall user sys maxrss < <(tail -n 1 "$WORK/time.txt")
-    got=$(rows); d=$(depth)
-    ok=true; { [ "$rc" = 0 ] && [ "$got" = "$n" ] && [ "$d" = "0 0" ]; } || ok=false
-    "$PY" - "$n" "$wall" "$user" "$sys" "$maxrss" "$ok" "$WORK/samples.txt" >>"$WORK/all.jsonl" <<'PYEOF'
+    got=$(rows); rej=$(rejects); d=$(depth)
+    ok=true; { [ "$rc" = 0 ] && [ $((got + rej)) = "$n" ] && [ "$d" = "0 0" ]; } || ok=false
+    "$PY" - "$n" "$wall" "$user" "$sys" "$maxrss" "$ok" "$WORK/samples.txt" "$got" "$rej" >>"$WORK/all.jsonl" <<'PYEOF'
 import json, sys
-n, wall, user, sys_, maxrss, ok, path = sys.argv[1:]
+n, wall, user, sys_, maxrss, ok, path, rows, rejects = sys.argv[1:]
 samples = [[float(x) for x in l.split()] for l in open(path) if len(l.split()) == 4]
 def rss_at(frac):
     for t, got, rss, hwm in samples:
@@ -90,10 +95,10 @@ print(json.dumps({"n": int(n), "wall_s": float(wall), "cpu_s": float(user) + flo
     "peak_rss_mib": round(int(maxrss) / 1024, 1),
     "peak_vmhwm_mib": round(max((s[3] for s in samples), default=0) / 1024, 1),
     "rss_mib_at_10pct": rss_at(0.1), "rss_mib_at_50pct": rss_at(0.5), "rss_mib_at_90pct": rss_at(0.9),
-    "msgs_s": round(int(n) / float(wall)), "ok": ok == "true",
-    "samples_t_rows_rsskb_hwmkb": samples}))
+    "msgs_s": round(int(n) / float(wall)), "rows": int(rows), "rejects": int(rejects), "ok": ok == "true",
+    "samples_t_landed_rsskb_hwmkb": samples}))
 PYEOF
-    log "N=$n: ${wall}s wall, peak RSS $((maxrss / 1024)) MiB, rows $got, queue '$d', ok=$ok"
+    log "N=$n: ${wall}s wall, peak RSS $((maxrss / 1024)) MiB, rows $got, rejects $rej, queue '$d', ok=$ok"
 done
 "$PY" - "$WORK/all.jsonl" "$out" "$(git describe --always --dirty)" "$(pg_mode)" <<'PYEOF'
 import json, sys, platform, os
