@@ -2,7 +2,7 @@
  * "etlua.pg.conn"): connect, close, status, quote_ident, the wait hook's settings (on_wait,
  * wait_error), parameterised exec (values travel as $n text parameters, never inside the SQL),
  * prepared statements (db:exec_prepared: parsed once per connection, arrays in binary form),
- * BEGIN sent with the next statement (db:begin),
+ * statements queued to go out with the next one (db:queue, db:begin),
  * COPY of Lua row arrays in text format, and luaopen_etlua_pg. Expected failures return nil,
  * message, code where code is the SQLSTATE, or "connection" when the connection is gone; misuse
  * raises. Waiting on the server without blocking is pg_wait.c; escaping and error messages are
@@ -53,12 +53,12 @@ static int etl_pg_connect(lua_State *L)
             snprintf(pw, sizeof pw, "%s", o->val);
     PQconninfoFree(opts);
 
-    struct etl_pg_conn *c = lua_newuserdatauv(L, sizeof *c, 3);
+    struct etl_pg_conn *c = lua_newuserdatauv(L, sizeof *c, 4);
     c->conn = NULL;
     c->interval = c->due = 0;
     c->in_hook = 0;
     c->nstmt = 0;
-    c->begin = 0;
+    c->npending = 0;
     luaL_setmetatable(L, CONN_MT);
     /* conninfo (a keyword string or a URI; "" leaves everything to the PG* environment) is
      * expanded in place of dbname; the keywords after it override what it says. */
@@ -244,25 +244,44 @@ static int etl_pg_exec(lua_State *L)
     struct etl_pg_params p;
     if (etl_pg_params(L, 3, nparams, NULL, &p) != 0)
         return 3;
-    int piped = etl_pg_begin_queue(c);
+    int piped = etl_pg_pending_queue(L, c);
     PGresult *res = NULL;
     if (piped >= 0 && PQsendQueryParams(c->conn, sql, nparams, NULL, p.values, NULL, NULL, 0) == 1)
-        res = piped                         ? etl_pg_pipeline_result(L, c)
+        res = piped                         ? etl_pg_pipeline_result(L, c, piped)
               : etl_pg_flush_out(L, c) == 0 ? etl_pg_last_result(L, c)
                                             : NULL;
     else if (piped > 0)
-        PQclear(etl_pg_pipeline_result(L, c));
+        PQclear(etl_pg_pipeline_result(L, c, piped));
     return etl_pg_exec_result(L, c, res);
 }
 
-/* db:begin() -> true: BEGIN, sent with the next db:exec, db:exec_prepared or db:copy in the
- * same round trip (libpq's pipeline mode; before a COPY, alone); an error of BEGIN is that call's
- * error. Saves a round trip per transaction. */
-static int etl_pg_begin(lua_State *L)
+/* db:queue(sql) -> true: sql (one statement without parameters, e.g. SAVEPOINT) goes out ahead
+ * of the next db:exec or db:exec_prepared, in the same round trip (libpq's pipeline mode; before
+ * a db:copy, each alone). When a queued statement fails, the next call returns its error and
+ * the statements after it do not run. At most 8 wait at a time. */
+static int etl_pg_queue(lua_State *L)
 {
-    etl_pg_checkc(L)->begin = 1;
+    struct etl_pg_conn *c = etl_pg_checkc(L);
+    luaL_checkstring(L, 2);
+    luaL_argcheck(L, c->npending < 8, 2, "too many queued statements");
+    if (c->npending == 0 || lua_getiuservalue(L, 1, 4) != LUA_TTABLE) {
+        lua_settop(L, 2);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setiuservalue(L, 1, 4);
+    }
+    lua_pushvalue(L, 2);
+    lua_rawseti(L, -2, ++c->npending);
     lua_pushboolean(L, 1);
     return 1;
+}
+
+/* db:begin() -> true: db:queue("BEGIN"), a round trip less per transaction. */
+static int etl_pg_begin(lua_State *L)
+{
+    lua_settop(L, 1);
+    lua_pushliteral(L, "BEGIN");
+    return etl_pg_queue(L);
 }
 
 /* A statement prepared on a connection: its name and the types the server gave its parameters. */
@@ -288,7 +307,10 @@ static struct etl_pg_stmt *etl_pg_stmt(lua_State *L, struct etl_pg_conn *c, int 
         lua_remove(L, -2);
         return lua_touserdata(L, -1);
     }
-    lua_pop(L, 1);
+    lua_pop(L, 2);
+    if (etl_pg_pending_alone(L, c) != 0) /* Parse after what is queued (a ROLLBACK TO ...) */
+        return NULL;
+    lua_getiuservalue(L, 1, 3);
     char name[24];
     snprintf(name, sizeof name, "etlua_%u", ++c->nstmt);
     PGresult *res = NULL;
@@ -346,15 +368,15 @@ static int etl_pg_exec_prepared(lua_State *L)
         struct etl_pg_params p;
         if (etl_pg_params(L, first, nparams, nparams == st->nparams ? st->types : NULL, &p) != 0)
             return 3;
-        int piped = etl_pg_begin_queue(c);
+        int piped = etl_pg_pending_queue(L, c);
         PGresult *res = NULL;
         if (piped >= 0 &&
             PQsendQueryPrepared(c->conn, st->name, nparams, p.values, p.lengths, p.formats, 0) == 1)
-            res = piped                         ? etl_pg_pipeline_result(L, c)
+            res = piped                         ? etl_pg_pipeline_result(L, c, piped)
                   : etl_pg_flush_out(L, c) == 0 ? etl_pg_last_result(L, c)
                                                 : NULL;
         else if (piped > 0)
-            PQclear(etl_pg_pipeline_result(L, c));
+            PQclear(etl_pg_pipeline_result(L, c, piped));
         const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
         if (state == NULL || (strcmp(state, "26000") != 0 && strcmp(state, "0A000") != 0))
             return etl_pg_exec_result(L, c, res);
@@ -492,19 +514,9 @@ static int etl_pg_copy(lua_State *L)
     struct etl_pg_copybuf cb = {L, c, conn, lua_newuserdatauv(L, COPY_CHUNK, 0), 0};
 
     PGresult *res = NULL;
-    if (c->begin) { /* COPY cannot join a pipeline: the pending BEGIN goes alone */
-        c->begin = 0;
-        if (PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
-            etl_pg_flush_out(L, c) == 0)
-            res = etl_pg_last_result(L, c);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            int n = etl_pg_push_error(L, conn, res);
-            PQclear(res);
-            return n;
-        }
-        PQclear(res);
-        res = NULL;
-    }
+    int queued = etl_pg_pending_alone(L, c); /* COPY cannot join a pipeline */
+    if (queued != 0)
+        return queued;
     if (PQsendQuery(conn, sql) == 1 && etl_pg_flush_out(L, c) == 0)
         res = etl_pg_last_result(L, c);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
@@ -544,6 +556,7 @@ int luaopen_etlua_pg(lua_State *L)
         {"exec", etl_pg_exec},
         {"exec_prepared", etl_pg_exec_prepared},
         {"begin", etl_pg_begin},
+        {"queue", etl_pg_queue},
         {"copy", etl_pg_copy},
         {"quote_ident", etl_pg_quote_ident},
         {"status", etl_pg_status},

@@ -3,7 +3,8 @@
  * PQsocket), so while the server makes a call wait (a lock, a slow disk) the connection's wait
  * hook (db:on_wait) can run: the runner extends the SQS visibility of the messages it holds from
  * there. Owns the waiting loop, the hook's call under lua_pcall, collecting a command's results,
- * a pending BEGIN sent ahead of the next statement in one round trip (libpq's pipeline mode),
+ * queued statements (BEGIN, SAVEPOINT) sent ahead of the next one in one round trip (libpq's
+ * pipeline mode),
  * sending COPY data and its end, and draining a connection back to idle. */
 #include "etlua/pg_internal.h"
 
@@ -108,41 +109,86 @@ PGresult *etl_pg_last_result(lua_State *L, struct etl_pg_conn *c)
     return last;
 }
 
-int etl_pg_begin_queue(struct etl_pg_conn *c)
+int etl_pg_pending_queue(lua_State *L, struct etl_pg_conn *c)
 {
-    if (!c->begin)
+    int n = c->npending;
+    if (n == 0)
         return 0;
-    c->begin = 0;
+    c->npending = 0;
     if (PQenterPipelineMode(c->conn) != 1)
         return -1;
-    if (PQsendQueryParams(c->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) != 1) {
-        PQexitPipelineMode(c->conn);
-        return -1;
-    }
-    return 1;
-}
-
-PGresult *etl_pg_pipeline_result(lua_State *L, struct etl_pg_conn *c)
-{
-    PGresult *begin = NULL, *res = NULL, *r;
-    if (PQpipelineSync(c->conn) == 1 && etl_pg_flush_out(L, c) == 0) {
-        begin = etl_pg_last_result(L, c); /* each query's results end with a NULL */
-        if (PQstatus(c->conn) == CONNECTION_OK)
-            res = etl_pg_last_result(L, c);
-        while (PQstatus(c->conn) == CONNECTION_OK && (r = etl_pg_next_result(L, c)) != NULL) {
-            ExecStatusType st = PQresultStatus(r);
-            PQclear(r);
-            if (st == PGRES_PIPELINE_SYNC)
-                break;
+    lua_getiuservalue(L, 1, 4);
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        int ok = PQsendQueryParams(c->conn, lua_tostring(L, -1), 0, NULL, NULL, NULL, NULL, 0);
+        lua_pop(L, 1);
+        if (ok != 1) {
+            lua_pop(L, 1);
+            PQexitPipelineMode(c->conn);
+            return -1;
         }
     }
-    PQexitPipelineMode(c->conn); /* fails only on a connection that is gone */
-    if (begin == NULL || PQresultStatus(begin) != PGRES_COMMAND_OK) {
-        PQclear(res); /* PGRES_PIPELINE_ABORTED: BEGIN's error is the one to report */
-        return begin;
+    lua_pop(L, 1);
+    return n;
+}
+
+PGresult *etl_pg_pipeline_result(lua_State *L, struct etl_pg_conn *c, int n)
+{
+    PGresult *failed = NULL, *res = NULL, *r;
+    int sent = PQpipelineSync(c->conn) == 1 && etl_pg_flush_out(L, c) == 0, ok = sent;
+    /* each query's results end with a NULL; after a failure the rest come as PIPELINE_ABORTED */
+    for (int i = 0; sent && i < n && PQstatus(c->conn) == CONNECTION_OK; i++) {
+        r = etl_pg_last_result(L, c);
+        if (ok && (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK)) {
+            failed = r;
+            ok = 0;
+        } else {
+            PQclear(r);
+        }
     }
-    PQclear(begin);
+    if (sent && PQstatus(c->conn) == CONNECTION_OK)
+        res = etl_pg_last_result(L, c);
+    while (sent && PQstatus(c->conn) == CONNECTION_OK && (r = etl_pg_next_result(L, c)) != NULL) {
+        ExecStatusType st = PQresultStatus(r);
+        PQclear(r);
+        if (st == PGRES_PIPELINE_SYNC)
+            break;
+    }
+    PQexitPipelineMode(c->conn); /* fails only on a connection that is gone */
+    if (!ok) {
+        PQclear(res);
+        return failed; /* NULL when the connection failed */
+    }
     return res;
+}
+
+/* Runs the statements db:queue left pending one by one, outside any pipeline (before a COPY, or
+ * before preparing a statement: Parse would be refused in a transaction a queued ROLLBACK TO
+ * SAVEPOINT is to repair). Returns 0, or 3 with nil, msg, code pushed (the first failure). */
+int etl_pg_pending_alone(lua_State *L, struct etl_pg_conn *c)
+{
+    int n = c->npending;
+    c->npending = 0;
+    if (n == 0)
+        return 0;
+    lua_getiuservalue(L, 1, 4);
+    for (int i = 1; i <= n; i++) {
+        PGresult *res = NULL;
+        lua_rawgeti(L, -1, i);
+        if (PQsendQueryParams(c->conn, lua_tostring(L, -1), 0, NULL, NULL, NULL, NULL, 0) == 1 &&
+            etl_pg_flush_out(L, c) == 0)
+            res = etl_pg_last_result(L, c);
+        lua_pop(L, 1);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            lua_pop(L, 1);
+            int rc = etl_pg_push_error(L, c->conn, res);
+            PQclear(res);
+            return rc;
+        }
+        PQclear(res);
+    }
+    lua_pop(L, 1);
+    return 0;
 }
 
 /* PQputCopyData / PQputCopyEnd on a non-blocking connection: retried while libpq's buffers are

