@@ -136,6 +136,52 @@ describe("hook budget", function()
   end)
 end)
 
+describe("the hook budget is CPU time, not wall time", function()
+  -- ~5 ms of CPU: far within a budget of 50 ms, yet long enough that a call is what a stop
+  -- from outside interrupts, and that a wall-clock watchdog would win the race after it
+  local function short()
+    local x = 0
+    for i = 1, 200000 do x = x + i % 7 end
+    return x
+  end
+
+  it("a call whose process is stopped from outside for 300 ms is not cut", function()
+    local f = assert(io.open("/proc/self/stat"))
+    local pid = assert(f:read("l"):match("^%d+"))
+    f:close()
+    local done = os.tmpname()
+    os.remove(done)
+    -- two stops of 300 ms (as a descheduled thread on an overloaded host), then a marker file
+    assert(os.execute(("(sleep 0.2; kill -STOP %s; sleep 0.3; kill -CONT %s; sleep 0.2;"
+      .. " kill -STOP %s; sleep 0.3; kill -CONT %s; touch %s) >/dev/null 2>&1 &")
+      :format(pid, pid, pid, pid, done)))
+    local t0, stopped_calls, calls, cut = host.mono(), 0, 0, {}
+    repeat -- to the end even when a call is cut, so no stop lands in a later test
+      local c0 = host.mono()
+      local ok, why = budget.call(BUDGET, short)
+      if not ok then cut[#cut + 1] = why end
+      calls = calls + 1
+      if host.mono() - c0 > 0.25 then stopped_calls = stopped_calls + 1 end
+      local marker = io.open(done)
+      if marker then marker:close() end
+    until marker or host.mono() - t0 > 8
+    os.remove(done)
+    assert.is_true(host.mono() - t0 <= 8, "the stopping shell never finished")
+    assert.are.same({}, cut)
+    -- the stops did land inside calls (each call is nearly all of the loop's time)
+    assert.is_true(stopped_calls >= 1, ("%d calls, none stopped"):format(calls))
+  end)
+
+  it("an endless loop is still cut after about its budget of CPU time", function()
+    local c0 = os.clock()
+    local ok, why = budget.call(BUDGET, LOOP)
+    local cpu_ms = (os.clock() - c0) * 1000
+    assert.are.same({false, "timeout"}, {ok, why})
+    assert.is_true(cpu_ms >= BUDGET * 0.9, ("cut after %.0f ms of CPU"):format(cpu_ms))
+    assert.is_true(cpu_ms < BUDGET + 500, ("cut after %.0f ms of CPU"):format(cpu_ms))
+  end)
+end)
+
 describe("whatever a hook raises or returns", function()
   local UD = io.stdout
   local RAISED = {

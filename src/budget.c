@@ -2,11 +2,19 @@
  * pipeline script's validate/transform, a rule's check, the top level of a script or rule file):
  * a time limit, a memory limit, a stop signal, and turning whatever the call raised into text.
  *
- * Time, the way lua.c stops a script on Ctrl-C: nothing runs while a call stays within its
- * budget (a count hook would slow every Lua instruction about twofold). A watchdog thread wakes
- * every WATCH_MS; when the running call is past its deadline it sends BUDGET_SIG to the Lua
- * thread, whose handler (like lua.c's laction) arms a hook for every instruction; the hook
- * raises at once. Once raised it raises again at every instruction, so a script that catches
+ * Time is the CPU time of the hook: the Lua thread's own CPU clock (pthread_getcpuclockid), not
+ * the wall clock, so a call whose thread is descheduled on a loaded host, or a process stopped
+ * and continued, is not cut; the sandbox gives hooks no blocking call, so CPU time is what the
+ * script's code consumes. Should the thread's CPU clock be unavailable (pthread_getcpuclockid
+ * or clock_gettime on it fails), the watchdog falls back to the monotonic (wall) clock.
+ * How, the way lua.c stops a script on Ctrl-C: nothing runs while a call stays within its
+ * budget (a count hook would slow every Lua instruction about twofold), and budget.call reads
+ * no clock (a thread CPU clock is a system call, not a vDSO read). A watchdog thread wakes
+ * every WATCH_MS; the first time it sees a new call it records the Lua thread's CPU clock, and
+ * once that clock has advanced by the call's ms it sends BUDGET_SIG to the Lua thread, whose
+ * handler (like lua.c's laction) arms a hook for every instruction; the hook raises at once.
+ * So a call is cut after between ms and ms + WATCH_MS of CPU time (what it used before the
+ * watchdog's first look is not counted), and a call shorter than one tick costs no clock read. Once raised it raises again at every instruction, so a script that catches
  * the error meets it at once (the sandbox's pcall also re-raises it, see etlua.sandbox).
  * Stop: the SIGTERM/SIGINT handler (src/host.c) calls etl_budget_interrupt(), which arms the
  * same hook on the running call; the hook raises when a stop was requested, and a call asked
@@ -24,7 +32,7 @@
  *       text: the error as text: a string as is, a number as text, a value with __tostring
  *       converted under the same budget, anything else "(error object is a T value)".
  *       Misuse (ms not a positive integer, fn not a function, a call inside a call) raises.
- *   budget.expired() -> true when the running call is past its time or stopped
+ *   budget.expired() -> true when the running call is past its CPU time or stopped
  *   budget.MEMORY_MB, budget.WATCH_MS
  * One budgeted call runs at a time in the process (the host has one Lua state). The allocator
  * counts only while a call runs: a block allocated before and freed during it counts as freed,
@@ -51,8 +59,9 @@ enum { WHY_NONE, WHY_TIMEOUT, WHY_STOPPED };
 
 static lua_State *volatile active_L; /* the state running a budgeted call, or NULL */
 static volatile sig_atomic_t why;    /* why the running call is being stopped */
-static _Atomic int64_t deadline_ns;  /* of the running call (0: none) */
-static _Atomic unsigned call_gen;    /* counts calls, so the watchdog fires once per call */
+static _Atomic int64_t budget_ns;    /* CPU time the running call may use */
+static _Atomic unsigned call_gen;    /* odd while a call runs: +1 as it starts and as it ends */
+static _Atomic unsigned expired_gen; /* the call the watchdog found past its budget */
 static pthread_t lua_thread;         /* the thread running the call */
 static pthread_t watchdog;
 static _Atomic int watchdog_state; /* 0 not started, 1 running, 2 asked to quit */
@@ -62,10 +71,12 @@ static void *base_ud;
 static long long call_bytes; /* bytes allocated minus bytes freed since the call started */
 static int mem_refused;      /* the wrapper refused an allocation during the running call */
 
-static int64_t etl_budget_now_ns(void)
+/* The time on clock, or on the monotonic clock should clock fail. */
+static int64_t etl_budget_clock_ns(clockid_t clock)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (clock_gettime(clock, &ts) != 0)
+        clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
@@ -79,7 +90,7 @@ static void etl_budget_hook(lua_State *L, lua_Debug *ar)
     if (why == WHY_NONE) {
         if (etl_host_stop_requested())
             why = WHY_STOPPED;
-        else if (etl_budget_now_ns() >= atomic_load(&deadline_ns))
+        else if (atomic_load(&expired_gen) == atomic_load(&call_gen))
             why = WHY_TIMEOUT;
         else {
             lua_sethook(L, NULL, 0, 0); /* a late signal of an earlier call: nothing to do */
@@ -119,18 +130,31 @@ void etl_budget_interrupt(void)
         pthread_kill(lua_thread, BUDGET_SIG); /* the signal landed on another thread */
 }
 
-/* The watchdog: every WATCH_MS, a call past its deadline gets BUDGET_SIG, once. */
+/* The watchdog: every WATCH_MS, a call whose thread has used more than its budget of CPU time
+ * since the watchdog first saw it gets BUDGET_SIG, once. The call's generation is read again
+ * after the clock, so a reading is never charged to a call that started meanwhile. */
 static void *etl_budget_watch(void *arg)
 {
     (void)arg;
-    unsigned fired = 0;
+    unsigned seen = 0;              /* the call whose start was recorded */
+    int64_t start = 0;              /* its thread's CPU clock then */
+    clockid_t clock = CLOCK_MONOTONIC;
     struct timespec tick = {0, WATCH_MS * 1000000L};
     while (atomic_load(&watchdog_state) == 1) {
         nanosleep(&tick, NULL);
-        int64_t deadline = atomic_load(&deadline_ns);
         unsigned gen = atomic_load(&call_gen);
-        if (deadline != 0 && gen != fired && etl_budget_now_ns() >= deadline) {
-            fired = gen;
+        if (gen % 2 == 0 || atomic_load(&expired_gen) == gen)
+            continue; /* no call runs, or this one was signalled */
+        if (gen != seen) {
+            if (pthread_getcpuclockid(lua_thread, &clock) != 0)
+                clock = CLOCK_MONOTONIC;
+            start = etl_budget_clock_ns(clock);
+            seen = gen;
+            continue;
+        }
+        int64_t used = etl_budget_clock_ns(clock) - start;
+        if (used >= atomic_load(&budget_ns) && atomic_load(&call_gen) == gen) {
+            atomic_store(&expired_gen, gen);
             pthread_kill(lua_thread, BUDGET_SIG);
         }
     }
@@ -223,10 +247,10 @@ static int etl_budget_call(lua_State *L)
     lua_setallocf(L, etl_budget_alloc, NULL);
     lua_thread = pthread_self();
     active_L = L;
-    atomic_fetch_add(&call_gen, 1);
-    atomic_store(&deadline_ns, etl_budget_now_ns() + (int64_t)ms * 1000000);
+    atomic_store(&budget_ns, ms > INT64_MAX / 1000000 ? INT64_MAX : (int64_t)ms * 1000000);
+    atomic_fetch_add(&call_gen, 1); /* odd: the watchdog may look at this call */
     int status = lua_pcall(L, nargs, LUA_MULTRET, 2);
-    atomic_store(&deadline_ns, 0);
+    atomic_fetch_add(&call_gen, 1);
     active_L = NULL;
     if (lua_gethook(L) != prev_hook || lua_gethookmask(L) != prev_mask)
         lua_sethook(L, prev_hook, prev_mask, prev_count); /* the call was stopped: disarm */
