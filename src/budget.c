@@ -136,8 +136,8 @@ void etl_budget_interrupt(void)
 static void *etl_budget_watch(void *arg)
 {
     (void)arg;
-    unsigned seen = 0;              /* the call whose start was recorded */
-    int64_t start = 0;              /* its thread's CPU clock then */
+    unsigned seen = 0; /* the call whose start was recorded */
+    int64_t start = 0; /* its thread's CPU clock then */
     clockid_t clock = CLOCK_MONOTONIC;
     struct timespec tick = {0, WATCH_MS * 1000000L};
     while (atomic_load(&watchdog_state) == 1) {
