@@ -1,4 +1,4 @@
-/* budget.h: the time and memory budget of one script hook call (src/budget.c, module etlua.budget).
+/* budget.h: the CPU time and memory budget of one script hook call (src/budget.c, module etlua.budget).
  * One budgeted call runs at a time in the process (the host has one Lua state). */
 #ifndef ETLUA_BUDGET_H
 #define ETLUA_BUDGET_H

@@ -63,8 +63,9 @@ environment:
   ETLUA_QUEUE_DEPTH_SECONDS         with metrics on, how often the queue's depth is asked
                                     (etlua_queue_messages; default 15, 0: never)
   ETLUA_PROGRESS                    1: the --drain progress line even off a terminal; 0: never
-  ETLUA_SCRIPT_BUDGET_MS            time one script hook call (validate, a rule, transform) may
-                                    take (default 100); past it the message is a script_timeout reject
+  ETLUA_SCRIPT_BUDGET_MS            CPU time of the hook: milliseconds of CPU one script hook call
+                                    (validate, a rule, transform) may use, not wall time (default
+                                    100); past it the message is a script_timeout reject
 A bad value is a one-line error naming the variable; no line etlua writes holds a piece of a
 secret (password, keys).
 

@@ -137,7 +137,7 @@ M.VARIABLES = {
   { "ETLUA_LEDGER_RETENTION", "integer", nil, 1, 400 * 86400 },
   { "ETLUA_LEDGER_PARTITION_SECONDS", "integer", nil, 1, 7 * 86400 },
   { "ETLUA_PROGRESS", "choice", nil, { "0", "1" } },
-  -- the time one script hook call (validate, a rule's check, transform) may take
+  -- the CPU time of the hook: what one script hook call (validate, a rule's check, transform) may use
   { "ETLUA_SCRIPT_BUDGET_MS", "integer", 100, 1, 3600000 },
 }
 
