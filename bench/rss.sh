@@ -6,8 +6,9 @@
 # server, recorded in the results as "postgres") and fauxqs and runs etlua under /usr/bin/time,
 # sampling its /proc/PID/status every second: VmRSS (now) and VmHWM (peak). Prints peak RSS per
 # N and the RSS after 10%, 50% and 90% of the messages landed (flat = not growing with N);
-# checks that every message landed (rows + rejects == N: on a starved host a hook call can pass
-# its time budget, a script_timeout reject) and an empty queue. Writes
+# checks that every message landed (rows + rejects == N: a message may land as a reject, e.g. a
+# script_timeout, which before the budget counted CPU time a starved host could cause) and an
+# empty queue. Writes
 # bench/results/<UTC>-rss.json with the samples.
 #
 #  - N <= RSS_PRELOAD_MAX (default 100000): all N messages are loaded first, then
