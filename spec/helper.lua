@@ -82,4 +82,18 @@ function H.reason(body_or_over, meta)
   return out.reject and out.reject.reason or "accepted"
 end
 
+-- The sample event of scripts/purchases_etl.lua's header, a fresh table each call, with the
+-- fields of `over` replacing its own.
+function H.purchase_event(over)
+  local e = {
+    order_id = "ord-1001", updated_at = "2024-05-01T12:30:45.120Z", status = "paid",
+    user = { id = "u-17", email = "Alice@Example.COM", country = "DE" },
+    currency = "EUR", total_cents = 12345, tags = { "gift" },
+    items = { { sku = "A-1", qty = 2, price_cents = 5000, options = { size = "M" } },
+              { sku = "B-7", qty = 1, price_cents = 2345 } },
+  }
+  for k, v in pairs(over or {}) do e[k] = v end
+  return e
+end
+
 return H

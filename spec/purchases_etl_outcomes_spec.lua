@@ -4,6 +4,7 @@
 -- the time's fraction and zone, math.type for whole numbers); these tables fail if that
 -- changes an outcome. Values are given as JSON text, so 2.0 reaches the script as a float.
 local testing = require "etlua.testing"
+local H = require "spec.helper"
 local codec = require "etlua.codec"
 
 local pipeline = testing.load("scripts/purchases_etl.lua")
@@ -13,13 +14,7 @@ local OK = "accepted"
 
 -- The event of the script's header with one field set to raw JSON text (or left out).
 local function body_with(field, json_text)
-  local e = {
-    order_id = "ord-1001", updated_at = "2024-05-01T12:30:45.120Z", status = "paid",
-    user = {id = "u-17", email = "Alice@Example.COM", country = "DE"},
-    currency = "EUR", total_cents = 12345, tags = {"gift"},
-    items = {{sku = "A-1", qty = 2, price_cents = 5000, options = {size = "M"}},
-             {sku = "B-7", qty = 1, price_cents = 2345}},
-  }
+  local e = H.purchase_event()
   e[field] = nil
   local body = codec.encode(e)
   if json_text == MISSING then return body end

@@ -2,21 +2,12 @@
 -- decoder, masking and row building as a real run): fan-out, the SNS envelope, masking of a
 -- nested path, drops, typed values, and each rule's reject.
 local testing = require "etlua.testing"
+local H = require "spec.helper"
 local codec = require "etlua.codec"
 
 local pipeline = testing.load("scripts/purchases_etl.lua")
 
-local function event(over)
-  local e = {
-    order_id = "ord-1001", updated_at = "2024-05-01T12:30:45.120Z", status = "paid",
-    user = { id = "u-17", email = "Alice@Example.COM", country = "DE" },
-    currency = "EUR", total_cents = 12345, tags = { "gift" },
-    items = { { sku = "A-1", qty = 2, price_cents = 5000, options = { size = "M" } },
-              { sku = "B-7", qty = 1, price_cents = 2345 } },
-  }
-  for k, v in pairs(over or {}) do e[k] = v end
-  return e
-end
+local event = H.purchase_event
 
 local function sns(message, id)
   return codec.encode({
