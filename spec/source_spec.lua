@@ -438,3 +438,35 @@ describe("etlua.source on a FIFO queue (fake client with message groups)", funct
     end)
   end)
 end)
+
+describe("etlua.source.file (--input)", function()
+  local function lines_of(content)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb")); f:write(content); f:close()
+    local got
+    with_source(function(source)
+      local src = source.file(path)
+      local batch, eof = src:next_batch(100)
+      assert.is_true(eof)
+      src:close()
+      got = batch
+    end)
+    os.remove(path)
+    return got
+  end
+
+  it("takes a body per line without its line end (\\n or \\r\\n), skips blank lines, numbers lines", function()
+    local batch = lines_of('{"a":1}\r\n\n{"b":2}\n\r\n{"c":3}\r{"d":4}')
+    local bodies, lines = {}, {}
+    for i, m in ipairs(batch) do bodies[i], lines[i] = m.body, m.input_line end
+    assert.are.same({ '{"a":1}', '{"b":2}', '{"c":3}\r{"d":4}' }, bodies)
+    assert.are.same({ 1, 3, 5 }, lines)
+    assert.are.equal(batch[1].id, "input:" .. batch[1].input_file .. ":1")
+  end)
+
+  it("gives the same ids to the same content read again", function()
+    local a, b = lines_of("x\ny\n"), lines_of("x\ny\n")
+    assert.are.same({ a[1].id, a[2].id }, { b[1].id, b[2].id })
+    assert.are_not.equal(a[1].id, lines_of("x\nz\n")[1].id)
+  end)
+end)

@@ -523,6 +523,7 @@ function Sqs:close() self.client:close() end
 
 -- File ----------------------------------------------------------------------------------------
 local File = {}
+local byte, sub = string.byte, string.sub
 File.__index = File
 
 -- A file is its content: the digest of its bytes, read once before the first line (1 MiB at a
@@ -566,7 +567,14 @@ function File:next_batch(max)
       if err then fail.user("cannot read --input %s: %s", self.path, err) end
       return batch, true
     end
-    body = body:gsub("\r?\n$", "")
+    -- the line end (\n or \r\n) off by its bytes: a pattern anchored at the end is tried at
+    -- every position of the line (~30 k instructions for a login body, a quarter of --input)
+    local n = #body
+    if byte(body, n) == 10 then
+      n = n - 1
+      if byte(body, n) == 13 then n = n - 1 end
+      body = sub(body, 1, n)
+    end
     self.line = self.line + 1
     if body ~= "" then
       local id
