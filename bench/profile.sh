@@ -8,6 +8,8 @@
 # nothing. Writes bench/results/profile-<UTC timestamp>-n<N>.txt.
 # PROFILE_TOOL=perf: perf record with the cpu-clock software event instead (time samples, by
 # shared object and symbol; bench/results/profile-perf-<UTC>-n<N>.txt).
+# With build-lua-symbols/ present (bench/lua_symbols.sh), etlua loads that liblua, so the
+# interpreter's functions have names in both profiles.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 N=${1:-5000}
@@ -21,6 +23,10 @@ start_services
 "$PY" tests/harness/gen_logins.py "$N" >"$WORK/bodies.jsonl"
 reset_state
 load_queue "$WORK/bodies.jsonl" "$N"
+if [ -f "$ROOT/build-lua-symbols/liblua5.4.so.0" ]; then
+    export LD_LIBRARY_PATH="$ROOT/build-lua-symbols${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    log "liblua with symbols from build-lua-symbols/"
+fi
 if [ "${PROFILE_TOOL:-callgrind}" = perf ]; then
     # perf with the software cpu-clock event (no hardware counters here): time, not instructions
     log "etlua under perf record -e cpu-clock, N=$N"
