@@ -257,86 +257,56 @@ static void dec_flush(lua_State *L, int t, int n, int pairs, lua_Integer *next, 
     lua_settop(L, t);
 }
 
-/* Pushes the array whose '[' is at d->p; depth counts it. */
-static int dec_array(struct dec *d, int depth)
+/* Pushes the array or object whose '[' or '{' is at d->p; depth counts it. Objects: duplicate
+ * keys, the last one wins (pairs move into the table in the order they were read). */
+static int dec_container(struct dec *d, int depth)
 {
     lua_State *L = d->L;
-    luaL_checkstack(L, DEC_HELD + 8, "json.decode: nesting");
+    const int object = *d->p == '{';
+    const char close = object ? '}' : ']';
+    luaL_checkstack(L, (object ? 2 * DEC_HELD : DEC_HELD) + 8, "json.decode: nesting");
     d->p++;
     dec_skip_ws(d);
     lua_pushnil(L); /* the placeholder of the table */
     int t = lua_gettop(L), held = 0, made = 0;
     lua_Integer next = 1;
-    if (*d->p == ']') {
+    if (*d->p == close) {
         d->p++;
-        dec_flush(L, t, 0, 0, &next, &made, d->mt_idx);
+        dec_flush(L, t, 0, object, &next, &made, d->mt_idx);
         return 0;
     }
     for (;;) {
+        if (object) {
+            dec_skip_ws(d);
+            if (*d->p != '"')
+                return dec_expected(d, "expected a string key");
+            if (dec_string(d) < 0)
+                return -1;
+            dec_skip_ws(d);
+            if (*d->p != ':')
+                return dec_expected(d, "expected ':'");
+            d->p++;
+        }
         if (dec_value(d, depth) < 0)
             return -1;
         if (made) {
-            lua_rawseti(L, t, next++);
+            if (object)
+                lua_rawset(L, t);
+            else
+                lua_rawseti(L, t, next++);
         } else if (++held == DEC_HELD) {
-            dec_flush(L, t, held, 0, &next, &made, d->mt_idx);
+            dec_flush(L, t, held, object, &next, &made, d->mt_idx);
         }
         dec_skip_ws(d);
         if (*d->p == ',') {
             d->p++;
-        } else if (*d->p == ']') {
+        } else if (*d->p == close) {
             d->p++;
             if (!made)
-                dec_flush(L, t, held, 0, &next, &made, d->mt_idx);
+                dec_flush(L, t, held, object, &next, &made, d->mt_idx);
             return 0;
         } else {
-            return dec_expected(d, "expected ',' or ']'");
-        }
-    }
-}
-
-/* Pushes the object whose '{' is at d->p; depth counts it. Duplicate keys: the last one wins
- * (pairs move into the table in the order they were read). */
-static int dec_object(struct dec *d, int depth)
-{
-    lua_State *L = d->L;
-    luaL_checkstack(L, 2 * DEC_HELD + 8, "json.decode: nesting");
-    d->p++;
-    dec_skip_ws(d);
-    lua_pushnil(L); /* the placeholder of the table */
-    int t = lua_gettop(L), held = 0, made = 0;
-    lua_Integer unused = 0;
-    if (*d->p == '}') {
-        d->p++;
-        dec_flush(L, t, 0, 1, &unused, &made, d->mt_idx);
-        return 0;
-    }
-    for (;;) {
-        dec_skip_ws(d);
-        if (*d->p != '"')
-            return dec_expected(d, "expected a string key");
-        if (dec_string(d) < 0)
-            return -1;
-        dec_skip_ws(d);
-        if (*d->p != ':')
-            return dec_expected(d, "expected ':'");
-        d->p++;
-        if (dec_value(d, depth) < 0)
-            return -1;
-        if (made) {
-            lua_rawset(L, t);
-        } else if (++held == DEC_HELD) {
-            dec_flush(L, t, held, 1, &unused, &made, d->mt_idx);
-        }
-        dec_skip_ws(d);
-        if (*d->p == ',') {
-            d->p++;
-        } else if (*d->p == '}') {
-            d->p++;
-            if (!made)
-                dec_flush(L, t, held, 1, &unused, &made, d->mt_idx);
-            return 0;
-        } else {
-            return dec_expected(d, "expected ',' or '}'");
+            return dec_expected(d, object ? "expected ',' or '}'" : "expected ',' or ']'");
         }
     }
 }
@@ -358,7 +328,7 @@ static int dec_value(struct dec *d, int depth)
     case '[':
         if (depth >= ETL_JSON_MAX_DEPTH)
             return dec_fail(d, d->p, "nesting deeper than 1000");
-        return *d->p == '{' ? dec_object(d, depth + 1) : dec_array(d, depth + 1);
+        return dec_container(d, depth + 1);
     case '"':
         return dec_string(d);
     case 't':
