@@ -19,9 +19,13 @@ local function logins(n)
   return t
 end
 
--- run{n =, visibility =, on_commit = fn(items, ctx)} -> ctx {client, host, commits, log, rc}
+-- run{n =, visibility =, on_commit = fn(items, ctx), mono_step = s} -> ctx {client, host, commits,
+-- log, rc}; mono_step: the fake clock also moves by s at each host.mono() (work takes time)
 local function run(o)
   local h = F.host()
+  if o.mono_step then
+    function h.mono() h.t = h.t + o.mono_step; return h.t end
+  end
   local ctx = { host = h, commits = {}, log = F.log() }
   ctx.client = F.client { bodies = logins(o.n), host = h, visibility = o.visibility,
     queue_url = o.queue_url or ENV.SQS_QUEUE_URL, fifo = o.groups ~= nil, groups = o.groups }
@@ -170,4 +174,36 @@ describe("etlua.runner with fake SQS and sink", function()
     assert.equals(95, #ctx.client.deleted)
     assert.equals(1, ctx.log:count("done"))
   end)
+
+  -- The commit's waits (the claim, the COPYs, the COMMIT) each call the hook; it processes the
+  -- next batch a slice at a time and says "more" (true) while some is left, so the wait calls it
+  -- again at once; what the commit leaves undone is processed after it.
+  it("processes the next batch in slices over the commit's waits; the rest after the commit", function()
+    local runs = {}
+    local ctx = run { n = 95, drain = true, mono_step = 0.00005, on_commit = function(_, c)
+      local r, k = {}, #c.commits
+      for i = 1, 60 do
+        r[i] = c.db.hook.fn() and "+" or "-"
+        -- odd commits end while the hook still has more to do: the loop finishes that batch
+        if k % 2 == 1 and r[i] == "+" then break end
+      end
+      runs[k] = table.concat(r)
+    end }
+    local sliced, cut = 0, 0
+    for k, r in ipairs(runs) do
+      if k % 2 == 0 and r:find("^%-*%+%++%-+$") then sliced = sliced + 1 end  -- several slices, then done
+      if k % 2 == 1 and r:find("^%-*%+$") then cut = cut + 1 end
+      assert.is_nil(r:find("%+%-+%+"), r)     -- done means done: no slice after the batch finished
+    end
+    assert.is_true(sliced >= 2, table.concat(runs, " "))
+    assert.is_true(cut >= 2, table.concat(runs, " "))
+    local ids = committed_ids(ctx)
+    assert.equals(95, #ids)
+    for i, id in ipairs(ids) do assert.equals("m" .. i, id) end  -- once each, in the order received
+    for _, items in ipairs(ctx.commits) do
+      for _, item in ipairs(items) do assert.is_table(item.rows or item.reject or item.drop) end
+    end
+    assert.equals(95, #ctx.client.deleted)
+  end)
+
 end)

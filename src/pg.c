@@ -57,6 +57,7 @@ static int etl_pg_connect(lua_State *L)
     c->conn = NULL;
     c->interval = c->due = 0;
     c->in_hook = 0;
+    c->more = 0;
     c->nstmt = 0;
     c->npending = 0;
     luaL_setmetatable(L, CONN_MT);
@@ -113,11 +114,14 @@ static PGconn *etl_pg_check(lua_State *L) { return etl_pg_checkc(L)->conn; }
 
 /* db:on_wait(interval_s, fn [, first_s]) -> db: while a call waits on the server, fn() is called
  * every interval_s seconds (the first time first_s, default interval_s, after this call), under
- * lua_pcall: an error in fn never breaks the call (db:wait_error() returns it). fn must not use
- * this connection. db:on_wait(nil) removes the hook. */
+ * lua_pcall: an error in fn never breaks the call (db:wait_error() returns it). fn returning true
+ * says it has more to do: it is called again as soon as it returns, in this wait and the next
+ * ones, for as long as the server has not answered, until a call returns something else. fn must
+ * not use this connection. db:on_wait(nil) removes the hook. */
 static int etl_pg_on_wait(lua_State *L)
 {
     struct etl_pg_conn *c = luaL_checkudata(L, 1, CONN_MT);
+    c->more = 0;
     if (lua_isnoneornil(L, 2)) {
         c->interval = 0;
         lua_pushnil(L);

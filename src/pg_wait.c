@@ -2,7 +2,8 @@
  * call runs on libpq's non-blocking interface (PQsendQuery*, PQflush, PQconsumeInput, PQisBusy, poll() on
  * PQsocket), so while the server makes a call wait (a lock, a slow disk) the connection's wait
  * hook (db:on_wait) can run: the runner extends the SQS visibility of the messages it holds from
- * there. Owns the waiting loop, the hook's call under lua_pcall, collecting a command's results,
+ * there, and processes the next batch a slice at a time (a hook that returns true has more to do:
+ * it is called again as soon as it returns, for as long as the server has not answered). Owns the waiting loop, the hook's call under lua_pcall, collecting a command's results,
  * queued statements (BEGIN, SAVEPOINT) sent ahead of the next one in one round trip (libpq's
  * pipeline mode),
  * sending COPY data and its end, and draining a connection back to idle. */
@@ -22,16 +23,18 @@ double etl_pg_mono(void)
 }
 
 /* Calls the wait hook of the connection at stack index 1 under lua_pcall (stack-neutral). An
- * error is kept for db:wait_error() and never reaches the call that was waiting. */
+ * error is kept for db:wait_error() and never reaches the call that was waiting. The hook's
+ * result, true or not, is kept in c->more: true says it has more to do right away. */
 static void etl_pg_call_hook(lua_State *L, struct etl_pg_conn *c)
 {
+    c->more = 0;
     if (lua_getiuservalue(L, 1, 1) != LUA_TFUNCTION) {
         lua_pop(L, 1);
         c->interval = 0;
         return;
     }
     c->in_hook = 1;
-    int rc = lua_pcall(L, 0, 0, 0);
+    int rc = lua_pcall(L, 0, 1, 0);
     c->in_hook = 0;
     if (rc != LUA_OK) {
         if (lua_type(L, -1) != LUA_TSTRING) {
@@ -39,11 +42,18 @@ static void etl_pg_call_hook(lua_State *L, struct etl_pg_conn *c)
             lua_pushliteral(L, "wait hook raised a non-string error");
         }
         lua_setiuservalue(L, 1, 2);
+        return;
     }
+    /* (a hook that removed itself, db:on_wait(nil), left interval 0: nothing more to call) */
+    c->more = lua_toboolean(L, -1) && c->interval > 0;
+    lua_pop(L, 1);
 }
 
-/* Waits until the socket is ready for events, calling the wait hook each time it is due.
- * Returns 0 when ready (or in error: libpq finds out on its next read), -1 without a socket. */
+/* Waits until the socket is ready for events, calling the wait hook each time it is due: every
+ * interval, or at once while it says it has more to do (the socket is then only looked at,
+ * poll with no timeout, between its calls). The hook runs only here, between libpq's calls, so
+ * never in the middle of one of them. Returns 0 when ready (or in error: libpq finds out on its
+ * next read), -1 without a socket. */
 static int etl_pg_wait(lua_State *L, struct etl_pg_conn *c, short events)
 {
     int fd = PQsocket(c->conn);
@@ -51,7 +61,9 @@ static int etl_pg_wait(lua_State *L, struct etl_pg_conn *c, short events)
         return -1;
     for (;;) {
         int timeout = -1;
-        if (c->interval > 0) {
+        if (c->interval > 0 && c->more) {
+            timeout = 0;
+        } else if (c->interval > 0) {
             double left = c->due - etl_pg_mono();
             if (left <= 0) {
                 etl_pg_call_hook(L, c);
@@ -66,6 +78,10 @@ static int etl_pg_wait(lua_State *L, struct etl_pg_conn *c, short events)
             return 0;
         if (n < 0 && errno != EINTR)
             return -1;
+        if (n == 0 && timeout == 0) { /* not answered yet: the hook's next piece of work */
+            etl_pg_call_hook(L, c);
+            c->due = etl_pg_mono() + c->interval;
+        }
     }
 }
 

@@ -30,6 +30,7 @@ struct etl_pg_conn {
     double interval; /* seconds between calls of the wait hook; 0: no hook */
     double due;      /* monotonic time of the hook's next call */
     int in_hook;     /* the hook is running: it must not use this connection */
+    int more;        /* the hook's last call returned true: call it again as soon as it returns */
 };
 
 /* ---- waiting on the server (pg_wait.c) ----------------------------------------------------- */

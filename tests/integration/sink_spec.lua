@@ -653,6 +653,39 @@ describe("etlua.pg wait hook (db:on_wait)", function()
     assert.are.equal("3", one(other, "SELECT count(*) + 1 FROM wait_t WHERE a IN ('a', 'b')"))
   end)
 
+  it("calls a hook that has more to do (returns true) again at once, through the next waits", function()
+    -- interval 10 s: every call but the first comes from `true`, never from the clock
+    local calls = 0
+    db:on_wait(10, function()
+      calls = calls + 1
+      return calls < 5
+    end, 0)
+    local rows = assert(db:exec("SELECT pg_sleep(0.2), 7"))
+    assert.are.equal("7", rows[1][2])
+    assert.are.equal(5, calls)        -- called until it had no more to do, then not before 10 s
+    db:on_wait(10, function() calls = calls + 1; return true end, 0)
+    assert(db:exec("SELECT pg_sleep(0.02)"))
+    local before = calls
+    rows = assert(db:exec("SELECT pg_sleep(0.05), 8")) -- `more` holds into the next call's wait
+    assert.are.equal("8", rows[1][2])
+    assert.is_true(calls - before > 2, "hook called " .. (calls - before) .. " times")
+    -- a COPY (its start, data and end) and a transaction's statements, with a hook that always
+    -- has more to do: every wait runs it and every answer still arrives whole
+    before = calls
+    assert(db:exec("BEGIN"))
+    local n, err = db:copy("COPY wait_t FROM STDIN", 1, { { "more-a" }, { "more-b" } })
+    assert.are.equal(2, n, err)
+    assert(db:exec("SELECT pg_sleep(0.02)"))
+    assert(db:exec("COMMIT"))
+    assert.is_true(calls - before > 3, "hook called " .. (calls - before) .. " times")
+    assert.is_nil(db:wait_error())
+    db:on_wait(nil)
+    before = calls
+    assert(db:exec("SELECT pg_sleep(0.05)"))
+    assert.are.equal(before, calls)   -- removed: `more` went with it
+    assert.are.equal("2", one(other, "SELECT count(*) FROM wait_t WHERE a LIKE 'more-%'"))
+  end)
+
   it("fires the first call after first_s, and refuses the connection's use inside its own hook", function()
     local inner
     db:on_wait(10, function() inner = select(2, pcall(db.exec, db, "SELECT 1")) end, 0)

@@ -11,7 +11,8 @@ start_pg
 # standard queue, as a service -------------------------------------------------------------------
 start_sqs fauxqs --visibility 120
 script=$ROOT/scripts/login_etl.lua
-python3 "$ROOT/tests/harness/gen_logins.py" 20000 --seed 5 >"$WORK/input.jsonl"
+# enough that the signal comes mid-drain (a Debug build drains ~15,000 a second here)
+python3 "$ROOT/tests/harness/gen_logins.py" 40000 --seed 5 >"$WORK/input.jsonl"
 send "$WORK/input.jsonl"
 "$ETLUA_BIN" "$script" 2>"$WORK/std.log" &
 pid=$!

@@ -70,20 +70,31 @@ local function open_sink(cfg, script, ledger_opts, current_proc, log, deadline)
   return s, db
 end
 
--- Process one batch: every message gets exactly one outcome: rows, a reject or a drop. The
--- item's key is the ledger key (the SNS MessageId under envelope = "sns", else the message id);
--- sent_ms is the time a redelivery shares with its first delivery.
+-- A batch and how far its processing got: messages, drained (what the source said with them), the
+-- processor, items and done (the outcomes so far and the messages they are for), next (the index
+-- of the next message to process; past the end once the batch is finished).
+local function batch_of(proc, messages, drained)
+  return { messages = messages, drained = drained, proc = proc, items = {}, done = {}, next = 1 }
+end
+
+-- Process a batch, from where it got to: every message gets exactly one outcome: rows, a reject
+-- or a drop. The item's key is the ledger key (the SNS MessageId under envelope = "sns", else the
+-- message id); sent_ms is the time a redelivery shares with its first delivery.
+-- until_s (a host.mono() time, or nil: to the end) makes it a slice: it returns after the first
+-- message that ends at or past until_s. Returns true once the batch is finished.
 -- A stop signal that cuts a hook call short ends the batch there: that message and those after
 -- it get no outcome, are neither committed nor acknowledged, and the source releases them (a
--- FIFO group's order is kept). Returns the items and the messages they are for.
-local function process(proc, messages, log, verbose)
-  local items, done = {}, {}
-  for i = 1, #messages do
+-- FIFO group's order is kept).
+local function process(b, log, verbose, until_s)
+  local proc, messages, items, done = b.proc, b.messages, b.items, b.done
+  local n, i = #messages, b.next
+  while i <= n do
     local m = messages[i]
     local out = proc:process(m.body, m)
     if out.stopped then
       log:info("stop signal: script hooks stopped; this message and the rest of the batch are not committed (released)",
-               { message_id = m.id, hook = out.stopped, left = #messages - i + 1 })
+               { message_id = m.id, hook = out.stopped, left = n - i + 1 })
+      i = n + 1
       break
     end
     done[i] = m
@@ -96,8 +107,11 @@ local function process(proc, messages, log, verbose)
     if out.reject and verbose then
       log:info("rejected", { message_id = m.id, reason = out.reject.reason, detail = out.reject.detail })
     end
+    i = i + 1
+    if until_s and host.mono() >= until_s then break end
   end
-  return items, done
+  b.next = i
+  return i > n
 end
 
 local function count(stats, summary, items)
@@ -127,28 +141,34 @@ local function count(stats, summary, items)
   end
 end
 
--- How often the commit's wait hook runs while Postgres works (the hook never waits itself).
+-- How often the commit's wait hook runs while Postgres works and it has nothing else to do (the
+-- hook never waits itself), and how long one slice of the next batch's processing runs in it:
+-- the server's answer waits that long at most before the commit goes on.
 local WAIT_TICK_S = 0.002
+local SLICE_S = 0.0002
 
 -- The hook db:on_wait runs while a commit waits on Postgres: the source's heartbeat keeps the
 -- messages it holds (the batches in hand and the prefetch) invisible to other consumers
--- (src:commit_hook(), SQS only), the receive pipeline keeps going (src:tend()), and `meanwhile`
--- (the next batch's processing) runs once.
+-- (src:commit_hook(), SQS only), the receive pipeline keeps going (src:tend(), once a tick), and
+-- `meanwhile` (a slice of the next batch's processing; true while there is more) runs at every
+-- call. The hook returns what `meanwhile` did: true calls it again at once, for as long as the
+-- server has not answered, in each of the commit's waits (the claim, the COPYs, the COMMIT).
 local function wait_hook(src, meanwhile)
   local interval, beat, first
   if src.commit_hook then interval, beat, first = src:commit_hook() end
   local due = beat and host.mono() + first
+  local tended = -math.huge
   return function()
-    if due and host.mono() >= due then
+    local now = host.mono()
+    if due and now >= due then
       beat()
       due = host.mono() + interval
     end
-    if src.tend then src:tend() end
-    if meanwhile then
-      local f = meanwhile
-      meanwhile = nil
-      f()
+    if src.tend and now - tended >= WAIT_TICK_S then
+      tended = now
+      src:tend()
     end
+    return meanwhile ~= nil and meanwhile()
   end
 end
 
@@ -267,14 +287,21 @@ function M.run(opts, log)
   local stop_when_drained = opts.drain or opts.input ~= nil
   local wait = stop_when_drained and cfg.drain_wait_seconds or cfg.wait_seconds
   -- The next batch, when a whole one was at hand while the commit before it waited on Postgres:
-  -- taken and processed then (never committed or acknowledged before the batch before it).
+  -- taken then and processed a slice at a time from the commit's wait hook, the rest after the
+  -- commit; never committed or acknowledged before the batch before it. One batch ahead at most.
   local ahead
-  local function process_ahead()
-    if ahead then return end  -- one batch ahead at most (a commit retried calls this again)
-    local m, d = src:take_ready(cfg.batch_size)
-    if not m then return end
-    ahead = { messages = m, drained = d, proc = proc }
-    ahead.items, ahead.done = process(proc, m, log, opts.dry_run)
+  local function process_ahead() -- -> true while a slice is left to do
+    if not ahead then
+      local m, d = src:take_ready(cfg.batch_size)
+      if not m then return false end -- tried again at the next tick
+      ahead = batch_of(proc, m, d)
+    end
+    -- finished, or a slice raised (the hook's error): the rest waits for the loop
+    if ahead.next > #ahead.messages or ahead.slicing then return false end
+    ahead.slicing = true
+    local finished = process(ahead, log, opts.dry_run, host.mono() + SLICE_S)
+    ahead.slicing = nil
+    return not finished
   end
   while true do
     if host.take_reload() then
@@ -284,21 +311,22 @@ function M.run(opts, log)
         telemetry.reasons(proc:reasons()) -- a new rule's reason at 0 from now on
       end
     end
-    local messages, drained, items, ahead_done
+    local b
     if ahead then
-      messages, drained = ahead.messages, ahead.drained
-      -- else processed again by the reloaded script
-      if ahead.proc == proc then items, ahead_done = ahead.items, ahead.done end
-      ahead = nil
+      b, ahead = ahead, nil
+      -- processed again from its start by the reloaded script, or after a slice that raised
+      if b.proc ~= proc or b.slicing then b = batch_of(proc, b.messages, b.drained) end
     else
-      messages, drained = src:next_batch(cfg.batch_size, cfg.batch_max_wait_ms, wait)
+      local messages, drained = src:next_batch(cfg.batch_size, cfg.batch_max_wait_ms, wait)
+      if not messages then
+        fail.user("cannot receive from SQS: %s; nothing in hand was lost", drained)
+      end
+      b = batch_of(proc, messages, drained)
     end
-    if not messages then
-      fail.user("cannot receive from SQS: %s; nothing in hand was lost", drained)
-    end
+    local messages, drained = b.messages, b.drained
     if #messages > 0 then
-      local done
-      if items then done = ahead_done else items, done = process(proc, messages, log, opts.dry_run) end
+      process(b, log, opts.dry_run) -- the whole batch, or what the commit's waits left of it
+      local items, done = b.items, b.done
       stats.received = stats.received + #done
       telemetry.received(#done)
       local summary = commit(state, items, log, src, not drained and process_ahead or nil)
