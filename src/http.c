@@ -1,13 +1,16 @@
 /* http.c: the libcurl transport of etlua.sqs (see http.h): a multi handle with a fixed pool of
  * easy handles, each reused for the next request so its connection stays open, its options set
- * once and only the request's own (URL, body, headers, timeouts) set per request; the header
- * lines live in the slot (no list allocated per request). Every request is signed here
- * (src/sigv4.c) when it is queued. Answers are collected into a bounded buffer; curl's failures
+ * once and only the request's own (body, headers, timeouts; the URL and its proxy when they
+ * change) set per request; the header lines live in the slot (no list allocated per request).
+ * Every request is signed here (src/sigv4.c) when it is queued. The event loop is curl's socket
+ * interface: curl names the sockets to watch (on_socket), one poll() looks at them all and curl
+ * is told which are ready (watch). Answers are collected into a bounded buffer; curl's failures
  * fold into network / timeout / tls / stopped. Knows nothing of SQS. */
 #include "etlua/http.h"
 #include "etlua/buf.h"
 #include "etlua/sigv4.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +32,7 @@ struct slot {
     char query_error[256];
     char errbuf[CURL_ERROR_SIZE];
     unsigned long long id;
+    unsigned url_gen; /* the URL (and its proxy) the easy handle holds: h->url_gen's */
     int tag, busy, flags;
     long long started_ms; /* when first driven (sent), monotonic; 0 = not yet: the stop grace */
 };
@@ -41,12 +45,16 @@ struct etl_http {
     char host[300]; /* the Host header value */
     char *path;     /* canonical path and query (etlua posts to "/") */
     char *query;
+    char *proxy, *noproxy; /* for that URL, from the environment (proxy_of) */
+    unsigned url_gen;      /* counts the URLs seen: a slot still set for another one */
     struct curl_slist *connect_list;
     struct slot *slots; /* nslots - 1 for anyone, the last one reserved */
     size_t nslots, inflight;
     unsigned long long last_id;
     struct etl_http_done *done; /* FIFO of finished requests: done[head..n) */
     size_t done_head, done_n, done_cap;
+    struct pollfd *fds; /* the sockets curl wants watched (on_socket), and what for */
+    size_t nfds, fds_cap;
 };
 
 static void free_secret(char *s)
@@ -63,6 +71,38 @@ static char *dup_opt(const char *s, int *ok)
     if (s && !d)
         *ok = 0;
     return d;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: curl says which sockets to watch for what (etl_http_run polls them
+ * all in one call and tells curl which are ready, so curl never polls a transfer's socket
+ * itself). At most one entry per socket; what replaces the events, REMOVE drops it. */
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *socketp)
+{
+    (void)easy;
+    (void)socketp;
+    struct etl_http *h = ud;
+    size_t i = 0;
+    while (i < h->nfds && h->fds[i].fd != fd)
+        i++;
+    if (what == CURL_POLL_REMOVE) {
+        if (i < h->nfds)
+            h->fds[i] = h->fds[--h->nfds];
+        return 0;
+    }
+    if (i == h->nfds) {
+        if (h->nfds == h->fds_cap) {
+            size_t cap = h->fds_cap ? 2 * h->fds_cap : 16;
+            struct pollfd *p = realloc(h->fds, cap * sizeof *p);
+            if (!p)
+                return -1;
+            h->fds = p;
+            h->fds_cap = cap;
+        }
+        h->fds[h->nfds++] = (struct pollfd){.fd = fd, .revents = 0};
+    }
+    h->fds[i].events =
+        (short)((what & CURL_POLL_IN ? POLLIN : 0) | (what & CURL_POLL_OUT ? POLLOUT : 0));
+    return 0;
 }
 
 struct etl_http *etl_http_open(const struct etl_http_config *cfg)
@@ -98,6 +138,8 @@ struct etl_http *etl_http_open(const struct etl_http_config *cfg)
     }
     /* one idle connection per slot, so every concurrent request finds one next time */
     curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)h->nslots);
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
     return h;
 }
 
@@ -135,17 +177,53 @@ static enum etl_http_status fail(enum etl_http_status st, char *err, size_t errl
     return st;
 }
 
+static const char *env_set(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL; /* empty counts as unset, as in curl_getenv */
+}
+
+/* The proxy for a URL of this scheme and the hosts that bypass it, read from the environment by
+ * the rules libcurl itself applies when no proxy is set (lib/url.c, 7.88: detect_proxy and the
+ * no_proxy lookup): <scheme>_proxy, then its uppercase form except HTTP_PROXY (never read: in a
+ * CGI program it comes from a request's Proxy header), then all_proxy, then ALL_PROXY; the
+ * bypass list from no_proxy, then NO_PROXY. "" when unset, which tells curl "no proxy" and "no
+ * bypass list" without reading the environment again. Read once per URL here: left to curl, the
+ * five variables were read (and copied) at every request. curl still matches the host against
+ * the bypass list and parses the proxy (scheme, port, credentials) itself. */
+static int proxy_of(struct etl_http *h, int https)
+{
+    const char *p = https ? env_set("https_proxy") : env_set("http_proxy");
+    if (!p && https)
+        p = env_set("HTTPS_PROXY");
+    if (!p)
+        p = env_set("all_proxy");
+    if (!p)
+        p = env_set("ALL_PROXY");
+    const char *n = env_set("no_proxy");
+    if (!n)
+        n = env_set("NO_PROXY");
+    free(h->proxy);
+    free(h->noproxy);
+    h->proxy = strdup(p ? p : "");
+    h->noproxy = strdup(n ? n : "");
+    return h->proxy && h->noproxy ? 0 : -1;
+}
+
 /* The parts of url as signed (h->host, h->path, h->query), kept while the URL stays the same
- * (etlua posts every request to the endpoint's root). Returns 0, or -1 (not http(s), no memory). */
+ * (etlua posts every request to the endpoint's root), and its proxy. Returns 0, or -1 (not
+ * http(s), no memory). */
 static int url_parts(struct etl_http *h, const char *url)
 {
     if (h->url && strcmp(h->url, url) == 0)
         return 0;
+    h->url_gen++;
     free(h->url);
     free(h->path);
     h->url = h->path = h->query = NULL;
     size_t at;
-    if (etl_sigv4_host_of(url, h->host, sizeof h->host, &at) != 0)
+    if (etl_sigv4_host_of(url, h->host, sizeof h->host, &at) != 0 ||
+        proxy_of(h, strncasecmp(url, "https:", 6) == 0) != 0)
         return -1;
     const char *p = url + at;
     size_t plen = strcspn(p, "?#");
@@ -254,12 +332,19 @@ static void setup_once(struct etl_http *h, struct slot *s)
     curl_easy_setopt(cu, CURLOPT_PRIVATE, (void *)s);
 }
 
-/* The options of this request. */
-static void setup(struct slot *s, const char *url, long connect_timeout_ms, long total_timeout_ms)
+/* The options of this request; the URL and its proxy only when the slot held another one (an
+ * easy handle keeps its options between requests). */
+static void setup(struct etl_http *h, struct slot *s, long connect_timeout_ms,
+                  long total_timeout_ms)
 {
     CURL *cu = s->easy;
     s->errbuf[0] = '\0';
-    curl_easy_setopt(cu, CURLOPT_URL, url);
+    if (s->url_gen != h->url_gen) {
+        curl_easy_setopt(cu, CURLOPT_URL, h->url);
+        curl_easy_setopt(cu, CURLOPT_PROXY, h->proxy);
+        curl_easy_setopt(cu, CURLOPT_NOPROXY, h->noproxy);
+        s->url_gen = h->url_gen;
+    }
     curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms);
     curl_easy_setopt(cu, CURLOPT_TIMEOUT_MS, total_timeout_ms);
     curl_easy_setopt(cu, CURLOPT_POSTFIELDS, s->body.p ? s->body.p : "");
@@ -326,7 +411,7 @@ enum etl_http_status etl_http_add(struct etl_http *h, const char *url, const cha
     s->answer.limit = ETL_HTTP_MAX_BODY;
     s->query_error[0] = '\0';
     s->flags = flags;
-    setup(s, url, connect_timeout_ms, total_timeout_ms);
+    setup(h, s, connect_timeout_ms, total_timeout_ms);
     if (curl_multi_add_handle(h->multi, s->easy) != CURLM_OK)
         return fail(ETL_HTTP_NOMEM, err, errlen, "cannot queue the request", NULL);
     s->busy = 1;
@@ -376,14 +461,56 @@ static void finish(struct etl_http *h, struct slot *s, CURLcode rc)
     h->done[h->done_n++] = d;
 }
 
+/* Looks at every socket curl watches, waiting up to wait_ms for one to be ready (one poll for
+ * them all), tells curl which are ready and runs its due timers (a request just added is due at
+ * once). curl_multi_perform would instead poll each transfer's socket on its own, every call:
+ * with 64 long polls in flight, 64 system calls a round. */
+static void watch(struct etl_http *h, long wait_ms)
+{
+    int running;
+    if (poll(h->fds, (nfds_t)h->nfds, (int)wait_ms) > 0) {
+        /* curl may change h->fds during a socket_action: take the ready ones a few at a time,
+         * clearing what is taken (an entry moved by a removal keeps its revents) */
+        for (;;) {
+            struct {
+                curl_socket_t fd;
+                int ev;
+            } ready[32];
+            size_t n = 0;
+            for (size_t i = 0; i < h->nfds && n < 32; i++) {
+                struct pollfd *p = &h->fds[i];
+                if (!p->revents)
+                    continue;
+                int ev = (p->revents & POLLIN ? CURL_CSELECT_IN : 0) |
+                         (p->revents & POLLOUT ? CURL_CSELECT_OUT : 0);
+                if (p->revents & (POLLERR | POLLHUP | POLLNVAL)) /* curl tries and says why */
+                    ev |= CURL_CSELECT_ERR | (p->events & POLLIN ? CURL_CSELECT_IN : 0) |
+                          (p->events & POLLOUT ? CURL_CSELECT_OUT : 0);
+                ready[n].fd = p->fd;
+                ready[n++].ev = ev;
+                p->revents = 0;
+            }
+            if (n == 0)
+                break;
+            for (size_t i = 0; i < n; i++)
+                curl_multi_socket_action(h->multi, ready[i].fd, ready[i].ev, &running);
+        }
+    }
+    long t = -1;
+    for (int round = 0; round < 4 && curl_multi_timeout(h->multi, &t) == CURLM_OK && t == 0;
+         round++)
+        curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+}
+
 size_t etl_http_run(struct etl_http *h, long timeout_ms, etl_http_stop_fn stop)
 {
     long long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
     size_t before = h->done_n - h->done_head;
+    long wait = 0; /* the first look at the sockets never waits */
     for (;;) {
-        int running = 0;
         CURLMsg *msg;
-        /* A request is sent by the first perform that drives it, which may come long after it
+        int left;
+        /* A request is sent by the first run that drives it, which may come long after it
          * was queued (the loop was busy in a commit): its age counts from there. At a stop, an
          * interruptible one never sent is cancelled unsent, so SQS never hands it anything. */
         int stopping = stop && h->inflight > 0 && stop();
@@ -397,8 +524,8 @@ size_t etl_http_run(struct etl_http *h, long timeout_ms, etl_http_stop_fn stop)
             else
                 s->started_ms = now;
         }
-        curl_multi_perform(h->multi, &running);
-        while ((msg = curl_multi_info_read(h->multi, &running)) != NULL) {
+        watch(h, wait);
+        while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
             struct slot *s = NULL;
             if (msg->msg != CURLMSG_DONE)
                 continue;
@@ -421,15 +548,17 @@ size_t etl_http_run(struct etl_http *h, long timeout_ms, etl_http_stop_fn stop)
         }
         if (h->done_n - h->done_head > before || h->inflight == 0 || timeout_ms == 0)
             break;
-        long slice = 100;
+        wait = 100; /* a slice: stop is asked between slices */
         if (timeout_ms > 0) {
-            long long left = deadline - now_ms();
-            if (left <= 0)
+            long long rest = deadline - now_ms();
+            if (rest <= 0)
                 break;
-            if (left < slice)
-                slice = (long)left;
+            if (rest < wait)
+                wait = (long)rest;
         }
-        curl_multi_poll(h->multi, NULL, 0, (int)slice, NULL);
+        long t = -1; /* curl's next timer (a request's timeout, a retry of its own) */
+        if (curl_multi_timeout(h->multi, &t) == CURLM_OK && t >= 0 && t < wait)
+            wait = t;
     }
     return h->done_n - h->done_head;
 }
@@ -479,7 +608,8 @@ void etl_http_close(struct etl_http *h)
     for (size_t i = h->done_head; i < h->done_n; i++)
         free(h->done[i].body);
     if (h->multi)
-        curl_multi_cleanup(h->multi);
+        curl_multi_cleanup(h->multi); /* may still tell on_socket of closed sockets */
+    free(h->fds);
     curl_slist_free_all(h->connect_list);
     free(h->done);
     free(h->slots);
@@ -487,6 +617,8 @@ void etl_http_close(struct etl_http *h)
     free(h->connect_to);
     free(h->url);
     free(h->path);
+    free(h->proxy);
+    free(h->noproxy);
     etl_sigv4_free(h->signer);
     free_secret(h->token_header);
     free(h);

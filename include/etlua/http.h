@@ -22,8 +22,10 @@
  *    anyway: an empty-queue bare drain went from 92.5 M to ~52 M).
  * Both are checked against AWS's published examples (tests/c/test_sigv4.c) and byte for byte
  * against botocore for requests sent through this transport (tests/sigv4/compare_botocore.py,
- * ctest sigv4.botocore). The easy handles keep their options between requests; only the URL,
- * body, header lines and timeouts are set per request. */
+ * ctest sigv4.botocore). The easy handles keep their options between requests; only the body,
+ * header lines and timeouts are set per request (the URL and its proxy when they change).
+ * Proxy: http_proxy (https_proxy, HTTPS_PROXY for https), all_proxy, ALL_PROXY and no_proxy /
+ * NO_PROXY, by curl's own rules, read once per URL rather than by curl at every request. */
 #ifndef ETLUA_HTTP_H
 #define ETLUA_HTTP_H
 

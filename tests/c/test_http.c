@@ -1,0 +1,291 @@
+/* test_http.c: the transport (src/http.c) against a small HTTP/1.1 listener of this test, served
+ * in the same thread between etl_http_run calls (the listener never blocks). Shows:
+ *  - many requests in flight at once on their own connections, each answer matched to its id,
+ *    and the connections kept for the next round (one poll for every socket: curl is told which
+ *    are ready, it never polls a transfer's socket itself);
+ *  - a request never answered ends as ETL_HTTP_TIMEOUT at its total timeout (curl's timers are
+ *    run while the others are answered);
+ *  - the proxy taken from the environment once, by curl's own rules: http_proxy is used (the
+ *    request line carries the absolute URL), no_proxy bypasses it, HTTP_PROXY is never read for
+ *    an http:// URL, an empty variable counts as unset. */
+#include "etlua/http.h"
+
+#include "check.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CONNS 64
+
+struct conn {
+    int fd;
+    char buf[8192];
+    size_t len;
+};
+
+/* The listener: accepts, reads whole requests (headers + Content-Length body), answers each with
+ * 200 and the request line as body, except a request whose body is "hold" (never answered). */
+struct server {
+    int fd, port;
+    struct conn conns[MAX_CONNS];
+    int nconns, accepted, requests;
+    char last_line[512];
+};
+
+static void server_open(struct server *sv)
+{
+    memset(sv, 0, sizeof *sv);
+    sv->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    if (sv->fd < 0 || bind(sv->fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        listen(sv->fd, 128) != 0 || getsockname(sv->fd, (struct sockaddr *)&a, &alen) != 0) {
+        perror("test_http: listener");
+        exit(2);
+    }
+    fcntl(sv->fd, F_SETFL, O_NONBLOCK);
+    sv->port = ntohs(a.sin_port);
+}
+
+static void server_close(struct server *sv)
+{
+    for (int i = 0; i < sv->nconns; i++)
+        close(sv->conns[i].fd);
+    close(sv->fd);
+}
+
+/* needle in the first n bytes of hay, or NULL (memmem is not POSIX) */
+static const char *find(const char *hay, size_t n, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (size_t i = 0; i + k <= n; i++)
+        if (memcmp(hay + i, needle, k) == 0)
+            return hay + i;
+    return NULL;
+}
+
+/* One request complete at the start of c->buf: its length, or 0. */
+static size_t request_len(const struct conn *c)
+{
+    const char *end = find(c->buf, c->len, "\r\n\r\n");
+    if (!end)
+        return 0;
+    size_t head = (size_t)(end - c->buf) + 4, body = 0;
+    const char *cl = find(c->buf, head, "Content-Length: ");
+    if (cl)
+        body = strtoul(cl + 16, NULL, 10);
+    return c->len >= head + body ? head + body : 0;
+}
+
+static void serve(struct server *sv)
+{
+    int fd;
+    while (sv->nconns < MAX_CONNS && (fd = accept(sv->fd, NULL, NULL)) >= 0) {
+        fcntl(fd, F_SETFL, O_NONBLOCK);
+        sv->conns[sv->nconns++] = (struct conn){.fd = fd};
+        sv->accepted++;
+    }
+    for (int i = 0; i < sv->nconns; i++) {
+        struct conn *c = &sv->conns[i];
+        ssize_t n = read(c->fd, c->buf + c->len, sizeof c->buf - c->len);
+        if (n > 0)
+            c->len += (size_t)n;
+        size_t rl;
+        while ((rl = request_len(c)) > 0) {
+            size_t line = strcspn(c->buf, "\r");
+            snprintf(sv->last_line, sizeof sv->last_line, "%.*s", (int)line, c->buf);
+            sv->requests++;
+            int hold = rl >= 4 && memcmp(c->buf + rl - 4, "hold", 4) == 0;
+            if (!hold) {
+                char answer[700];
+                int k = snprintf(answer, sizeof answer,
+                                 "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s",
+                                 strlen(sv->last_line), sv->last_line);
+                if (write(c->fd, answer, (size_t)k) != k)
+                    check_fail_at(__FILE__, __LINE__, "short write");
+            }
+            memmove(c->buf, c->buf + rl, c->len - rl);
+            c->len -= rl;
+        }
+    }
+}
+
+static struct etl_http *open_transport(size_t inflight)
+{
+    struct etl_http_config cfg = {.region = "us-east-1",
+                                  .service = "sqs",
+                                  .access_key = "AKIDEXAMPLE",
+                                  .secret_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                                  .max_inflight = inflight};
+    return etl_http_open(&cfg);
+}
+
+static unsigned long long add(struct etl_http *h, const char *url, const char *body, long total_ms)
+{
+    static const char *const headers[] = {"Content-Type: application/x-amz-json-1.0"};
+    unsigned long long id = 0;
+    char err[256];
+    enum etl_http_status st = etl_http_add(h, url, headers, 1, body, strlen(body), 1000, total_ms,
+                                           0, 7, &id, err, sizeof err);
+    CHECK(st == ETL_HTTP_OK, "etl_http_add: %d %s", (int)st, err);
+    return id;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Runs the transport and the listener until want requests are finished (or 5 s pass); the
+ * finished ones are taken into done[] (bodies freed). Returns how many. */
+static int run_until(struct etl_http *h, struct server *sv, int want, struct etl_http_done *done,
+                     int cap)
+{
+    int n = 0;
+    long long give_up = now_ms() + 5000;
+    struct etl_http_done d;
+    while (n < want && now_ms() < give_up) {
+        etl_http_run(h, 5, NULL);
+        serve(sv);
+        while (n < cap && etl_http_next(h, &d)) {
+            done[n++] = d;
+            free(d.body);
+            done[n - 1].body = NULL;
+        }
+    }
+    return n;
+}
+
+static void test_many_in_flight(void)
+{
+    struct server sv;
+    server_open(&sv);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", sv.port);
+    struct etl_http *h = open_transport(32);
+    CHECK(h != NULL);
+    struct etl_http_done done[32];
+    for (int round = 0; round < 2; round++) {
+        unsigned long long ids[20];
+        for (int i = 0; i < 20; i++)
+            ids[i] = add(h, url, "{}", 5000);
+        int n = run_until(h, &sv, 20, done, 32);
+        CHECK(n == 20, "round %d: %d of 20 answered", round, n);
+        for (int i = 0; i < n; i++) {
+            int known = 0;
+            for (int j = 0; j < 20; j++)
+                known |= done[i].id == ids[j];
+            CHECK(known && done[i].status == ETL_HTTP_OK && done[i].http_status == 200,
+                  "answer %d: id %llu status %d http %ld", i, done[i].id, (int)done[i].status,
+                  done[i].http_status);
+        }
+        CHECK(etl_http_pending(h) == 0);
+    }
+    /* the second round found the first round's connections open */
+    CHECK(sv.accepted <= 20, "%d connections for 40 requests", sv.accepted);
+    CHECK_STR_EQ(sv.last_line, "POST / HTTP/1.1");
+
+    /* a request never answered times out, while one answered after it is not held up */
+    unsigned long long held = add(h, url, "hold", 300);
+    unsigned long long quick = add(h, url, "{}", 5000);
+    long long t0 = now_ms();
+    int n = run_until(h, &sv, 1, done, 32);
+    CHECK(n == 1 && done[0].id == quick && done[0].status == ETL_HTTP_OK);
+    CHECK(now_ms() - t0 < 250, "the quick one took %lld ms", now_ms() - t0);
+    n = run_until(h, &sv, 1, done, 32);
+    CHECK(n == 1 && done[0].id == held && done[0].status == ETL_HTTP_TIMEOUT,
+          "held: %d answers, status %d", n, n ? (int)done[0].status : -1);
+    long long took = now_ms() - t0;
+    CHECK(took >= 290 && took < 1500, "timed out after %lld ms", took);
+
+    /* a blocking run returns as soon as an answer is there, not at its time limit */
+    int seen = sv.requests;
+    add(h, url, "{}", 5000);
+    for (int i = 0; i < 200 && sv.requests == seen; i++) {
+        etl_http_run(h, 0, NULL);
+        usleep(1000);
+        serve(&sv); /* reads the request and answers it */
+    }
+    t0 = now_ms();
+    size_t got = etl_http_run(h, 2000, NULL);
+    CHECK(got == 1 && now_ms() - t0 < 500, "%zu answers after %lld ms", got, now_ms() - t0);
+    if (got == 1 && etl_http_next(h, &done[0]))
+        free(done[0].body);
+    etl_http_close(h);
+    server_close(&sv);
+}
+
+/* One request to url with the environment as it is; returns the request line the listener saw
+ * ("" when none reached it) and the transport's status. */
+static enum etl_http_status one_request(struct server *sv, const char *url, char *line,
+                                        size_t linelen)
+{
+    struct etl_http *h = open_transport(4);
+    struct etl_http_done done[4];
+    sv->last_line[0] = '\0';
+    add(h, url, "{}", 3000);
+    int n = run_until(h, sv, 1, done, 4);
+    snprintf(line, linelen, "%s", sv->last_line);
+    etl_http_close(h);
+    return n == 1 ? done[0].status : ETL_HTTP_NOMEM;
+}
+
+static void test_proxy_from_environment(void)
+{
+    struct server sv;
+    server_open(&sv);
+    char direct[64], proxy[64], line[512];
+    snprintf(direct, sizeof direct, "http://127.0.0.1:%d/", sv.port);
+    snprintf(proxy, sizeof proxy, "http://127.0.0.1:%d", sv.port);
+    const char *dead = "http://127.0.0.1:1"; /* nothing listens there: refused */
+    static const char *const vars[] = {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
+                                       "all_proxy",  "ALL_PROXY",  "no_proxy",    "NO_PROXY"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        unsetenv(vars[i]);
+
+    /* http_proxy: the request goes to the proxy, with the absolute URL in its request line */
+    setenv("http_proxy", proxy, 1);
+    CHECK(one_request(&sv, "http://sqs.example.invalid:4566/", line, sizeof line) == ETL_HTTP_OK);
+    CHECK_STR_EQ(line, "POST http://sqs.example.invalid:4566/ HTTP/1.1");
+
+    /* all_proxy when there is no http_proxy; an empty http_proxy counts as unset */
+    setenv("http_proxy", "", 1);
+    setenv("all_proxy", proxy, 1);
+    CHECK(one_request(&sv, "http://sqs.example.invalid:4566/", line, sizeof line) == ETL_HTTP_OK);
+    CHECK_STR_EQ(line, "POST http://sqs.example.invalid:4566/ HTTP/1.1");
+    unsetenv("all_proxy");
+
+    /* no_proxy: the listed host is reached directly, though the proxy would refuse */
+    setenv("http_proxy", dead, 1);
+    setenv("NO_PROXY", "127.0.0.1", 1);
+    CHECK(one_request(&sv, direct, line, sizeof line) == ETL_HTTP_OK);
+    CHECK_STR_EQ(line, "POST / HTTP/1.1");
+    unsetenv("NO_PROXY");
+
+    /* without no_proxy the same request goes to the (dead) proxy */
+    CHECK(one_request(&sv, direct, line, sizeof line) == ETL_HTTP_NETWORK);
+    unsetenv("http_proxy");
+
+    /* HTTP_PROXY is never read for http:// (curl's rule): the request goes directly */
+    setenv("HTTP_PROXY", dead, 1);
+    CHECK(one_request(&sv, direct, line, sizeof line) == ETL_HTTP_OK);
+    CHECK_STR_EQ(line, "POST / HTTP/1.1");
+    unsetenv("HTTP_PROXY");
+    server_close(&sv);
+}
+
+int main(void)
+{
+    test_many_in_flight();
+    test_proxy_from_environment();
+    return CHECK_DONE("test_http");
+}
