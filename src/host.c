@@ -1,4 +1,4 @@
-/* host.c: owns the Lua state. It creates the state, preloads the C primitive modules and the
+/* host.c: owns the Lua state. It creates the state (on etlua's allocator, src/lua_alloc.c), preloads the C primitive modules and the
  * embedded Lua half of the host, and runs etlua.cli.main(argv) under lua_pcall, the way lua.c
  * runs a script: a message handler adds a traceback to internal errors, and errors print as
  * `etlua: msg`. A user mistake (bad configuration, unreachable service, broken script) is raised
@@ -11,6 +11,7 @@
 #include "etlua/host.h"
 
 #include "etlua/budget.h"
+#include "etlua/lua_alloc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -254,6 +255,15 @@ static int etl_host_msgh(lua_State *L)
     return 1;
 }
 
+/* Panic function (an error outside any protected call), as luaL_newstate's: print and abort. */
+static int etl_host_panic(lua_State *L)
+{
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "etlua: PANIC: unprotected error in call to Lua API (%s)\n",
+            msg ? msg : "error object is not a string");
+    return 0; /* Lua aborts */
+}
+
 /* Runs require("etlua.cli").main(argv) and converts its result to an exit status. */
 static int etl_host_run(lua_State *L)
 {
@@ -276,11 +286,15 @@ static int etl_host_run(lua_State *L)
 
 int etl_host_main(int argc, char **argv)
 {
-    lua_State *L = luaL_newstate();
+    struct etl_lua_alloc *alloc = etl_lua_alloc_new(); /* small blocks from slabs: its header */
+    lua_State *L = alloc ? lua_newstate(etl_lua_alloc_f, alloc) : NULL;
     if (L == NULL) {
+        etl_lua_alloc_close(alloc);
         fputs("etlua: cannot create the Lua state: out of memory\n", stderr);
         return 1;
     }
+    lua_atpanic(L, etl_host_panic); /* as luaL_newstate; no warning function: warnings stay off,
+                                       as luaL_newstate starts them (scripts have no warn) */
     lua_pushcfunction(L, etl_host_msgh);
     lua_pushcfunction(L, etl_host_run);
     lua_pushinteger(L, argc);
@@ -296,5 +310,6 @@ int etl_host_main(int argc, char **argv)
     }
     fflush(stdout);
     lua_close(L);
+    etl_lua_alloc_close(alloc);
     return code;
 }

@@ -129,7 +129,8 @@ if(ETLUA_FUZZ)
   add_library(etlua_core_fuzz STATIC ${ETLUA_CORE_SOURCES} ${EMBEDDED_C})
   target_compile_options(etlua_core_fuzz PRIVATE -fsanitize=fuzzer-no-link ${ETLUA_FUZZ_SAN})
   target_include_directories(etlua_core_fuzz PUBLIC ${CMAKE_SOURCE_DIR}/include)
-  target_compile_definitions(etlua_core_fuzz PUBLIC ETLUA_VERSION="${PROJECT_VERSION}")
+  target_compile_definitions(etlua_core_fuzz PUBLIC ETLUA_VERSION="${PROJECT_VERSION}"
+                             ETLUA_SANITIZE=1) # src/lua_alloc.c: every block to malloc
   target_link_libraries(etlua_core_fuzz PUBLIC PkgConfig::LUA PkgConfig::CURL PkgConfig::PQ
                         PkgConfig::CRYPTO PkgConfig::EXPAT PkgConfig::MHD Threads::Threads m)
   add_custom_target(fuzz)
