@@ -19,8 +19,9 @@ local function logins(n)
   return t
 end
 
--- run{n =, visibility =, on_commit = fn(items, ctx), mono_step = s} -> ctx {client, host, commits,
--- log, rc}; mono_step: the fake clock also moves by s at each host.mono() (work takes time)
+-- run{n =, visibility =, on_commit = fn(items, ctx), mono_step = s, fakes =} -> ctx {client, host,
+-- commits, log, rc}; mono_step: the fake clock also moves by s at each host.mono() (work takes
+-- time); fakes: more modules to replace
 local function run(o)
   local h = F.host()
   if o.mono_step then
@@ -56,6 +57,7 @@ local function run(o)
     ["etlua.ledger"] = { retention = function() return 3600 end,
       open = function() return { maintain = function() end } end },
   }
+  for name, fake in pairs(o.fakes or {}) do fakes[name] = fake end
   local getenv = os.getenv
   os.getenv = function(k)
     if k == "SQS_QUEUE_URL" and o.queue_url then return o.queue_url end
@@ -206,4 +208,43 @@ describe("etlua.runner with fake SQS and sink", function()
     assert.equals(95, #ctx.client.deleted)
   end)
 
+  it("a slice that raised in the hook: the batch is processed again from its start after the commit", function()
+    local record = require "etlua.record"
+    local raising, processed = false, {}
+    local fake_record = setmetatable({ new = function(...)
+      local p = record.new(...)
+      local process = p.process
+      function p.process(self, body, m)
+        processed[m.id] = (processed[m.id] or 0) + 1
+        if raising and m.id == "m12" and processed[m.id] == 1 then error("processing bug") end
+        return process(self, body, m)
+      end
+      return p
+    end }, { __index = record })
+    local ctx = run { n = 50, drain = true, mono_step = 0.00005, fakes = { ["etlua.record"] = fake_record },
+      on_commit = function(_, c)
+        if #c.commits ~= 1 then return end
+        -- what pg_wait.c does: the hook under a protected call, its error kept for wait_error
+        raising = true
+        local err
+        for _ = 1, 30 do -- until the receives brought the next batch and its first slice raised
+          local ok, more = pcall(c.db.hook.fn)
+          if not ok then err = more break end
+          assert.is_false(more) -- (the clock moves 50 us a call: m11 and m12 are one slice)
+        end
+        raising = false
+        assert.truthy(tostring(err):find("processing bug", 1, true))
+        c.db.err = err
+        assert.is_false(c.db.hook.fn())  -- no slice after one raised
+      end }
+    local ids = committed_ids(ctx)
+    assert.equals(50, #ids)
+    for i, id in ipairs(ids) do assert.equals("m" .. i, id) end
+    -- the next batch's first message processed in the slice, its second raised: both again after
+    assert.equals(2, processed.m11)
+    assert.equals(2, processed.m12)
+    assert.equals(1, processed.m13)
+    assert.equals(1, ctx.log:count("the commit's wait hook failed; receiving and processing wait for each commit"))
+    assert.equals(50, #ctx.client.deleted)
+  end)
 end)
