@@ -457,9 +457,9 @@ describe("etlua.source.file (--input)", function()
 
   it("takes a body per line without its line end (\\n or \\r\\n), skips blank lines, numbers lines", function()
     local batch = lines_of('{"a":1}\r\n\n{"b":2}\n\r\n{"c":3}\r{"d":4}')
-    local bodies, lines = {}, {}
-    for i, m in ipairs(batch) do bodies[i], lines[i] = m.body, m.input_line end
-    assert.are.same({ '{"a":1}', '{"b":2}', '{"c":3}\r{"d":4}' }, bodies)
+    local got, lines = {}, {}
+    for i, m in ipairs(batch) do got[i], lines[i] = m.body, m.input_line end
+    assert.are.same({ '{"a":1}', '{"b":2}', '{"c":3}\r{"d":4}' }, got)
     assert.are.same({ 1, 3, 5 }, lines)
     assert.are.equal(batch[1].id, "input:" .. batch[1].input_file .. ":1")
   end)
