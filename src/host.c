@@ -286,6 +286,10 @@ static int etl_host_run(lua_State *L)
 
 int etl_host_main(int argc, char **argv)
 {
+    /* The collector keeps Lua's defaults (incremental, pause 200, step multiplier 100): on
+     * --input with this allocator, pause 300 and 400 saved ~1% of the instructions and no
+     * measurable CPU time, for 3 and 7 MiB more peak RSS; generational mode cost 3% more
+     * instructions (the batch's objects outlive two minor collections, then die old). */
     struct etl_lua_alloc *alloc = etl_lua_alloc_new(); /* small blocks from slabs: its header */
     lua_State *L = alloc ? lua_newstate(etl_lua_alloc_f, alloc) : NULL;
     if (L == NULL) {
