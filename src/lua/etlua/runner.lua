@@ -150,15 +150,18 @@ local SLICE_S = 0.0002
 -- The hook db:on_wait runs while a commit waits on Postgres: the source's heartbeat keeps the
 -- messages it holds (the batches in hand and the prefetch) invisible to other consumers
 -- (src:commit_hook(), SQS only), the receive pipeline keeps going (src:tend(), once a tick), and
--- `meanwhile` (a slice of the next batch's processing; true while there is more) runs at every
--- call. The hook returns what `meanwhile` did: true calls it again at once, for as long as the
--- server has not answered, in each of the commit's waits (the claim, the COPYs, the COMMIT).
+-- `meanwhile(first)` (a slice of the next batch's processing; true while there is more; first:
+-- the hook's first call) runs at every call. The hook returns what `meanwhile` did: true calls it
+-- again at once, for as long as the server has not answered, in each of the commit's waits (the
+-- claim, the COPYs, the COMMIT).
 local function wait_hook(src, meanwhile)
   local interval, beat, first
   if src.commit_hook then interval, beat, first = src:commit_hook() end
   local due = beat and host.mono() + first
-  local tended = -math.huge
+  local tended, called = -math.huge, false
   return function()
+    local first_call = not called
+    called = true
     local now = host.mono()
     if due and now >= due then
       beat()
@@ -168,7 +171,7 @@ local function wait_hook(src, meanwhile)
       tended = now
       src:tend()
     end
-    return meanwhile ~= nil and meanwhile()
+    return meanwhile ~= nil and meanwhile(first_call)
   end
 end
 
@@ -290,10 +293,13 @@ function M.run(opts, log)
   -- taken then and processed a slice at a time from the commit's wait hook, the rest after the
   -- commit; never committed or acknowledged before the batch before it. One batch ahead at most.
   local ahead
-  local function process_ahead() -- -> true while a slice is left to do
+  local function process_ahead(first) -- -> true while a slice is left to do
     if not ahead then
+      -- taken at the commit's first wait or not at all: on a FIFO queue whatever is buffered is a
+      -- batch, and a later try would take the first few messages that came in meanwhile
+      if not first then return false end
       local m, d = src:take_ready(cfg.batch_size)
-      if not m then return false end -- tried again at the next tick
+      if not m then return false end
       ahead = batch_of(proc, m, d)
     end
     -- finished, or a slice raised (the hook's error): the rest waits for the loop
