@@ -48,7 +48,7 @@ local big_ok = run("lorem ipsum dolor sit amet ", small:sub(1, -2) .. ', "pad": 
 local NESTED = '{"ip": "203.0.113.7", "device_id": "dev-8", "at": "2001:db8::5"},'
 local nested_ok = run(NESTED, small:sub(1, -2) .. ', "items": [', '{}]}')
 for _, b in ipairs({small, big_ok, nested_ok}) do
-  assert(p:process(b, META).rows, "normal messages must be rows")
+  assert(p:process(b, META).row, "normal messages must be rows")
 end
 
 local OBJ = '{"user_id": "", "ip": "198.51.100.155", "device_id": "dev-7", "note": "'

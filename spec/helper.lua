@@ -62,9 +62,9 @@ end
 
 -- The row of an outcome as a map column -> value (fails the test when it is a reject).
 function H.row(out)
-  assert(out.rows, out.reject and ("rejected: " .. out.reject.reason .. ": " .. out.reject.detail)
+  assert(out.row, out.reject and ("rejected: " .. out.reject.reason .. ": " .. out.reject.detail)
          or "dropped")
-  local row = out.rows[1][1]
+  local row = out.row
   local m = {}
   for name, i in pairs(H.COL) do m[name] = row[i] end
   return m
@@ -73,7 +73,7 @@ end
 -- The reject of an outcome (fails the test when it is a row).
 function H.reject(out)
   assert(out.reject, "expected a reject, got a row")
-  assert(out.rows == nil)
+  assert(out.row == nil and out.rows == nil)
   return out.reject
 end
 

@@ -42,7 +42,7 @@ describe("hook budget", function()
     local r = H.reject(timed(p, H.body({locale = "loop"})))
     assert.are.equal("script_timeout", r.reason)
     assert.truthy(r.detail:find("^validate ran longer than its budget of 50 ms"), r.detail)
-    assert.truthy(timed(p).rows)
+    assert.truthy(timed(p).row)
   end)
 
   it("an endless loop in a rule is a script_timeout naming the rule", function()
@@ -50,7 +50,7 @@ describe("hook budget", function()
     local r = H.reject(timed(p, H.body({locale = "loop"})))
     assert.are.equal("script_timeout", r.reason)
     assert.truthy(r.detail:find("^rule spin ran longer"), r.detail)
-    assert.truthy(timed(p).rows)
+    assert.truthy(timed(p).row)
   end)
 
   it("an endless loop in transform is a script_timeout naming transform", function()
@@ -61,7 +61,7 @@ describe("hook budget", function()
     local r = H.reject(timed(p, H.body({locale = "loop"})))
     assert.are.equal("script_timeout", r.reason)
     assert.truthy(r.detail:find("^transform ran longer"), r.detail)
-    assert.truthy(timed(p).rows)
+    assert.truthy(timed(p).row)
   end)
 
   it("cannot be escaped by catching the error, in an error handler or in a row's __index", function()
@@ -92,7 +92,7 @@ describe("hook budget", function()
     bomb(function() return ("x"):rep(1 << 30) end)
     bomb(function() local s = ("x"):rep(1 << 20); return s:gsub("x", s) end)
     bomb(function() local t = {}; for i = 1, 1000 do t[i] = ("y"):rep(1 << 20) end; return t end)
-    assert.truthy(timed(processor()).rows)
+    assert.truthy(timed(processor()).row)
   end)
 
   it("the budget is per call: many fast calls in a row never add up", function()
@@ -101,7 +101,7 @@ describe("hook budget", function()
       while host.mono() < t do end
       return true
     end}})
-    for _ = 1, 5 do assert.truthy(p:process(H.body({}), H.META).rows) end
+    for _ = 1, 5 do assert.truthy(p:process(H.body({}), H.META).row) end
   end)
 
   it("refuses a bad budget and a call inside a call", function()
@@ -283,7 +283,7 @@ describe("what a hook does to the record or ctx", function()
       return row
     end})
     local out = timed(p)
-    assert.truthy(out.rows)
+    assert.truthy(out.row)
     assert.are.same({"ip", "device_id"}, (function()
       local keys = {}
       for k, v in pairs(out.masked) do

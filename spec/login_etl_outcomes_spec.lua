@@ -29,7 +29,7 @@ local function check(field, column, json_text, want, meta)
     assert.are.same(want, {out.reject.reason, out.reject.detail}, label)
     return
   end
-  assert(out.rows, label .. ": rejected: " .. (out.reject and out.reject.detail or "dropped"))
+  assert(out.row, label .. ": rejected: " .. (out.reject and out.reject.detail or "dropped"))
   local got = H.row(out)[column]
   if want == NULL then
     assert.is_nil(got, label)
@@ -251,7 +251,7 @@ describe("login_etl app_version: a spelling seen before reads the same", functio
   it("whatever came in between, past the number of spellings remembered", function()
     local function version(text)
       local out = H.run(body_with("app_version", text))
-      return out.rows and H.row(out).app_version or out.reject.detail
+      return out.row and H.row(out).app_version or out.reject.detail
     end
     local first = {}
     for round = 1, 2 do

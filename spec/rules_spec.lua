@@ -12,16 +12,16 @@ describe("scripts/rules", function()
   end)
 
   it("known_device_type: android, ios and web pass; others are rejected with a detail", function()
-    for _, t in ipairs({ "android", "ios", "web" }) do assert.truthy(run({ device_type = t }).rows, t) end
+    for _, t in ipairs({ "android", "ios", "web" }) do assert.truthy(run({ device_type = t }).row, t) end
     local r = H.reject(run({ device_type = "toaster" }))
     assert.are.equal("rule:known_device_type", r.reason)
     assert.are.equal("device_type is not one of android, ios, web", r.detail)
-    assert.truthy(run({ device_type = H.null }).rows)
+    assert.truthy(run({ device_type = H.null }).row)
   end)
 
   it("locale_code: two capital letters pass; others are rejected", function()
-    assert.truthy(run({ locale = "RU" }).rows)
-    assert.truthy(run({ locale = H.null }).rows)
+    assert.truthy(run({ locale = "RU" }).row)
+    assert.truthy(run({ locale = H.null }).row)
     for _, l in ipairs({ "ru", "ru_RU", "日本", "R" }) do
       assert.are.equal("rule:locale_code", H.reject(run({ locale = l })).reason, l)
     end

@@ -203,7 +203,7 @@ describe("etlua.runner with fake SQS and sink", function()
     assert.equals(95, #ids)
     for i, id in ipairs(ids) do assert.equals("m" .. i, id) end  -- once each, in the order received
     for _, items in ipairs(ctx.commits) do
-      for _, item in ipairs(items) do assert.is_table(item.rows or item.reject or item.drop) end
+      for _, item in ipairs(items) do assert.is_table(item.row or item.rows or item.reject or item.drop) end
     end
     assert.equals(95, #ctx.client.deleted)
   end)

@@ -26,8 +26,9 @@ function Dry:commit(items)
   local written, rejected, dropped = 0, 0, 0
   local buf, parts = {}, {}
   for _, item in ipairs(items) do
-    if item.rows then
-      for i, list in ipairs(item.rows) do
+    if item.rows or item.row then
+      -- item.row: the one row of a script without outputs (etlua.record)
+      for i, list in ipairs(item.rows or { { item.row } }) do
         local o = self.outputs[i]
         for _, row in ipairs(list) do
           for j = 1, o.ncols do

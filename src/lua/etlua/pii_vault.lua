@@ -93,7 +93,7 @@ function M.writer(key)
     end
     for i = 1, #landed do
       local item = landed[i]
-      if item.rows and item.masked and item.plain then
+      if (item.rows or item.row) and item.masked and item.plain then
         for path, masked in pairs(item.masked) do
           local plain = item.plain[path]
           if type(masked) == "table" then

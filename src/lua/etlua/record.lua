@@ -7,8 +7,10 @@
   local out = p:process(body, message)
       message: {id=, sent_ms=, received_ms=, receive_count=, group_id=, sequence_number=,
                 attributes=} as received (every field optional)
-    -> {rows = {[i] = list of rows of output i}, rec =, masked =, plain =}
-           each row an array in that output's column order, nil = NULL (etlua.rows)
+    -> {row = row, rec =, masked =, plain =}        a script without `outputs`: its one row
+    -> {rows = {[i] = list of rows of output i}, rec =, masked =, plain =}   one with `outputs`
+           each row an array in that output's column order, nil = NULL (etlua.rows); an
+           outcome has exactly one of row, rows, reject, drop (and so does the sink's item)
     -> {reject = {reason = "...", detail = "...", body = "..."}}
        body and detail masked by etlua.reject_body: no raw pii value, no address-shaped text.
     -> {drop = true}                  transform returned false
@@ -216,7 +218,11 @@ function Processor:process(body, meta)
   if not per_output then
     return with(out, self:reject("script_error", err, body, rec, masked, plain))
   end
-  return {rows = per_output, rec = rec, masked = masked, plain = plain,
+  if self.multi then
+    return {rows = per_output, rec = rec, masked = masked, plain = plain,
+            key = out.key, sent_ms = out.sent_ms, id = nil, message = nil}
+  end
+  return {row = per_output, rec = rec, masked = masked, plain = plain,
           key = out.key, sent_ms = out.sent_ms, id = nil, message = nil}
 end
 
@@ -271,6 +277,7 @@ function M.new(desc, opts)
     transform = desc.transform,
     build = rows.builder(desc),
     envelope = desc.envelope,
+    multi = desc.multi, -- rows per output (outcome.rows), else the one row (outcome.row)
     pii_spec = pii_spec,
     masker = masker,
     rejects = reject_body.new(pii_spec, masker),
@@ -278,7 +285,8 @@ function M.new(desc, opts)
     budget_ms = budget_ms,
   }, Processor)
   -- transform and the reading of what it returned, together under the budget (a returned
-  -- table's metamethods are the script's code): rows per output | DROP | nil, err.
+  -- table's metamethods are the script's code): rows per output, or the one row of a script
+  -- without outputs (etlua.rows) | DROP | nil, err.
   local transform, build = desc.transform, self.build
   self.transform_rows = function(rec, ctx)
     local result = transform(rec, ctx)

@@ -8,6 +8,8 @@ common row (strings and integers, no other key) from one that needs the checks b
   local per_output, err = build(result)   -- result: transform's return value (not false)
     per_output[i] = list of rows of desc.outputs[i], each an array in its column order
     err           = one line naming the output, the column and what was wrong (no values)
+  For a script without `outputs` (desc.multi false: one output, one row a message) build
+  returns that row itself, not {{row}}: the two wrapper tables would be made for every message.
 
 Values (SCRIPTING.md "Values"):
   string            as it is
@@ -140,7 +142,7 @@ function M.builder(desc)
     local one = convert[1]
     return function(result)
       local row, err = one(result)
-      if row then return { { row } } end
+      if row then return row end
       if type(result) ~= "table" then
         return nil, "transform returned " .. type(result) .. ", not a row table or false"
       end

@@ -132,7 +132,7 @@ local function count(stats, summary, items)
       stats.by_reason[r] = (stats.by_reason[r] or 0) + 1
       by_reason = by_reason or {}
       by_reason[r] = (by_reason[r] or 0) + 1
-    elseif lag and item.rows and item.sent_ms then
+    elseif lag and not item.drop and item.sent_ms then -- rows, or a row (etlua.record)
       lag((now - item.sent_ms) / 1000)
     end
   end

@@ -144,7 +144,10 @@ function Sink:attempt(items)
       item.duplicate = nil
       fresh[key] = nil
       local per = item.rows
-      if per then
+      if item.row then -- a script without outputs: its one row, of the one output
+        local dest = per_output[1]
+        dest[#dest + 1] = item.row
+      elseif per then
         for i = 1, #per do
           local list, dest = per[i], per_output[i]
           local n = #dest
@@ -200,10 +203,10 @@ end
 -- A single item Postgres will not store as it is: its rows become a db_refused reject (detail
 -- = the primary message, which names no values); a reject that cannot be stored loses its body.
 local function refuse(self, item, err)
-  if item.rows then
+  if item.rows or item.row then
     local body, detail = item.body, nil
     if body == nil and self.reject_body then body, detail = self.reject_body(item, err) end
-    item.rows = nil
+    item.rows, item.row = nil, nil
     item.reject = { reason = "db_refused", detail = detail or err, body = body }
   elseif item.drop then
     return false
@@ -215,6 +218,12 @@ local function refuse(self, item, err)
   return true
 end
 
+-- The rows of an item for output w: a list (item.row: the one row of a script without outputs).
+local function rows_of(item, w)
+  if item.row then return w == 1 and { item.row } or {} end
+  return item.rows[w] or {}
+end
+
 -- The breaker's probe: each message's rows alone, on every output, under a savepoint, in one
 -- transaction rolled back. Returns the reason ("SQLSTATE message") when BREAKER_ROWS messages
 -- or more have rows and every one fails with the same data error; nil as soon as one lands or
@@ -222,7 +231,7 @@ end
 function Sink:refuses_all(items)
   local with_rows = {}
   for _, item in ipairs(items) do
-    if item.rows then with_rows[#with_rows + 1] = item end
+    if item.rows or item.row then with_rows[#with_rows + 1] = item end
   end
   if #with_rows < BREAKER_ROWS then return nil end
   local db = self.db
@@ -232,7 +241,7 @@ function Sink:refuses_all(items)
     if not db:exec("SAVEPOINT etlua_breaker") then reason = nil break end
     local this
     for w, wr in ipairs(self.writers) do
-      local n, err, code = wr:write(db, item.rows[w] or {})
+      local n, err, code = wr:write(db, rows_of(item, w))
       if not n then
         -- a key already stored (on_conflict = "error") is the message's fault, not the table's
         this = is_data_error(code) and code ~= "23505" and (code .. " " .. tostring(err)) or nil
@@ -282,7 +291,8 @@ end
 
 -- s:commit(items) -> {written=, rejected=, dropped=, duplicates=, refused=} | nil, msg, code
 -- items: array of {id = message id, key = ledger key (default id), and one outcome:
---   rows = {[i] = list of rows of output i} | reject = {reason=, detail=, body=} | drop = true}
+--   row = the one row (a script without outputs) | rows = {[i] = list of rows of output i} |
+--   reject = {reason=, detail=, body=} | drop = true} (etlua.record)
 -- an item may carry body (the masked message body) for a db_refused reject. A refused item is
 -- changed in place into its db_refused reject. written counts rows stored (inserted, or
 -- updated by an upsert), on every output.

@@ -65,12 +65,13 @@ function Pipeline:run(body, message)
   if type(body) ~= "string" then body = assert(codec.encode(body)) end
   local out = self.proc:process(body, message or M.MESSAGE)
   local result = { reject = out.reject, drop = out.drop, key = out.key, sent_ms = out.sent_ms }
-  if out.rows then
+  if out.rows or out.row then
     result.rows = {}
     local count, only = 0, nil
+    local per = out.rows or { { out.row } } -- out.row: a script without outputs (etlua.record)
     for i, o in ipairs(self.desc.outputs) do
       local named = {}
-      for j, row in ipairs(out.rows[i]) do
+      for j, row in ipairs(per[i]) do
         local r = {}
         for k, c in ipairs(o.columns) do r[c] = row[k] end
         named[j] = r
