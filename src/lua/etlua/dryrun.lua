@@ -22,20 +22,27 @@ function M.new(out, desc)
   return setmetatable({ out = out, outputs = outputs }, Dry)
 end
 
+-- One line per row into buf; o: the output's keys and affixes.
+local function add_line(buf, parts, o, row)
+  for j = 1, o.ncols do
+    local v = row[j]
+    parts[j] = o.keys[j] .. ":" .. (v == nil and "null" or codec.encode(v))
+  end
+  buf[#buf + 1] = o.prefix .. "{" .. table.concat(parts, ",", 1, o.ncols) .. "}" .. o.suffix
+end
+
 function Dry:commit(items)
   local written, rejected, dropped = 0, 0, 0
   local buf, parts = {}, {}
   for _, item in ipairs(items) do
-    if item.rows or item.row then
-      -- item.row: the one row of a script without outputs (etlua.record)
-      for i, list in ipairs(item.rows or { { item.row } }) do
+    if item.row then -- the one row of a script without outputs (etlua.record)
+      add_line(buf, parts, self.outputs[1], item.row)
+      written = written + 1
+    elseif item.rows then
+      for i, list in ipairs(item.rows) do
         local o = self.outputs[i]
         for _, row in ipairs(list) do
-          for j = 1, o.ncols do
-            local v = row[j]
-            parts[j] = o.keys[j] .. ":" .. (v == nil and "null" or codec.encode(v))
-          end
-          buf[#buf + 1] = o.prefix .. "{" .. table.concat(parts, ",", 1, o.ncols) .. "}" .. o.suffix
+          add_line(buf, parts, o, row)
           written = written + 1
         end
       end
