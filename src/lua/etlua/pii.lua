@@ -17,9 +17,12 @@
       for scrubbing free text (etlua.scrub.patterns).
       plain[path]: the canonical text each mask was computed from (same shape as masked[path]).
       by_text: {[canonical text] = mask}, masks already known (read first, then filled in).
-  spec:row_masks(rec, masker) -> masked, plain, view: the same without raws (every message's
-      path), and view, a copy of masked for the script (ctx.masked)
-  pii.by_text(masked, plain) -> by_text of a message's masks
+  spec:row_masks(rec, masker) -> masked, masks: every message's path. masked: as above, for
+      the script (ctx.masked); masks: etlua's own record of the same, a flat list of triples
+      {path, mask, text, path, mask, text, ...}, one triple per masked value (a path with []
+      gives one per element, in order), text the canonical text the mask was computed from:
+      what a script does to masked cannot reach masks (the reject path and the PII vault read it).
+  pii.by_text(masks) -> by_text of a message's masks (triples as above)
   spec:values(rec) -> list of {path, text}: the canonical text of every string value (the vault).
   spec.entries: list of {path, canonical, segments}; spec.fields: the paths' last names (unique,
   in order) and spec.field_canonical[name], the keys a non-JSON body is scrubbed after;
@@ -131,13 +134,17 @@ function M.compile(list)
     end
     add_to_tree(self.tree, segments, form)
   end
-  -- Three new tables, each with room for one mask per entry (row_masks' masked, plain and
-  -- view): a constructor of n fields set to nil sizes a table's hash part once, where filling
-  -- an empty table grows it at every power of two.
-  local slots = {}
-  for i = 1, #self.entries do slots[i] = ("_%d = nil"):format(i) end
-  local one = "{" .. table.concat(slots, ", ") .. "}"
-  self.new_maps = assert(load(("return function() return %s, %s, %s end"):format(one, one, one),
+  -- row_masks' two new tables: masked, with room for one mask per entry (a constructor of n
+  -- fields set to nil sizes a table's hash part once, where filling an empty table grows it at
+  -- every power of two), and masks, with room for one triple per entry (n * 3 nils in a
+  -- constructor size its array part).
+  local slots, nils = {}, {}
+  for i = 1, #self.entries do
+    slots[i] = ("_%d = nil"):format(i)
+    nils[i] = "nil, nil, nil"
+  end
+  self.new_maps = assert(load(("return function() return {%s}, {%s} end")
+                              :format(table.concat(slots, ", "), table.concat(nils, ", ")),
                               "=pii.new_maps", "t"))()
   return self
 end
@@ -230,15 +237,15 @@ function Spec:masks(rec, masker, by_text)
   return masked, raws, plain
 end
 
--- spec:row_masks(rec, masker) -> masked, plain, view: the masks without raws, for the path of
--- every message (raws serve only rejects, which get them from spec:masks with
--- pii.by_text(masked, plain), hashing nothing twice); view is a copy of masked (its lists
--- copied too) that can be handed to a script: what it does to view cannot reach masked.
--- The same values as compute(), in one pass without its per-value calls.
+-- spec:row_masks(rec, masker) -> masked, masks (see the header): the masks without raws, for
+-- the path of every message (raws serve only rejects, which get them from spec:masks with
+-- pii.by_text(masks), hashing nothing twice). The same values as compute(), in one pass without
+-- its per-value calls, and two tables where a copy of masked for the script and a map of texts
+-- made four.
 function Spec:row_masks(rec, masker)
-  local masked, plain, view = self.new_maps()
-  if type(rec) ~= "table" then return masked, plain, view end
-  local entries = self.entries
+  local masked, masks = self.new_maps()
+  if type(rec) ~= "table" then return masked, masks end
+  local entries, n = self.entries, 0
   for i = 1, #entries do
     local e = entries[i]
     if not e.each then
@@ -254,37 +261,36 @@ function Spec:row_masks(rec, masker)
         end
         local hex = masker:hex(text)
         local path = e.path
-        masked[path], plain[path], view[path] = hex, text, hex
+        masked[path] = hex
+        masks[n + 1], masks[n + 2], masks[n + 3] = path, hex, text
+        n = n + 3
       end
     else
       local values = {}
       collect(rec, e.segments, 1, values)
-      local n = #values
-      if n > 0 then
-        local list, texts, copy = {}, {}, {}
-        for j = 1, n do
+      local count = #values
+      if count > 0 then
+        local list, path = {}, e.path
+        for j = 1, count do
           local text = canonical(values[j], e.canonical)
           local hex = masker:hex(text)
-          list[j], texts[j], copy[j] = hex, text, hex
+          list[j] = hex
+          masks[n + 1], masks[n + 2], masks[n + 3] = path, hex, text
+          n = n + 3
         end
-        masked[e.path], plain[e.path], view[e.path] = list, texts, copy
+        masked[path] = list
       end
     end
   end
-  return masked, plain, view
+  return masked, masks
 end
 
--- by_text(masked, plain) -> {[canonical text] = mask}: the masks a message already has, to
--- pass to spec:masks again (the reject path) so no value is hashed twice.
-function M.by_text(masked, plain)
+-- by_text(masks) -> {[canonical text] = mask}: the masks a message already has (row_masks'
+-- triples), to pass to spec:masks again (the reject path) so no value is hashed twice.
+function M.by_text(masks)
   local t = {}
-  for path, m in pairs(masked or {}) do
-    local p = plain and plain[path]
-    if type(m) == "table" and type(p) == "table" then
-      for i = 1, #m do if p[i] then t[p[i]] = m[i] end end
-    elseif type(m) == "string" and type(p) == "string" then
-      t[p] = m
-    end
+  if masks then
+    for i = 1, #masks, 3 do t[masks[i + 2]] = masks[i + 1] end
   end
   return t
 end

@@ -73,10 +73,10 @@ local INSERT = "INSERT INTO " .. QUALIFIED .. " (masked, field, key_id, nonce, c
   .. "ON CONFLICT (masked, field) DO NOTHING"
 
 -- writer(key) -> function(db, landed_items) -> true | nil, msg, code   (sink.open's in_transaction)
--- Each landed item with rows carries the masks its message was given when it was processed
--- (item.masked[path], a mask or a list of them) and the canonical texts they were computed from
--- (item.plain[path], same shape): each is sealed once per batch under that very mask, so the
--- vault holds exactly what the rows hold, whatever paths and canonical forms the script declares.
+-- Each landed item with rows carries the masks its message was given when it was processed and
+-- the canonical texts they were computed from (item.masks: {path, mask, text, ...} triples,
+-- etlua.pii row_masks): each is sealed once per batch under that very mask, so the vault holds
+-- exactly what the rows hold, whatever paths and canonical forms the script declares.
 function M.writer(key)
   local key_id = key:id()
   local seal, tohex = key.seal, cvault.tohex
@@ -93,15 +93,9 @@ function M.writer(key)
     end
     for i = 1, #landed do
       local item = landed[i]
-      if (item.rows or item.row) and item.masked and item.plain then
-        for path, masked in pairs(item.masked) do
-          local plain = item.plain[path]
-          if type(masked) == "table" then
-            for j = 1, #masked do add(path, masked[j], plain and plain[j]) end
-          else
-            add(path, masked, plain)
-          end
-        end
+      local masks = item.masks
+      if (item.rows or item.row) and masks then
+        for j = 1, #masks, 3 do add(masks[j], masks[j + 1], masks[j + 2]) end
       end
     end
     if count == 0 then return true end

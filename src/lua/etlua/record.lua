@@ -7,10 +7,12 @@
   local out = p:process(body, message)
       message: {id=, sent_ms=, received_ms=, receive_count=, group_id=, sequence_number=,
                 attributes=} as received (every field optional)
-    -> {row = row, rec =, masked =, plain =}        a script without `outputs`: its one row
-    -> {rows = {[i] = list of rows of output i}, rec =, masked =, plain =}   one with `outputs`
+    -> {row = row, rec =, masks =}        a script without `outputs`: its one row
+    -> {rows = {[i] = list of rows of output i}, rec =, masks =}   a script with `outputs`
            each row an array in that output's column order, nil = NULL (etlua.rows); an
-           outcome has exactly one of row, rows, reject, drop (and so does the sink's item)
+           outcome has exactly one of row, rows, reject, drop (and so does the sink's item);
+           masks: the message's masks as {path, mask, text, ...} triples (etlua.pii row_masks),
+           for the PII vault and a db_refused reject
     -> {reject = {reason = "...", detail = "...", body = "..."}}
        body and detail masked by etlua.reject_body: no raw pii value, no address-shaped text.
     -> {drop = true}                  transform returned false
@@ -63,15 +65,15 @@ Processor.__index = Processor
 function Processor:stored_body(item, err)
   local rec = self:decode(item.message and item.message.body or "", {}, {})
   return self.rejects:stored_body({message = item.message, rec = rec or false,
-                                   masked = item.masked, plain = item.plain}, err)
+                                   masks = item.masks}, err)
 end
 
 -- rec is not used: the stored body is decoded again from the message, whatever a hook did to
--- its copy; masked and plain (the message's masks) are reused.
-function Processor:reject(reason, detail, body, rec, masked, plain)
+-- its copy; masks (the message's masks, etlua.pii row_masks) are reused.
+function Processor:reject(reason, detail, body, rec, masks)
   local _ = rec
   -- room for key and sent_ms (with()) and the runner's id and message, as process() leaves
-  return {reject = self.rejects:make(reason, detail, body, masked, plain),
+  return {reject = self.rejects:make(reason, detail, body, masks),
           key = nil, sent_ms = nil, id = nil, message = nil}
 end
 
@@ -93,17 +95,17 @@ end
 -- message is not committed and comes back), past its budget (script_timeout), out of memory
 -- (script_error) or raising (error_reason: script_error, or rule:<name> for a rule). `what`
 -- names the hook: "validate", "transform" or "rule <name>".
-function Processor:hook_failed(what, error_reason, why, text, body, masked, plain)
+function Processor:hook_failed(what, error_reason, why, text, body, masks)
   if why == "stopped" then return {stopped = what} end
   if why == "timeout" then
     return self:reject("script_timeout", ("%s ran longer than its budget of %d ms")
-                       :format(what, self.budget_ms), body, nil, masked, plain)
+                       :format(what, self.budget_ms), body, nil, masks)
   end
   if why == "memory" then
-    return self:reject("script_error", what .. " " .. text, body, nil, masked, plain)
+    return self:reject("script_error", what .. " " .. text, body, nil, masks)
   end
   if #text > MAX_ERROR_TEXT then text = text:sub(1, MAX_ERROR_TEXT) .. "..." end
-  return self:reject(error_reason, what .. " raised an error: " .. text, body, nil, masked, plain)
+  return self:reject(error_reason, what .. " raised an error: " .. text, body, nil, masks)
 end
 
 local JSON_TYPE = {string = "a string", number = "a number", boolean = "a boolean",
@@ -144,8 +146,8 @@ local function with(out, into)
 end
 
 -- The hot path: one decode, one validate, the rules, the masks, one transform, the rows. It
--- makes few tables (each costs as much as a dozen field reads): ctx.message, the masks (two
--- tables and the script's copy, made by row_masks in one pass) and the outcome, made last by
+-- makes few tables (each costs as much as a dozen field reads): ctx.message, the masks (the
+-- script's map and etlua's own list, made by row_masks in one pass) and the outcome, made last by
 -- one constructor with room for the fields the runner adds (id, message: it turns the outcome
 -- into its item).
 function Processor:process(body, meta)
@@ -169,23 +171,23 @@ function Processor:process(body, meta)
     body = body_or_reject
   end
 
-  local masked, plain, view = self.pii_spec:row_masks(rec, self.masker)
+  local masked, masks = self.pii_spec:row_masks(rec, self.masker)
 
   local ms = self.budget_ms
   local ran, valid, reason, detail = budget.call(ms, self.validate, rec)
   if not ran then
-    return with(out, self:hook_failed("validate", "script_error", valid, reason, body, masked, plain))
+    return with(out, self:hook_failed("validate", "script_error", valid, reason, body, masks))
   end
   if not valid then
     if type(reason) ~= "string" then
       return with(out, self:reject("script_error", "validate returned false and " .. a_value(reason)
-                                   .. " as reason (want a string)", body, rec, masked, plain))
+                                   .. " as reason (want a string)", body, rec, masks))
     end
     if detail ~= nil and not TEXT[type(detail)] then
       return with(out, self:reject("script_error", "validate returned " .. a_value(detail)
-                                   .. " as detail (want a string)", body, rec, masked, plain))
+                                   .. " as detail (want a string)", body, rec, masks))
     end
-    return with(out, self:reject(reason, detail, body, rec, masked, plain))
+    return with(out, self:reject(reason, detail, body, rec, masks))
   end
 
   local rules = self.rules
@@ -193,36 +195,36 @@ function Processor:process(body, meta)
     local rule = rules[i]
     local checked, passed, why = budget.call(ms, rule.check, rec)
     if not checked then
-      return with(out, self:hook_failed(rule.label, rule.reason, passed, why, body, masked, plain))
+      return with(out, self:hook_failed(rule.label, rule.reason, passed, why, body, masks))
     end
     if not passed then
       if why ~= nil and not TEXT[type(why)] then
         return with(out, self:reject("script_error", rule.label .. " returned " .. a_value(why)
-                                     .. " as detail (want a string)", body, rec, masked, plain))
+                                     .. " as detail (want a string)", body, rec, masks))
       end
-      return with(out, self:reject(rule.reason, why or (rule.label .. " failed"), body, rec, masked, plain))
+      return with(out, self:reject(rule.reason, why or (rule.label .. " failed"), body, rec, masks))
     end
   end
 
-  -- ctx.masked is view, a copy: what the script does to it cannot reach masked, which the
-  -- reject path and the PII vault use.
+  -- ctx.masked is masked: what the script does to it cannot reach masks, which the reject path
+  -- and the PII vault use.
   local ctx = self.ctx
-  ctx.message, ctx.masked = message, view
+  ctx.message, ctx.masked = message, masked
   local done, per_output, err = budget.call(ms, self.transform_rows, rec, ctx)
   if not done then
-    return with(out, self:hook_failed("transform", "script_error", per_output, err, body, masked, plain))
+    return with(out, self:hook_failed("transform", "script_error", per_output, err, body, masks))
   end
   if per_output == DROP then
     return {drop = true, key = out.key, sent_ms = out.sent_ms, id = nil, message = nil}
   end
   if not per_output then
-    return with(out, self:reject("script_error", err, body, rec, masked, plain))
+    return with(out, self:reject("script_error", err, body, rec, masks))
   end
   if self.multi then
-    return {rows = per_output, rec = rec, masked = masked, plain = plain,
+    return {rows = per_output, rec = rec, masks = masks,
             key = out.key, sent_ms = out.sent_ms, id = nil, message = nil}
   end
-  return {row = per_output, rec = rec, masked = masked, plain = plain,
+  return {row = per_output, rec = rec, masks = masks,
           key = out.key, sent_ms = out.sent_ms, id = nil, message = nil}
 end
 

@@ -4,9 +4,9 @@ the text's size whatever its shape).
 
   local reject_body = require "etlua.reject_body"
   local rb = reject_body.new(spec, masker)     spec: etlua.pii.compile(script.pii)
-  rb:make(reason, detail, body [, masked, plain]) -> {reason =, detail =, body = stored}, all
+  rb:make(reason, detail, body [, masks]) -> {reason =, detail =, body = stored}, all
       three scrubbed (the reason without raw values shorter than 3 characters)
-      masked, plain: the message's masks from spec:masks, reused rather than computed again
+      masks: the message's masks from spec:row_masks, reused rather than computed again
   rb:stored_body(item [, err]) -> stored, detail  (rows Postgres refused: the same masking;
       detail: Postgres' error err scrubbed, it may quote a value of the row)
   rb:detail(text [, body]) -> scrubbed text      (any other free text: log lines)
@@ -152,7 +152,7 @@ function Rejects:masked_object(rec, body, m)
   return cscrub.clean(text)
 end
 
--- For a message whose rows Postgres refused (db_refused): item = {rec =, masked =, plain =,
+-- For a message whose rows Postgres refused (db_refused): item = {rec =, masks =,
 -- message = {body =}} as the row outcome left it (the decoded record, under an envelope the
 -- inner one, and its masks); err: Postgres' error, which may quote a value of the row.
 -- Returns the stored body and, with err, the detail.
@@ -160,7 +160,7 @@ function Rejects:stored_body(item, err)
   local body = item.message and item.message.body or ""
   local rec = type(item.rec) == "table" and item.rec or self:object(body)
   if not rec then return self:raw(body), err and self.scrubber:text(tostring(err)) end
-  local m = self:message(rec, pii.by_text(item.masked, item.plain))
+  local m = self:message(rec, pii.by_text(item.masks))
   return self:masked_object(rec, body, m), err and self.scrubber:text(tostring(err), m.patterns)
 end
 
@@ -170,8 +170,6 @@ function Rejects:detail(text, body)
   return self.scrubber:text(tostring(text), m and m.patterns)
 end
 
--- make(reason, detail, body [, masked, plain]): the reject of a message whose (inner) body is
--- body; masked/plain: the masks the message was given (reused, not computed again).
 -- The reason fit to store (it is a column, a log field and a metric label): a script may return
 -- any text. Scrubbed like a detail, except that raw values shorter than REASON_RAW_MIN are left:
 -- a one-letter device id must not turn every "invalid_user_id" into a new label.
@@ -188,11 +186,11 @@ local function scrubbed_reason(self, m, reason)
   return self.scrubber:text(reason, #long > 0 and cscrub.patterns(long) or nil)
 end
 
--- make(reason, detail, body [, masked, plain]): the reject of a message whose (inner) body is
--- body; masked/plain: the masks the message was given (reused, not computed again).
-function Rejects:make(reason, detail, body, masked, plain)
+-- make(reason, detail, body [, masks]): the reject of a message whose (inner) body is body;
+-- masks: the masks the message was given (spec:row_masks' triples; reused, not computed again).
+function Rejects:make(reason, detail, body, masks)
   local rec = self:object(body)
-  local m = rec and self:message(rec, pii.by_text(masked, plain))
+  local m = rec and self:message(rec, pii.by_text(masks))
   local stored = rec and self:masked_object(rec, body, m) or self:raw(body)
   return {reason = scrubbed_reason(self, m, reason),
           detail = self.scrubber:text(tostring(detail or reason), m and m.patterns),
