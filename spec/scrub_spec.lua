@@ -270,7 +270,7 @@ describe("rejects of JSON objects", function()
     local p = H.processor()
     local body = H.body({device_id = "dv-1"})
     local out = p:process(body, H.META)
-    local item = {row = out.row, rec = out.rec, masks = out.masks,
+    local item = {row = out.row, masks = out.masks,
                   message = {body = body}}
     local stored, detail = p:stored_body(item, 'invalid input syntax for type integer: "dv-1"')
     assert.are.equal('invalid input syntax for type integer: "' .. hex("dv-1") .. '"', detail)

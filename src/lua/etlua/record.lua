@@ -7,8 +7,8 @@
   local out = p:process(body, message)
       message: {id=, sent_ms=, received_ms=, receive_count=, group_id=, sequence_number=,
                 attributes=} as received (every field optional)
-    -> {row = row, rec =, masks =}        a script without `outputs`: its one row
-    -> {rows = {[i] = list of rows of output i}, rec =, masks =}   a script with `outputs`
+    -> {row = row, masks =}        a script without `outputs`: its one row
+    -> {rows = {[i] = list of rows of output i}, masks =}   a script with `outputs`
            each row an array in that output's column order, nil = NULL (etlua.rows); an
            outcome has exactly one of row, rows, reject, drop (and so does the sink's item);
            masks: the message's masks as {path, mask, text, ...} triples (etlua.pii row_masks),
@@ -60,8 +60,9 @@ Processor.__index = Processor
 -- The body as stored in a reject, for a message whose rows Postgres refused (db_refused), from
 -- the item of its row outcome (its masks), and Postgres' error err as its detail: the same
 -- masking as any reject (etlua.reject_body), computed only on that rare path. The record is
--- decoded again from the message: the hooks saw item.rec and may have changed it (given it
--- metatables even), and no code of theirs may run outside a budget.
+-- decoded again from the message (the outcome does not keep it: it would stay alive, and be
+-- marked by the collector, until its batch commits): the hooks saw the decoded record and may
+-- have changed it (given it metatables even), and no code of theirs may run outside a budget.
 function Processor:stored_body(item, err)
   local rec = self:decode(item.message and item.message.body or "", {}, {})
   return self.rejects:stored_body({message = item.message, rec = rec or false,
@@ -221,10 +222,10 @@ function Processor:process(body, meta)
     return with(out, self:reject("script_error", err, body, rec, masks))
   end
   if self.multi then
-    return {rows = per_output, rec = rec, masks = masks,
+    return {rows = per_output, masks = masks,
             key = out.key, sent_ms = out.sent_ms, id = nil, message = nil}
   end
-  return {row = per_output, rec = rec, masks = masks,
+  return {row = per_output, masks = masks,
           key = out.key, sent_ms = out.sent_ms, id = nil, message = nil}
 end
 
