@@ -53,7 +53,12 @@ cmd_start() {
     mkdir -p "$DIR/sock"
     if [ "$(id -u)" = 0 ]; then os_user >"$DIR/osuser"; else id -un >"$DIR/osuser"; fi
     local password
-    password=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+    # letters g-z only (32 of them, ~138 bits): etlua keeps every 4-character piece of the
+    # password out of its log lines, so a hex password with a digit run such as "5000" turned a
+    # logged count into *** now and then; no count, rate or time has these letters
+    # (4 KiB of random bytes hold ~320 of them; read whole, so no pipe is cut short)
+    password=$(head -c 4096 /dev/urandom | LC_ALL=C tr -dc 'g-z')
+    password=${password:0:32}
     printf '%s\n' "$password" >"$DIR/pwfile"
     chmod 700 "$DIR"
     if [ "$(id -u)" = 0 ]; then chown -R "$(cat "$DIR/osuser")" "$DIR"; fi
