@@ -82,8 +82,8 @@ max_connections = 60
 include_if_exists = 'etlua_port.conf'
 EOF
     # A free port: probe, then let the server confirm it (another start may grab it meanwhile).
-    local tries port
-    for tries in 1 2 3 4 5 6 7 8; do
+    local port
+    for _ in 1 2 3 4 5 6 7 8; do
         port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
         port_in_use "$port" && continue
         echo "port = $port" | as_pg tee "$DIR/data/etlua_port.conf" >/dev/null
