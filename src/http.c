@@ -7,6 +7,7 @@
  * is told which are ready (watch). Answers are collected into a bounded buffer; curl's failures
  * fold into network / timeout / tls / stopped. Knows nothing of SQS. */
 #include "etlua/http.h"
+#include "etlua/http_proxy.h"
 #include "etlua/buf.h"
 #include "etlua/sigv4.h"
 
@@ -177,37 +178,12 @@ static enum etl_http_status fail(enum etl_http_status st, char *err, size_t errl
     return st;
 }
 
-static const char *env_set(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : NULL; /* empty counts as unset, as in curl_getenv */
-}
-
-/* The proxy for a URL of this scheme and the hosts that bypass it, read from the environment by
- * the rules libcurl itself applies when no proxy is set (lib/url.c, 7.88: detect_proxy and the
- * no_proxy lookup): <scheme>_proxy, then its uppercase form except HTTP_PROXY (never read: in a
- * CGI program it comes from a request's Proxy header), then all_proxy, then ALL_PROXY; the
- * bypass list from no_proxy, then NO_PROXY. "" when unset, which tells curl "no proxy" and "no
- * bypass list" without reading the environment again. Read once per URL here: left to curl, the
- * five variables were read (and copied) at every request. curl still matches the host against
- * the bypass list and parses the proxy (scheme, port, credentials) itself. */
+/* The proxy of the URL (src/http_proxy.c: the environment, by curl's own rules), read once. */
 static int proxy_of(struct etl_http *h, int https)
 {
-    const char *p = https ? env_set("https_proxy") : env_set("http_proxy");
-    if (!p && https)
-        p = env_set("HTTPS_PROXY");
-    if (!p)
-        p = env_set("all_proxy");
-    if (!p)
-        p = env_set("ALL_PROXY");
-    const char *n = env_set("no_proxy");
-    if (!n)
-        n = env_set("NO_PROXY");
     free(h->proxy);
     free(h->noproxy);
-    h->proxy = strdup(p ? p : "");
-    h->noproxy = strdup(n ? n : "");
-    return h->proxy && h->noproxy ? 0 : -1;
+    return etl_http_proxy_from_env(https, &h->proxy, &h->noproxy);
 }
 
 /* The parts of url as signed (h->host, h->path, h->query), kept while the URL stays the same
