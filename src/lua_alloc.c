@@ -36,7 +36,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
-/* ETLUA_SANITIZE: defined by CMake for the sanitizer builds (ETLUA_SANITIZE=ON, the fuzz targets) */
+/* ETLUA_SANITIZE: defined by CMake for the sanitizer builds (ETLUA_SANITIZE=ON, the fuzz
+ * targets) */
 #if defined(ETLUA_SANITIZE) || defined(__SANITIZE_ADDRESS__)
 #define POOLED 0
 #else

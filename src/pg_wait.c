@@ -1,12 +1,13 @@
-/* pg_wait.c: running an etlua.pg command so that waiting on the server never shuts out Lua. Every
- * call runs on libpq's non-blocking interface (PQsendQuery*, PQflush, PQconsumeInput, PQisBusy, poll() on
- * PQsocket), so while the server makes a call wait (a lock, a slow disk) the connection's wait
- * hook (db:on_wait) can run: the runner extends the SQS visibility of the messages it holds from
- * there, and processes the next batch a slice at a time (a hook that returns true has more to do:
- * it is called again as soon as it returns, for as long as the server has not answered). Owns the waiting loop, the hook's call under lua_pcall, collecting a command's results,
- * queued statements (BEGIN, SAVEPOINT) sent ahead of the next one in one round trip (libpq's
- * pipeline mode),
- * sending COPY data and its end, and draining a connection back to idle. */
+/* pg_wait.c: running an etlua.pg command so that waiting on the server never shuts out Lua.
+ * Every call runs on libpq's non-blocking interface (PQsendQuery*, PQflush, PQconsumeInput,
+ * PQisBusy, poll() on PQsocket), so while the server makes a call wait (a lock, a slow disk) the
+ * connection's wait hook (db:on_wait) can run: the runner extends the SQS visibility of the
+ * messages it holds from there, and processes the next batch a slice at a time (a hook that
+ * returns true has more to do: it is called again as soon as it returns, for as long as the
+ * server has not answered). Owns the waiting loop, the hook's call under lua_pcall, collecting a
+ * command's results, queued statements (BEGIN, SAVEPOINT) sent ahead of the next one in one
+ * round trip (libpq's pipeline mode), sending COPY data and its end, and draining a connection
+ * back to idle. */
 #include "etlua/pg_internal.h"
 
 #include <errno.h>
