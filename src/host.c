@@ -1,8 +1,9 @@
 /* host.c: owns the Lua state. It creates the state (on etlua's allocator, src/lua_alloc.c),
  * preloads the C primitive modules and the embedded Lua half of the host, and runs
  * etlua.cli.main(argv) under lua_pcall, the way lua.c runs a script: a message handler adds a
- * traceback to internal errors, and errors print as `etlua: msg`. A user mistake (bad configuration, unreachable service, broken script) is raised
- * by the Lua side as a table {user_error = "one line"}; it prints as that line, no traceback.
+ * traceback to internal errors, and errors print as `etlua: msg`. A user mistake (bad
+ * configuration, unreachable service, broken script) is raised by the Lua side as a table
+ * {user_error = "one line"}; it prints as that line, no traceback.
  *
  * It also owns the process's signal state (the `etlua.host` module): SIGTERM/SIGINT set a stop
  * flag that the runner polls between steps, and cut short a script hook call that is running
