@@ -53,8 +53,26 @@ run_one() {
     reset_state
     [ "$load" = yes ] && load_queue "$WORK/bodies.jsonl" "$N"
     log "$name (round $round): $*"
+    # A drain's clock (the same for every client): from just before the client starts until the
+    # queue holds no message, visible or in flight, seen from outside (sqs.js watch-empty). The
+    # process's wall time also counts start-up and each client's own proof that the queue is
+    # empty (a long poll that comes back empty: ~1 s, more when many were in flight).
+    local watch=""
+    if [ "$load" = yes ]; then
+        sqsjs watch-empty "$AWS_ENDPOINT_URL" "$SQS_QUEUE_URL" >"$WORK/watch.out" 2>/dev/null &
+        watch=$!
+        local tries=0
+        until grep -q ready "$WORK/watch.out" 2>/dev/null || [ $tries -ge 200 ]; do sleep 0.05; tries=$((tries + 1)); done
+    fi
     local rc=0
     /usr/bin/time -f '%e %U %S %M' -o "$WORK/time.txt" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" || rc=$?
+    local drained=null
+    if [ -n "$watch" ]; then
+        local tries=0
+        while kill -0 "$watch" 2>/dev/null && [ $tries -lt 40 ]; do sleep 0.05; tries=$((tries + 1)); done
+        kill "$watch" 2>/dev/null || true; wait "$watch" 2>/dev/null || true
+        drained=$(sed -n 's/^empty //p' "$WORK/watch.out"); drained=${drained:-null}
+    fi
     local wall user sys rss got d ok=true
     read -r wall user sys rss < <(tail -n 1 "$WORK/time.txt")
     got=$(rows); d=$(depth)
@@ -63,9 +81,9 @@ run_one() {
         log "$name FAILED: exit $rc, rows $got (want $want), queue '$d'"; tail -n 5 "$WORK/$name.err" >&2
     fi
     local own; own=$(grep -Eo '[0-9.]+ *msgs/s' "$WORK/$name.out" "$WORK/$name.err" 2>/dev/null | head -n 1 | grep -Eo '^[^ ]*[0-9.]+' | sed 's/.*://' || true)
-    printf '{"impl":"%s","round":%s,"n":%s,"wall_s":%s,"user_s":%s,"sys_s":%s,"max_rss_kb":%s,"rows":%s,"expected_rows":%s,"queue_after":"%s","exit":%s,"ok":%s,"self_reported_msgs_s":%s}\n' \
-        "$name" "$round" "$N" "$wall" "$user" "$sys" "$rss" "${got:-0}" "$want" "$d" "$rc" "$ok" "${own:-null}" >>"$RUNS"
-    log "$name: ${wall}s wall, $(awk "BEGIN{print $user+$sys}")s CPU, $((rss / 1024)) MiB, rows $got"
+    printf '{"impl":"%s","round":%s,"n":%s,"wall_s":%s,"user_s":%s,"sys_s":%s,"max_rss_kb":%s,"rows":%s,"expected_rows":%s,"queue_after":"%s","exit":%s,"ok":%s,"self_reported_msgs_s":%s,"drained_s":%s}\n' \
+        "$name" "$round" "$N" "$wall" "$user" "$sys" "$rss" "${got:-0}" "$want" "$d" "$rc" "$ok" "${own:-null}" "$drained" >>"$RUNS"
+    log "$name: ${wall}s wall${watch:+ (queue empty after ${drained}s)}, $(awk "BEGIN{print $user+$sys}")s CPU, $((rss / 1024)) MiB, rows $got"
 }
 
 for round in $(seq 1 "$REPEAT"); do

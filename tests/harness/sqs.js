@@ -26,6 +26,14 @@
 //                                                       object A (name -> string) is sent as
 //                                                       String message attributes
 //   depth ENDPOINT QUEUE_URL                            prints "VISIBLE NOT_VISIBLE"
+//   watch-empty ENDPOINT QUEUE_URL [--every MS] [--max S]
+//                                                       prints "ready" after its first look at
+//                                                       the depth, then "empty SECONDS" (since
+//                                                       ready) once no message is visible or in
+//                                                       flight, looking every MS ms (default
+//                                                       20); exit 1 after S seconds (600). The
+//                                                       benchmark's clock of a drain, the same
+//                                                       for every client
 //   purge ENDPOINT QUEUE_URL
 //   receive ENDPOINT QUEUE_URL [--max N] [--wait S] [--delete]
 //                                                       one JSON line per message:
@@ -469,6 +477,7 @@ async function cmdSend(pos, opts, proto) {
 async function cmdClient(cmd, argv) {
   const { pos, opts } = parseArgs(argv, {
     protocol: 'value', visibility: 'value', concurrency: 'value', max: 'value', wait: 'value', delete: 'bool',
+    every: 'value',
     'group-field': 'value', 'attributes-field': 'value',
   });
   const ep = pos[0];
@@ -495,6 +504,24 @@ async function cmdClient(cmd, argv) {
       const a = await ops.attributes(ep, proto, pos[1], ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible']);
       // sqslite has no NotVisible attribute (and counts in-flight messages as visible): 0.
       return out(`${Number(a.ApproximateNumberOfMessages || 0)} ${Number(a.ApproximateNumberOfMessagesNotVisible || 0)}`);
+    }
+    case 'watch-empty': {
+      if (!pos[1]) die('usage: watch-empty ENDPOINT QUEUE_URL [--every MS] [--max S]');
+      const every = Number(opts.every || 20);
+      const deadline = Date.now() + 1000 * Number(opts.max || 600);
+      const names = ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'];
+      const empty = async () => {
+        const a = await ops.attributes(ep, proto, pos[1], names);
+        return Number(a.ApproximateNumberOfMessages || 0) + Number(a.ApproximateNumberOfMessagesNotVisible || 0) === 0;
+      };
+      await empty();
+      const t0 = process.hrtime.bigint();
+      out('ready');
+      for (;;) {
+        await new Promise((r) => setTimeout(r, every));
+        if (await empty()) return out(`empty ${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(3)}`);
+        if (Date.now() > deadline) die('watch-empty: the queue did not empty in time', 1);
+      }
     }
     case 'attributes':
       if (!pos[1]) die('usage: attributes ENDPOINT QUEUE_URL');
