@@ -10,6 +10,7 @@
  *   hasher:hex(s)                -> 64 lowercase hex chars;  hasher:close() (also __gc/__close)
  *   mask.canonical_ip(s)         -> text, 4|6  or nil
  *   mask.sha256_int64(s [, t])   -> d, bits: SHA-256 as integers (the ledger's digest; below)
+ *   mask.row_masks(...)          -> etlua.pii's row_masks in C (src/mask_rows.c)
  * OpenSSL failures are internal errors and raise; an invalid address is an expected result
  * and returns nil. Error messages never contain keys or the hashed data.
  *
@@ -315,9 +316,13 @@ static const luaL_Reg etl_mask_hasher_meta[] = {
 static int etl_mask_l_sha256_int64(lua_State *L); /* at the end of the file */
 
 static const luaL_Reg etl_mask_funcs[] = {
-    {"sha256_hex", etl_mask_l_sha256_hex},           {"sha256_int64", etl_mask_l_sha256_int64},
-    {"hmac_sha256_hex", etl_mask_l_hmac_sha256_hex}, {"new", etl_mask_l_new},
-    {"canonical_ip", etl_mask_l_canonical_ip},       {NULL, NULL},
+    {"sha256_hex", etl_mask_l_sha256_hex},
+    {"sha256_int64", etl_mask_l_sha256_int64},
+    {"hmac_sha256_hex", etl_mask_l_hmac_sha256_hex},
+    {"new", etl_mask_l_new},
+    {"canonical_ip", etl_mask_l_canonical_ip},
+    {"row_masks", etl_mask_l_row_masks},
+    {NULL, NULL},
 };
 
 int luaopen_etlua_mask(lua_State *L)

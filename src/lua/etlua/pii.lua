@@ -22,6 +22,8 @@
       {path, mask, text, path, mask, text, ...}, one triple per masked value (a path with []
       gives one per element, in order), text the canonical text the mask was computed from:
       what a script does to masked cannot reach masks (the reject path and the PII vault read it).
+      It is etlua.mask's row_masks in C (src/mask_rows.c), made at compile from spec.entries;
+      spec:reference_row_masks is the same in Lua: the definition both are held to.
   pii.by_text(masks) -> by_text of a message's masks (triples as above)
   spec:values(rec) -> list of {path, text}: the canonical text of every string value (the vault).
   spec.entries: list of {path, canonical, segments}; spec.fields: the paths' last names (unique,
@@ -107,6 +109,8 @@ local function add_to_tree(tree, segments, form)
   end
 end
 
+local each_masks -- (below, with row_masks) the masks of an entry with []
+
 function M.compile(list)
   if list == nil then list = {} end
   if type(list) ~= "table" then error("pii must be a list of paths", 0) end
@@ -146,6 +150,9 @@ function M.compile(list)
   self.new_maps = assert(load(("return function() return {%s}, {%s} end")
                               :format(table.concat(slots, ", "), table.concat(nils, ", ")),
                               "=pii.new_maps", "t"))()
+  -- spec:row_masks, every message's masks: etlua.mask's C version reading these entries, set
+  -- on the spec itself (the method call finds it before Spec's; see reference_row_masks).
+  self.row_masks = mask.row_masks(self.entries, null, json_text, each_masks)
   return self
 end
 
@@ -237,12 +244,33 @@ function Spec:masks(rec, masker, by_text)
   return masked, raws, plain
 end
 
+-- The masks of an entry with [] (every element of its lists), appended to masked and to masks
+-- after its n values: returns the new n. Called by both row_masks below.
+each_masks = function(e, rec, masker, masked, masks, n)
+  local values = {}
+  collect(rec, e.segments, 1, values)
+  local count = #values
+  if count > 0 then
+    local list, path = {}, e.path
+    for j = 1, count do
+      local text = canonical(values[j], e.canonical)
+      local hex = masker:hex(text)
+      list[j] = hex
+      masks[n + 1], masks[n + 2], masks[n + 3] = path, hex, text
+      n = n + 3
+    end
+    masked[path] = list
+  end
+  return n
+end
+
 -- spec:row_masks(rec, masker) -> masked, masks (see the header): the masks without raws, for
 -- the path of every message (raws serve only rejects, which get them from spec:masks with
--- pii.by_text(masks), hashing nothing twice). The same values as compute(), in one pass without
--- its per-value calls, and two tables where a copy of masked for the script and a map of texts
--- made four.
-function Spec:row_masks(rec, masker)
+-- pii.by_text(masks), hashing nothing twice). Every spec's row_masks is etlua.mask's C version
+-- made from its entries at compile (M.compile sets it on the spec); this Lua one is its
+-- reference, the same values computed the plain way, which spec/pii_spec.lua compares it
+-- against. It stays the definition of what row_masks returns.
+function Spec:reference_row_masks(rec, masker)
   local masked, masks = self.new_maps()
   if type(rec) ~= "table" then return masked, masks end
   local entries, n = self.entries, 0
@@ -266,20 +294,7 @@ function Spec:row_masks(rec, masker)
         n = n + 3
       end
     else
-      local values = {}
-      collect(rec, e.segments, 1, values)
-      local count = #values
-      if count > 0 then
-        local list, path = {}, e.path
-        for j = 1, count do
-          local text = canonical(values[j], e.canonical)
-          local hex = masker:hex(text)
-          list[j] = hex
-          masks[n + 1], masks[n + 2], masks[n + 3] = path, hex, text
-          n = n + 3
-        end
-        masked[path] = list
-      end
+      n = each_masks(e, rec, masker, masked, masks, n)
     end
   end
   return masked, masks

@@ -1,0 +1,263 @@
+/* mask_rows.c: the masks of every message in C (etlua.mask's row_masks): what etlua.pii's
+ * spec:row_masks computes for one decoded record, from the entries etlua.pii compiled. Every
+ * message goes through it, and in Lua it was the largest single function of the interpreter's
+ * profile (a lookup per path, the canonical form, the hash, two tables filled): here it is one C
+ * call per message. etlua.pii stays the one parser of pii paths and the definition of the
+ * canonical forms and of what row_masks returns (its reference_row_masks, in Lua); this file
+ * reads the entries it compiled and applies the same rules, and spec/pii_row_masks_spec.lua
+ * holds the two to the same tables, value by value, over every kind of value.
+ *
+ *   local row_masks = mask.row_masks(entries, null, json_text, each_masks)
+ *       entries: etlua.pii's compiled list, each {path = "user.email", canonical = nil|"ip"|
+ *       "lower"|"trim", segments = {{name = "user"}, {name = "email"}}, each = false|true},
+ *       read once here (the names kept as Lua strings); null: the JSON null value (left out like
+ *       nil); json_text(v) -> the text a value that is not a string (a float, a table...) is
+ *       masked by; each_masks(entry, rec, masker, masked, masks, n) -> n: the masks of an entry
+ *       with [] (elements of lists), appended by Lua. Raises on entries that are not of that
+ *       shape (misuse: pii.lua made them).
+ *   row_masks(self, rec, masker) -> masked, masks   (self ignored: a spec's method)
+ *       masked[path] = hex (or, from each_masks, a list); masks = {path, hex, text, ...}: one
+ *       triple per masked value in entry order. Absent and null values are left out; a string
+ *       is masked by its canonical form, an integer by its digits, a boolean by true/false,
+ *       anything else by json_text. A record that is not a table gives two empty tables.
+ *
+ * The canonical forms are Lua's own: "lower" is string.lower's byte-wise tolower, "trim" drops
+ * the leading and trailing bytes string.find's %s matches (isspace), "ip" is canonical_ip's text
+ * or the value itself when it is not a valid address. A value left unchanged by its form is
+ * masked as that same string (no copy is made). Lookups honour metatables as rec[name] does. */
+#include "etlua/mask.h"
+
+#include <ctype.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+enum form { FORM_NONE, FORM_IP, FORM_LOWER, FORM_TRIM };
+
+/* One entry: its path's and names' positions in the names table (upvalue 2): path at at,
+ * segment names at at + 1 .. at + nseg; an `each` entry keeps its entry table at at. */
+struct row_entry {
+    int at, nseg;
+    unsigned char form, each;
+};
+
+struct row_plan {
+    int n;
+    struct row_entry e[]; /* n entries */
+};
+
+#define UV_PLAN lua_upvalueindex(1)
+#define UV_NAMES lua_upvalueindex(2)
+#define UV_NULL lua_upvalueindex(3)
+#define UV_JSON_TEXT lua_upvalueindex(4)
+#define UV_EACH lua_upvalueindex(5)
+
+/* Pushes the text the string at idx is masked by under form. */
+static void push_canonical(lua_State *L, int idx, int form)
+{
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    switch (form) {
+    case FORM_IP: {
+        char out[ETL_MASK_IP_MAX];
+        int family = etl_mask_canonical_ip(s, len, out);
+        size_t olen = family ? strlen(out) : 0;
+        if (family == 0 || (olen == len && memcmp(out, s, len) == 0))
+            lua_pushvalue(L, idx);
+        else
+            lua_pushlstring(L, out, olen);
+        return;
+    }
+    case FORM_LOWER: {
+        size_t i = 0;
+        while (i < len && tolower((unsigned char)s[i]) == (unsigned char)s[i])
+            i++;
+        if (i == len) {
+            lua_pushvalue(L, idx);
+            return;
+        }
+        luaL_Buffer b;
+        char *p = luaL_buffinitsize(L, &b, len);
+        memcpy(p, s, i);
+        for (; i < len; i++)
+            p[i] = (char)tolower((unsigned char)s[i]);
+        luaL_pushresultsize(&b, len);
+        return;
+    }
+    case FORM_TRIM: {
+        size_t a = 0, z = len;
+        while (a < len && isspace((unsigned char)s[a]))
+            a++;
+        while (z > a && isspace((unsigned char)s[z - 1]))
+            z--;
+        if (a == 0 && z == len)
+            lua_pushvalue(L, idx);
+        else
+            lua_pushlstring(L, s + a, z - a);
+        return;
+    }
+    default:
+        lua_pushvalue(L, idx);
+    }
+}
+
+/* Pushes the text the value at idx (not a string, not nil, not null) is masked by. */
+static void push_json_text(lua_State *L, int idx)
+{
+    if (lua_isinteger(L, idx)) {
+        lua_pushfstring(L, "%I",
+                        (LUAI_UACINT)lua_tointeger(L, idx)); /* the JSON encoder's digits */
+    } else if (lua_type(L, idx) == LUA_TBOOLEAN) {
+        lua_pushstring(L, lua_toboolean(L, idx) ? "true" : "false");
+    } else {
+        lua_pushvalue(L, UV_JSON_TEXT);
+        lua_pushvalue(L, idx);
+        lua_call(L, 1, 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "etlua.mask: row_masks' json_text returned no text");
+    }
+}
+
+/* row_masks(self, rec, masker) -> masked, masks (see the header). */
+static int etl_mask_l_row_masks_run(lua_State *L)
+{
+    const struct row_plan *plan = lua_touserdata(L, UV_PLAN);
+    lua_settop(L, 3);
+    lua_createtable(L, 0, plan->n);     /* 4: masked */
+    lua_createtable(L, 3 * plan->n, 0); /* 5: masks */
+    if (lua_type(L, 2) != LUA_TTABLE)
+        return 2;
+    struct etl_mask_hasher *h = NULL; /* checked when first needed, as masker:hex would be */
+    lua_Integer n = 0;
+    for (int i = 0; i < plan->n; i++) {
+        const struct row_entry *e = &plan->e[i];
+        if (e->each) {
+            lua_pushvalue(L, UV_EACH);
+            lua_rawgeti(L, UV_NAMES, e->at); /* the entry's table */
+            lua_pushvalue(L, 2);
+            lua_pushvalue(L, 3);
+            lua_pushvalue(L, 4);
+            lua_pushvalue(L, 5);
+            lua_pushinteger(L, n);
+            lua_call(L, 6, 1);
+            n = lua_tointeger(L, -1);
+            lua_pop(L, 1);
+            continue;
+        }
+        /* 6: the value at the path (nil when absent or below a value that is not a table) */
+        lua_rawgeti(L, UV_NAMES, e->at + 1);
+        lua_gettable(L, 2);
+        for (int k = 2; k <= e->nseg; k++) {
+            if (lua_type(L, -1) != LUA_TTABLE) {
+                lua_pop(L, 1);
+                lua_pushnil(L);
+                break;
+            }
+            lua_rawgeti(L, UV_NAMES, e->at + k);
+            lua_gettable(L, -2);
+            lua_remove(L, -2);
+        }
+        if (lua_isnil(L, 6) || lua_rawequal(L, 6, UV_NULL)) {
+            lua_pop(L, 1);
+            continue;
+        }
+        if (lua_type(L, 6) == LUA_TSTRING)
+            push_canonical(L, 6, e->form); /* 7: the text */
+        else
+            push_json_text(L, 6);
+        if (h == NULL)
+            h = etl_mask_check_hasher(L, 3);
+        size_t len;
+        const char *text = lua_tolstring(L, 7, &len);
+        char hex[ETL_MASK_HEX_LEN + 1];
+        if (etl_mask_hasher_hex(h, text, len, hex) != 0)
+            return luaL_error(L, "etlua.mask: HMAC-SHA-256 failed in OpenSSL");
+        lua_rawgeti(L, UV_NAMES, e->at);           /* 8: path */
+        lua_pushlstring(L, hex, ETL_MASK_HEX_LEN); /* 9: hex */
+        lua_pushvalue(L, 8);
+        lua_pushvalue(L, 9);
+        lua_rawset(L, 4); /* masked[path] = hex */
+        lua_rawseti(L, 5, n + 2);
+        lua_rawseti(L, 5, n + 1);
+        lua_rawseti(L, 5, n + 3);
+        lua_pop(L, 1); /* the value */
+        n += 3;
+    }
+    return 2;
+}
+
+/* Reads entries[i][field] onto the stack as a string, or raises (the entries are pii.lua's). */
+static const char *entry_string(lua_State *L, int entry, const char *field, int i)
+{
+    if (lua_getfield(L, entry, field) != LUA_TSTRING)
+        luaL_error(L, "etlua.mask: row_masks: entries[%d].%s is not a string", i, field);
+    return lua_tostring(L, -1);
+}
+
+int etl_mask_l_row_masks(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkany(L, 2);
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    luaL_checktype(L, 4, LUA_TFUNCTION);
+    lua_settop(L, 4);
+    int n = (int)luaL_len(L, 1);
+    struct row_plan *plan =
+        lua_newuserdatauv(L, sizeof *plan + (size_t)n * sizeof plan->e[0], 0); /* 5 */
+    plan->n = 0;
+    lua_newtable(L); /* 6: names */
+    enum { NAMES = 6, ENTRY = 7 };
+    int at = 1;
+    for (int i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, 1, i) != LUA_TTABLE) /* 7 */
+            return luaL_error(L, "etlua.mask: row_masks: entries[%d] is not a table", i);
+        struct row_entry *e = &plan->e[i - 1];
+        e->at = at;
+        lua_getfield(L, ENTRY, "each");
+        e->each = (unsigned char)lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        e->form = FORM_NONE;
+        if (lua_getfield(L, ENTRY, "canonical") != LUA_TNIL) {
+            const char *f = lua_tostring(L, -1);
+            if (f != NULL && strcmp(f, "ip") == 0)
+                e->form = FORM_IP;
+            else if (f != NULL && strcmp(f, "lower") == 0)
+                e->form = FORM_LOWER;
+            else if (f != NULL && strcmp(f, "trim") == 0)
+                e->form = FORM_TRIM;
+            else
+                return luaL_error(L, "etlua.mask: row_masks: entries[%d].canonical is unknown", i);
+        }
+        lua_pop(L, 1);
+        if (e->each) {
+            e->nseg = 0;
+            lua_pushvalue(L, ENTRY);
+            lua_rawseti(L, NAMES, at++);
+        } else {
+            entry_string(L, ENTRY, "path", i);
+            lua_rawseti(L, NAMES, at++);
+            if (lua_getfield(L, ENTRY, "segments") != LUA_TTABLE)
+                return luaL_error(L, "etlua.mask: row_masks: entries[%d].segments is not a table",
+                                  i);
+            e->nseg = (int)luaL_len(L, -1);
+            if (e->nseg < 1)
+                return luaL_error(L, "etlua.mask: row_masks: entries[%d] has no segments", i);
+            for (int k = 1; k <= e->nseg; k++) {
+                if (lua_rawgeti(L, -1, k) != LUA_TTABLE)
+                    return luaL_error(L, "etlua.mask: row_masks: entries[%d].segments[%d]", i, k);
+                entry_string(L, lua_gettop(L), "name", i);
+                lua_rawseti(L, NAMES, at++);
+                lua_pop(L, 1);
+            }
+            lua_pop(L, 1); /* segments */
+        }
+        lua_pop(L, 1); /* the entry */
+        plan->n = i;
+    }
+    lua_pushvalue(L, 2); /* null */
+    lua_pushvalue(L, 3); /* json_text */
+    lua_pushvalue(L, 4); /* each_masks */
+    lua_pushcclosure(L, etl_mask_l_row_masks_run, 5);
+    return 1;
+}
