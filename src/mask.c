@@ -39,7 +39,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-#define HASHER_MT "etlua.mask.hasher"
+#define HASHER_MT ETL_MASK_HASHER_MT
 
 /* ---- C helpers ------------------------------------------------------------------------------- */
 
@@ -235,30 +235,30 @@ static int etl_mask_l_new(lua_State *L)
     return 1;
 }
 
-/* hasher:hex's self: luaL_checkudata's test, against the metatable kept as the method's upvalue
- * rather than looked up by name in the registry (a third of the call's own cost; every message
- * is masked twice). Same error as luaL_checkudata. */
-static etl_hasher *etl_mask_self(lua_State *L)
+/* luaL_checkudata's test against the metatable at mt (a method's upvalue) rather than looked up
+ * by name in the registry (a third of hasher:hex's own cost; every message is masked twice).
+ * Same error as luaL_checkudata. */
+struct etl_mask_hasher *etl_mask_test_hasher(lua_State *L, int idx, int mt)
 {
-    etl_hasher *h = lua_touserdata(L, 1);
-    int same = h != NULL && lua_getmetatable(L, 1);
+    etl_hasher *h = lua_touserdata(L, idx);
+    int same = h != NULL && lua_getmetatable(L, idx);
     if (same) {
-        same = lua_rawequal(L, -1, lua_upvalueindex(1));
+        same = lua_rawequal(L, -1, mt);
         lua_pop(L, 1);
     }
     if (!same)
-        luaL_typeerror(L, 1, HASHER_MT);
+        luaL_typeerror(L, idx, HASHER_MT);
+    if (!h->open)
+        luaL_error(L, "etlua.mask: hasher is closed");
     return h;
 }
 
 static int etl_mask_l_hex(lua_State *L)
 {
-    etl_hasher *h = etl_mask_self(L);
+    etl_hasher *h = etl_mask_test_hasher(L, 1, lua_upvalueindex(1));
     size_t len;
     const char *s = luaL_checklstring(L, 2, &len);
     char hex[ETL_MASK_HEX_LEN + 1];
-    if (!h->open)
-        return luaL_error(L, "etlua.mask: hasher is closed");
     if (etl_mask_key_hex(&h->key, s, len, hex) != 0)
         return luaL_error(L, "etlua.mask: HMAC-SHA-256 failed in OpenSSL");
     lua_pushlstring(L, hex, ETL_MASK_HEX_LEN);
@@ -330,7 +330,7 @@ int luaopen_etlua_mask(lua_State *L)
     if (luaL_newmetatable(L, HASHER_MT)) {
         luaL_setfuncs(L, etl_mask_hasher_meta, 0);
         luaL_newlibtable(L, etl_mask_hasher_methods);
-        lua_pushvalue(L, -2); /* the metatable: the methods' upvalue (etl_mask_self) */
+        lua_pushvalue(L, -2); /* the metatable: the methods' upvalue */
         luaL_setfuncs(L, etl_mask_hasher_methods, 1);
         lua_setfield(L, -2, "__index");
     }

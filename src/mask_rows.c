@@ -52,6 +52,7 @@ struct row_plan {
 #define UV_NULL lua_upvalueindex(3)
 #define UV_JSON_TEXT lua_upvalueindex(4)
 #define UV_EACH lua_upvalueindex(5)
+#define UV_HASHER_MT lua_upvalueindex(6)
 
 /* Pushes the text the string at idx is masked by under form. */
 static void push_canonical(lua_State *L, int idx, int form)
@@ -167,7 +168,7 @@ static int etl_mask_l_row_masks_run(lua_State *L)
         else
             push_json_text(L, 6);
         if (h == NULL)
-            h = etl_mask_check_hasher(L, 3);
+            h = etl_mask_test_hasher(L, 3, UV_HASHER_MT);
         size_t len;
         const char *text = lua_tolstring(L, 7, &len);
         char hex[ETL_MASK_HEX_LEN + 1];
@@ -258,6 +259,7 @@ int etl_mask_l_row_masks(lua_State *L)
     lua_pushvalue(L, 2); /* null */
     lua_pushvalue(L, 3); /* json_text */
     lua_pushvalue(L, 4); /* each_masks */
-    lua_pushcclosure(L, etl_mask_l_row_masks_run, 5);
+    luaL_getmetatable(L, ETL_MASK_HASHER_MT);
+    lua_pushcclosure(L, etl_mask_l_row_masks_run, 6);
     return 1;
 }

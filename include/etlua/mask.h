@@ -28,11 +28,17 @@ int etl_mask_hmac_hex(const void *key, size_t keylen, const void *data, size_t l
  * ::ffff:a.b.c.d). Returns 4 or 6 and fills out, or 0 when s is not a valid address. */
 int etl_mask_canonical_ip(const char *s, size_t len, char out[ETL_MASK_IP_MAX]);
 
-/* A hasher of the Lua module (mask.new(key)), for other C modules that mask text. */
+/* A hasher of the Lua module (mask.new(key)), for other C modules that mask text; its
+ * metatable is the registry's ETL_MASK_HASHER_MT. */
 struct etl_mask_hasher;
+#define ETL_MASK_HASHER_MT "etlua.mask.hasher"
 
 /* The hasher at stack index idx; raises when the value is not one, or is closed. */
 struct etl_mask_hasher *etl_mask_check_hasher(struct lua_State *L, int idx);
+
+/* The same, checked against the hasher metatable at index mt (kept by the caller, e.g. as an
+ * upvalue: no lookup by name), for calls made once per message. */
+struct etl_mask_hasher *etl_mask_test_hasher(struct lua_State *L, int idx, int mt);
 
 /* Writes the lowercase hex HMAC-SHA-256 of data[0..len) under the hasher's key and a NUL to
  * out. Returns 0, or -1 when OpenSSL fails or the hasher is closed. */
