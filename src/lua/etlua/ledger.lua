@@ -229,9 +229,13 @@ end
 -- consumer committed while this one waited on it, as ON CONFLICT waits) rolls the savepoint back
 -- and claim_sql answers. The savepoint goes out with the INSERT (db:queue) and is left for
 -- COMMIT to release.
+-- The arrays are unnested in the select list (one ProjectSet node: each row streams through,
+-- in array order, so the lock order holds), not in FROM: unnest(a, b, c, d) in FROM is a
+-- function scan that stores every array in a tuplestore first; this costs the server ~2,600
+-- instructions less per entry (~17,600 -> ~15,000, callgrind of the backend).
 local function insert_sql(parent)
   return "INSERT INTO " .. parent .. " (sent, seq, digest, outcome) "
-    .. "SELECT s, q, d, o FROM unnest($1::int4[], $2::int4[], $3::int8[], $4::\"char\"[]) AS u(s, q, d, o)"
+    .. "SELECT unnest($1::int4[]), unnest($2::int4[]), unnest($3::int8[]), unnest($4::\"char\"[])"
 end
 
 local function by_entry(S, Q, D)
