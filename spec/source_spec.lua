@@ -482,6 +482,55 @@ describe("etlua.source.file (--input)", function()
     os.remove(path)
   end)
 
+  -- the file is read in chunks of 64 KiB: lines across their edges, longer than one, a \r\n cut
+  -- between two, a last line without \n, read as io.lines reads them
+  it("reads lines across chunk edges as io.lines does", function()
+    local parts, seed = {}, 7
+    local function rand(n) seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n end
+    for i = 1, 400 do
+      local len = ({ 0, 1, 170, 4000, 65535, 65536, 70000, 200000 })[rand(8) + 1]
+      parts[#parts + 1] = ("%06d"):format(i) .. ("x"):rep(len) .. (rand(3) == 0 and "\r\n" or "\n")
+    end
+    parts[#parts + 1] = "last line without a line end"
+    local content = table.concat(parts)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb")); f:write(content); f:close()
+    local want, number = {}, 0
+    for l in io.lines(path) do
+      number = number + 1
+      l = l:gsub("\r$", "")
+      if l ~= "" then want[#want + 1] = number .. ":" .. l end
+    end
+    local got = {}
+    with_source(function(source)
+      local src = source.file(path)
+      repeat
+        local batch, eof = src:next_batch(7)
+        for _, m in ipairs(batch) do got[#got + 1] = m.input_line .. ":" .. m.body end
+      until eof
+      src:close()
+    end)
+    os.remove(path)
+    assert.are.equal(#want, #got)
+    for i = 1, #want do
+      if want[i] ~= got[i] then assert.are.equal(want[i]:sub(1, 80), got[i]:sub(1, 80)) end
+      assert.are.equal(#want[i], #got[i])
+    end
+  end)
+
+  it("spells each line's number in its id in decimal", function()
+    local at = { 1, 9, 10, 99, 100, 999, 1000, 1001, 1010, 1099, 1100, 9999, 10000, 100001, 999999, 1000000, 1000001 }
+    local lines, want = {}, {}
+    for _, l in ipairs(at) do lines[l] = "x" .. l end
+    local parts = {}
+    for l = 1, at[#at] do parts[l] = lines[l] or "" end
+    local batch = lines_of(table.concat(parts, "\n"))
+    for i, l in ipairs(at) do want[i] = "input:" .. batch[1].input_file .. ":" .. tostring(l) end
+    local got = {}
+    for i, m in ipairs(batch) do got[i] = m.id end
+    assert.are.same(want, got)
+  end)
+
   it("gives the same ids to the same content read again", function()
     local a, b = lines_of("x\ny\n"), lines_of("x\ny\n")
     assert.are.same({ a[1].id, a[2].id }, { b[1].id, b[2].id })
