@@ -123,6 +123,69 @@ describe("decoding", function()
   end)
 end)
 
+-- p:item(m): the runner's form of process(m.body, m): the same outcome, made the sink's item in
+-- one table (id, message, and the ledger key and time: the envelope's, else the message's own)
+describe("p:item", function()
+  local codec = require "etlua.codec"
+  local function same_but_item(p, m)
+    local want, item = p:process(m.body, m), p:item(m)
+    for k, v in pairs(want) do
+      if k ~= "key" and k ~= "sent_ms" then assert.are.same(v, item[k], k) end
+    end
+    assert.are.equal(m.id, item.id)
+    assert.are.equal(m, item.message)
+    return want, item
+  end
+
+  it("is process(m.body, m) with id, message, key and sent_ms of the message", function()
+    local p = H.processor()
+    for _, body in ipairs({ H.body({}), H.body({ user_id = "" }), "not json", "[]" }) do
+      local m = { id = "m-7", sent_ms = 11, received_ms = 12, body = body, receipt = "r" }
+      local want, item = same_but_item(p, m)
+      assert.is_nil(want.key)
+      assert.are.equal("m-7", item.key)
+      assert.are.equal(11, item.sent_ms)
+    end
+  end)
+
+  it("drops as process does", function()
+    local s = H.load_script()
+    s.transform = function() return false end
+    local _, item = same_but_item(H.processor({ script = s }), { id = "m-8", body = H.body({}) })
+    assert.is_true(item.drop)
+    assert.are.equal("m-8", item.key)
+  end)
+
+  it("keeps the envelope's key and time (none: nil, not the message's)", function()
+    local s = H.load_script()
+    s.envelope = "sns"
+    local p = H.processor({ script = s })
+    local function note(message, stamp)
+      return codec.encode({ Type = "Notification", MessageId = "sns-1", TopicArn = "arn:t",
+                            Message = message, Timestamp = stamp })
+    end
+    for _, body in ipairs({ note(H.body({}), "2024-02-29T23:59:59.5Z"), note(H.body({})), note("[]") }) do
+      local m = { id = "sqs-1", sent_ms = 5, body = body }
+      local want, item = same_but_item(p, m)
+      assert.are.equal("sns-1", want.key)
+      assert.are.equal("sns-1", item.key)
+      assert.are.equal(want.sent_ms, item.sent_ms)
+    end
+  end)
+
+  it("is nil and the hook when a stop signal cut it short", function()
+    local budget = require "etlua.budget"
+    local call = budget.call
+    budget.call = function() return false, "stopped", "stopped by a stop signal" end
+    local ok, p = pcall(H.processor)
+    budget.call = call
+    assert(ok, p)
+    local m = { id = "m-9", body = H.body({}) }
+    assert.are.same({ stopped = "validate" }, p:process(m.body, m))
+    assert.are.same({ nil, "validate" }, { p:item(m) })
+  end)
+end)
+
 describe("reject bodies hold no raw ip or device_id", function()
   it("masks pii fields of a JSON object, ip in canonical form", function()
     local r = H.reject(H.run({user_id = "", ip = "2001:0DB8::0001", device_id = "dev-secret-1"}))

@@ -213,11 +213,11 @@ describe("etlua.runner with fake SQS and sink", function()
     local raising, processed = false, {}
     local fake_record = setmetatable({ new = function(...)
       local p = record.new(...)
-      local process = p.process
-      function p.process(self, body, m)
+      local item = p.item -- what the runner calls for each message
+      function p.item(self, m)
         processed[m.id] = (processed[m.id] or 0) + 1
         if raising and m.id == "m12" and processed[m.id] == 1 then error("processing bug") end
-        return process(self, body, m)
+        return item(self, m)
       end
       return p
     end }, { __index = record })

@@ -7,6 +7,7 @@
   local out = p:process(body, message)
       message: {id=, sent_ms=, received_ms=, receive_count=, group_id=, sequence_number=,
                 attributes=} as received (every field optional)
+  local item, stopped = p:item(m)   -- the runner's: the outcome of m.body as the sink's item
     -> {row = row, masks =}        a script without `outputs`: its one row
     -> {rows = {[i] = list of rows of output i}, masks =}   a script with `outputs`
            each row an array in that output's column order, nil = NULL (etlua.rows); an
@@ -20,6 +21,9 @@
                                       short: no outcome; the message must not be committed
     Every outcome may carry key (the ledger key, when the envelope gives one: the SNS
     MessageId) and sent_ms (the envelope's own time); absent, the caller uses the message's.
+    p:item(m) makes that outcome the item at once (one table, not one and then four fields more):
+    id = m.id, message = m, key and sent_ms the envelope's or else m.id and m.sent_ms; a stopped
+    hook is nil, hook (no item).
 
   record.load_rules(dir) -> list of {name=, check=, file=}, from every *.lua in dir by name.
 
@@ -141,92 +145,110 @@ function Processor:decode(body, message, out)
   return rec, body
 end
 
-local function with(out, into)
-  into.key, into.sent_ms = out.key, out.sent_ms
+-- The outcome of a message, from the first one made (into) with the envelope's key and time
+-- (out; NO_KEY when none). As an item (m: the message, for p:item): with id, message, and the
+-- message's own id and time where the envelope gives no key; nil, hook for a stopped hook.
+local function with(out, into, m)
+  if m == nil then
+    into.key, into.sent_ms = out.key, out.sent_ms
+    return into
+  end
+  if into.stopped then return nil, into.stopped end
+  local key, sent_ms = out.key, out.sent_ms
+  if key == nil then key, sent_ms = m.id, m.sent_ms end
+  into.key, into.sent_ms, into.id, into.message = key, sent_ms, m.id, m
   return into
 end
 
--- The hot path: one decode, one validate, the rules, the masks, one transform, the rows. It
--- makes few tables (each costs as much as a dozen field reads): ctx.message, the masks (the
--- script's map and etlua's own list, made by row_masks in one pass) and the outcome, made last by
--- one constructor with room for the fields the runner adds (id, message: it turns the outcome
--- into its item).
-function Processor:process(body, meta)
-  if type(body) ~= "string" then
-    error("etlua.record: process(body, meta): body must be a string", 2)
-  end
-  local m = meta or EMPTY
-  -- ctx.message: what the script may read of the message (never the receipt)
-  local message = {
-    id = m.id, sent_ms = m.sent_ms, received_ms = m.received_ms,
-    receive_count = m.receive_count, group_id = m.group_id,
-    sequence_number = m.sequence_number, attributes = m.attributes,
-  }
-  local out = NO_KEY
-  local rec = self.envelope == nil and decode(body)
-  if type(rec) ~= "table" or getmetatable(rec) == array_mt then -- not an object, or an envelope
-    out = {}
-    local body_or_reject
-    rec, body_or_reject = self:decode(body, message, out)
-    if rec == nil then return with(out, body_or_reject) end
-    body = body_or_reject
-  end
-
-  local masked, masks = self.pii_spec:row_masks(rec, self.masker)
-
-  local ms = self.budget_ms
-  local ran, valid, reason, detail = budget.call(ms, self.validate, rec)
-  if not ran then
-    return with(out, self:hook_failed("validate", "script_error", valid, reason, body, masks))
-  end
-  if not valid then
-    if type(reason) ~= "string" then
-      return with(out, self:reject("script_error", "validate returned false and " .. a_value(reason)
-                                   .. " as reason (want a string)", body, rec, masks))
+-- The hot path, made once per processor as a closure whose upvalues hold what it reads of the
+-- processor (an upvalue costs a fraction of a field of self): one decode, one validate, the
+-- rules, the masks, one transform, the rows. It makes few tables (each costs as much as a dozen
+-- field reads): ctx.message, the masks (the script's map and etlua's own list, made by row_masks
+-- in one pass) and the outcome, made last by one constructor. run(body, meta, m): m (the message,
+-- for p:item) makes the outcome the runner's item at once, with id, message, key and sent_ms.
+local function runner_of(self)
+  local envelope, pii_spec, masker, ms = self.envelope, self.pii_spec, self.masker, self.budget_ms
+  local row_masks, validate, transform_rows = pii_spec.row_masks, self.validate, self.transform_rows
+  local rules, ctx, multi = self.rules, self.ctx, self.multi
+  local nrules = #rules
+  local bcall = budget.call
+  return function(body, meta, m)
+    -- ctx.message: what the script may read of the message (never the receipt)
+    local id, sent_ms = meta.id, meta.sent_ms
+    local message = {
+      id = id, sent_ms = sent_ms, received_ms = meta.received_ms,
+      receive_count = meta.receive_count, group_id = meta.group_id,
+      sequence_number = meta.sequence_number, attributes = meta.attributes,
+    }
+    local out = NO_KEY
+    local rec = envelope == nil and decode(body)
+    if type(rec) ~= "table" or getmetatable(rec) == array_mt then -- not an object, or an envelope
+      out = {}
+      local body_or_reject
+      rec, body_or_reject = self:decode(body, message, out)
+      if rec == nil then return with(out, body_or_reject, m) end
+      body = body_or_reject
     end
-    if detail ~= nil and not TEXT[type(detail)] then
-      return with(out, self:reject("script_error", "validate returned " .. a_value(detail)
-                                   .. " as detail (want a string)", body, rec, masks))
-    end
-    return with(out, self:reject(reason, detail, body, rec, masks))
-  end
 
-  local rules = self.rules
-  for i = 1, #rules do
-    local rule = rules[i]
-    local checked, passed, why = budget.call(ms, rule.check, rec)
-    if not checked then
-      return with(out, self:hook_failed(rule.label, rule.reason, passed, why, body, masks))
+    local masked, masks = row_masks(pii_spec, rec, masker)
+
+    local ran, valid, reason, detail = bcall(ms, validate, rec)
+    if not ran then
+      return with(out, self:hook_failed("validate", "script_error", valid, reason, body, masks), m)
     end
-    if not passed then
-      if why ~= nil and not TEXT[type(why)] then
-        return with(out, self:reject("script_error", rule.label .. " returned " .. a_value(why)
-                                     .. " as detail (want a string)", body, rec, masks))
+    if not valid then
+      if type(reason) ~= "string" then
+        return with(out, self:reject("script_error", "validate returned false and " .. a_value(reason)
+                                     .. " as reason (want a string)", body, rec, masks), m)
       end
-      return with(out, self:reject(rule.reason, why or (rule.label .. " failed"), body, rec, masks))
+      if detail ~= nil and not TEXT[type(detail)] then
+        return with(out, self:reject("script_error", "validate returned " .. a_value(detail)
+                                     .. " as detail (want a string)", body, rec, masks), m)
+      end
+      return with(out, self:reject(reason, detail, body, rec, masks), m)
     end
-  end
 
-  -- ctx.masked is masked: what the script does to it cannot reach masks, which the reject path
-  -- and the PII vault use.
-  local ctx = self.ctx
-  ctx.message, ctx.masked = message, masked
-  local done, per_output, err = budget.call(ms, self.transform_rows, rec, ctx)
-  if not done then
-    return with(out, self:hook_failed("transform", "script_error", per_output, err, body, masks))
+    for i = 1, nrules do
+      local rule = rules[i]
+      local checked, passed, why = bcall(ms, rule.check, rec)
+      if not checked then
+        return with(out, self:hook_failed(rule.label, rule.reason, passed, why, body, masks), m)
+      end
+      if not passed then
+        if why ~= nil and not TEXT[type(why)] then
+          return with(out, self:reject("script_error", rule.label .. " returned " .. a_value(why)
+                                       .. " as detail (want a string)", body, rec, masks), m)
+        end
+        return with(out, self:reject(rule.reason, why or (rule.label .. " failed"), body, rec, masks), m)
+      end
+    end
+
+    -- ctx.masked is masked: what the script does to it cannot reach masks, which the reject path
+    -- and the PII vault use.
+    ctx.message, ctx.masked = message, masked
+    local done, per_output, err = bcall(ms, transform_rows, rec, ctx)
+    if not done then
+      return with(out, self:hook_failed("transform", "script_error", per_output, err, body, masks), m)
+    end
+    if not per_output then
+      return with(out, self:reject("script_error", err, body, rec, masks), m)
+    end
+    local key = out.key
+    if m == nil then
+      sent_ms, id, m = out.sent_ms, nil, nil
+    elseif key == nil then
+      key = id
+    else
+      sent_ms = out.sent_ms
+    end
+    if per_output == DROP then
+      return {drop = true, key = key, sent_ms = sent_ms, id = id, message = m}
+    end
+    if multi then
+      return {rows = per_output, masks = masks, key = key, sent_ms = sent_ms, id = id, message = m}
+    end
+    return {row = per_output, masks = masks, key = key, sent_ms = sent_ms, id = id, message = m}
   end
-  if per_output == DROP then
-    return {drop = true, key = out.key, sent_ms = out.sent_ms, id = nil, message = nil}
-  end
-  if not per_output then
-    return with(out, self:reject("script_error", err, body, rec, masks))
-  end
-  if self.multi then
-    return {rows = per_output, masks = masks,
-            key = out.key, sent_ms = out.sent_ms, id = nil, message = nil}
-  end
-  return {row = per_output, masks = masks,
-          key = out.key, sent_ms = out.sent_ms, id = nil, message = nil}
 end
 
 -- The reject reasons etlua itself gives, whatever the script: a body that is not JSON or not an
@@ -302,6 +324,18 @@ function M.new(desc, opts)
     message = EMPTY,
     masked = EMPTY,
   }
+  local run = runner_of(self)
+  -- p:process(body, meta) -> outcome (the module's header)
+  self.process = function(_, body, meta)
+    if type(body) ~= "string" then
+      error("etlua.record: process(body, meta): body must be a string", 2)
+    end
+    return run(body, meta or EMPTY, nil)
+  end
+  -- p:item(m) -> the outcome of m.body as the runner's item | nil, hook (a stop signal cut that
+  -- hook short): process(m.body, m) with id = m.id, message = m, and key, sent_ms the
+  -- envelope's or else the message's own (m.id, m.sent_ms). m.body must be a string.
+  self.item = function(_, m) return run(m.body, m, m) end
   return self
 end
 

@@ -62,8 +62,9 @@ M.value = value
 
 -- The converter of one output: named row -> array in column order | nil, err. etlua.row's
 -- gather reads the row and says whether it is the common one (strings and integers, no other
--- key); only a row that is not goes through the checks below.
-local function row_converter(o)
+-- key); only a row that is not goes through the checks below. not_table: the error for a named
+-- that is not a table (a script without outputs: transform's result itself), or nil.
+local function row_converter(o, not_table)
   local columns, ncols, colset, required, key_columns = o.columns, #o.columns, {}, {}, {}
   for _, c in ipairs(columns) do colset[c] = true end
   if o.on_conflict ~= "error" then
@@ -112,11 +113,11 @@ local function row_converter(o)
     end
     return nil, unknown(named)
   end
-  -- named not a table: nil, nil (the caller says what it was instead)
+  -- named not a table: nil, not_table .. its type (or nil: the caller says what it was instead)
   return function(named)
     local row, plain = gather(named, columns)
     if not plain then
-      if row == nil then return nil, nil end
+      if row == nil then return nil, not_table and ("transform returned " .. type(named) .. not_table) end
       return check(named, row)
     end
     for j = 1, nkeys do
@@ -136,19 +137,9 @@ end
 
 function M.builder(desc)
   local outputs, convert = desc.outputs, {}
+  -- a script without outputs: its one output's converter is the builder (one call a message)
+  if not desc.multi then return row_converter(outputs[1], ", not a row table or false") end
   for i, o in ipairs(outputs) do convert[i] = row_converter(o) end
-
-  if not desc.multi then
-    local one = convert[1]
-    return function(result)
-      local row, err = one(result)
-      if row then return row end
-      if type(result) ~= "table" then
-        return nil, "transform returned " .. type(result) .. ", not a row table or false"
-      end
-      return nil, err
-    end
-  end
 
   local by_name = desc.by_name
   return function(result)

@@ -71,46 +71,42 @@ local function open_sink(cfg, script, ledger_opts, current_proc, log, deadline)
 end
 
 -- A batch and how far its processing got: messages, drained (what the source said with them), the
--- processor, items and done (the outcomes so far and the messages they are for), next (the index
--- of the next message to process; past the end once the batch is finished).
+-- processor, items and ndone (the outcomes so far: items[1..ndone], for messages[1..ndone]), next
+-- (the index of the next message to process; past the end once the batch is finished).
 local function batch_of(proc, messages, drained)
-  return { messages = messages, drained = drained, proc = proc, items = {}, done = {}, next = 1 }
+  return { messages = messages, drained = drained, proc = proc, items = {}, ndone = 0, next = 1 }
 end
 
 -- Process a batch, from where it got to: every message gets exactly one outcome: rows, a reject
--- or a drop. The item's key is the ledger key (the SNS MessageId under envelope = "sns", else the
--- message id); sent_ms is the time a redelivery shares with its first delivery.
--- until_s (a host.mono() time, or nil: to the end) makes it a slice: it returns after the first
--- message that ends at or past until_s. Returns true once the batch is finished.
+-- or a drop, as its item (etlua.record's p:item: the ledger key is the SNS MessageId under
+-- envelope = "sns", else the message id; sent_ms is the time a redelivery shares with its first
+-- delivery). until_s (a host.mono() time, or nil: to the end) makes it a slice: it returns after
+-- the first message that ends at or past until_s. Returns true once the batch is finished;
+-- b.ndone: the messages with an outcome (items[1..ndone]).
 -- A stop signal that cuts a hook call short ends the batch there: that message and those after
 -- it get no outcome, are neither committed nor acknowledged, and the source releases them (a
 -- FIFO group's order is kept).
 local function process(b, log, verbose, until_s)
-  local proc, messages, items, done = b.proc, b.messages, b.items, b.done
-  local n, i = #messages, b.next
+  local proc, messages, items = b.proc, b.messages, b.items
+  local item_of = proc.item
+  local n, i, ndone = #messages, b.next, b.ndone
   while i <= n do
     local m = messages[i]
-    local out = proc:process(m.body, m)
-    if out.stopped then
+    local item, stopped = item_of(proc, m)
+    if not item then
       log:info("stop signal: script hooks stopped; this message and the rest of the batch are not committed (released)",
-               { message_id = m.id, hook = out.stopped, left = n - i + 1 })
+               { message_id = m.id, hook = stopped, left = n - i + 1 })
       i = n + 1
       break
     end
-    done[i] = m
-    -- The outcome becomes the item (record.lua leaves room in it for id and message). Under
-    -- an envelope that names the message (SNS), its own time is the one every delivery shares
-    -- (nil when it has none: the SQS SentTimestamp differs between deliveries).
-    if not out.key then out.key, out.sent_ms = m.id, m.sent_ms end
-    out.id, out.message = m.id, m
-    items[i] = out
-    if out.reject and verbose then
-      log:info("rejected", { message_id = m.id, reason = out.reject.reason, detail = out.reject.detail })
+    items[i], ndone = item, i
+    if verbose and item.reject then
+      log:info("rejected", { message_id = m.id, reason = item.reject.reason, detail = item.reject.detail })
     end
     i = i + 1
     if until_s and host.mono() >= until_s then break end
   end
-  b.next = i
+  b.next, b.ndone = i, ndone
   return i > n
 end
 
@@ -121,8 +117,10 @@ local function count(stats, summary, items)
   stats.duplicates = stats.duplicates + (summary.duplicates or 0)
   telemetry.written(summary.written)
   if (summary.dropped or 0) > 0 then telemetry.dropped(summary.dropped) end
-  -- per item: the rejects by reason, and the lag only when metrics are served
+  -- per item: the rejects by reason, and the lag only when metrics are served (a batch that
+  -- stored no reject, with metrics off, is not looked at again)
   local lag = telemetry.serving() and telemetry.event_lag
+  if not lag and summary.rejected == 0 then return end
   local now, by_reason = lag and host.now_ms(), nil
   for i = 1, #items do
     local item = items[i]
@@ -332,12 +330,14 @@ function M.run(opts, log)
     local messages, drained = b.messages, b.drained
     if #messages > 0 then
       process(b, log, opts.dry_run) -- the whole batch, or what the commit's waits left of it
-      local items, done = b.items, b.done
-      stats.received = stats.received + #done
-      telemetry.received(#done)
+      local items, ndone = b.items, b.ndone
+      stats.received = stats.received + ndone
+      telemetry.received(ndone)
       local summary = commit(state, items, log, src, not drained and process_ahead or nil)
       count(stats, summary, items)
-      if not opts.dry_run then src:ack(#done == #messages and messages or done) end
+      if not opts.dry_run then
+        src:ack(ndone == #messages and messages or table.move(messages, 1, ndone, 1, {}))
+      end
       bar:update(stats)
     end
     if state.out.ledger then state.out.ledger:maintain() end -- a bounded pruning step, if due
