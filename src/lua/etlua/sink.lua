@@ -129,42 +129,50 @@ function Sink:attempt(items)
   if not fresh then return fail(err, code) end
 
   -- Only claimed keys are written, each once (the same key twice in a batch lands once).
+  local nout = #self.writers
   local per_output = {}
-  for i = 1, #self.writers do per_output[i] = {} end
+  for i = 1, nout do per_output[i] = {} end
   local rejects = { id = {}, reason = {}, detail = {}, body = {} }
   local summary = { written = 0, rejected = 0, dropped = 0, duplicates = 0, refused = 0 }
-  -- (numeric loops: ipairs costs a call per element, and this runs for every message)
+  -- (numeric loops and counts in locals: ipairs costs a call per element, a field of summary a
+  -- lookup, and this runs for every message)
+  local first, nfirst, duplicates, dropped, nrej, refused = per_output[1], 0, 0, 0, 0, 0
   for k = 1, #items do
     local item = items[k]
     local key = item.key
     if not fresh[key] then   -- the caller counts landed outcomes only
       item.duplicate = true
-      summary.duplicates = summary.duplicates + 1
+      duplicates = duplicates + 1
     else
-      item.duplicate = nil
+      if item.duplicate then item.duplicate = nil end -- (from an earlier attempt)
       fresh[key] = nil
-      local per = item.rows
-      if item.row then -- a script without outputs: its one row, of the one output
-        local dest = per_output[1]
-        dest[#dest + 1] = item.row
-      elseif per then
-        for i = 1, #per do
-          local list, dest = per[i], per_output[i]
-          local n = #dest
-          for j = 1, #list do dest[n + j] = list[j] end
-        end
-      elseif item.drop then
-        summary.dropped = summary.dropped + 1
+      local row = item.row
+      if row then -- a script without outputs: its one row, of the one output
+        nfirst = nfirst + 1
+        first[nfirst] = row
       else
-        local n = summary.rejected + 1
-        summary.rejected = n
-        if item.reject.reason == "db_refused" then summary.refused = summary.refused + 1 end
-        rejects.id[n], rejects.reason[n] = item.id, item.reject.reason
-        rejects.detail[n], rejects.body[n] = item.reject.detail, item.reject.body
+        local per = item.rows
+        if per then
+          for i = 1, #per do
+            local list, dest = per[i], per_output[i]
+            local n = #dest
+            for j = 1, #list do dest[n + j] = list[j] end
+          end
+          nfirst = #first
+        elseif item.drop then
+          dropped = dropped + 1
+        else
+          nrej = nrej + 1
+          local reject = item.reject
+          if reject.reason == "db_refused" then refused = refused + 1 end
+          rejects.id[nrej], rejects.reason[nrej] = item.id, reject.reason
+          rejects.detail[nrej], rejects.body[nrej] = reject.detail, reject.body
+        end
       end
     end
   end
-  for _, a in pairs(rejects) do a.n = summary.rejected end
+  summary.duplicates, summary.dropped, summary.rejected, summary.refused = duplicates, dropped, nrej, refused
+  for _, a in pairs(rejects) do a.n = nrej end
 
   for i, w in ipairs(self.writers) do
     local n
