@@ -48,6 +48,7 @@ end)
 -- The entry rule as the hex digest states it (the ledger's first form): seq and digest must stay
 -- these numbers, or a reload after an upgrade would land every line again.
 local mask = require "etlua.mask"
+local pg = require "etlua.pg"
 local function reference(queue, key, ms)
   local file, line = key:match("^input:(%x+):(%d+)$")
   line = line and math.tointeger(tonumber(line))
@@ -69,6 +70,9 @@ local function fake_ledger(queue)
   function db:quote_ident(n) return '"' .. n .. '"' end
   function db:exec(sql, ...)
     local args = table.pack(...)
+    for i = 1, args.n do -- arrays made in C (etlua.ledger_entries), read back as Lua arrays
+      if type(args[i]) == "userdata" then args[i], args.made_in_c = pg.array_values(args[i]), true end
+    end
     self.calls[#self.calls + 1] = { sql = sql, args = args }
     if sql:find("RETURNING stamp", 1, true) then return { { tostring(NOW_S - 10) } } end
     if sql:find("WITH t AS (INSERT", 1, true) then
@@ -112,14 +116,14 @@ local function fake_ledger(queue)
   return l, db
 end
 
--- The entries of the last claim, in the order it sent them.
+-- The entries of the last claim, in the order it sent them, and whether C made them.
 local function inserted(db)
   for i = #db.calls, 1, -1 do
     local c = db.calls[i]
     if c.sql:find("(sent, seq, digest, outcome)", 1, true) then -- either form of the claim
       local out = {}
       for j = 1, #c.args[1] do out[j] = { c.args[1][j], c.args[2][j], c.args[3][j], c.args[4][j] } end
-      return out
+      return out, c.args.made_in_c == true
     end
   end
 end
@@ -294,5 +298,110 @@ describe("etlua.ledger entries", function()
                                 { id = "new", sent_ms = now_ms, row = {} } })
     assert.are.same({ old = true, new = true }, fresh)
     assert.are.equal(1, #inserted(db))
+  end)
+
+  -- etlua.ledger_entries makes the common batch's entries in C; lua_entries is the rule. Every
+  -- batch below is claimed both ways (l.lua_entries = true: the Lua loop alone), and the
+  -- statements must get the same arrays in the same order, and the same keys come back fresh.
+  it("makes in C exactly the entries the Lua rule makes, and leaves the other batches to it", function()
+    local file, file2 = ("9f"):rep(16), ("0e"):rep(16)
+    local now_ms = (NOW_S + ledger.EPOCH) * 1000
+    local function build(n, item)
+      local t = {}
+      for i = 1, n do t[i] = item(i) end
+      return t
+    end
+    local function line(f, i, extra)
+      local id = "input:" .. f .. ":" .. i
+      local item = { id = id, key = id, row = {}, message = { id = id, input_file = f, input_line = i } }
+      for k, v in pairs(extra or {}) do item[k] = v end
+      return item
+    end
+    local common = {
+      -- SQS: integer send times, shuffled, outcomes mixed, a key twice
+      sqs = function()
+        local t = build(200, function(i)
+          local item = { id = ("%08x-aaaa-4bbb-8ccc-%012x"):format(i, i * 7919), sent_ms = now_ms - (i * 7919) % 90000 }
+          if i % 7 == 0 then item.drop = true elseif i % 5 == 0 then item.reject = {} else item.rows = {} end
+          item.key, item.message = item.id, { id = item.id, sent_ms = item.sent_ms }
+          return item
+        end)
+        t[201] = { id = t[9].id, key = t[9].key, sent_ms = t[9].sent_ms, rows = {}, message = t[9].message }
+        t[202] = { id = "late", sent_ms = 4000000000000000, rows = {} } -- past 2092: sent clamped
+        return shuffle(t, 11)
+      end,
+      -- --input lines in order, and backwards, a drop and a reject; lines of two files
+      input = function()
+        local t = build(200, function(i) return line(file, i) end)
+        t[3].drop, t[3].row, t[4].reject = true, nil, {}
+        return t
+      end,
+      backwards = function() return build(200, function(i) return line(file, 1000 - i) end) end,
+      two_files = function()
+        return shuffle(build(100, function(i) return line(i % 3 == 0 and file2 or file, i) end), 12)
+      end,
+      -- stdin lines with their messages (no file: the queue's stamp, line as seq); SNS keys
+      -- (the key is not the message's id) with the envelope's send time; lines with a send time
+      stdin = function()
+        return shuffle(build(120, function(i)
+          local id = "stdin:1700000000000:" .. i
+          if i % 3 == 0 then
+            return { id = "sqs-" .. i, key = "sns-" .. i, sent_ms = now_ms + i, row = {},
+                     message = { id = "sqs-" .. i } }
+          elseif i % 3 == 1 then
+            return { id = id, key = id, row = {}, message = { id = id, input_line = i } }
+          end
+          return line(file, i, { sent_ms = now_ms - i })
+        end), 13)
+      end,
+      -- equal (sent, seq), digests apart: line i of two stdin runs; plain SQS ids without a send
+      -- time (the queue's stamp, 31 bits of digest as seq); send times far apart (clamped)
+      ties = function()
+        local t = build(60, function(i)
+          local id = "stdin:" .. (i % 2) .. ":" .. (i // 2)
+          return { id = id, key = id, row = {}, message = { id = id, input_line = i // 2 } }
+        end)
+        for i = 61, 80 do
+          t[i] = { id = "plain-" .. i, key = "plain-" .. i, row = {}, message = { id = "plain-" .. i } }
+        end
+        return shuffle(t, 14)
+      end,
+    }
+    local to_lua = {
+      float_time = function()
+        return { { id = "f-1", sent_ms = now_ms + 0.5, row = {} }, { id = "f-2", sent_ms = now_ms, row = {} } }
+      end,
+      input_key = function() return { { id = "input:" .. file .. ":5", row = {} }, line(file, 6) } end,
+      stdin_key = function() return { { id = "stdin:7:8", row = {} }, line(file, 9) } end,
+      expired = function()
+        return { { id = "old", sent_ms = now_ms - 2 * 3600 * 1000, row = {} }, line(file, 10) }
+      end,
+      far = function() return { { id = "far", sent_ms = now_ms + 86400 * 1000, row = {} }, line(file, 11) } end,
+      envelope_line = function() -- an --input line's key under an envelope whose message is another
+        return { { id = "q-1", key = "input:" .. file .. ":12", row = {},
+                   message = { id = "q-1", input_file = file2, input_line = 1 } } }
+      end,
+    }
+    local function claim_both(name, make, want_c)
+      local ref, ref_db = fake_ledger(QUEUE)
+      ref.lua_entries = true
+      local ref_fresh = assert(ref:claim(ref_db, make()))
+      local want = assert(inserted(ref_db), name .. ": nothing inserted")
+      local l, db = fake_ledger(QUEUE)
+      for k in pairs(ref.known) do l.known[k] = true end -- the partitions the reference made
+      l.known[l:slot((now_ms + 86400 * 1000) // 1000 - ledger.EPOCH)] = nil -- "far": one to make
+      local fresh = assert(l:claim(db, make()))
+      local got, made_in_c = inserted(db)
+      assert.are.same(want, got, name)
+      assert.are.same(ref_fresh, fresh, name)
+      assert.are.equal(want_c, made_in_c, name .. (want_c and ": not made in C" or ": made in C"))
+      -- again: every entry taken (what is fresh now is what expired), both ways
+      local again = assert(ref:claim(ref_db, make()))
+      assert.are.same(again, assert(l:claim(db, make())), name)
+      l.lua_entries = true
+      assert.are.same(again, assert(l:claim(db, make())), name)
+    end
+    for name, make in pairs(common) do claim_both(name, make, true) end
+    for name, make in pairs(to_lua) do claim_both(name, make, false) end
   end)
 end)

@@ -35,6 +35,7 @@ int luaopen_etlua_json(lua_State *L);
 int luaopen_etlua_scrub(lua_State *L);
 int luaopen_etlua_budget(lua_State *L);
 int luaopen_etlua_row(lua_State *L);
+int luaopen_etlua_ledger_entries(lua_State *L);
 
 static volatile sig_atomic_t stop_requests;
 static volatile sig_atomic_t reload_requests;
@@ -203,6 +204,7 @@ void etl_host_preload(lua_State *L)
         {"etlua.scrub", luaopen_etlua_scrub},
         {"etlua.budget", luaopen_etlua_budget},
         {"etlua.row", luaopen_etlua_row},
+        {"etlua.ledger_entries", luaopen_etlua_ledger_entries},
         {NULL, NULL},
     };
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);

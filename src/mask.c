@@ -345,25 +345,38 @@ int luaopen_etlua_mask(lua_State *L)
  * ledger hashes queue NUL key: joined here, not in Lua); d = its first 8 bytes big-endian as a
  * signed 64-bit integer, bits = the next 4 big-endian, 0..2^32-1. The same numbers as the hex
  * digest's first 16 and next 8 digits read as integers, without the hex text and its parsing
- * (the ledger needs them for every message). */
-static int etl_mask_l_sha256_int64(lua_State *L)
+ * (the ledger needs them for every message). etl_mask_sha256_int64 is the same for C
+ * (etlua.ledger_entries). */
+int etl_mask_sha256_int64(const void *s, size_t slen, const void *t, size_t tlen, int64_t *d,
+                          uint32_t *bits)
 {
-    size_t slen, tlen = 0;
-    const char *s = luaL_checklstring(L, 1, &slen);
-    const char *t = luaL_optlstring(L, 2, NULL, &tlen);
     unsigned char md[SHA256_DIGEST_LENGTH];
     SHA256_CTX c;
     if (!SHA256_Init(&c) || !SHA256_Update(&c, s, slen) ||
         (t != NULL && (!SHA256_Update(&c, "", 1) || !SHA256_Update(&c, t, tlen))) ||
         !SHA256_Final(md, &c))
-        return luaL_error(L, "etlua.mask: SHA-256 failed in OpenSSL");
-    lua_Unsigned d = 0, bits = 0;
+        return -1;
+    uint64_t u = 0;
+    uint32_t b = 0;
     for (int i = 0; i < 8; i++)
-        d = d << 8 | md[i];
+        u = u << 8 | md[i];
     for (int i = 8; i < 12; i++)
-        bits = bits << 8 | md[i];
-    lua_pushinteger(L,
-                    (lua_Integer)d); /* two's complement (as Lua casts): bit 63 set -> negative */
+        b = b << 8 | md[i];
+    *d = (int64_t)u; /* two's complement (as Lua casts): bit 63 set -> negative */
+    *bits = b;
+    return 0;
+}
+
+static int etl_mask_l_sha256_int64(lua_State *L)
+{
+    size_t slen, tlen = 0;
+    const char *s = luaL_checklstring(L, 1, &slen);
+    const char *t = luaL_optlstring(L, 2, NULL, &tlen);
+    int64_t d;
+    uint32_t bits;
+    if (etl_mask_sha256_int64(s, slen, t, tlen, &d, &bits) != 0)
+        return luaL_error(L, "etlua.mask: SHA-256 failed in OpenSSL");
+    lua_pushinteger(L, (lua_Integer)d);
     lua_pushinteger(L, (lua_Integer)bits);
     return 2;
 }

@@ -250,7 +250,9 @@ static int etl_pg_exec(lua_State *L)
         return 3;
     int piped = etl_pg_pending_queue(L, c);
     PGresult *res = NULL;
-    if (piped >= 0 && PQsendQueryParams(c->conn, sql, nparams, NULL, p.values, NULL, NULL, 0) == 1)
+    if (piped >= 0 &&
+        PQsendQueryParams(c->conn, sql, nparams, NULL, p.values, p.binary ? p.lengths : NULL,
+                          p.binary ? p.formats : NULL, 0) == 1)
         res = piped                         ? etl_pg_pipeline_result(L, c, piped)
               : etl_pg_flush_out(L, c) == 0 ? etl_pg_last_result(L, c)
                                             : NULL;
@@ -569,8 +571,10 @@ int luaopen_etlua_pg(lua_State *L)
         {"wait_error", etl_pg_wait_error},
         {NULL, NULL},
     };
-    static const luaL_Reg funcs[] = {
-        {"connect", etl_pg_connect}, {"parse_conninfo", etl_pg_parse_conninfo}, {NULL, NULL}};
+    static const luaL_Reg funcs[] = {{"connect", etl_pg_connect},
+                                     {"parse_conninfo", etl_pg_parse_conninfo},
+                                     {"array_values", etl_pg_array_values},
+                                     {NULL, NULL}};
     if (luaL_newmetatable(L, CONN_MT)) {
         luaL_newlib(L, methods);
         lua_setfield(L, -2, "__index");

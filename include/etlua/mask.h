@@ -7,6 +7,7 @@
 #define ETLUA_MASK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct lua_State;
 
@@ -27,6 +28,12 @@ int etl_mask_hmac_hex(const void *key, size_t keylen, const void *data, size_t l
  * IPv6: RFC 5952 text from inet_ntop (lowercase, longest zero run as ::, IPv4-mapped as
  * ::ffff:a.b.c.d). Returns 4 or 6 and fills out, or 0 when s is not a valid address. */
 int etl_mask_canonical_ip(const char *s, size_t len, char out[ETL_MASK_IP_MAX]);
+
+/* The ledger's entry digest: SHA-256 of s[0..slen), or of s NUL t[0..tlen) when t is not NULL;
+ * *d = its first 8 bytes big-endian as a signed 64-bit integer (two's complement), *bits = the
+ * next 4 big-endian. What mask.sha256_int64 returns. Returns 0, or -1 when OpenSSL fails. */
+int etl_mask_sha256_int64(const void *s, size_t slen, const void *t, size_t tlen, int64_t *d,
+                          uint32_t *bits);
 
 /* A hasher of the Lua module (mask.new(key)), for other C modules that mask text; its
  * metatable is the registry's ETL_MASK_HASHER_MT. */

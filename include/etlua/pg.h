@@ -4,6 +4,7 @@
 #define ETLUA_PG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct lua_State;
 
@@ -25,6 +26,17 @@ char *etl_pg_redact(char *out, size_t cap, const char *msg, const char *secret);
  * its length in bytes; returns -1 with nothing pushed when the type is another one or an element
  * has no binary form of it (such an array is sent as a text literal). Exposed for unit tests. */
 long long etl_pg_binary_array(struct lua_State *L, int idx, unsigned type);
+
+/* Arrays a C module already holds in C arrays, as parameters of db:exec / db:exec_prepared: each
+ * pushes a userdata (metatable ETL_PG_ARRAY_MT) holding the binary form of the n values, sent
+ * as it is in binary format to a parameter of exactly that type (another type raises). type:
+ * int4[] 1007 or int8[] 1016 (an int4 value out of range raises); the "char"[] elements are
+ * ASCII characters (another byte raises). */
+#define ETL_PG_ARRAY_MT "etlua.pg.array"
+void etl_pg_push_int_array(struct lua_State *L, unsigned type, const int64_t *v, size_t n);
+void etl_pg_push_char_array(struct lua_State *L, const char *v, size_t n);
+/* The bytes (*len of them) and array type of such a userdata at idx, or NULL for another value. */
+const unsigned char *etl_pg_array_bytes(struct lua_State *L, int idx, unsigned *type, size_t *len);
 
 /* require "etlua.pg": pushes the module table {connect = ...}. */
 int luaopen_etlua_pg(struct lua_State *L);

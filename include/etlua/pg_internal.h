@@ -85,6 +85,9 @@ struct etl_pg_params {
  * nil, msg, code pushed (a NUL byte in a text parameter); raises on a value of another type. */
 int etl_pg_params(lua_State *L, int first, int nparams, const Oid *types, struct etl_pg_params *p);
 
+/* pg.array_values(a) -> the elements of an array made by etl_pg_push_int_array or
+ * etl_pg_push_char_array, as a Lua array (tests). */
+int etl_pg_array_values(lua_State *L);
 /* The element count of the Lua array at idx: field n when it is an integer, else its raw length. */
 lua_Integer etl_pg_array_len(lua_State *L, int idx);
 

@@ -123,6 +123,58 @@ static void check_binary(const char *chunk, unsigned type, const char *want)
     lua_close(L);
 }
 
+/* An array made in C (etl_pg_push_int_array, etl_pg_push_char_array) has the bytes the same
+ * values get from a Lua table, and pg.array_values reads them back. */
+static void check_c_array(const char *chunk, unsigned type, const int64_t *v, const char *c,
+                          size_t n)
+{
+    lua_State *L = luaL_newstate();
+    luaL_openlibs(L);
+    CHECK(luaL_dostring(L, chunk) == LUA_OK, "%s", chunk);
+    long long want = etl_pg_binary_array(L, 1, type); /* 2 */
+    if (c != NULL)
+        etl_pg_push_char_array(L, c, n); /* 3 */
+    else
+        etl_pg_push_int_array(L, type, v, n);
+    unsigned got_type = 0;
+    size_t len = 0;
+    const unsigned char *got = etl_pg_array_bytes(L, 3, &got_type, &len);
+    CHECK(got != NULL && got_type == type, "%s: type %u", chunk, got_type);
+    CHECK(want >= 0 && len == (size_t)want && memcmp(got, lua_touserdata(L, 2), len) == 0,
+          "%s: bytes differ from the table's (%zu against %lld)", chunk, len, want);
+    CHECK(etl_pg_array_bytes(L, 2, &got_type, &len) == NULL, "a table's binary form taken for C's");
+    luaopen_etlua_pg(L);
+    lua_getfield(L, -1, "array_values");
+    lua_pushvalue(L, 3);
+    lua_call(L, 1, 1);
+    lua_getglobal(L, "same");
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, -3);
+    lua_call(L, 2, 1);
+    CHECK(lua_toboolean(L, -1), "%s: pg.array_values differs", chunk);
+    lua_close(L);
+}
+
+static void test_c_array(void)
+{
+    static const char same[] = "function same(a, b) if #a ~= #b then return false end "
+                               "for i = 1, #a do if a[i] ~= b[i] then return false end end "
+                               "return true end ";
+    char chunk[256];
+    const int64_t v4[] = {INT32_MIN, INT32_MAX, -1, 0, 5};
+    snprintf(chunk, sizeof chunk, "%s return {-2147483648, 2147483647, -1, 0, 5}", same);
+    check_c_array(chunk, 1007, v4, NULL, 5);
+    const int64_t v8[] = {INT64_MIN, INT64_MAX, -5010229573455851542};
+    snprintf(chunk, sizeof chunk,
+             "%s return {math.mininteger, math.maxinteger, -5010229573455851542}", same);
+    check_c_array(chunk, 1016, v8, NULL, 3);
+    snprintf(chunk, sizeof chunk, "%s return {'r', 'j', 'd'}", same);
+    check_c_array(chunk, 1002, NULL, "rjd", 3);
+    snprintf(chunk, sizeof chunk, "%s return {}", same);
+    check_c_array(chunk, 1007, v4, NULL, 0);
+    check_c_array(chunk, 1002, NULL, "", 0);
+}
+
 static void test_binary_array(void)
 {
     /* ndim 1, no NULLs, int4 (23), 3 elements from 1; each: length 4, big-endian value */
@@ -243,6 +295,7 @@ int main(void)
     test_copy_escape();
     test_redact();
     test_binary_array();
+    test_c_array();
     test_lua_surface();
     return CHECK_DONE("test_pg");
 }

@@ -80,6 +80,7 @@ end
 local match, find, byte = string.match, string.find, string.byte
 local tointeger = math.tointeger
 local sha256_int64 = mask.sha256_int64
+local build_entries = require("etlua.ledger_entries").build
 
 -- --input line ids: "input:<digest of the file's content>:<line>" (etlua.source).
 local function input_line(key)
@@ -288,23 +289,21 @@ local function order(S, Q, D, m)
   return C
 end
 
--- l:claim(db, items) -> set of fresh keys | nil, msg, code. Inside the caller's transaction:
--- inserts one entry per item, in (sent, seq, digest) order so two consumers claiming the same
--- messages take their locks in the same order (no deadlock); a consumer that meets an entry
--- another transaction holds waits for it, then finds it taken. Item: key (or id), id, sent_ms,
--- and one of row(s) / reject / drop; message (optional: the message, whose input_file and
--- input_line, when its id is the key, spare parsing the key). An --input file's stamp is read
--- (l:file_stamp) at its first line in the batch. Entries are parallel arrays (no table per entry).
-function Ledger:claim(db, items)
+-- lua_entries(l, db, items, stamps, live) -> fresh, m, S, Q, D, O, P, old | nil, msg, code: the
+-- claim's entries, the reference rule for every item (etlua.ledger_entries takes the common
+-- items in C, the same rule; spec/ledger_spec.lua holds the two to the same answers). fresh: the
+-- set of every item's key; S, Q, D, O: sent, seq, digest and outcome of the m entries, in (sent,
+-- seq, digest) order; P[j]: the index in items of entry j; old: the keys of items claimed
+-- without an entry (expired), when any. stamps: --input file digest -> its stamp, read here
+-- (l:file_stamp) at a file's first line. Partitions not made yet are made here.
+local function lua_entries(self, db, items, stamps, live)
   local fresh = {}
   local S, Q, D, O, P = {}, {}, {}, {}, {} -- per entry: sent, seq, digest, outcome, its item
   local m = 0
   local old          -- keys of items claimed without an entry (expired), when any
   local ks, unknown, lastk = {}, false, nil
-  local stamps        -- --input file digest -> its stamp
   local lines = input_lines()
   local queue, width, known, stamp0 = self.queue, self.width, self.known, self.stamp
-  local live = self:live_from()
   for i = 1, #items do
     local item = items[i]
     local key = item.key or item.id
@@ -326,7 +325,6 @@ function Ledger:claim(db, items)
       if s < INT4_MIN then s = INT4_MIN elseif s > INT4_MAX then s = INT4_MAX end
       ms = sent_ms % 1000
     elseif file then
-      stamps = stamps or {}
       s = stamps[file]
       if not s then
         local err, code
@@ -358,8 +356,7 @@ function Ledger:claim(db, items)
       if not ok then return nil, err, code end
     end
   end
-  if m == 0 then return fresh end
-  local pos = order(S, Q, D, m)
+  local pos = m > 0 and order(S, Q, D, m)
   if pos then
     local S2, Q2, D2, O2, P2 = {}, {}, {}, {}, {}
     for j = 1, m do
@@ -368,6 +365,39 @@ function Ledger:claim(db, items)
     end
     S, Q, D, O, P = S2, Q2, D2, O2, P2
   end
+  return fresh, m, S, Q, D, O, P, old
+end
+
+-- l:claim(db, items) -> set of fresh keys | nil, msg, code. Inside the caller's transaction:
+-- inserts one entry per item, in (sent, seq, digest) order so two consumers claiming the same
+-- messages take their locks in the same order (no deadlock); a consumer that meets an entry
+-- another transaction holds waits for it, then finds it taken. Item: key (or id), id, sent_ms,
+-- and one of row(s) / reject / drop; message (optional: the message, whose input_file and
+-- input_line, when its id is the key, spare parsing the key). An --input file's stamp is read
+-- (l:file_stamp) at its first line in the batch. Entries are parallel arrays (no table per entry).
+-- The common batch has its entries made in C (etlua.ledger_entries: each item's entry, the
+-- order, the arrays in the statement's binary form); a batch with any other item (a partition
+-- to make, an expired one, a key to parse, ...) goes through lua_entries whole. l.lua_entries
+-- = true sends every batch there (specs).
+function Ledger:claim(db, items)
+  local stamps = {}   -- --input file digest -> its stamp, read at its first line in the batch
+  local live = self:live_from()
+  local fresh, m, S, Q, D, O, P, old
+  if not self.lua_entries then
+    local queue, width, stamp0, known = self.queue, self.width, self.stamp, self.known
+    fresh, m, S, Q, D, O, P = build_entries(items, queue, width, live, stamp0, stamps, known)
+    while not fresh and m do -- m: an --input file whose stamp is to be read first
+      local s, err, code = self:file_stamp(db, m)
+      if not s then return nil, err, code end
+      stamps[m] = s
+      fresh, m, S, Q, D, O, P = build_entries(items, queue, width, live, stamp0, stamps, known)
+    end
+  end
+  if not fresh then
+    fresh, m, S, Q, D, O, P, old = lua_entries(self, db, items, stamps, live)
+    if not fresh then return nil, m, S end -- msg, code
+  end
+  if m == 0 then return fresh end
   self.insert_sql = self.insert_sql or insert_sql(self.parent)
   db:queue("SAVEPOINT etlua_claim")
   local rows, err, code = db:exec_prepared(self.insert_sql, S, Q, D, O)

@@ -1,0 +1,307 @@
+/* ledger_entries.c: the etlua.ledger_entries module. Owns the per-message step of the ledger's
+ * claim (src/lua/etlua/ledger.lua) in its common cases: each item's entry (sent, seq, digest,
+ * outcome), the entries in (sent, seq, digest) order, and the four arrays the claim's statement
+ * takes, made straight in the binary form etlua.pg sends (etl_pg_push_int_array): no Lua table
+ * per array, no array read back element by element to be encoded.
+ *
+ * Why C: in Lua the claim's loop read about a dozen fields per message, called the digest's C
+ * function, filled five arrays and the fresh set, checked the order, and the statement then
+ * read the four arrays back twice each to encode them: about 100 VM instructions a message, a
+ * seventh of the Lua VM's work in an --input run. Here (callgrind, Release, the claim of 200
+ * items a batch with its statement): 9,300 -> 5,100 instructions an --input line, 9,200 ->
+ * 4,100 an SQS message, of which ~2,500 are the SHA-256 (overstated under valgrind, which has no
+ * SHA-NI). What an entry is, and every case this file does not take, stay in ledger.lua.
+ *
+ * The rule of an entry is ledger.lua's (its header comment; its function `entry` and the loop of
+ * Ledger:claim are the reference, and spec/ledger_spec.lua compares the two on every kind of
+ * item). Taken here, an item (a table without a metatable, as is its message: a raw get is
+ * then what item.f gives) whose
+ *   - key (item.key, else item.id) is a string;
+ *   - send time item.sent_ms is an integer, or absent (nil or false);
+ *   - message, when it is a table whose input_line is set and whose id is the key (an --input
+ *     line as etlua.source makes it), has an input_line integer in 0..2^31-1 and an input_file
+ *     string or nil; otherwise whose key does not start with "i" (an --input line id to parse),
+ *     nor, without a send time, with "stdin:";
+ *   - `sent`, from the send time, the file's stamp (stamps[file]) or the queue's (stamp), falls
+ *     in a partition that is not expired (>= live) and is known (known[k]).
+ * For anything else build returns nil and the caller runs the Lua loop over the whole batch
+ * (an unknown partition, an expired one, a float send time, a key to parse, a misused item: the
+ * Lua loop raises its own errors). An --input file whose stamp the caller has not read yet
+ * comes back by name: the caller reads it (in item order, as the Lua loop would) and calls
+ * again.
+ *
+ * Lua API:
+ *   entries.build(items, queue, width, live, stamp, stamps, known)
+ *     -> fresh, m, S, Q, D, O, P   every item taken: fresh = set of every item's key (true), m
+ *                                  the number of entries (one per item), S, Q, D, O the sent,
+ *                                  seq, digest and outcome arrays in (sent, seq, digest) order
+ *                                  (ties: item order) as etlua.pg array parameters (int4[],
+ *                                  int4[], int8[], "char"[]), P[j] the index in items of entry j
+ *      | nil, file                 stamps[file] missing for the --input file named file
+ *      | nil                       an item for the Lua path
+ *     queue: the ledger's queue name; width: partition seconds; live: the first partition not
+ *     expired (both integers, else nil: the Lua loop); stamp: the queue's stamp (an integer, or
+ *     nil when it has none); stamps: --input file digest -> its stamp; known: partition index
+ *     -> true (both the ledger's plain tables, read raw). */
+#include "etlua/mask.h"
+#include "etlua/pg.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EPOCH 1704067200 /* ledger.lua's M.EPOCH: 2024-01-01T00:00:00Z is sent 0 */
+
+#define OID_INT4_ARRAY 1007
+#define OID_INT8_ARRAY 1016
+
+struct etl_ledger_entry {
+    int64_t digest;
+    int32_t sent, seq;
+    int32_t pos; /* the item's index in items (1-based) */
+    char outcome;
+};
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+static int before(const struct etl_ledger_entry *a, const struct etl_ledger_entry *b)
+{
+    if (a->sent != b->sent)
+        return a->sent < b->sent;
+    if (a->seq != b->seq)
+        return a->seq < b->seq;
+    if (a->digest != b->digest)
+        return a->digest < b->digest;
+    return a->pos < b->pos;
+}
+
+static int by_entry(const void *x, const void *y)
+{
+    const struct etl_ledger_entry *a = x, *b = y;
+    return before(a, b) ? -1 : before(b, a) ? 1 : 0;
+}
+
+/* The fields read, as the build function's upvalues (strings made once: a field read is then a
+ * raw get, without lua_getfield's lookup of its C string among Lua's strings). */
+enum { F_KEY = 1, F_ID, F_MESSAGE, F_INPUT_LINE, F_INPUT_FILE, F_SENT_MS, F_DROP, F_REJECT };
+static const char *const FIELDS[] = {NULL,         "key",     "id",   "message", "input_line",
+                                     "input_file", "sent_ms", "drop", "reject"};
+
+/* Pushes t[f] of the table at idx (which has no metatable: a raw get is what t.f would give) and
+ * returns its type. */
+static int field(lua_State *L, int idx, int f)
+{
+    lua_pushvalue(L, lua_upvalueindex(f));
+    return lua_rawget(L, idx);
+}
+
+/* t[f] of the table at idx is truthy. */
+static int truthy_field(lua_State *L, int idx, int f)
+{
+    field(L, idx, f);
+    int t = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return t;
+}
+
+/* Fills *e from items[i] (a table at stack index item). Returns 1 when taken, 0 for the Lua path,
+ * -1 when the stamp of the --input file now on top of the stack is missing. The key is left on
+ * the stack (one value pushed) when it returns 1. */
+static int entry_of(lua_State *L, int item, lua_Integer i, size_t qlen, const char *queue,
+                    lua_Integer width, lua_Integer live, lua_Integer *lastk,
+                    struct etl_ledger_entry *e)
+{
+    if (lua_getmetatable(L, item)) /* t.f would not be a raw get */
+        return 0;
+    if (field(L, item, F_KEY) == LUA_TNIL || !lua_toboolean(L, -1)) {
+        lua_pop(L, 1);
+        field(L, item, F_ID);
+    }
+    if (lua_type(L, -1) != LUA_TSTRING)
+        return 0;
+    int key = lua_gettop(L);
+    size_t klen;
+    const char *k = lua_tolstring(L, key, &klen);
+    /* the --input line the message spells, when its id is the key */
+    int from_msg = 0, has_file = 0;
+    lua_Integer line = 0;
+    int mt = field(L, item, F_MESSAGE); /* key + 1 */
+    if (mt == LUA_TTABLE) {
+        if (lua_getmetatable(L, key + 1))
+            return 0;
+        int lt = field(L, key + 1, F_INPUT_LINE); /* key + 2 */
+        if (lt != LUA_TNIL && lua_toboolean(L, -1)) {
+            field(L, key + 1, F_ID);
+            int same = lua_rawequal(L, -1, key);
+            lua_pop(L, 1);
+            if (same) {
+                if (!lua_isinteger(L, key + 2))
+                    return 0;
+                line = lua_tointeger(L, key + 2);
+                if (line < 0 || line > INT32_MAX)
+                    return 0;
+                int ft = field(L, key + 1, F_INPUT_FILE); /* key + 3 */
+                if (ft == LUA_TSTRING)
+                    has_file = 1;
+                else if (ft != LUA_TNIL)
+                    return 0;
+                from_msg = 1;
+            }
+        }
+    } else if (mt != LUA_TNIL && lua_toboolean(L, -1)) {
+        return 0;
+    }
+    if (!from_msg && klen > 0 && k[0] == 'i')
+        return 0;
+    int st = field(L, item, F_SENT_MS);
+    int has_ms = st != LUA_TNIL && lua_toboolean(L, -1);
+    lua_Integer sent_ms = 0;
+    if (has_ms) {
+        if (!lua_isinteger(L, -1))
+            return 0;
+        sent_ms = lua_tointeger(L, -1);
+    } else if (!from_msg && klen >= 6 && memcmp(k, "stdin:", 6) == 0) {
+        return 0;
+    }
+    lua_pop(L, 1);
+    /* sent, and its partition */
+    int64_t s, ms = 0;
+    if (has_ms) {
+        s = floor_div(sent_ms, 1000) - EPOCH;
+        ms = sent_ms - floor_div(sent_ms, 1000) * 1000;
+        if (s < INT32_MIN)
+            s = INT32_MIN;
+        else if (s > INT32_MAX)
+            s = INT32_MAX;
+    } else if (has_file) {
+        lua_pushvalue(L, key + 3);
+        int t = lua_rawget(L, 6); /* stamps[file] */
+        if (t == LUA_TNIL) {
+            lua_pop(L, 1);
+            lua_pushvalue(L, key + 3);
+            return -1;
+        }
+        if (!lua_isinteger(L, -1))
+            return 0;
+        s = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+    } else {
+        if (!lua_isinteger(L, 5))
+            return 0;
+        s = lua_tointeger(L, 5);
+    }
+    if (s < INT32_MIN || s > INT32_MAX)
+        return 0;
+    lua_Integer part = floor_div(s, width);
+    if (part < live)
+        return 0;
+    if (part != *lastk) {
+        int known = lua_rawgeti(L, 7, part) != LUA_TNIL && lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        if (!known)
+            return 0;
+        *lastk = part;
+    }
+    /* digest and seq */
+    uint32_t bits;
+    const char *prefix = has_file ? "input" : queue;
+    if (etl_mask_sha256_int64(prefix, has_file ? 5 : qlen, k, klen, &e->digest, &bits) != 0)
+        return luaL_error(L, "etlua.ledger_entries: SHA-256 failed in OpenSSL");
+    if (has_ms)
+        e->seq = (int32_t)(ms << 21 | (bits & 0x1FFFFF));
+    else if (from_msg)
+        e->seq = (int32_t)line;
+    else
+        e->seq = (int32_t)(bits & 0x7FFFFFFF);
+    e->sent = (int32_t)s;
+    e->pos = (int32_t)i;
+    e->outcome = truthy_field(L, item, F_DROP) ? 'd' : truthy_field(L, item, F_REJECT) ? 'j' : 'r';
+    lua_settop(L, key);
+    return 1;
+}
+
+static int etl_ledger_entries_build(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    size_t qlen;
+    const char *queue = luaL_checklstring(L, 2, &qlen);
+    luaL_checktype(L, 6, LUA_TTABLE);
+    luaL_checktype(L, 7, LUA_TTABLE);
+    lua_settop(L, 7);
+    lua_Integer width = lua_isinteger(L, 3) ? lua_tointeger(L, 3) : 0;
+    lua_Integer live = lua_isinteger(L, 4) ? lua_tointeger(L, 4) : LUA_MAXINTEGER;
+    if (width <= 0 || live == LUA_MAXINTEGER) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+    if (n > INT32_MAX / (lua_Integer)sizeof(struct etl_ledger_entry)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_createtable(L, 0, n > 0 ? (int)n : 0); /* 8: fresh */
+    struct etl_ledger_entry *e =
+        lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *e, 0);          /* 9 */
+    int64_t *v = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *v, 0); /* 10 */
+    lua_Integer lastk = LUA_MININTEGER;
+    int sorted = 1;
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, 1, i) != LUA_TTABLE) {
+            lua_pushnil(L);
+            return 1;
+        }
+        int r = entry_of(L, 11, i, qlen, queue, width, live, &lastk, &e[i - 1]);
+        if (r <= 0) {
+            lua_pushnil(L);
+            if (r < 0)
+                lua_pushvalue(L, -2); /* the file */
+            return r < 0 ? 2 : 1;
+        }
+        lua_pushboolean(L, 1);
+        lua_rawset(L, 8); /* fresh[key] = true */
+        lua_pop(L, 1);    /* the item */
+        if (i > 1 && sorted && before(&e[i - 1], &e[i - 2]))
+            sorted = 0;
+    }
+    if (!sorted)
+        qsort(e, (size_t)n, sizeof *e, by_entry);
+    lua_pushinteger(L, n); /* 11: m */
+    for (lua_Integer j = 0; j < n; j++)
+        v[j] = e[j].sent;
+    etl_pg_push_int_array(L, OID_INT4_ARRAY, v, (size_t)n);
+    for (lua_Integer j = 0; j < n; j++)
+        v[j] = e[j].seq;
+    etl_pg_push_int_array(L, OID_INT4_ARRAY, v, (size_t)n);
+    for (lua_Integer j = 0; j < n; j++)
+        v[j] = e[j].digest;
+    etl_pg_push_int_array(L, OID_INT8_ARRAY, v, (size_t)n);
+    char *o = (char *)(void *)v; /* v is free again: the outcomes, one byte each */
+    for (lua_Integer j = 0; j < n; j++)
+        o[j] = e[j].outcome;
+    etl_pg_push_char_array(L, o, (size_t)n);
+    lua_createtable(L, n > 0 ? (int)n : 0, 0); /* P */
+    for (lua_Integer j = 0; j < n; j++) {
+        lua_pushinteger(L, e[j].pos);
+        lua_rawseti(L, -2, j + 1);
+    }
+    lua_pushvalue(L, 8);
+    lua_replace(L, 10); /* fresh, m, S, Q, D, O, P at 10.. */
+    return 7;
+}
+
+int luaopen_etlua_ledger_entries(lua_State *L);
+int luaopen_etlua_ledger_entries(lua_State *L)
+{
+    lua_createtable(L, 0, 1);
+    for (int f = F_KEY; f <= F_REJECT; f++)
+        lua_pushstring(L, FIELDS[f]);
+    lua_pushcclosure(L, etl_ledger_entries_build, F_REJECT);
+    lua_setfield(L, -2, "build");
+    return 1;
+}
