@@ -121,6 +121,29 @@ describe("decoding", function()
     assert.are.equal("2001:db8::1", seen[2])
     assert.are.same(meta, seen[3])  -- a view of the message (never its receipt)
   end)
+
+  it("gives ctx.message every field of an SQS message but its receipt and body, a new table each", function()
+    local s = H.load_script()
+    local seen = {}
+    s.columns = {"a"}
+    s.transform = function(_, ctx) seen[#seen + 1] = ctx.message; return {a = "x"} end
+    local p = H.processor({script = s})
+    local full = {id = "m-1", sent_ms = 1, received_ms = 2, receive_count = 3, group_id = "g",
+                  sequence_number = "7", attributes = {k = "v"}}
+    local metas = {full, {id = "m-2", received_ms = 2, attributes = {}}, {id = "m-3", receive_count = 1},
+                   {id = "m-4", group_id = "g"}, {id = "m-5", sequence_number = "1"}}
+    for _, meta in ipairs(metas) do
+      local m = {receipt = "secret-receipt", body = H.body({})}
+      for k, v in pairs(meta) do m[k] = v end
+      p:process(m.body, m)
+      p:item(m)
+    end
+    for i, meta in ipairs(metas) do
+      assert.are.same(meta, seen[2 * i - 1])
+      assert.are.same(meta, seen[2 * i])
+      assert.are_not.equal(seen[2 * i - 1], seen[2 * i])
+    end
+  end)
 end)
 
 -- p:item(m): the runner's form of process(m.body, m): the same outcome, made the sink's item in

@@ -173,13 +173,20 @@ local function runner_of(self)
   local nrules = #rules
   local bcall = budget.call
   return function(body, meta, m)
-    -- ctx.message: what the script may read of the message (never the receipt)
+    -- ctx.message: what the script may read of the message (never the receipt); a message
+    -- that is not from SQS (--input) has none of its four fields: a table of three (each nil
+    -- field of a constructor is a store that finds no key, and a larger table)
     local id, sent_ms = meta.id, meta.sent_ms
-    local message = {
-      id = id, sent_ms = sent_ms, received_ms = meta.received_ms,
-      receive_count = meta.receive_count, group_id = meta.group_id,
-      sequence_number = meta.sequence_number, attributes = meta.attributes,
-    }
+    local rc, group, seq, attrs = meta.receive_count, meta.group_id, meta.sequence_number, meta.attributes
+    local message
+    if rc == nil and attrs == nil and group == nil and seq == nil then
+      message = {id = id, sent_ms = sent_ms, received_ms = meta.received_ms}
+    else
+      message = {
+        id = id, sent_ms = sent_ms, received_ms = meta.received_ms, receive_count = rc,
+        group_id = group, sequence_number = seq, attributes = attrs,
+      }
+    end
     local out = NO_KEY
     local rec = envelope == nil and decode(body)
     if type(rec) ~= "table" or getmetatable(rec) == array_mt then -- not an object, or an envelope
