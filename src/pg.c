@@ -2,8 +2,8 @@
  * "etlua.pg.conn"): connect, close, status, quote_ident, the wait hook's settings (on_wait,
  * wait_error), parameterised exec (values travel as $n text parameters, never inside the SQL),
  * prepared statements (db:exec_prepared: parsed once per connection, arrays in binary form),
- * statements queued to go out with the next one (db:queue, db:begin),
- * COPY of Lua row arrays in text format, and luaopen_etlua_pg. Expected failures return nil,
+ * statements queued to go out with the next one (db:queue, db:begin), and luaopen_etlua_pg;
+ * db:copy's COPY of Lua row arrays is pg_copy.c. Expected failures return nil,
  * message, code where code is the SQLSTATE, or "connection" when the connection is gone; misuse
  * raises. Waiting on the server without blocking is pg_wait.c; escaping and error messages are
  * pg_text.c (include/etlua/pg_internal.h lists what they share). */
@@ -15,7 +15,6 @@
 #include <string.h>
 
 #define CONN_MT "etlua.pg.conn"
-#define COPY_CHUNK 65536 /* bytes handed to PQputCopyData at a time */
 
 /* ---- connect / close ----------------------------------------------------------------------- */
 
@@ -397,162 +396,8 @@ static int etl_pg_exec_prepared(lua_State *L)
     }
 }
 
-/* ---- copy ---------------------------------------------------------------------------------- */
-
-struct etl_pg_copybuf {
-    lua_State *L;
-    struct etl_pg_conn *c;
-    PGconn *conn;
-    char *buf; /* COPY_CHUNK bytes, owned by a Lua userdata */
-    size_t used;
-};
-
-static int etl_pg_flush(struct etl_pg_copybuf *cb)
-{
-    if (cb->used > 0 && etl_pg_put_copy(cb->L, cb->c, cb->buf, (int)cb->used) != 0)
-        return -1;
-    cb->used = 0;
-    return 0;
-}
-
-/* Appends len raw bytes (no escaping). */
-static int etl_pg_put_raw(struct etl_pg_copybuf *cb, const char *s, size_t len)
-{
-    if (COPY_CHUNK - cb->used < len && etl_pg_flush(cb) != 0)
-        return -1;
-    memcpy(cb->buf + cb->used, s, len);
-    cb->used += len;
-    return 0;
-}
-
-/* Appends one escaped field, in pieces when it is larger than the buffer. The caller has
- * checked it holds no NUL byte. */
-static int etl_pg_put_field(struct etl_pg_copybuf *cb, const char *s, size_t len)
-{
-    while (len > 0) {
-        size_t room = (COPY_CHUNK - cb->used) / 2;
-        if (room == 0) {
-            if (etl_pg_flush(cb) != 0)
-                return -1;
-            continue;
-        }
-        size_t n = len < room ? len : room;
-        cb->used += etl_pg_copy_escape_nonul(cb->buf + cb->used, s, n);
-        s += n;
-        len -= n;
-    }
-    return 0;
-}
-
-/* Aborts the COPY in progress and consumes its results. */
-static void etl_pg_copy_abort(struct etl_pg_copybuf *cb)
-{
-    etl_pg_put_end(cb->L, cb->c, "aborted by etlua");
-    etl_pg_drain(cb->L, cb->c);
-}
-
-/* Sends the rows. Returns 0, or -1 with (nil, msg, code) pushed, or raises after aborting. */
-static int etl_pg_copy_rows(lua_State *L, struct etl_pg_copybuf *cb, int ncols)
-{
-    lua_Integer nrows = (lua_Integer)lua_rawlen(L, 4);
-    for (lua_Integer r = 1; r <= nrows; r++) {
-        if (lua_rawgeti(L, 4, r) != LUA_TTABLE) {
-            etl_pg_copy_abort(cb);
-            return luaL_error(L, "copy: rows[%d] is not a table", (int)r);
-        }
-        for (int f = 1; f <= ncols; f++) {
-            int t = lua_rawgeti(L, -1, f), rc;
-            size_t len;
-            const char *s;
-            if (t == LUA_TNIL) {
-                rc = etl_pg_put_raw(cb, "\\N", 2);
-            } else if (t == LUA_TNUMBER && lua_isinteger(L, -1)) {
-                char digits[24]; /* the text lua_tolstring gives, without making a string */
-                len = etl_pg_int_text(digits, lua_tointeger(L, -1));
-                rc = etl_pg_put_raw(cb, digits, len);
-            } else if (t == LUA_TSTRING || t == LUA_TNUMBER || t == LUA_TBOOLEAN) {
-                s = t == LUA_TBOOLEAN ? (lua_toboolean(L, -1) ? "t" : "f")
-                                      : lua_tolstring(L, -1, &len);
-                if (t == LUA_TBOOLEAN)
-                    len = 1;
-                if (memchr(s, '\0', len) != NULL) {
-                    etl_pg_copy_abort(cb);
-                    lua_pushnil(L);
-                    lua_pushfstring(L, "value contains a NUL byte (row %d, column %d)", (int)r, f);
-                    lua_pushliteral(L, "22021");
-                    return -1;
-                }
-                rc = etl_pg_put_field(cb, s, len);
-            } else {
-                etl_pg_copy_abort(cb);
-                return luaL_error(L, "copy: rows[%d][%d] is a %s", (int)r, f, lua_typename(L, t));
-            }
-            lua_pop(L, 1);
-            if (rc == 0)
-                rc = etl_pg_put_raw(cb, f < ncols ? "\t" : "\n", 1);
-            if (rc != 0) {
-                etl_pg_push_error(L, cb->conn, NULL);
-                etl_pg_drain(cb->L, cb->c);
-                return -1;
-            }
-        }
-        lua_pop(L, 1);
-    }
-    if (etl_pg_flush(cb) != 0) {
-        etl_pg_push_error(L, cb->conn, NULL);
-        etl_pg_drain(cb->L, cb->c);
-        return -1;
-    }
-    return 0;
-}
-
-/* db:copy(copy_sql, ncols, rows) -> count | nil, msg, code
- * copy_sql is "COPY t (cols) FROM STDIN" (text format); rows[i][j], j = 1..ncols, nil = NULL. */
-static int etl_pg_copy(lua_State *L)
-{
-    struct etl_pg_conn *c = etl_pg_checkc(L);
-    PGconn *conn = c->conn;
-    const char *sql = luaL_checkstring(L, 2);
-    lua_Integer ncols = luaL_checkinteger(L, 3);
-    luaL_argcheck(L, ncols >= 1 && ncols <= 1600, 3, "column count out of range");
-    luaL_checktype(L, 4, LUA_TTABLE);
-    lua_settop(L, 4);
-    struct etl_pg_copybuf cb = {L, c, conn, lua_newuserdatauv(L, COPY_CHUNK, 0), 0};
-
-    PGresult *res = NULL;
-    int queued = etl_pg_pending_alone(L, c); /* COPY cannot join a pipeline */
-    if (queued != 0)
-        return queued;
-    if (PQsendQuery(conn, sql) == 1 && etl_pg_flush_out(L, c) == 0)
-        res = etl_pg_last_result(L, c);
-    if (PQresultStatus(res) != PGRES_COPY_IN) {
-        int n = PQresultStatus(res) == PGRES_FATAL_ERROR ? etl_pg_push_error(L, conn, res) : -1;
-        PQclear(res);
-        etl_pg_drain(L, c);
-        if (n < 0)
-            return luaL_error(L, "copy: statement is not COPY ... FROM STDIN");
-        return n;
-    }
-    PQclear(res);
-    if (etl_pg_copy_rows(L, &cb, (int)ncols) != 0)
-        return 3;
-    if (etl_pg_put_end(L, c, NULL) != 0) {
-        etl_pg_push_error(L, conn, NULL);
-        etl_pg_drain(L, c);
-        return 3;
-    }
-    res = etl_pg_last_result(L, c);
-    int n;
-    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
-        lua_pushinteger(L, strtoll(PQcmdTuples(res), NULL, 10));
-        n = 1;
-    } else {
-        n = etl_pg_push_error(L, conn, res);
-    }
-    PQclear(res);
-    etl_pg_drain(L, c);
-    return n;
-}
+/* db:copy(copy_sql, ncols, rows [, types]) -> count | nil, msg, code (pg_copy.c) */
+static int etl_pg_copy(lua_State *L) { return etl_pg_copy_run(L, etl_pg_checkc(L)); }
 
 /* ---- module -------------------------------------------------------------------------------- */
 
@@ -585,5 +430,7 @@ int luaopen_etlua_pg(lua_State *L)
     }
     lua_pop(L, 1);
     luaL_newlib(L, funcs);
+    etl_pg_push_copy_types(L);
+    lua_setfield(L, -2, "copy_binary_types");
     return 1;
 }

@@ -6,6 +6,7 @@
  *                   the wait hook, collecting results, COPY data and its end, draining;
  *  - src/pg_text.c  text in and out of Postgres: COPY field escaping, array literals, and error
  *                   messages made safe to log (quoted values elided, passwords scrubbed);
+ *  - src/pg_copy.c  db:copy: rows into a table by COPY, in binary form when it can, else text;
  *  - src/pg_param.c a statement's parameters: Lua values to libpq's values, lengths and formats
  *                   (arrays in binary form for the typed parameters of prepared statements).
  * The functions that reach a connection's user values (the wait hook) expect it at stack index
@@ -68,6 +69,18 @@ int etl_pg_pending_alone(lua_State *L, struct etl_pg_conn *c);
 
 /* Ends whatever the connection is in the middle of, so it is ready for the next command. */
 void etl_pg_drain(lua_State *L, struct etl_pg_conn *c);
+
+/* ---- COPY (pg_copy.c) ----------------------------------------------------------------------- */
+
+/* db:copy(copy_sql, ncols, rows [, types]) -> count | nil, msg, code, c being the connection at
+ * stack index 1. copy_sql is "COPY t (cols) FROM STDIN", without options; rows[i][j], j =
+ * 1..ncols, nil = NULL. types (optional): the server's type OID of each column, in order; when
+ * given, the rows go in COPY's binary format (copy_sql .. " (FORMAT binary)") if every column's
+ * type and every value has a binary form pg_copy.c knows, else as text. */
+int etl_pg_copy_run(lua_State *L, struct etl_pg_conn *c);
+
+/* Pushes the set of type OIDs with a binary form in db:copy ({[oid] = true}): pg.copy_binary_types. */
+void etl_pg_push_copy_types(lua_State *L);
 
 /* ---- parameters (pg_param.c) ---------------------------------------------------------------- */
 

@@ -1,6 +1,8 @@
 /* test_pg.c: unit tests of src/pg.c that need no server: COPY text escaping (etl_pg_copy_escape),
  * password scrubbing (etl_pg_redact), the binary array parameters (etl_pg_binary_array: bytes
- * against array_send's layout, and which arrays fall back to text), and the Lua surface of etlua.pg against a closed port
+ * against array_send's layout, and which arrays fall back to text), COPY's binary format
+ * (etl_pg_copy_binary: the bytes of each type, dates as days from 2000, which batches go as
+ * text), and the Lua surface of etlua.pg against a closed port
  * (connect errors never carry the password, invalid conninfo is not echoed, misuse raises). */
 #include "etlua/pg.h"
 
@@ -242,6 +244,131 @@ static void test_binary_array(void)
     check_binary("return {1}", 1700, "text"); /* numeric[]: not sent in binary */
 }
 
+/* The COPY binary form of the rows the chunk returns, for columns of types[0..ncols-1]: the bytes
+ * between the 19-byte header and the 2-byte trailer in hex ("text" when there is none), compared
+ * with want. */
+static void check_copy(const char *chunk, int ncols, const unsigned *types, const char *want)
+{
+    lua_State *L = luaL_newstate();
+    luaL_openlibs(L);
+    if (luaL_dostring(L, chunk) != LUA_OK) {
+        CHECK(0, "%s: %s", chunk, lua_tostring(L, -1));
+        lua_close(L);
+        return;
+    }
+    int top = lua_gettop(L);
+    long long n = etl_pg_copy_binary(L, -1, ncols, types);
+    char got[512] = "text";
+    if (n >= 0) {
+        CHECK(lua_gettop(L) == top + 1, "%s: pushed %d values", chunk, lua_gettop(L) - top);
+        const unsigned char *p = lua_touserdata(L, -1);
+        CHECK(n >= 21 && memcmp(p, "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19) == 0 &&
+                  p[n - 2] == 0xff && p[n - 1] == 0xff,
+              "%s: header or trailer", chunk);
+        for (long long i = 19; i < n - 2 && 2 * (i - 19) + 2 < (long long)sizeof got; i++)
+            snprintf(got + 2 * (i - 19), 3, "%02x", p[i]);
+        if (n == 21)
+            got[0] = '\0';
+    } else {
+        CHECK(lua_gettop(L) == top, "%s: pushed on refusal", chunk);
+    }
+    CHECK(strcmp(got, want) == 0, "%s:\n got  %s\n want %s", chunk, got, want);
+    lua_close(L);
+}
+
+static void test_copy_binary(void)
+{
+    /* varchar 1043, int4 23, date 1082, int8 20, int2 21, bool 16, text 25, bpchar 1042 */
+    const unsigned t3[] = {1043, 23, 1082};
+    /* per row: field count, then each field's length and bytes (-1: NULL) */
+    check_copy("return {{'a\\\\\tb', 2003000, '2024-02-29'}, {nil, -1, nil}}", 3, t3,
+               "0003"
+               "00000004"
+               "615c0962"
+               "00000004"
+               "001e9038"
+               "00000004"
+               "00002279"
+               "0003"
+               "ffffffff"
+               "00000004"
+               "ffffffff"
+               "ffffffff");
+    check_copy("return {}", 3, t3, "");
+    const unsigned t5[] = {20, 21, 16, 25, 1042};
+    check_copy("return {{math.mininteger, -32768, true, '', 'x'}, {math.maxinteger, 32767, false, "
+               "'é', nil}}",
+               5, t5,
+               "0005"
+               "00000008"
+               "8000000000000000"
+               "00000002"
+               "8000"
+               "00000001"
+               "01"
+               "00000000"
+               "00000001"
+               "78"
+               "0005"
+               "00000008"
+               "7fffffffffffffff"
+               "00000002"
+               "7fff"
+               "00000001"
+               "00"
+               "00000002"
+               "c3a9"
+               "ffffffff");
+    /* days from 2000-01-01 */
+    const unsigned td[] = {1082};
+    check_copy(
+        "return {{'2000-01-01'}, {'1999-12-31'}, {'0001-01-01'}, {'9999-12-31'}, {'1970-01-01'},"
+        " {'2000-03-01'}, {'1900-03-01'}}",
+        1, td,
+        "0001"
+        "00000004"
+        "00000000"
+        "0001"
+        "00000004"
+        "ffffffff"
+        "0001"
+        "00000004"
+        "fff4dbf9"
+        "0001"
+        "00000004"
+        "002c95d3"
+        "0001"
+        "00000004"
+        "ffffd533"
+        "0001"
+        "00000004"
+        "0000003c"
+        "0001"
+        "00000004"
+        "ffff718f");
+    /* no binary form: the whole batch goes as text, read (or refused) by the server as before */
+    check_copy("return {{'2023-02-29'}}", 1, td, "text"); /* not a day */
+    check_copy("return {{'1900-02-29'}}", 1, td, "text");
+    check_copy("return {{'0000-01-01'}}", 1, td, "text");
+    check_copy("return {{'2024-13-01'}}", 1, td, "text");
+    check_copy("return {{'2024-1-02'}}", 1, td, "text"); /* another spelling */
+    check_copy("return {{'2024-01-02 '}}", 1, td, "text");
+    check_copy("return {{'Jan 2 2024'}}", 1, td, "text");
+    check_copy("return {{20240102}}", 1, td, "text");
+    check_copy("return {{'a', 1, '2024-01-02'}, {'b', 2147483648, '2024-01-02'}}", 3, t3, "text");
+    check_copy("return {{'a', 1.0, '2024-01-02'}}", 3, t3, "text");
+    check_copy("return {{'a', '1', '2024-01-02'}}", 3, t3, "text");
+    check_copy("return {{1, 1, '2024-01-02'}}", 3, t3, "text"); /* a number for varchar */
+    check_copy("return {{'a\\0b', 1, '2024-01-02'}}", 3, t3, "text");
+    check_copy("return {{'a', true, '2024-01-02'}}", 3, t3, "text");
+    check_copy("return {{'a', 1, '2024-01-02'}, 'not a row'}", 3, t3, "text");
+    const unsigned t2[] = {21, 16};
+    check_copy("return {{32768, true}}", 2, t2, "text");
+    check_copy("return {{1, 't'}}", 2, t2, "text");
+    const unsigned tn[] = {1700}; /* numeric: no binary form here */
+    check_copy("return {{'1'}}", 1, tn, "text");
+}
+
 /* Runs a chunk with etlua.pg preloaded; the chunk returns a string ("ok" or what failed). */
 static void run_lua(const char *name, const char *chunk)
 {
@@ -296,6 +423,7 @@ int main(void)
     test_redact();
     test_binary_array();
     test_c_array();
+    test_copy_binary();
     test_lua_surface();
     return CHECK_DONE("test_pg");
 }

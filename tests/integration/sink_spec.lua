@@ -247,6 +247,58 @@ describe("etlua.pg", function()
     end
   end)
 
+  -- the types db:copy takes: each column's type OID, in order
+  local function column_types(t)
+    local types = {}
+    for i, r in ipairs(assert(db:exec("SELECT atttypid::int8 FROM pg_attribute WHERE attrelid = $1::regclass "
+      .. "AND attnum > 0 AND NOT attisdropped ORDER BY attnum", t))) do types[i] = math.tointeger(tonumber(r[1])) end
+    return types
+  end
+  local ALL = "(a text, b varchar(8), c char(3), d int2, e int4, f int8, g boolean, h date)"
+
+  it("copies rows in COPY's binary format when given the columns' types: the values text gives", function()
+    assert(db:exec("CREATE TEMP TABLE bin_t " .. ALL))
+    assert(db:exec("CREATE TEMP TABLE txt_t " .. ALL))
+    local rows = {
+      { "a\\b\tc\nd\re", "é", "xy", -32768, -2147483648, math.mininteger, true, "0001-01-01" },
+      { "", "12345678", "abc", 32767, 2147483647, math.maxinteger, false, "9999-12-31" },
+      { n = 8 },
+      { "x", "y  ", "z", 0, 0, 0, true, "2024-02-29" },
+      { "ü", "1999", "", -1, 2003000, 7, false, "1999-12-31" },
+    }
+    local types = column_types("bin_t")
+    assert.are.equal(#rows, db:copy("COPY bin_t FROM STDIN", 8, rows, types))
+    assert.are.equal(#rows, db:copy("COPY txt_t FROM STDIN", 8, rows))
+    local all = "SELECT string_agg(t::text, '|' ORDER BY t::text) FROM %s t"
+    assert.are.equal(one(db, all:format("txt_t")), one(db, all:format("bin_t")))
+    assert.are.equal("1", one(db, "SELECT count(*) FROM bin_t WHERE h = '2024-02-29' AND c = 'z  '"))
+    -- the data was binary: the same rows, told a column is int8 where it is int4, are refused
+    types[5] = 20
+    local n, _, code = db:copy("COPY bin_t FROM STDIN", 8, rows, types)
+    assert.is_nil(n)
+    assert.is_truthy(code == "22P03" or code == "08P01", code)
+    assert.are.equal("ok", db:status())
+  end)
+
+  it("copies a batch with a value that has no binary form as text, read and refused as before", function()
+    assert(db:exec("CREATE TEMP TABLE fall_t " .. ALL))
+    local types = column_types("fall_t")
+    assert.are.equal(2, db:copy("COPY fall_t FROM STDIN", 8, {
+      { "a", "b", "c", 1, 2, 3, true, "2024-1-2" }, { "d", "e", "f", 4, 5, 6, false, "Jan 3 2024" } }, types))
+    assert.are.equal("2024-01-02,2024-01-03", one(db, "SELECT string_agg(h::text, ',' ORDER BY h) FROM fall_t"))
+    for _, bad in ipairs({ { 5, 1.5, "22P02" }, { 4, 40000, "22003" }, { 8, "2023-02-29", "22008" },
+                           { 2, "123456789", "22001" } }) do
+      local r = { "a", "b", "c", 1, 2, 3, true, "2024-01-02" }
+      r[bad[1]] = bad[2]
+      local n, _, code = db:copy("COPY fall_t FROM STDIN", 8, { r }, types)
+      assert.is_nil(n)
+      assert.are.equal(bad[3], code)
+      local _, _, code2 = db:copy("COPY fall_t FROM STDIN", 8, { r })
+      assert.are.equal(code2, code)
+    end
+    assert.are.equal("2", one(db, "SELECT count(*) FROM fall_t"))
+  end)
+
   it("quotes identifiers and closes twice safely", function()
     assert.are.equal('"we""ird"', db:quote_ident('we"ird'))
     db:close()
@@ -322,6 +374,27 @@ describe("etlua.sink", function()
     assert.are.equal("character varying", one(db, "SELECT data_type FROM information_schema.columns "
       .. "WHERE table_schema = $1 AND table_name = 'user_logins' AND column_name = 'app_version'", schema))
     assert.are.equal("2.3.0", one(db, "SELECT app_version FROM " .. db:quote_ident(schema) .. ".user_logins"))
+  end)
+
+  it("writes each batch by the column types the table has at its COPY, though they change between batches", function()
+    local schema = fresh_schema()
+    local s = open(db, schema)
+    local t = db:quote_ident(schema) .. ".user_logins"
+    local function alter(sql) assert(db:exec("ALTER TABLE " .. t .. " " .. sql)) end
+    assert.are.equal(1, assert(s:commit({ { id = "m1", rows = { { row("u1") } } } })).written)
+    alter("ALTER COLUMN app_version TYPE bigint")  -- binary as int8 now
+    assert.are.equal(1, assert(s:commit({ { id = "m2", rows = { { row("u2", nil, 1 << 40) } } } })).written)
+    alter("ALTER COLUMN app_version TYPE text")    -- an integer for text: the batch goes as text
+    alter("ALTER COLUMN create_date TYPE text")    -- a date string for text: its bytes
+    assert.are.equal(1, assert(s:commit({ { id = "m3", rows = { { row("u3") } } } })).written)
+    assert.are.same({ "u1|2003000|2024-01-02", "u2|1099511627776|2024-01-02", "u3|2003000|2024-01-02" },
+      h.all(db, "SELECT user_id, app_version, create_date FROM " .. t .. " ORDER BY user_id"))
+    -- an integer for a date column is not read as a day count: text, refused as before
+    alter("ALTER COLUMN app_version TYPE date USING NULL")
+    local sum = assert(s:commit({ { id = "m4", rows = { { row("u4") } } } }))
+    assert.are.equal(0, sum.written)
+    assert.are.equal(1, sum.refused)
+    assert.are.equal("3", one(db, "SELECT count(*) FROM " .. t))
   end)
 
   it("refuses an existing table whose column has another type, and leaves no trace of the check", function()
