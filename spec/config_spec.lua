@@ -39,6 +39,14 @@ describe("configuration", function()
     assert.are.equal("query", cfg.protocol)
   end)
 
+  it("takes 200 messages a batch by default, 500 for --input, unless the environment or the script says", function()
+    local input = { sqs = false, db = true, mask = true }
+    assert.are.equal(200, config.load(nil, with {}).batch_size)
+    assert.are.equal(500, config.load(nil, with {}, input).batch_size)
+    assert.are.equal(9, config.load(nil, with { ETLUA_BATCH_SIZE = "9" }, input).batch_size)
+    assert.are.equal(7, config.load({ ETLUA_BATCH_SIZE = "7" }, with {}, input).batch_size)
+  end)
+
   it("reads ETLUA_LEDGER_RETENTION as whole seconds, unset by default", function()
     assert.is_nil(config.load(nil, with {}).ledger_retention)
     assert.are.equal(60, config.load(nil, with { ETLUA_LEDGER_RETENTION = "60" }).ledger_retention)

@@ -48,7 +48,7 @@ environment:
   ETLUA_VAULT_KEY | ETLUA_VAULT_KEY_FILE AES-256 key (64 hex digits; the file: those or 32 raw bytes):
                                     when set, the raw values of the script's pii paths are stored
                                     encrypted in etlua_vault.pii
-  ETLUA_BATCH_SIZE                  messages per transaction (default 200)
+  ETLUA_BATCH_SIZE                  messages per transaction (default 200; 500 with --input)
   ETLUA_BATCH_MAX_WAIT_MS           longest a received message waits for its batch (default 500)
   ETLUA_RECEIVE_CONCURRENCY         most ReceiveMessage long polls in flight; the number adapts
                                     below it (default 64)
