@@ -167,7 +167,7 @@ end
 -- in one pass) and the outcome, made last by one constructor. run(body, meta, m): m (the message,
 -- for p:item) makes the outcome the runner's item at once, with id, message, key and sent_ms.
 local function runner_of(self)
-  local envelope, pii_spec, masker, ms = self.envelope, self.pii_spec, self.masker, self.budget_ms
+  local envelope_kind, pii_spec, masker, ms = self.envelope, self.pii_spec, self.masker, self.budget_ms
   local row_masks, validate, transform_rows = pii_spec.row_masks, self.validate, self.transform_rows
   local rules, ctx, multi = self.rules, self.ctx, self.multi
   local nrules = #rules
@@ -188,7 +188,7 @@ local function runner_of(self)
       }
     end
     local out = NO_KEY
-    local rec = envelope == nil and decode(body)
+    local rec = envelope_kind == nil and decode(body)
     if type(rec) ~= "table" or getmetatable(rec) == array_mt then -- not an object, or an envelope
       out = {}
       local body_or_reject

@@ -571,8 +571,9 @@ end
 
 -- The line that the chunk in hand (self.buf from self.pos) does not end: its rest and the next
 -- chunks up to a \n, without it (as f:read("l")), or nil at the file's end, nil, err on a read
--- error; self.buf and self.pos then hold the chunk after it, self.cr whether a \r follows in it. A line longer than a chunk is
--- gathered in pieces, joined once. stdin (no buf): f:read("l").
+-- error; self.buf and self.pos then hold the chunk after it, self.cr whether a \r follows in
+-- it. A line longer than a chunk is gathered in pieces, joined once. stdin (no buf):
+-- f:read("l").
 local function read_on(self)
   local buf = self.buf
   if not buf then return self.f:read("l") end
@@ -611,7 +612,7 @@ function File:next_batch(max)
   while n < max do
     -- the next line: within the chunk in hand (one memchr; its \r, by its byte, only when the
     -- rest of the chunk has one), else read on
-    local e, body, err = buf and find(buf, "\n", pos, true), nil, nil
+    local e, body, err = buf and find(buf, "\n", pos, true)
     if e then
       local last = e - 1
       if cr and last >= pos and byte(buf, last) == 13 then last = last - 1 end
