@@ -81,7 +81,7 @@ local function fake_ledger(queue)
       local taken, seen = {}, {}
       for j = 1, n do
         local e = S[j] .. ":" .. Q[j] .. ":" .. D[j]
-        if self.stored[e] then taken[#taken + 1] = { tostring(j) } end
+        if self.stored[e] then taken[#taken + 1] = { tostring(j) }; self.taken_any = true end
         seen[e] = true
       end
       for e in pairs(seen) do self.stored[e] = true end
@@ -126,6 +126,19 @@ local function inserted(db)
       return out, c.args.made_in_c == true
     end
   end
+end
+
+-- What a claim's answer says of items: the set of the fresh keys (true: every item's key, each
+-- once, as the common batch's claim says it), and whether no two items share a key.
+local function fresh_set(fresh, items)
+  local set, distinct = {}, true
+  for _, item in ipairs(items) do
+    local key = item.key or item.id
+    if set[key] then distinct = false end
+    set[key] = true
+  end
+  if fresh == true then return set, distinct end
+  return fresh, distinct
 end
 
 local function assert_sorted(entries)
@@ -268,7 +281,9 @@ describe("etlua.ledger entries", function()
         assert.is_truthy(want[k], "batch " .. b .. ": unexpected entry " .. k)
         want[k] = want[k] - 1
       end
-      for _, item in ipairs(items) do assert.is_true(fresh[item.key or item.id]) end
+      local set, distinct = fresh_set(fresh, items)
+      if fresh == true then assert.is_true(distinct, "batch " .. b .. ": true with a key twice") end
+      for _, item in ipairs(items) do assert.is_true(set[item.key or item.id]) end
       -- again: every entry taken, nothing fresh
       local again = l:claim(db, make())
       assert.are.same({}, again)
@@ -356,6 +371,18 @@ describe("etlua.ledger entries", function()
       end,
       -- equal (sent, seq), digests apart: line i of two stdin runs; plain SQS ids without a send
       -- time (the queue's stamp, 31 bits of digest as seq); send times far apart (clamped)
+      -- one key twice, with two entries (two send times; under the queue's digest and under an
+      -- --input file's): the claim answers the set, so the sink lands the key once
+      twice = function()
+        local t = build(20, function(i) return { id = "t-" .. i, sent_ms = now_ms + i, row = {} } end)
+        t[21] = { id = "t-3", sent_ms = now_ms + 5000, row = {} }
+        return shuffle(t, 15)
+      end,
+      twice_prefixes = function()
+        return { { id = "x-1", key = "x-1", row = {}, message = { id = "x-1", input_file = file, input_line = 3 } },
+                 { id = "x-1", key = "x-1", sent_ms = now_ms, row = {}, message = { id = "x-1" } },
+                 { id = "x-2", key = "x-2", sent_ms = now_ms, row = {}, message = { id = "x-2" } } }
+      end,
       ties = function()
         local t = build(60, function(i)
           local id = "stdin:" .. (i % 2) .. ":" .. (i // 2)
@@ -382,6 +409,7 @@ describe("etlua.ledger entries", function()
                    message = { id = "q-1", input_file = file2, input_line = 1 } } }
       end,
     }
+    local all_fresh = { input = true, backwards = true, two_files = true, ties = true }
     local function claim_both(name, make, want_c)
       local ref, ref_db = fake_ledger(QUEUE)
       ref.lua_entries = true
@@ -390,10 +418,17 @@ describe("etlua.ledger entries", function()
       local l, db = fake_ledger(QUEUE)
       for k in pairs(ref.known) do l.known[k] = true end -- the partitions the reference made
       l.known[l:slot((now_ms + 86400 * 1000) // 1000 - ledger.EPOCH)] = nil -- "far": one to make
-      local fresh = assert(l:claim(db, make()))
+      local items = make()
+      local fresh = assert(l:claim(db, items))
       local got, made_in_c = inserted(db)
       assert.are.same(want, got, name)
-      assert.are.same(ref_fresh, fresh, name)
+      assert.is_true(ref_fresh ~= true, name .. ": the Lua rule answers a set")
+      local set, distinct = fresh_set(fresh, items)
+      assert.are.same(ref_fresh, set, name)
+      -- true only when C made the entries, none was taken and no key is there twice; and then
+      -- for the batches of one kind of digest (a mixed one answers the set: checked more cheaply)
+      if fresh == true then assert.is_true(want_c and distinct and not ref_db.taken_any, name) end
+      assert.are.equal(all_fresh[name] == true, fresh == true, name)
       assert.are.equal(want_c, made_in_c, name .. (want_c and ": not made in C" or ": made in C"))
       -- again: every entry taken (what is fresh now is what expired), both ways
       local again = assert(ref:claim(ref_db, make()))

@@ -32,7 +32,9 @@
  *
  * Lua API:
  *   entries.build(items, queue, width, live, stamp, stamps, known)
- *     -> fresh, m, S, Q, D, O, P   every item taken: fresh = set of every item's key (true), m
+ *     -> fresh, m, S, Q, D, O, P   every item taken: fresh = true when no two items share a key
+ *                                  (no two entries share a digest), else the set of every
+ *                                  item's key (true); m
  *                                  the number of entries (one per item), S, Q, D, O the sent,
  *                                  seq, digest and outcome arrays in (sent, seq, digest) order
  *                                  (ties: item order) as etlua.pg array parameters (int4[],
@@ -62,6 +64,7 @@ struct etl_ledger_entry {
     int32_t sent, seq;
     int32_t pos; /* the item's index in items (1-based) */
     char outcome;
+    char input_digest; /* the digest is of "input" and the key, not of the queue's name */
 };
 
 static int64_t floor_div(int64_t a, int64_t b)
@@ -221,9 +224,49 @@ static int entry_of(lua_State *L, int item, lua_Integer i, size_t qlen, const ch
         e->seq = (int32_t)(bits & 0x7FFFFFFF);
     e->sent = (int32_t)s;
     e->pos = (int32_t)i;
+    e->input_digest = (char)has_file;
     e->outcome = truthy_field(L, item, F_DROP) ? 'd' : truthy_field(L, item, F_REJECT) ? 'j' : 'r';
     lua_settop(L, key);
     return 1;
+}
+
+/* Whether two of the n entries share a digest (an open-addressing set of the digests, in the
+ * scratch slots, 2^bits of them >= 2n). Two items with one key and one digest prefix have one
+ * digest; two keys with one digest (beyond odds) only cost the set the caller then builds. */
+static int any_digest_twice(const struct etl_ledger_entry *e, lua_Integer n, uint64_t *slot,
+                            unsigned char *used, int bits)
+{
+    const uint64_t mask = ((uint64_t)1 << bits) - 1;
+    memset(used, 0, (size_t)mask + 1);
+    for (lua_Integer i = 0; i < n; i++) {
+        uint64_t d = (uint64_t)e[i].digest, h = d & mask; /* SHA-256 bits: spread already */
+        while (used[h]) {
+            if (slot[h] == d)
+                return 1;
+            h = (h + 1) & mask;
+        }
+        used[h] = 1;
+        slot[h] = d;
+    }
+    return 0;
+}
+
+/* Pushes the set of the n items' keys (each item's key, else its id: entry_of's choice). */
+static void push_key_set(lua_State *L, lua_Integer n)
+{
+    lua_createtable(L, 0, n > 0 ? (int)n : 0);
+    int set = lua_gettop(L);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, 1, i);
+        int item = lua_gettop(L);
+        if (field(L, item, F_KEY) == LUA_TNIL || !lua_toboolean(L, -1)) {
+            lua_pop(L, 1);
+            field(L, item, F_ID);
+        }
+        lua_pushboolean(L, 1);
+        lua_rawset(L, set);
+        lua_pop(L, 1);
+    }
 }
 
 static int etl_ledger_entries_build(lua_State *L)
@@ -245,12 +288,12 @@ static int etl_ledger_entries_build(lua_State *L)
         lua_pushnil(L);
         return 1;
     }
-    lua_createtable(L, 0, n > 0 ? (int)n : 0); /* 8: fresh */
+    lua_pushboolean(L, 1); /* 8: fresh (true, or the set of the keys: below) */
     struct etl_ledger_entry *e =
         lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *e, 0);          /* 9 */
     int64_t *v = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *v, 0); /* 10 */
     lua_Integer lastk = LUA_MININTEGER;
-    int sorted = 1;
+    int sorted = 1, prefixes = 0; /* 1: a digest of "input", 2: of the queue */
     for (lua_Integer i = 1; i <= n; i++) {
         if (lua_rawgeti(L, 1, i) != LUA_TTABLE) {
             lua_pushnil(L);
@@ -263,12 +306,25 @@ static int etl_ledger_entries_build(lua_State *L)
                 lua_pushvalue(L, -2); /* the file */
             return r < 0 ? 2 : 1;
         }
-        lua_pushboolean(L, 1);
-        lua_rawset(L, 8); /* fresh[key] = true */
-        lua_pop(L, 1);    /* the item */
+        prefixes |= e[i - 1].input_digest ? 1 : 2;
+        lua_pop(L, 2); /* the key, the item */
         if (i > 1 && sorted && before(&e[i - 1], &e[i - 2]))
             sorted = 0;
     }
+    /* Every key once (one digest each, all under one prefix): fresh stays true and the sink
+     * looks no key up. Else the set of the keys, which the sink empties as it lands them. */
+    int bits = 1;
+    while (((lua_Integer)1 << bits) < 2 * n)
+        bits++;
+    if (n > 1 && (prefixes == 3 || bits > 30 ||
+                  any_digest_twice(e, n,
+                                   lua_newuserdatauv(L, ((size_t)1 << bits) * sizeof(uint64_t), 0),
+                                   lua_newuserdatauv(L, (size_t)1 << bits, 0), bits))) {
+        lua_settop(L, 10);
+        push_key_set(L, n);
+        lua_replace(L, 8);
+    }
+    lua_settop(L, 10);
     if (!sorted)
         qsort(e, (size_t)n, sizeof *e, by_entry);
     lua_pushinteger(L, n); /* 11: m */

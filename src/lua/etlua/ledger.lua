@@ -368,7 +368,19 @@ local function lua_entries(self, db, items, stamps, live)
   return fresh, m, S, Q, D, O, P, old
 end
 
--- l:claim(db, items) -> set of fresh keys | nil, msg, code. Inside the caller's transaction:
+-- The set of the items' keys (true each): what etlua.ledger_entries's `true` stands for.
+local function key_set(items)
+  local set = {}
+  for i = 1, #items do
+    local item = items[i]
+    set[item.key or item.id] = true
+  end
+  return set
+end
+
+-- l:claim(db, items) -> fresh | nil, msg, code. fresh: true when every item's key is fresh and
+-- no two items share a key (the common batch, whose entries C made: the caller looks nothing
+-- up), else the set of the fresh keys (true each). Inside the caller's transaction:
 -- inserts one entry per item, in (sent, seq, digest) order so two consumers claiming the same
 -- messages take their locks in the same order (no deadlock); a consumer that meets an entry
 -- another transaction holds waits for it, then finds it taken. Item: key (or id), id, sent_ms,
@@ -410,6 +422,7 @@ function Ledger:claim(db, items)
   end
   if not rows then return nil, err, code end
   local taken = {}
+  if fresh == true and (rows[1] or self.legacy) then fresh = key_set(items) end
   if rows[1] then -- some taken (rare): a key stays fresh if another of its entries went in
     local kept = {}
     for r = 1, #rows do taken[tointeger(tonumber(rows[r][1]))] = true end

@@ -136,16 +136,19 @@ function Sink:attempt(items)
   local summary = { written = 0, rejected = 0, dropped = 0, duplicates = 0, refused = 0 }
   -- (numeric loops and counts in locals: ipairs costs a call per element, a field of summary a
   -- lookup, and this runs for every message)
+  -- fresh == true (the common batch): every key fresh, each once, nothing to look up; else the
+  -- set of the fresh keys, each emptied as its first item lands.
+  local all = fresh == true
   local first, nfirst, duplicates, dropped, nrej, refused = per_output[1], 0, 0, 0, 0, 0
   for k = 1, #items do
     local item = items[k]
     local key = item.key
-    if not fresh[key] then   -- the caller counts landed outcomes only
+    if not all and not fresh[key] then   -- the caller counts landed outcomes only
       item.duplicate = true
       duplicates = duplicates + 1
     else
       if item.duplicate then item.duplicate = nil end -- (from an earlier attempt)
-      fresh[key] = nil
+      if not all then fresh[key] = nil end
       local row = item.row
       if row then -- a script without outputs: its one row, of the one output
         nfirst = nfirst + 1
