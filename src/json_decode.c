@@ -72,6 +72,21 @@ static int dec_escape(struct dec *d, char **o)
     return dec_fail(d, bs, bs + 1 >= d->end ? "unexpected end of input" : "invalid escape");
 }
 
+/* The bytes a string holds as they are, with nothing to check: printable ASCII but the quote
+ * and the backslash. A run of them is skipped one table load a byte (the common string is all
+ * of them); anything else (the end of the string, an escape, a control character, a UTF-8
+ * sequence, the terminating NUL) takes the checks below. */
+#define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+static const unsigned char PLAIN[256] = {
+    R16(0), R16(0), /* controls */
+    0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20..0x2F: '"' at 0x22 */
+    R16(1), R16(1),
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x50..0x5F: '\\' at 0x5C */
+    R16(1), R16(1), /* 0x60..0x7F (DEL is allowed in a JSON string) */
+    R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), /* 0x80..0xFF */
+};
+#undef R16
+
 /* Pushes the string whose opening quote is at d->p. Without escapes the input bytes are pushed
  * as they are; with escapes they are decoded into a buffer no longer than the raw text (every
  * escape is at least as long as what it stands for). */
@@ -79,6 +94,8 @@ static int dec_string(struct dec *d)
 {
     const unsigned char *start = ++d->p;
     for (;;) {
+        while (PLAIN[*d->p])
+            d->p++;
         unsigned char c = *d->p;
         if (c == '"') {
             lua_pushlstring(d->L, (const char *)start, (size_t)(d->p - start));
