@@ -181,6 +181,42 @@ describe("json.decode", function()
     assert.are.equal(long, json.decode('"' .. long .. '"'))
     assert.are.equal(long .. "\n", json.decode('"' .. long .. '\\n"'))
   end)
+
+  -- The decoder keeps the last key of each of 64 slots (picked by length and three bytes) and
+  -- pushes a key found there from its own table: whatever the keys, each object must still hold
+  -- exactly its own keys, as a decoder without that cache gives them.
+  it("gives every object its own keys, whichever keys came before (the key cache)", function()
+    local keys = { "", "a", "ab", "ba", ("k"):rep(31), ("k"):rep(32), ("k"):rep(33), "user_id", "ip" }
+    for i = 1, 300 do -- same length, same first, middle and last bytes: one slot, other keys
+      keys[#keys + 1] = ("a%02dx%03dz"):format(i % 7, i):gsub("x", "m")
+      keys[#keys + 1] = ("a%sb%sc"):format(string.char(65 + i % 26), string.char(65 + (i * 7) % 26))
+    end
+    local x = 7
+    for round = 1, 40 do
+      local want, parts = {}, {}
+      for j = 1, 1 + round % 9 do
+        x = (x * 1103515245 + 12345) % 2147483648
+        local k = keys[x % #keys + 1]
+        want[k] = j
+        parts[#parts + 1] = ('"%s":%d'):format(k, j) -- a key twice: the last one wins
+      end
+      local got = assert(json.decode("{" .. table.concat(parts, ",") .. "}"))
+      assert.is_true(same(want, got), "round " .. round .. ": " .. show(got))
+      for k in pairs(got) do assert.are.equal("string", type(k)) end
+    end
+    -- an escaped key is the same string as the plain one, cached or not
+    local v = assert(json.decode('[{"ab":1},{"a\\u0062":2},{"ab":3,"a\\u0062":4}]'))
+    assert.are.equal(1, v[1].ab)
+    assert.are.equal(2, v[2].ab)
+    assert.is_true(same({ ab = 4 }, v[3]))
+    -- a key with UTF-8 or past 32 bytes is read as before
+    v = assert(json.decode('{"é":1,"' .. ("k"):rep(40) .. '":2}'))
+    assert.is_true(same({ ["é"] = 1, [("k"):rep(40)] = 2 }, v))
+    assert.are.same({ nil, "invalid UTF-8 in string at byte 4" }, { json.decode('{"a\255":1}') })
+    assert.are.same({ nil, "unexpected end of input at byte 5" }, { json.decode('{"ab') })
+    collectgarbage() -- the cached strings stay alive: the same keys again after a collection
+    assert.is_true(same({ user_id = 1, ip = 2 }, json.decode('{"user_id":1,"ip":2}')))
+  end)
 end)
 
 describe("json.encode", function()

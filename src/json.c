@@ -136,7 +136,8 @@ static int etl_json_decode_l(lua_State *L)
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
     lua_settop(L, 1);
-    return etl_json_decode(L, s, len, lua_upvalueindex(1));
+    return etl_json_decode(L, s, len, lua_upvalueindex(1), lua_touserdata(L, lua_upvalueindex(2)),
+                           lua_upvalueindex(3));
 }
 
 /* json.encode(v) -> text | nil, msg */
@@ -167,7 +168,9 @@ int luaopen_etlua_json(lua_State *L)
     /* one metatable per Lua state, in the registry: loading the module twice shares it */
     luaL_newmetatable(L, ARRAY_MT);
     lua_pushvalue(L, -1);
-    lua_pushcclosure(L, etl_json_decode_l, 1);
+    memset(lua_newuserdatauv(L, sizeof(struct etl_json_keys), 0), 0, sizeof(struct etl_json_keys));
+    lua_createtable(L, ETL_JSON_KEY_SLOTS, 0); /* the cached keys' strings */
+    lua_pushcclosure(L, etl_json_decode_l, 3);
     lua_setfield(L, -3, "decode");
     lua_newuserdatauv(L, ETL_JSON_SCRATCH_MIN, 0); /* the encoder's reused buffer */
     lua_pushcclosure(L, etl_json_encode_l, 2);

@@ -32,6 +32,8 @@ struct dec {
     lua_State *L;
     const unsigned char *s, *p, *end; /* *end == '\0' */
     int mt_idx;
+    struct etl_json_keys *keys; /* NULL: no key cache */
+    int strings_idx;
     const char *err; /* set with err_at when refused */
     const unsigned char *err_at;
 };
@@ -150,6 +152,37 @@ static int dec_string(struct dec *d)
             d->p += n;
         }
     }
+}
+
+/* Pushes the object key whose opening quote is at d->p. A key of plain bytes only (the common
+ * one), at most ETL_JSON_KEY_MAX of them, is looked up in the key cache by its bytes: found, its
+ * string is pushed from the cache's table; else it is made and takes its slot. Any other key
+ * (escapes, UTF-8, control characters, longer) is read by dec_string, uncached. The string
+ * pushed is the same either way: equal bytes make one Lua string. */
+static int dec_key(struct dec *d)
+{
+    const unsigned char *start = d->p + 1, *q = start;
+    while (PLAIN[*q])
+        q++;
+    size_t n = (size_t)(q - start);
+    if (*q != '"' || n > ETL_JSON_KEY_MAX || d->keys == NULL)
+        return dec_string(d);
+    unsigned h = (unsigned)n * 31u;
+    if (n > 0)
+        h += start[0] * 7u + start[n - 1] * 131u + start[n >> 1];
+    h = (h ^ (h >> 6)) & (ETL_JSON_KEY_SLOTS - 1);
+    struct etl_json_keys *k = d->keys;
+    d->p = q + 1;
+    if (k->len[h] == n + 1 && memcmp(k->bytes[h], start, n) == 0) {
+        lua_rawgeti(d->L, d->strings_idx, (lua_Integer)h + 1);
+        return 0;
+    }
+    lua_pushlstring(d->L, (const char *)start, n);
+    lua_pushvalue(d->L, -1);
+    lua_rawseti(d->L, d->strings_idx, (lua_Integer)h + 1);
+    memcpy(k->bytes[h], start, n);
+    k->len[h] = (unsigned char)(n + 1);
+    return 0;
 }
 
 /* Parses a float that strtod of the C locale reads from start to end (already checked against
@@ -297,7 +330,7 @@ static int dec_container(struct dec *d, int depth)
             dec_skip_ws(d);
             if (*d->p != '"')
                 return dec_expected(d, "expected a string key");
-            if (dec_string(d) < 0)
+            if (dec_key(d) < 0)
                 return -1;
             dec_skip_ws(d);
             if (*d->p != ':')
@@ -380,7 +413,8 @@ static int dec_value(struct dec *d, int depth)
     }
 }
 
-int etl_json_decode(lua_State *L, const char *s, size_t len, int mt_idx)
+int etl_json_decode(lua_State *L, const char *s, size_t len, int mt_idx,
+                    struct etl_json_keys *keys, int strings_idx)
 {
     struct dec d = {
         .L = L,
@@ -388,6 +422,8 @@ int etl_json_decode(lua_State *L, const char *s, size_t len, int mt_idx)
         .p = (const unsigned char *)s,
         .end = (const unsigned char *)s + len,
         .mt_idx = lua_absindex(L, mt_idx),
+        .keys = keys,
+        .strings_idx = keys ? lua_absindex(L, strings_idx) : 0,
     };
     int base = lua_gettop(L);
     int rc = dec_value(&d, 0);

@@ -89,12 +89,12 @@ static void test_stack(void)
     int mt_idx = lua_gettop(L);
     int top = lua_gettop(L);
     static const char bad[] = "[1, {\"a\": [2, \"x\\u0041\"], \"b\": tru}]";
-    CHECK(etl_json_decode(L, bad, sizeof bad - 1, mt_idx) == 2);
+    CHECK(etl_json_decode(L, bad, sizeof bad - 1, mt_idx, NULL, 0) == 2);
     CHECK(lua_gettop(L) == top + 2, "decode left %d slots", lua_gettop(L) - top);
     CHECK_STR_EQ(lua_tostring(L, -1), "expected a value at byte 32");
     lua_settop(L, top);
     static const char good[] = "[1, {\"a\": [2, \"x\\u0041\"], \"b\": true}]";
-    CHECK(etl_json_decode(L, good, sizeof good - 1, mt_idx) == 1);
+    CHECK(etl_json_decode(L, good, sizeof good - 1, mt_idx, NULL, 0) == 1);
     CHECK(lua_gettop(L) == top + 1);
     CHECK(etl_json_encode(L, -1, mt_idx, 0) == 1);
     CHECK(lua_gettop(L) == top + 2);
