@@ -75,6 +75,55 @@ describe("etlua.source (SQS) with a fake client", function()
     end)
   end)
 
+  it("tries no request while every slot of the client is taken, and starts it once one frees", function()
+    with_source(function(_, h)
+      local inflight = require "etlua.inflight"
+      local client = F.client { host = h, max_inflight = 2 }
+      for i = 1, 3 do client.flying["r" .. i] = { id = "m" .. i } end
+      local t = inflight.new(client, 2)
+      local settled = 0
+      local function done() settled = settled + 1 end
+      for i = 1, 3 do t:submit("delete", { { id = "m" .. i, receipt = "r" .. i } }, nil, done) end
+      assert.equals(2, client.calls.start_delete_batch)   -- the third waits: not built, not tried
+      t:tick()
+      assert.equals(2, client.calls.start_delete_batch)
+      for _, answer in ipairs(client:poll(0)) do t:settle(answer) end
+      t:tick()
+      assert.equals(3, client.calls.start_delete_batch)
+      for _, answer in ipairs(client:poll(0)) do t:settle(answer) end
+      assert.equals(3, settled)
+      assert.is_true(t:idle())
+      assert.equals(3, #client.deleted)
+    end)
+  end)
+
+  it("starts no request while every slot is taken (each would be built for nothing), and drains", function()
+    with_source(function(source, h)
+      local client = F.client { bodies = bodies(1300), host = h }
+      local src = open(source, client, { receive_concurrency = 64 })
+      local tries, busy = 0, 0
+      local start = client.start_receive
+      client.start_receive = function(c, ...)
+        tries = tries + 1
+        if c:pending() >= 128 then busy = busy + 1 end
+        return start(c, ...)
+      end
+      local held = {}
+      for _ = 1, 200 do   -- 130 deletes held back, then started at once: more than the 128 slots
+        local batch = src:next_batch(10, 0, 1)
+        if #batch == 0 then break end
+        held[#held + 1] = batch
+      end
+      for _, b in ipairs(held) do src:ack(b) end
+      local ids = drain(src, 10)
+      assert.equals(1300, #held * 10 + #ids)
+      assert.equals(1300, src:flush())
+      assert.equals(0, busy)
+      assert.equals(130, client.calls.start_delete_batch)   -- each delete tried once
+      assert.is_true(tries > 0)
+    end)
+  end)
+
   it("takes 'client' with nothing else in flight as a real error, not as busy", function()
     with_source(function(source, h)
       local client = F.client { bodies = bodies(5), host = h }

@@ -14,8 +14,11 @@
 --             or nil when the whole request failed for good (err, code say why).
 --
 -- Client codes: "busy" (every request slot of the client is taken) means "start it later", once
--- a request in flight has finished. "client" is a real error (a request that cannot be built or
--- signed): final at once, never retried in a loop.
+-- a request in flight has finished. With the client's number of slots known, a request is not
+-- even tried while they are all taken (t:room()): a try builds the whole request only to drop
+-- it, and the source's loop, which waits on the answers, would try again at every round.
+-- "client" is a real error (a request that cannot be built or signed): final at once, never
+-- retried in a loop.
 local host = require "etlua.host"
 local retry = require "etlua.retry"
 
@@ -34,9 +37,16 @@ for i = 1, 10 do ENTRY_IDS[i] = tostring(i) end
 local Tracker = {}
 Tracker.__index = Tracker
 
--- inflight.new(client) -> tracker. client: an etlua.sqs client (or a fake with the same methods).
-function M.new(client)
-  return setmetatable({ client = client, flying = {}, nflying = 0, waiting = {} }, Tracker)
+-- inflight.new(client [, slots]) -> tracker. client: an etlua.sqs client (or a fake with the same
+-- methods); slots: its max_inflight (nil: unknown, every start is tried).
+function M.new(client, slots)
+  return setmetatable({ client = client, slots = slots, flying = {}, nflying = 0, waiting = {} }, Tracker)
+end
+
+-- t:room() -> false when every request slot of the client is taken (c:pending(): requests in
+-- flight and answers not yet polled; a slot frees only when a poll collects its answer).
+function Tracker:room()
+  return not self.slots or self.client:pending() < self.slots
 end
 
 -- t:submit(kind, messages, arg, on_settled): one request for up to 10 messages (each with a
@@ -45,7 +55,7 @@ function Tracker:submit(kind, messages, arg, on_settled)
   assert(KINDS[kind], "inflight: unknown kind")
   assert(#messages >= 1 and #messages <= 10, "inflight: 1 to 10 messages a request")
   local req = { kind = kind, messages = messages, arg = arg, on_settled = on_settled, attempt = 1 }
-  if #self.waiting > 0 then    -- keep the order: behind those already waiting
+  if #self.waiting > 0 or not self:room() then    -- keep the order: behind those already waiting
     req.due = 0
     self.waiting[#self.waiting + 1] = req
     return
@@ -96,6 +106,7 @@ function Tracker:tick()
   local now, keep = host.mono(), {}
   local full = false
   for _, req in ipairs(self.waiting) do
+    if not full and req.due <= now and not self:room() then full = true end
     if full or req.due > now then
       keep[#keep + 1] = req
     else

@@ -97,7 +97,7 @@ function M.sqs(cfg, log, new_client)
   self.buffer, self.kept, self.receiving, self.empty_polls, self.failures = {}, {}, 0, 0, 0
   self.sent = {}   -- receive token -> when it was started (host.mono), for the window
   self.deleted = 0
-  self.tracker = inflight.new(self.client)
+  self.tracker = inflight.new(self.client, MAX_INFLIGHT)
   self.tracker.on_retry = function(req, rerr, rcode)
     telemetry.retry("sqs")
     self.log:warn("retrying", { target = "sqs", request = req.kind, code = rcode, attempt = req.attempt,
@@ -283,7 +283,8 @@ function Sqs:fill(wait_seconds)
     for _, t in pairs(self.sent) do if t < oldest then oldest = t end end
     if self.window:overdue(now - oldest, now) then return true end
   end
-  while self.receiving < want and #self.buffer + RECEIVE_MAX * self.receiving < limit do
+  while self.receiving < want and #self.buffer + RECEIVE_MAX * self.receiving < limit
+      and self.tracker:room() do   -- a slot free (a receive tried on none is built for nothing)
     local token, err, code = self.client:start_receive(RECEIVE_MAX, wait_seconds)
     if not token then
       if code == "busy" then return true end
