@@ -177,6 +177,26 @@ describe("etlua.runner with fake SQS and sink", function()
     assert.equals(1, ctx.log:count("done"))
   end)
 
+  it("takes the next batch at a later wait of the commit when the first had none at hand", function()
+    ENV.ETLUA_RECEIVE_CONCURRENCY = "1"   -- one receive of 10: nothing buffered after a batch of 10
+    local late, calls = {}, 0
+    local ok, err = pcall(run, { n = 30, drain = true, mono_step = 0.001, on_commit = function(_, c)
+      if #c.commits ~= 1 then return end
+      local poll = c.client.poll
+      c.client.poll = function(self, ...)   -- the first wait: the receive it starts has not answered
+        calls = calls + 1
+        if calls == 1 then return {} end
+        return poll(self, ...)
+      end
+      for i = 1, 6 do late[i] = c.db.hook.fn() and "+" or "-" end
+      c.client.poll = poll
+    end })
+    ENV.ETLUA_RECEIVE_CONCURRENCY = "4"
+    assert(ok, err)
+    local r = table.concat(late)
+    assert.truthy(r:find("^%-+%+"), r)   -- nothing at the first wait; taken and sliced at a later one
+  end)
+
   -- The commit's waits (the claim, the COPYs, the COMMIT) each call the hook; it processes the
   -- next batch a slice at a time and says "more" (true) while some is left, so the wait calls it
   -- again at once; what the commit leaves undone is processed after it.

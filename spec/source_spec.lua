@@ -455,6 +455,20 @@ describe("etlua.source on a FIFO queue (fake client with message groups)", funct
     end)
   end)
 
+  it("take_ready: whatever is buffered at the commit's first wait, nothing at a later one", function()
+    with_source(function(source, h)
+      local client = fifo_client(h, 40, 8)
+      local src = open(source, client)
+      local batch = src:next_batch(3, 500, 1)
+      assert.equals(3, #batch)
+      src:tend(1)
+      assert.is_true(#src.buffer > 0)
+      assert.is_nil(src:take_ready(200, true))     -- later: the few that came in meanwhile stay
+      local second = src:take_ready(200)
+      assert.is_true(#second > 0)                  -- first: whatever is buffered is a batch
+    end)
+  end)
+
   it("does not end the drain while another consumer holds a message in flight", function()
     with_source(function(source, h)
       local client = fifo_client(h, 0, 1)

@@ -287,16 +287,15 @@ function M.run(opts, log)
   local started = host.mono()
   local stop_when_drained = opts.drain or opts.input ~= nil
   local wait = stop_when_drained and cfg.drain_wait_seconds or cfg.wait_seconds
-  -- The next batch, when a whole one was at hand while the commit before it waited on Postgres:
-  -- taken then and processed a slice at a time from the commit's wait hook, the rest after the
-  -- commit; never committed or acknowledged before the batch before it. One batch ahead at most.
+  -- The next batch, when a whole one is at hand while the commit before it waits on Postgres:
+  -- taken then (at any of the commit's waits: the receives go on during them, so a batch the
+  -- first wait did not have may come in before the COMMIT's) and processed a slice at a time from
+  -- the commit's wait hook, the rest after the commit; never committed or acknowledged before the
+  -- batch before it. One batch ahead at most.
   local ahead
   local function process_ahead(first) -- -> true while a slice is left to do
     if not ahead then
-      -- taken at the commit's first wait or not at all: on a FIFO queue whatever is buffered is a
-      -- batch, and a later try would take the first few messages that came in meanwhile
-      if not first then return false end
-      local m, d = src:take_ready(cfg.batch_size)
+      local m, d = src:take_ready(cfg.batch_size, not first)
       if not m then return false end
       ahead = batch_of(proc, m, d)
     end

@@ -8,9 +8,9 @@
 -- the commit, and src:flush() waits for the acknowledgements in flight (after a stop signal it
 -- first releases every message received but not committed).
 -- While a commit waits on Postgres the runner calls src:tend() (the SQS answers keep coming in,
--- deletes and retries keep going) and src:take_ready(max) (a whole batch already at hand, or nil:
--- never waits), so the next batch is processed while the one before commits. Several batches
--- may be in hand at once; each is acknowledged (src:ack) only after its own commit.
+-- deletes and retries keep going) and src:take_ready(max, later) (a whole batch already at hand,
+-- or nil: never waits), so the next batch is processed while the one before commits. Several
+-- batches may be in hand at once; each is acknowledged (src:ack) only after its own commit.
 -- The SQS half owns the receive pipeline and the drain decision; the requests that settle
 -- messages are etlua.inflight's, the visibility heartbeat etlua.heartbeat's.
 local sqs = require "etlua.sqs"
@@ -363,15 +363,17 @@ function Sqs:take(n)
   return batch
 end
 
--- take_ready(max) -> a batch of max messages when the buffer already holds them, else nil; never
--- waits and never decides the drain (next_batch does). The runner calls it while a commit waits,
--- to process the next batch meanwhile. On a FIFO queue the order holds: batches are taken in the
--- order received and committed one after the other.
+-- take_ready(max, later) -> a batch of max messages when the buffer already holds them, else nil;
+-- never waits and never decides the drain (next_batch does). The runner calls it while a commit
+-- waits, to process the next batch meanwhile: at the commit's first wait, and again at its later
+-- ones (later = true) while none was taken. On a FIFO queue the order holds: batches are taken in
+-- the order received and committed one after the other.
 -- On a FIFO queue whatever is buffered is a batch: those messages are of groups the batch being
 -- committed does not hold (its groups stay locked until it is deleted), and no more of theirs
--- can come before they are themselves committed and deleted.
-function Sqs:take_ready(max)
-  if host.stopping() or self.fatal then return nil end
+-- can come before they are themselves committed and deleted. So there it is taken at the first
+-- wait or not at all: a later try would take the first few messages that came in meanwhile.
+function Sqs:take_ready(max, later)
+  if host.stopping() or self.fatal or (later and self.fifo) then return nil end
   self.batch_max = max
   local n = self.fifo and math.min(max, #self.buffer) or max
   local ready = n > 0 and #self.buffer >= n
