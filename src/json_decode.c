@@ -277,7 +277,10 @@ static int dec_value(struct dec *d, int depth);
  * of two, each time rehashing what it holds (a login body's 6 keys: 4 rehashes, a quarter of
  * its decoding). Elements past DEC_HELD go straight into the table. The stack room this takes
  * (at most 2 * DEC_HELD + 8 slots per open container, checked as each opens) stays far below
- * Lua's stack limit at the depth limit. */
+ * Lua's stack limit at the depth limit.
+ * The outermost object (a message's body) is made at once instead, with room for as many pairs
+ * as the last outermost object this decoder read (the key cache keeps the count): the bodies of
+ * one stream share their shape, so its pairs go straight in, without waiting on the stack. */
 #define DEC_HELD 32
 
 /* Moves the n values (arrays: step 1, from index next) or pairs (objects: step 2) held above
@@ -318,8 +321,15 @@ static int dec_container(struct dec *d, int depth)
     d->p++;
     dec_skip_ws(d);
     lua_pushnil(L); /* the placeholder of the table */
-    int t = lua_gettop(L), held = 0, made = 0;
+    int t = lua_gettop(L), held = 0, made = 0, count = 0;
     lua_Integer next = 1;
+    /* the outermost object: sized as the last one was, its pairs go straight in */
+    const int outer = object && depth == 1 && d->keys != NULL, hint = outer ? d->keys->pairs : 0;
+    if (hint > 0 && *d->p != close) {
+        lua_createtable(L, 0, hint);
+        lua_replace(L, t);
+        made = 1;
+    }
     if (*d->p == close) {
         d->p++;
         dec_flush(L, t, 0, object, &next, &made, d->mt_idx);
@@ -347,6 +357,7 @@ static int dec_container(struct dec *d, int depth)
         } else if (++held == DEC_HELD) {
             dec_flush(L, t, held, object, &next, &made, d->mt_idx);
         }
+        count++;
         dec_skip_ws(d);
         if (*d->p == ',') {
             d->p++;
@@ -354,6 +365,8 @@ static int dec_container(struct dec *d, int depth)
             d->p++;
             if (!made)
                 dec_flush(L, t, held, object, &next, &made, d->mt_idx);
+            if (outer)
+                d->keys->pairs = count < DEC_HELD ? (unsigned char)count : DEC_HELD;
             return 0;
         } else {
             return dec_expected(d, object ? "expected ',' or '}'" : "expected ',' or ']'");

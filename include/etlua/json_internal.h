@@ -25,6 +25,8 @@ size_t etl_json_utf8_seq(const unsigned char *p, size_t n, int *valid);
 #define ETL_JSON_KEY_SLOTS 64
 #define ETL_JSON_KEY_MAX 32 /* longer keys are not kept */
 struct etl_json_keys {
+    unsigned char pairs; /* the pairs of the last outermost object (at most 32): the next one's
+                            table is made that size at once, its pairs set as they are read */
     unsigned char len[ETL_JSON_KEY_SLOTS];
     char bytes[ETL_JSON_KEY_SLOTS][ETL_JSON_KEY_MAX];
 };
