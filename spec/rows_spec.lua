@@ -43,11 +43,47 @@ describe("etlua.row gather", function()
     assert.is_true(plain)
   end)
 
+  -- A row without a metatable is read by one walk of its keys, each found among the column
+  -- names by identity (cached per columns table); these hold it to the rule: row[i] is
+  -- t[columns[i]], plain when only strings and integers and no other key.
+  it("gives the same row and plain by its walk as the rule, whatever the keys and columns", function()
+    local long = ("c"):rep(41) -- a name past 40 bytes: not one string whatever made it
+    local many = {}
+    for i = 1, 60 do many[i] = "col" .. i end
+    local sets = { cols, { "k" }, { long, "a" }, many, { "a", "k" } }
+    local values = { "s", 7, 2.5, true, codec.null, {}, "" }
+    local x = 3
+    local function rnd(m) x = (x * 1103515245 + 12345) % 2147483648; return x % m + 1 end
+    for round = 1, 400 do
+      local columns = sets[rnd(#sets)]
+      local t, want, plain = {}, {}, true
+      for i = 1, #columns do
+        if rnd(3) > 1 then
+          local v = values[rnd(#values)]
+          t[("%s"):format(columns[i])], want[i] = v, v -- the key made anew, as a script would
+          if type(v) ~= "string" and math.type(v) ~= "integer" then plain = false end
+        end
+      end
+      if rnd(5) == 1 then t[rnd(2) == 1 and "zz" or 1], plain = "other", false end
+      local r, p = row.gather(t, columns)
+      for i = 1, #columns do assert.are.equal(want[i], r[i], "round " .. round .. " column " .. i) end
+      assert.are.equal(#columns, math.max(#columns, #r))
+      assert.are.equal(plain, p, "round " .. round)
+    end
+    assert.are.same({ "x", "y" }, (row.gather({ [long] = "x", a = "y" }, { long, "a" })))
+    assert.is_true(select(2, row.gather({ [long] = "x", a = "y" }, { long, "a" })))
+    collectgarbage() -- the cache's entries go with their columns tables
+    for _ = 1, 100 do assert.is_true(select(2, row.gather({ k = "x" }, { "k", "a" }))) end
+    collectgarbage()
+    assert.are.same({ "x", nil, 2 }, (row.gather({ b = 2, k = "x" }, cols)))
+  end)
+
   it("returns nil for what is not a table, raises on misuse", function()
     assert.is_nil(row.gather("row", cols))
     assert.is_nil(row.gather(nil, cols))
     assert.has_error(function() row.gather({}, nil) end)
     assert.has_error(function() row.gather({}, { 1 }) end)
+    assert.has_error(function() row.gather({ a = 1 }, { "a", 2 }) end)
   end)
 end)
 
