@@ -77,17 +77,19 @@ static int dec_escape(struct dec *d, char **o)
 /* The bytes a string holds as they are, with nothing to check: printable ASCII but the quote
  * and the backslash. A run of them is skipped one table load a byte (the common string is all
  * of them); anything else (the end of the string, an escape, a control character, a UTF-8
- * sequence, the terminating NUL) takes the checks below. */
-#define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+ * sequence, the terminating NUL) takes the checks below. Lines of 32 bytes: 0x00-0x1F (controls),
+ * 0x20-0x3F ('"' at 0x22), 0x40-0x5F ('\\' at 0x5C), 0x60-0x7F (DEL is allowed in a JSON
+ * string), then 0x80-0xFF (UTF-8, checked apart). */
 static const unsigned char PLAIN[256] = {
-    R16(0), R16(0), /* controls */
-    0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20..0x2F: '"' at 0x22 */
-    R16(1), R16(1),
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x50..0x5F: '\\' at 0x5C */
-    R16(1), R16(1), /* 0x60..0x7F (DEL is allowed in a JSON string) */
-    R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), /* 0x80..0xFF */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
-#undef R16
 
 /* Pushes the string whose opening quote is at d->p. Without escapes the input bytes are pushed
  * as they are; with escapes they are decoded into a buffer no longer than the raw text (every
@@ -426,8 +428,8 @@ static int dec_value(struct dec *d, int depth)
     }
 }
 
-int etl_json_decode(lua_State *L, const char *s, size_t len, int mt_idx,
-                    struct etl_json_keys *keys, int strings_idx)
+int etl_json_decode(lua_State *L, const char *s, size_t len, int mt_idx, struct etl_json_keys *keys,
+                    int strings_idx)
 {
     struct dec d = {
         .L = L,

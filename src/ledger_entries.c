@@ -316,10 +316,10 @@ static int etl_ledger_entries_build(lua_State *L)
     int bits = 1;
     while (((lua_Integer)1 << bits) < 2 * n)
         bits++;
-    if (n > 1 && (prefixes == 3 || bits > 30 ||
-                  any_digest_twice(e, n,
-                                   lua_newuserdatauv(L, ((size_t)1 << bits) * sizeof(uint64_t), 0),
-                                   lua_newuserdatauv(L, (size_t)1 << bits, 0), bits))) {
+    if (n > 1 &&
+        (prefixes == 3 || bits > 30 ||
+         any_digest_twice(e, n, lua_newuserdatauv(L, ((size_t)1 << bits) * sizeof(uint64_t), 0),
+                          lua_newuserdatauv(L, (size_t)1 << bits, 0), bits))) {
         lua_settop(L, 10);
         push_key_set(L, n);
         lua_replace(L, 8);

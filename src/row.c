@@ -58,8 +58,7 @@ static const struct etl_row_columns *columns_of(lua_State *L, lua_Integer n)
     lua_pop(L, 1);
     if (n > 4096)
         return NULL;
-    struct etl_row_columns *c =
-        lua_newuserdatauv(L, sizeof *c + (size_t)n * sizeof c->name[0], 1);
+    struct etl_row_columns *c = lua_newuserdatauv(L, sizeof *c + (size_t)n * sizeof c->name[0], 1);
     c->n = n;
     lua_createtable(L, (int)n, 0);
     for (lua_Integer i = 1; i <= n; i++) {
