@@ -39,10 +39,10 @@
  * sockets curl may name (a resolver's) leave the set when curl stops watching them, as curl
  * closes them without telling. */
 struct sock {
-    unsigned char ours;     /* opened by open_socket: its close goes through close_socket */
-    unsigned char in_set;   /* registered in the epoll set, for events */
-    unsigned char watched;  /* curl wants it watched (not parked) */
-    unsigned char what;     /* curl's CURL_POLL_* wish while watched */
+    unsigned char ours;    /* opened by open_socket: its close goes through close_socket */
+    unsigned char in_set;  /* registered in the epoll set, for events */
+    unsigned char watched; /* curl wants it watched (not parked) */
+    unsigned char what;    /* curl's CURL_POLL_* wish while watched */
     uint32_t events;
 };
 
@@ -136,8 +136,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *soc
         }
         return 0;
     }
-    uint32_t events =
-        (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
+    uint32_t events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
     k->watched = 1;
     k->what = (unsigned char)what;
     if (k->in_set && k->events == events)
@@ -538,7 +537,7 @@ static void watch(struct etl_http *h, long wait_ms)
         curl_socket_t fd = ev[i].data.fd;
         struct sock *k = (size_t)fd < h->nsocks ? &h->socks[fd] : NULL;
         if (!k || !k->in_set)
-            continue; /* left the set after this wait returned */
+            continue;      /* left the set after this wait returned */
         if (!k->watched) { /* parked and ready: the server closed it, or said what it should not */
             epoll_ctl(h->epfd, EPOLL_CTL_DEL, fd, NULL);
             k->in_set = 0;
