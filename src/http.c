@@ -82,11 +82,12 @@ struct etl_http {
     size_t nsocks;
 };
 
-static void free_secret(char *s)
+void etl_http_free_secret(char **s)
 {
-    if (s) {
-        OPENSSL_cleanse(s, strlen(s));
-        free(s);
+    if (*s) {
+        OPENSSL_cleanse(*s, strlen(*s));
+        free(*s);
+        *s = NULL;
     }
 }
 
@@ -676,6 +677,6 @@ void etl_http_close(struct etl_http *h)
     free(h->proxy);
     free(h->noproxy);
     etl_sigv4_free(h->signer);
-    free_secret(h->token_header);
+    etl_http_free_secret(&h->token_header);
     free(h);
 }

@@ -44,6 +44,21 @@ static void put32(unsigned char *p, uint32_t v)
     p[3] = (unsigned char)v;
 }
 
+/* Writes one int4 or int8 element of a binary array at w (its length, then its big-endian
+ * value) and returns where the next one goes. */
+static unsigned char *put_int_elem(unsigned char *w, uint32_t elem, uint64_t v)
+{
+    if (elem == OID_INT8) {
+        put32(w, 8);
+        put32(w + 4, (uint32_t)(v >> 32));
+        put32(w + 8, (uint32_t)v);
+        return w + 12;
+    }
+    put32(w, 4);
+    put32(w + 4, (uint32_t)v);
+    return w + 8;
+}
+
 /* The element type of an array type etlua sends in binary, and its fixed element size (0 for
  * text); 0 for any other type. */
 static uint32_t binary_elem(Oid type, size_t *size)
@@ -141,14 +156,7 @@ static long long binary_array(lua_State *L, int idx, Oid type)
             put32(w, UINT32_MAX); /* -1: NULL */
             w += 4;
         } else if (elem == OID_INT4 || elem == OID_INT8) {
-            uint64_t v = (uint64_t)lua_tointeger(L, -1);
-            put32(w, (uint32_t)fixed);
-            if (elem == OID_INT8) {
-                put32(w + 4, (uint32_t)(v >> 32));
-                w += 4;
-            }
-            put32(w + 4, (uint32_t)v);
-            w += 8;
+            w = put_int_elem(w, elem, (uint64_t)lua_tointeger(L, -1));
         } else {
             size_t len;
             const char *s = lua_tolstring(L, -1, &len);
@@ -203,16 +211,9 @@ void etl_pg_push_int_array(lua_State *L, unsigned type, const int64_t *v, size_t
     unsigned char *w;
     new_array(L, (Oid)type, elem, n, size, &w);
     for (size_t i = 0; i < n; i++) {
-        uint64_t x = (uint64_t)v[i];
         if (elem == OID_INT4 && (v[i] < INT32_MIN || v[i] > INT32_MAX))
             luaL_error(L, "etlua.pg: %I is out of the range of int4", (LUAI_UACINT)v[i]);
-        put32(w, (uint32_t)size);
-        if (elem == OID_INT8) {
-            put32(w + 4, (uint32_t)(x >> 32));
-            w += 4;
-        }
-        put32(w + 4, (uint32_t)x);
-        w += 8;
+        w = put_int_elem(w, elem, (uint64_t)v[i]);
     }
 }
 

@@ -19,8 +19,6 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include <openssl/crypto.h>
-
 #define CLIENT_MT "etlua.sqs.client"
 #define DEFAULT_INFLIGHT 32
 #define UV_LOCAL 1 /* user value: finished answers known without a request */
@@ -164,15 +162,6 @@ static int call(lua_State *L, struct client *c, const struct etl_sqs_codec *code
 
 /* ---- the client ----------------------------------------------------------------------------- */
 
-static void free_secret(char **s)
-{
-    if (*s) {
-        OPENSSL_cleanse(*s, strlen(*s));
-        free(*s);
-        *s = NULL;
-    }
-}
-
 static int client_close(lua_State *L)
 {
     struct client *c = luaL_checkudata(L, 1, CLIENT_MT);
@@ -181,8 +170,8 @@ static int client_close(lua_State *L)
     free(c->url);
     free(c->queue_url);
     c->url = c->queue_url = NULL;
-    free_secret(&c->secret_key);
-    free_secret(&c->session_token);
+    etl_http_free_secret(&c->secret_key);
+    etl_http_free_secret(&c->session_token);
     lua_pushboolean(L, 1);
     return 1;
 }

@@ -102,6 +102,10 @@ enum etl_http_status etl_http_add(struct etl_http *h, const char *url, const cha
  * etl_http_add). Returns the number of finished requests not yet handed out. */
 size_t etl_http_run(struct etl_http *h, long timeout_ms, etl_http_stop_fn stop);
 
+/* Cleanses (OPENSSL_cleanse) and frees a secret string, a credential or a header holding one,
+ * and sets *s to NULL; NULL is fine. The transport's and the SQS client's copies go this way. */
+void etl_http_free_secret(char **s);
+
 /* Takes the oldest finished request into *out (free its body). Returns 1, or 0 when none. */
 int etl_http_next(struct etl_http *h, struct etl_http_done *out);
 

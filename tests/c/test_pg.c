@@ -99,17 +99,26 @@ static void test_redact(void)
     CHECK(strcmp(etl_pg_redact(out, 6, "abcdefgh", "zz"), "abcde") == 0, "truncation: %s", out);
 }
 
-/* The binary form of the array the chunk returns, as parameter type `type`: its bytes in hex
- * ("text" when it has none) compared with want. */
-static void check_binary(const char *chunk, unsigned type, const char *want)
+/* A Lua state with the value the chunk returns on top, or NULL (a failed check) when it fails. */
+static lua_State *chunk_state(const char *chunk)
 {
     lua_State *L = luaL_newstate();
     luaL_openlibs(L);
     if (luaL_dostring(L, chunk) != LUA_OK) {
         CHECK(0, "%s: %s", chunk, lua_tostring(L, -1));
         lua_close(L);
-        return;
+        return NULL;
     }
+    return L;
+}
+
+/* The binary form of the array the chunk returns, as parameter type `type`: its bytes in hex
+ * ("text" when it has none) compared with want. */
+static void check_binary(const char *chunk, unsigned type, const char *want)
+{
+    lua_State *L = chunk_state(chunk);
+    if (!L)
+        return;
     int top = lua_gettop(L);
     long long n = etl_pg_binary_array(L, -1, type);
     char got[512] = "text";
@@ -249,13 +258,9 @@ static void test_binary_array(void)
  * with want. */
 static void check_copy(const char *chunk, int ncols, const unsigned *types, const char *want)
 {
-    lua_State *L = luaL_newstate();
-    luaL_openlibs(L);
-    if (luaL_dostring(L, chunk) != LUA_OK) {
-        CHECK(0, "%s: %s", chunk, lua_tostring(L, -1));
-        lua_close(L);
+    lua_State *L = chunk_state(chunk);
+    if (!L)
         return;
-    }
     int top = lua_gettop(L);
     long long n = etl_pg_copy_binary(L, -1, ncols, types);
     char got[512] = "text";
