@@ -3,48 +3,25 @@
  * once and only the request's own (body, headers, timeouts; the URL and its proxy when they
  * change) set per request; the header lines live in the slot (no list allocated per request).
  * Every request is signed here (src/sigv4.c) when it is queued. The event loop is curl's socket
- * interface on Linux's epoll (Linux is the only target: epoll is Linux's own): curl names the
- * sockets to watch (on_socket) and they are registered with the kernel once, changed only when
- * curl's wish changes (a connection's socket stays registered between its requests: struct
- * sock); one epoll_wait hands back only the sockets that are ready, and curl is
- * told of those (watch), so a wake-up costs what is ready, not the 64-80 sockets in flight that
- * poll() would look at every time. Answers are collected into a bounded buffer; curl's failures
+ * interface on Linux's epoll (src/http_sockets.c: a wake-up costs the sockets that are ready,
+ * not every socket in flight). Answers are collected into a bounded buffer; curl's failures
  * fold into network / timeout / tls / stopped. Knows nothing of SQS. */
 #include "etlua/http.h"
 #include "etlua/http_proxy.h"
+#include "etlua/http_sockets.h"
 #include "etlua/buf.h"
 #include "etlua/sigv4.h"
 
-#include <errno.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
 #define MAX_LINES (ETL_SIGV4_MAX_HEADERS + 5) /* + host, token, date, authorization, expect */
-
-/* A socket as the epoll set knows it. A connection's socket (opened and closed through
- * open_socket / close_socket) stays in the set while curl keeps the connection idle between two
- * requests ("parked": not watched); the next request on it, which wants the same events, then
- * costs no system call, where deleting and adding it again would cost two a request. A parked
- * socket that turns ready (the server closed the idle connection) leaves the set then. Other
- * sockets curl may name (a resolver's) leave the set when curl stops watching them, as curl
- * closes them without telling. */
-struct sock {
-    unsigned char ours;    /* opened by open_socket: its close goes through close_socket */
-    unsigned char in_set;  /* registered in the epoll set, for events */
-    unsigned char watched; /* curl wants it watched (not parked) */
-    unsigned char what;    /* curl's CURL_POLL_* wish while watched */
-    uint32_t events;
-};
 
 /* One slot of the pool: an easy handle kept across requests and the request it carries now. */
 struct slot {
@@ -77,9 +54,7 @@ struct etl_http {
     unsigned long long last_id;
     struct etl_http_done *done; /* FIFO of finished requests: done[head..n) */
     size_t done_head, done_n, done_cap;
-    int epfd; /* the epoll set of the sockets curl wants watched (on_socket); -1 before open */
-    struct sock *socks; /* what the set holds for each socket number, socks[fd] */
-    size_t nsocks;
+    struct etl_http_sockets *sockets; /* what the transport waits on (src/http_sockets.c) */
 };
 
 void etl_http_free_secret(char **s)
@@ -99,92 +74,6 @@ static char *dup_opt(const char *s, int *ok)
     return d;
 }
 
-/* The entry of socket fd, the table grown to hold it; NULL when memory runs out. */
-static struct sock *sock_of(struct etl_http *h, curl_socket_t fd)
-{
-    if (fd < 0)
-        return NULL;
-    if ((size_t)fd >= h->nsocks) {
-        size_t n = h->nsocks ? h->nsocks : 64;
-        while (n <= (size_t)fd)
-            n *= 2;
-        struct sock *p = realloc(h->socks, n * sizeof *p);
-        if (!p)
-            return NULL;
-        memset(p + h->nsocks, 0, (n - h->nsocks) * sizeof *p);
-        h->socks = p;
-        h->nsocks = n;
-    }
-    return &h->socks[fd];
-}
-
-/* CURLMOPT_SOCKETFUNCTION: curl says which sockets to watch for what (etl_http_run waits on them
- * all in one epoll_wait and tells curl which are ready, so curl never polls a transfer's socket
- * itself). The set changes only when the events wanted do (see struct sock). */
-static int on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *socketp)
-{
-    (void)easy;
-    (void)socketp;
-    struct etl_http *h = ud;
-    struct sock *k = sock_of(h, fd);
-    if (!k)
-        return -1;
-    if (what == CURL_POLL_REMOVE) {
-        k->watched = 0;
-        if (!k->ours && k->in_set) {
-            epoll_ctl(h->epfd, EPOLL_CTL_DEL, fd, NULL); /* fails only for a socket gone */
-            k->in_set = 0;
-        }
-        return 0;
-    }
-    uint32_t events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
-    k->watched = 1;
-    k->what = (unsigned char)what;
-    if (k->in_set && k->events == events)
-        return 0;
-    struct epoll_event ev = {.events = events, .data.fd = fd};
-    int op = k->in_set ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    if (epoll_ctl(h->epfd, op, fd, &ev) != 0) {
-        /* a socket closed behind the set's back and its number given to a new one, or one the
-         * kernel dropped from the set as it closed: the other operation */
-        op = errno == EEXIST ? EPOLL_CTL_MOD : errno == ENOENT ? EPOLL_CTL_ADD : -1;
-        if (op < 0 || epoll_ctl(h->epfd, op, fd, &ev) != 0)
-            return -1;
-    }
-    k->in_set = 1;
-    k->events = events;
-    return 0;
-}
-
-/* CURLOPT_OPENSOCKETFUNCTION: a connection's socket, as curl would open it (close-on-exec
- * added), marked as one whose close comes through close_socket. */
-static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
-{
-    (void)purpose;
-    struct etl_http *h = ud;
-    curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-    struct sock *k = fd >= 0 ? sock_of(h, fd) : NULL;
-    if (fd >= 0 && !k) {
-        close(fd);
-        return CURL_SOCKET_BAD;
-    }
-    if (k)
-        *k = (struct sock){.ours = 1};
-    return fd;
-}
-
-/* CURLOPT_CLOSESOCKETFUNCTION: the socket leaves the epoll set, then closes. */
-static int close_socket(void *ud, curl_socket_t fd)
-{
-    struct etl_http *h = ud;
-    if (fd >= 0 && (size_t)fd < h->nsocks) {
-        if (h->socks[fd].in_set)
-            epoll_ctl(h->epfd, EPOLL_CTL_DEL, fd, NULL);
-        h->socks[fd] = (struct sock){0};
-    }
-    return close(fd);
-}
-
 struct etl_http *etl_http_open(const struct etl_http_config *cfg)
 {
     if (cfg->max_inflight == 0 || cfg->max_inflight > ETL_HTTP_MAX_INFLIGHT)
@@ -194,9 +83,9 @@ struct etl_http *etl_http_open(const struct etl_http_config *cfg)
         return NULL;
     int ok = 1;
     h->nslots = cfg->max_inflight + 1;
-    h->epfd = epoll_create1(EPOLL_CLOEXEC);
     h->slots = calloc(h->nslots, sizeof *h->slots);
     h->multi = curl_multi_init();
+    h->sockets = h->multi ? etl_http_sockets_new(h->multi) : NULL;
     h->ca_bundle = dup_opt(cfg->ca_bundle, &ok);
     h->connect_to = dup_opt(cfg->connect_to, &ok);
     h->signer =
@@ -213,14 +102,12 @@ struct etl_http *etl_http_open(const struct etl_http_config *cfg)
     }
     if (h->connect_to && !(h->connect_list = curl_slist_append(NULL, h->connect_to)))
         ok = 0;
-    if (!ok || !h->slots || !h->multi || h->epfd < 0) {
+    if (!ok || !h->slots || !h->multi || !h->sockets) {
         etl_http_close(h);
         return NULL;
     }
     /* one idle connection per slot, so every concurrent request finds one next time */
     curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)h->nslots);
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
     return h;
 }
 
@@ -386,10 +273,7 @@ static void setup_once(struct etl_http *h, struct slot *s)
     curl_easy_setopt(cu, CURLOPT_HEADERDATA, s);
     curl_easy_setopt(cu, CURLOPT_ERRORBUFFER, s->errbuf);
     curl_easy_setopt(cu, CURLOPT_PRIVATE, (void *)s);
-    curl_easy_setopt(cu, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-    curl_easy_setopt(cu, CURLOPT_OPENSOCKETDATA, h);
-    curl_easy_setopt(cu, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
-    curl_easy_setopt(cu, CURLOPT_CLOSESOCKETDATA, h);
+    etl_http_sockets_adopt(h->sockets, cu);
 }
 
 /* The options of this request; the URL and its proxy only when the slot held another one (an
@@ -521,42 +405,6 @@ static void finish(struct etl_http *h, struct slot *s, CURLcode rc)
     h->done[h->done_n++] = d;
 }
 
-/* Waits up to wait_ms for any socket curl watches to be ready (one epoll_wait for them all,
- * which returns only the ready ones), tells curl which are ready and runs its due timers (a
- * request just added is due at once). curl_multi_perform would instead poll each transfer's
- * socket on its own, every call: with 64 long polls in flight, 64 system calls a round. The
- * events are copied out of the kernel before curl acts on any, so curl may change the set
- * meanwhile: an event of a socket that left the set since is dropped, one of a parked socket
- * takes it out of the set. */
-static void watch(struct etl_http *h, long wait_ms)
-{
-    int running;
-    struct epoll_event ev[64];
-    int n = epoll_wait(h->epfd, ev, 64, (int)wait_ms);
-    for (int i = 0; i < n; i++) {
-        uint32_t e = ev[i].events;
-        curl_socket_t fd = ev[i].data.fd;
-        struct sock *k = (size_t)fd < h->nsocks ? &h->socks[fd] : NULL;
-        if (!k || !k->in_set)
-            continue;      /* left the set after this wait returned */
-        if (!k->watched) { /* parked and ready: the server closed it, or said what it should not */
-            epoll_ctl(h->epfd, EPOLL_CTL_DEL, fd, NULL);
-            k->in_set = 0;
-            continue;
-        }
-        int what = k->what;
-        int act = (e & EPOLLIN ? CURL_CSELECT_IN : 0) | (e & EPOLLOUT ? CURL_CSELECT_OUT : 0);
-        if (e & (EPOLLERR | EPOLLHUP)) /* curl tries what it wanted and says why */
-            act |= CURL_CSELECT_ERR | (what & CURL_POLL_IN ? CURL_CSELECT_IN : 0) |
-                   (what & CURL_POLL_OUT ? CURL_CSELECT_OUT : 0);
-        curl_multi_socket_action(h->multi, fd, act, &running);
-    }
-    long t = -1;
-    for (int round = 0; round < 4 && curl_multi_timeout(h->multi, &t) == CURLM_OK && t == 0;
-         round++)
-        curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-}
-
 size_t etl_http_run(struct etl_http *h, long timeout_ms, etl_http_stop_fn stop)
 {
     long long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
@@ -579,7 +427,7 @@ size_t etl_http_run(struct etl_http *h, long timeout_ms, etl_http_stop_fn stop)
             else
                 s->started_ms = now;
         }
-        watch(h, wait);
+        etl_http_sockets_watch(h->sockets, wait);
         while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
             struct slot *s = NULL;
             if (msg->msg != CURLMSG_DONE)
@@ -663,10 +511,8 @@ void etl_http_close(struct etl_http *h)
     for (size_t i = h->done_head; i < h->done_n; i++)
         free(h->done[i].body);
     if (h->multi)
-        curl_multi_cleanup(h->multi); /* may still tell on_socket of closed sockets */
-    if (h->epfd >= 0)
-        close(h->epfd);
-    free(h->socks);
+        curl_multi_cleanup(h->multi); /* may still tell the set of closed sockets */
+    etl_http_sockets_free(h->sockets);
     curl_slist_free_all(h->connect_list);
     free(h->done);
     free(h->slots);
