@@ -99,7 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *s = lua_tolstring(L, input, &len);
 
     /* decode -> encode -> decode */
-    int nres = etl_json_decode(L, s, len, mt_idx);
+    int nres = etl_json_decode(L, s, len, mt_idx, NULL, 0);
     if (lua_gettop(L) != input + nres)
         abort();
     if (nres == 1) {
@@ -108,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort(); /* every decoded value must encode */
         size_t tlen;
         const char *text = lua_tolstring(L, -1, &tlen);
-        if (etl_json_decode(L, text, tlen, mt_idx) != 1)
+        if (etl_json_decode(L, text, tlen, mt_idx, NULL, 0) != 1)
             abort(); /* the encoder wrote text the decoder refuses */
         if (!same(v1, -1))
             abort(); /* the round trip changed the value */
@@ -122,7 +122,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     size_t tlen;
     const char *text = lua_tolstring(L, -1, &tlen);
-    if (etl_json_decode(L, text, tlen, mt_idx) != 1 || lua_type(L, -1) != LUA_TSTRING)
+    if (etl_json_decode(L, text, tlen, mt_idx, NULL, 0) != 1 || lua_type(L, -1) != LUA_TSTRING)
         abort();
     if (valid_utf8(data, size) && !lua_rawequal(L, -1, input))
         abort();

@@ -140,7 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } else {
             size_t len;
             const char *text = lua_tolstring(L, -1, &len);
-            if (etl_json_decode(L, text, len, mt_idx) != 1)
+            if (etl_json_decode(L, text, len, mt_idx, NULL, 0) != 1)
                 abort(); /* the encoder wrote text the decoder refuses */
             int t = lua_type(L, i);
             if (t != LUA_TTABLE) { /* scalars: the text is a fixed point */
