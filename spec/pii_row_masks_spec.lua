@@ -146,6 +146,20 @@ describe("spec:row_masks in C", function()
     assert.matches("etlua.mask: hasher is closed$", c_err)
   end)
 
+  it("canonical forms: mask.canonical, their one definition, is string.lower, a %s trim and canonical_ip", function()
+    local mask = require "etlua.mask"
+    local function trim(v) return (v:match("^%s*(.-)%s*$")) end
+    for _, v in ipairs(VALUES) do
+      if type(v) == "string" then
+        assert.equals(v, mask.canonical(v))
+        assert.equals(v:lower(), mask.canonical(v, "lower"))
+        assert.equals(trim(v), mask.canonical(v, "trim"))
+        assert.equals(mask.canonical_ip(v) or v, mask.canonical(v, "ip"))
+      end
+    end
+    assert.has_error(function() mask.canonical("x", "upper") end)
+  end)
+
   it("leaves a script's changes to masked out of masks", function()
     local spec = pii.compile(SPECS.login)
     local masked, masks = spec:row_masks({ip = "10.0.0.1", device_id = "d"}, H.hasher)

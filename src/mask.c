@@ -11,6 +11,7 @@
  *   mask.canonical_ip(s)         -> text, 4|6  or nil
  *   mask.sha256_int64(s [, t])   -> d, bits: SHA-256 as integers (the ledger's digest; below)
  *   mask.row_masks(...)          -> etlua.pii's row_masks in C (src/mask_rows.c)
+ *   mask.canonical(s, form)      -> the canonical form of s: nil, "ip", "lower", "trim" (ditto)
  * OpenSSL failures are internal errors and raise; an invalid address is an expected result
  * and returns nil. Error messages never contain keys or the hashed data.
  *
@@ -322,6 +323,7 @@ static const luaL_Reg etl_mask_funcs[] = {
     {"new", etl_mask_l_new},
     {"canonical_ip", etl_mask_l_canonical_ip},
     {"row_masks", etl_mask_l_row_masks},
+    {"canonical", etl_mask_l_canonical},
     {NULL, NULL},
 };
 

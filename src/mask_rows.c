@@ -2,10 +2,11 @@
  * spec:row_masks computes for one decoded record, from the entries etlua.pii compiled. Every
  * message goes through it, and in Lua it was the largest single function of the interpreter's
  * profile (a lookup per path, the canonical form, the hash, two tables filled): here it is one C
- * call per message. etlua.pii stays the one parser of pii paths and the definition of the
- * canonical forms and of what row_masks returns (its reference_row_masks, in Lua); this file
- * reads the entries it compiled and applies the same rules, and spec/pii_row_masks_spec.lua
- * holds the two to the same tables, value by value, over every kind of value.
+ * call per message. etlua.pii stays the one parser of pii paths and the definition of what
+ * row_masks returns (its reference_row_masks, in Lua); this file reads the entries it compiled
+ * and applies the same rules, and spec/pii_row_masks_spec.lua holds the two to the same tables,
+ * value by value, over every kind of value. The canonical forms are defined once, here
+ * (push_canonical): etlua.pii applies them through mask.canonical.
  *
  *   local row_masks = mask.row_masks(entries, null, json_text, each_masks)
  *       entries: etlua.pii's compiled list, each {path = "user.email", canonical = nil|"ip"|
@@ -15,13 +16,14 @@
  *       masked by; each_masks(entry, rec, masker, masked, masks, n) -> n: the masks of an entry
  *       with [] (elements of lists), appended by Lua. Raises on entries that are not of that
  *       shape (misuse: pii.lua made them).
+ *   mask.canonical(s, form) -> the text s is masked by under form (nil, "ip", "lower", "trim")
  *   row_masks(self, rec, masker) -> masked, masks   (self ignored: a spec's method)
  *       masked[path] = hex (or, from each_masks, a list); masks = {path, hex, text, ...}: one
  *       triple per masked value in entry order. Absent and null values are left out; a string
  *       is masked by its canonical form, an integer by its digits, a boolean by true/false,
  *       anything else by json_text. A record that is not a table gives two empty tables.
  *
- * The canonical forms are Lua's own: "lower" is string.lower's byte-wise tolower, "trim" drops
+ * The canonical forms (as Lua's own functions would make them): "lower" is string.lower's byte-wise tolower, "trim" drops
  * the leading and trailing bytes string.find's %s matches (isspace), "ip" is canonical_ip's text
  * or the value itself when it is not a valid address. A value left unchanged by its form is
  * masked as that same string (no copy is made). Lookups honour metatables as rec[name] does. */
@@ -101,6 +103,31 @@ static void push_canonical(lua_State *L, int idx, int form)
     default:
         lua_pushvalue(L, idx);
     }
+}
+
+/* The form named by the string at idx (nil: none); -1 for another name. */
+static int form_named(lua_State *L, int idx)
+{
+    if (lua_isnoneornil(L, idx))
+        return FORM_NONE;
+    const char *f = lua_tostring(L, idx);
+    if (f != NULL && strcmp(f, "ip") == 0)
+        return FORM_IP;
+    if (f != NULL && strcmp(f, "lower") == 0)
+        return FORM_LOWER;
+    if (f != NULL && strcmp(f, "trim") == 0)
+        return FORM_TRIM;
+    return -1;
+}
+
+int etl_mask_l_canonical(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TSTRING);
+    int form = form_named(L, 2);
+    if (form < 0)
+        return luaL_argerror(L, 2, "nil, \"ip\", \"lower\" or \"trim\" expected");
+    push_canonical(L, 1, form);
+    return 1;
 }
 
 /* Pushes the text the value at idx (not a string, not nil, not null) is masked by. */
@@ -218,18 +245,11 @@ int etl_mask_l_row_masks(lua_State *L)
         lua_getfield(L, ENTRY, "each");
         e->each = (unsigned char)lua_toboolean(L, -1);
         lua_pop(L, 1);
-        e->form = FORM_NONE;
-        if (lua_getfield(L, ENTRY, "canonical") != LUA_TNIL) {
-            const char *f = lua_tostring(L, -1);
-            if (f != NULL && strcmp(f, "ip") == 0)
-                e->form = FORM_IP;
-            else if (f != NULL && strcmp(f, "lower") == 0)
-                e->form = FORM_LOWER;
-            else if (f != NULL && strcmp(f, "trim") == 0)
-                e->form = FORM_TRIM;
-            else
-                return luaL_error(L, "etlua.mask: row_masks: entries[%d].canonical is unknown", i);
-        }
+        lua_getfield(L, ENTRY, "canonical");
+        int form = form_named(L, -1);
+        if (form < 0)
+            return luaL_error(L, "etlua.mask: row_masks: entries[%d].canonical is unknown", i);
+        e->form = (unsigned char)form;
         lua_pop(L, 1);
         if (e->each) {
             e->nseg = 0;

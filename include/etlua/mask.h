@@ -56,6 +56,10 @@ int etl_mask_hasher_hex(struct etl_mask_hasher *h, const void *data, size_t len,
  * etlua.pii (src/mask_rows.c says what it reads and returns). Part of the Lua module below. */
 int etl_mask_l_row_masks(struct lua_State *L);
 
+/* mask.canonical(s, form) -> the text s is masked by under form: nil, "ip", "lower" or "trim"
+ * (src/mask_rows.c: the one definition of the canonical forms). Part of the Lua module below. */
+int etl_mask_l_canonical(struct lua_State *L);
+
 /* Lua module: mask.sha256_hex, mask.hmac_sha256_hex, mask.new(key) -> "etlua.mask.hasher"
  * with :hex(s) and :close(), mask.canonical_ip(s) -> text, 4|6 or nil. */
 int luaopen_etlua_mask(struct lua_State *L);

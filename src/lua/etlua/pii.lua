@@ -6,7 +6,8 @@
       paths: dotted names into the decoded record ("user.email"); "name[]" stands for every
       element of the array at name ("contacts[].phone", "tags[]"); at most one [] per segment.
       canonical: "ip" (mask.canonical_ip, the text itself when it is not a valid address),
-      "lower" (ASCII lowercase), "trim" (without leading and trailing ASCII blanks).
+      "lower" (ASCII lowercase), "trim" (without leading and trailing ASCII blanks): applied by
+      mask.canonical (src/mask_rows.c), their one definition.
       Raises one line ("pii[2]: ...") on a bad entry.
   local masked, raws, plain = spec:masks(rec, masker [, by_text])
       masked[path]: the lowercase hex mask of the canonical value (for a path with [] the list of
@@ -36,23 +37,14 @@ local mask = require "etlua.mask"
 local M = {}
 
 local null = codec.null
-local canonical_ip = mask.canonical_ip
 local CANONICAL = {ip = true, lower = true, trim = true}
 
-local function trim(s)
-  local a = s:find("%S")
-  if not a then return "" end
-  local b = #s
-  while b > a and s:find("^%s", b) do b = b - 1 end
-  return s:sub(a, b)
-end
-
--- The canonical form of a string value (form: nil, "ip", "lower" or "trim").
+-- The canonical form of a string value (form: nil, "ip", "lower" or "trim"): etlua.mask's, the
+-- one definition, which the C row_masks applies too.
+local mask_canonical = mask.canonical
 local function string_canonical(v, form)
-  if form == "ip" then return canonical_ip(v) or v end
-  if form == "lower" then return v:lower() end
-  if form == "trim" then return trim(v) end
-  return v
+  if form == nil then return v end
+  return mask_canonical(v, form)
 end
 
 -- The text a value that is not a string is masked by: its JSON text.
