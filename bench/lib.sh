@@ -55,6 +55,10 @@ build_base() {
         cmake -S "$dir/src" -B "$dir/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
         cmake --build "$dir/build" -j2 --target etlua >/dev/null
     fi
+    # its Lua module too (etlua.so: the SQS client under its own bench/bare_drain.lua, base-bare)
+    if [ ! -f "$dir/build/etlua.so" ]; then
+        cmake --build "$dir/build" -j2 --target etlua_lua >/dev/null
+    fi
     echo "$dir"
 }
 

@@ -8,16 +8,19 @@
 # checks the row count and that the queue is empty. Prints a table of medians and writes
 # bench/results/<UTC timestamp>-n<N>.json with every run.
 #
-# Implementations (names for --only): etlua, tuned, seed, bare, copy, input, base, base-input.
-# base and base-input are etlua as it was at commit REV (--base, default BASE_REV below: main
-# when the per-message cost work began), built from `git archive REV` into build-base-<rev>/,
-# with that commit's own login script: the same-run yardstick for "4x less CPU than before".
+# Implementations (names for --only): etlua, tuned, seed, bare, copy, input, base, base-input,
+# base-bare. base and base-input are etlua as it was at commit REV (--base, default BASE_REV
+# below: main when the per-message cost work began), built from `git archive REV` into build-base-<rev>/,
+# with that commit's own login script: the same-run yardstick for "4x less CPU than before";
+# base-bare is that commit's bench/bare_drain.lua on its own SQS client (its etlua.so): the bare
+# client as it was when issue 16 set "etlua's CPU <= 0.4x the bare client's" (the bare drain
+# shares etlua's SQS client, so it got cheaper with etlua).
 # See bench/README.md.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 N=20000 REPEAT=1 ONLY=etlua,tuned,seed,bare,copy,input
 BASE_REV=7a5df6d   # main before the per-message cost work of issue 16's second round
-USAGE="usage: bench/run.sh [N] [--repeat R] [--only etlua,tuned,seed,bare,copy,input,base,base-input] [--fsync-off] [--base REV]"
+USAGE="usage: bench/run.sh [N] [--repeat R] [--only etlua,tuned,seed,bare,copy,input,base,base-input,base-bare] [--fsync-off] [--base REV]"
 while [ $# -gt 0 ]; do
     case "$1" in
         --repeat) REPEAT=$2; shift 2 ;;
@@ -37,7 +40,7 @@ cd "$ROOT"
 
 build_etlua
 want() { case ",$ONLY," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
-if want base || want base-input; then
+if want base || want base-input || want base-bare; then
     BASE_DIR=$(build_base "$BASE_REV")   # bench/lib.sh: the tree at REV and its Release build
 fi
 log "starting Postgres and fauxqs in $WORK"
@@ -99,6 +102,9 @@ for round in $(seq 1 "$REPEAT"); do
         else
             [ "$round" = 1 ] && log "bare: bench/bare_drain.lua does not exist yet: skipped"
         fi
+    fi
+    if want base-bare; then
+        LUA_CPATH="$BASE_DIR/build/?.so;;" run_one base-bare "$round" 0 yes lua5.4 "$BASE_DIR/src/bench/bare_drain.lua" pipe "${ETLUA_RECEIVE_CONCURRENCY:-64}"
     fi
     # --input: the same N bodies from a file, no SQS at all, against psql \copy of the same rows
     want input && run_one input "$round" "$N" no build-bench/etlua scripts/login_etl.lua --input "$WORK/bodies.jsonl"
