@@ -7,12 +7,17 @@ local json = require "etlua.json"
 
 local null = json.null
 
--- Both versions on one record: the same masked (lists included) and the same triples.
+-- Both versions on one record: the same masked (lists included) and the same triples; asked
+-- for masked alone (masked_only), the same masked again and no masks.
 local function same(spec, rec, label)
   local want_masked, want_masks = spec:reference_row_masks(rec, H.hasher)
   local masked, masks = spec:row_masks(rec, H.hasher)
   assert.are.same(want_masked, masked, label)
   assert.are.same(want_masks, masks, label)
+  local alone, none = spec:row_masks(rec, H.hasher, true)
+  assert.are.same(want_masked, alone, label .. " (masked_only)")
+  assert.is_nil(none, label .. " (masked_only)")
+  assert.are.same({want_masked}, {spec:reference_row_masks(rec, H.hasher, true)}, label)
   return masked, masks
 end
 

@@ -17,11 +17,15 @@
  *       with [] (elements of lists), appended by Lua. Raises on entries that are not of that
  *       shape (misuse: pii.lua made them).
  *   mask.canonical(s, form) -> the text s is masked by under form (nil, "ip", "lower", "trim")
- *   row_masks(self, rec, masker) -> masked, masks   (self ignored: a spec's method)
+ *   row_masks(self, rec, masker [, masked_only]) -> masked, masks   (self ignored: a spec's
+ *       method)
  *       masked[path] = hex (or, from each_masks, a list); masks = {path, hex, text, ...}: one
  *       triple per masked value in entry order. Absent and null values are left out; a string
  *       is masked by its canonical form, an integer by its digits, a boolean by true/false,
  *       anything else by json_text. A record that is not a table gives two empty tables.
+ *       masked_only (true): masks is nil, its table and triples not made (a caller that keeps
+ *       only masked: one table and six stores a message fewer); an entry with [] still gets a
+ *       list to append to, dropped after.
  *
  * The canonical forms (as Lua's own functions would make them): "lower" is string.lower's byte-wise tolower, "trim" drops
  * the leading and trailing bytes string.find's %s matches (isspace), "ip" is canonical_ip's text
@@ -46,6 +50,7 @@ struct row_entry {
 
 struct row_plan {
     int n;
+    int each;             /* an entry has [] (each_masks appends to a masks list) */
     struct row_entry e[]; /* n entries */
 };
 
@@ -151,11 +156,15 @@ static void push_json_text(lua_State *L, int idx)
 static int etl_mask_l_row_masks_run(lua_State *L)
 {
     const struct row_plan *plan = lua_touserdata(L, UV_PLAN);
+    int list = !lua_toboolean(L, 4); /* the masks list is made (else only for each_masks) */
     lua_settop(L, 3);
-    lua_createtable(L, 0, plan->n);     /* 4: masked */
-    lua_createtable(L, 3 * plan->n, 0); /* 5: masks */
+    lua_createtable(L, 0, plan->n); /* 4: masked */
+    if (list || plan->each)
+        lua_createtable(L, 3 * plan->n, 0); /* 5: masks */
+    else
+        lua_pushnil(L);
     if (lua_type(L, 2) != LUA_TTABLE)
-        return 2;
+        goto done;
     struct etl_mask_hasher *h = NULL; /* checked when first needed, as masker:hex would be */
     lua_Integer n = 0;
     for (int i = 0; i < plan->n; i++) {
@@ -206,11 +215,20 @@ static int etl_mask_l_row_masks_run(lua_State *L)
         lua_pushvalue(L, 8);
         lua_pushvalue(L, 9);
         lua_rawset(L, 4); /* masked[path] = hex */
-        lua_rawseti(L, 5, n + 2);
-        lua_rawseti(L, 5, n + 1);
-        lua_rawseti(L, 5, n + 3);
-        lua_pop(L, 1); /* the value */
+        if (list) {
+            lua_rawseti(L, 5, n + 2);
+            lua_rawseti(L, 5, n + 1);
+            lua_rawseti(L, 5, n + 3);
+            lua_pop(L, 1); /* the value */
+        } else {
+            lua_settop(L, 5);
+        }
         n += 3;
+    }
+done:
+    if (!list) { /* masked alone: nil for masks (each_masks' list dropped) */
+        lua_pushnil(L);
+        lua_replace(L, 5);
     }
     return 2;
 }
@@ -234,6 +252,7 @@ int etl_mask_l_row_masks(lua_State *L)
     struct row_plan *plan =
         lua_newuserdatauv(L, sizeof *plan + (size_t)n * sizeof plan->e[0], 0); /* 5 */
     plan->n = 0;
+    plan->each = 0;
     lua_newtable(L); /* 6: names */
     enum { NAMES = 6, ENTRY = 7 };
     int at = 1;
@@ -244,6 +263,7 @@ int etl_mask_l_row_masks(lua_State *L)
         e->at = at;
         lua_getfield(L, ENTRY, "each");
         e->each = (unsigned char)lua_toboolean(L, -1);
+        plan->each |= e->each;
         lua_pop(L, 1);
         lua_getfield(L, ENTRY, "canonical");
         int form = form_named(L, -1);

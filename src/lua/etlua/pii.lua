@@ -25,6 +25,8 @@
       what a script does to masked cannot reach masks (the reject path and the PII vault read it).
       It is etlua.mask's row_masks in C (src/mask_rows.c), made at compile from spec.entries;
       spec:reference_row_masks is the same in Lua: the definition both are held to.
+  spec:row_masks(rec, masker, true) -> masked, nil: masked alone, for a caller that keeps no
+      masks (the record of a run without the PII vault: a table a message fewer).
   pii.by_text(masks) -> by_text of a message's masks (triples as above)
   spec:values(rec) -> list of {path, text}: the canonical text of every string value (the vault).
   spec.entries: list of {path, canonical, segments}; spec.fields: the paths' last names (unique,
@@ -256,13 +258,13 @@ each_masks = function(e, rec, masker, masked, masks, n)
   return n
 end
 
--- spec:row_masks(rec, masker) -> masked, masks (see the header): the masks without raws, for
+-- spec:row_masks(rec, masker [, masked_only]) -> masked, masks (see the header): the masks without raws, for
 -- the path of every message (raws serve only rejects, which get them from spec:masks with
 -- pii.by_text(masks), hashing nothing twice). Every spec's row_masks is etlua.mask's C version
 -- made from its entries at compile (M.compile sets it on the spec); this Lua one is its
 -- reference, the same values computed the plain way, which spec/pii_spec.lua compares it
 -- against. It stays the definition of what row_masks returns.
-function Spec:reference_row_masks(rec, masker)
+local function reference_row_masks(self, rec, masker)
   local masked, masks = self.new_maps()
   if type(rec) ~= "table" then return masked, masks end
   local entries, n = self.entries, 0
@@ -289,6 +291,13 @@ function Spec:reference_row_masks(rec, masker)
       n = each_masks(e, rec, masker, masked, masks, n)
     end
   end
+  return masked, masks
+end
+
+-- masked_only (true): masked alone, masks nil (for a caller that does not keep masks).
+function Spec:reference_row_masks(rec, masker, masked_only)
+  local masked, masks = reference_row_masks(self, rec, masker)
+  if masked_only then return masked, nil end
   return masked, masks
 end
 

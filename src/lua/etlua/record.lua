@@ -13,6 +13,7 @@
            each row an array in that output's column order, nil = NULL (etlua.rows); an
            outcome has exactly one of row, rows, reject, drop (and so does the sink's item);
            masks: the message's masks as {path, mask, text, ...} triples (etlua.pii row_masks),
+           nil when the processor keeps none (opts.masks = false),
            for the PII vault and a db_refused reject
     -> {reject = {reason = "...", detail = "...", body = "..."}}
        body and detail masked by etlua.reject_body: no raw pii value, no address-shaped text.
@@ -169,7 +170,7 @@ end
 local function runner_of(self)
   local envelope_kind, pii_spec, masker, ms = self.envelope, self.pii_spec, self.masker, self.budget_ms
   local row_masks, validate, transform_rows = pii_spec.row_masks, self.validate, self.transform_rows
-  local rules, ctx, multi = self.rules, self.ctx, self.multi
+  local rules, ctx, multi, masked_only = self.rules, self.ctx, self.multi, not self.keep_masks
   local nrules = #rules
   local bcall = budget.call
   return function(body, meta, m)
@@ -180,7 +181,11 @@ local function runner_of(self)
     local rc, group, seq, attrs = meta.receive_count, meta.group_id, meta.sequence_number, meta.attributes
     local message
     if rc == nil and attrs == nil and group == nil and seq == nil then
-      message = {id = id, sent_ms = sent_ms, received_ms = meta.received_ms}
+      if sent_ms == nil then
+        message = {id = id, received_ms = meta.received_ms} -- (two fields: a smaller table)
+      else
+        message = {id = id, sent_ms = sent_ms, received_ms = meta.received_ms}
+      end
     else
       message = {
         id = id, sent_ms = sent_ms, received_ms = meta.received_ms, receive_count = rc,
@@ -197,7 +202,7 @@ local function runner_of(self)
       body = body_or_reject
     end
 
-    local masked, masks = row_masks(pii_spec, rec, masker)
+    local masked, masks = row_masks(pii_spec, rec, masker, masked_only)
 
     local ran, valid, reason, detail = bcall(ms, validate, rec)
     if not ran then
@@ -251,6 +256,11 @@ local function runner_of(self)
     if per_output == DROP then
       return {drop = true, key = key, sent_ms = sent_ms, id = id, message = m}
     end
+    -- no masks kept, no time of its own (--input): a table of four fields, not eight slots
+    if masks == nil and sent_ms == nil then
+      if multi then return {rows = per_output, key = key, id = id, message = m} end
+      return {row = per_output, key = key, id = id, message = m}
+    end
     if multi then
       return {rows = per_output, masks = masks, key = key, sent_ms = sent_ms, id = id, message = m}
     end
@@ -287,7 +297,10 @@ end
 -- record.new(desc, opts): a processor for one script. A raw script table is described first
 -- (etlua.script.describe), so its shape is checked once.
 -- opts.masker: an etlua.mask hasher (mask.new(key)); opts.rules: list from load_rules;
--- opts.budget_ms: the budget of each hook call (default 100, ETLUA_SCRIPT_BUDGET_MS).
+-- opts.budget_ms: the budget of each hook call (default 100, ETLUA_SCRIPT_BUDGET_MS);
+-- opts.masks: false keeps no masks in the outcomes (outcome.masks nil: one table a message
+-- fewer, for a run without the PII vault, its only reader; a reject and a db_refused body
+-- compute them again from the body), default true.
 function M.new(desc, opts)
   opts = opts or {}
   if type(desc) ~= "table" then error("etlua.record: script must be a table", 2) end
@@ -315,6 +328,7 @@ function M.new(desc, opts)
     rejects = reject_body.new(pii_spec, masker),
     rules = check_rules(opts.rules),
     budget_ms = budget_ms,
+    keep_masks = opts.masks ~= false,
   }, Processor)
   -- transform and the reading of what it returned, together under the budget (a returned
   -- table's metamethods are the script's code): rows per output, or the one row of a script

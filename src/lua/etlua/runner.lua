@@ -208,7 +208,7 @@ end
 -- SIGHUP: re-read the script and the rule files, between batches. A new version that fails to
 -- load, or that would write another table or other columns (that needs a restart), is refused
 -- with the error logged, and the old one keeps running. Returns script, processor or nil.
-local function reload(opts, current, masker, budget_ms, log)
+local function reload(opts, current, masker, budget_ms, keep_masks, log)
   local function refuse(why)
     log:error("reload refused; the running script and rules stay", { error = why })
   end
@@ -223,7 +223,8 @@ local function reload(opts, current, masker, budget_ms, log)
     if not ok then return refuse(fail.message(rules)) end
   end
   local proc
-  ok, proc = pcall(record.new, script, { masker = masker, rules = rules, budget_ms = budget_ms })
+  ok, proc = pcall(record.new, script, { masker = masker, rules = rules, budget_ms = budget_ms,
+                                          masks = keep_masks })
   if not ok then return refuse(fail.message(proc)) end
   log:info("reloaded", { script = opts.script, rules = #rules })
   return script, proc
@@ -253,7 +254,11 @@ function M.run(opts, log)
     rules = loaded
     desc.rules = rules_dir .. " (" .. #rules .. " files)"
   end
-  local proc = record.new(script, { masker = masker, rules = rules, budget_ms = cfg.script_budget_ms })
+  -- each outcome keeps its masks only for the PII vault, their one reader (a db_refused reject
+  -- computes them again): without it, a table a message fewer
+  local keep_masks = cfg.vault_key ~= nil
+  local proc = record.new(script, { masker = masker, rules = rules, budget_ms = cfg.script_budget_ms,
+                                    masks = keep_masks })
   -- Metrics before connecting, so /healthz answers during start-up (/readyz: 503 until ready).
   telemetry.start(opts.metrics or cfg.metrics_addr, log,
     { pipeline = telemetry.pipeline_of(opts.script), reasons = proc:reasons() })
@@ -308,7 +313,7 @@ function M.run(opts, log)
   end
   while true do
     if host.take_reload() then
-      local new_script, new_proc = reload(opts, script, masker, cfg.script_budget_ms, log)
+      local new_script, new_proc = reload(opts, script, masker, cfg.script_budget_ms, keep_masks, log)
       if new_script then
         script, proc = new_script, new_proc
         telemetry.reasons(proc:reasons()) -- a new rule's reason at 0 from now on
