@@ -29,12 +29,6 @@ local host = require "etlua.host"
 local function now() return host.now_ms() / 1000 end
 local t_last -- the last answer that carried work: the closing empty polls are not timed
 
-local function entries_of(msgs, i)
-  local e = {}
-  for j = i, math.min(i + 9, #msgs) do e[#e + 1] = { id = tostring(j - i + 1), receipt = msgs[j].receipt } end
-  return e
-end
-
 local received, delete_failed, errors = 0, 0, 0
 
 local function count_delete(failed)
@@ -51,7 +45,9 @@ if mode == "pipe" then
   local wait, long_polls = 0, {} -- after an empty short poll, 1 s polls confirm the queue is empty
   local function refill()
     while #queued > 0 and c:pending() < cap do
-      local token, err, code = c:start_delete_batch(queued[#queued])
+      -- a receive's messages (at most 10) are the delete's entries as they are, taken by
+      -- position (etlua.sqs: each entry's id is its position, only its receipt is read)
+      local token, err, code = c:start_delete_batch(queued[#queued], true)
       if not token and code == "busy" then break end
       queued[#queued] = nil
       assert(token, err)
@@ -78,7 +74,7 @@ if mode == "pipe" then
         else
           received = received + #r.result
           wait = 0
-          queued[#queued + 1] = entries_of(r.result, 1)
+          queued[#queued + 1] = r.result
         end
       elseif r.result then
         count_delete(r.result)

@@ -88,11 +88,11 @@ function F.client(o)
     if f then return f[1], f[2], f[3] end
     return start("receive", { max = max, wait = wait_s })
   end
-  function c:start_delete_batch(entries)
+  function c:start_delete_batch(entries, by_position)
     count("start_delete_batch")
     local f = fault("start_delete_batch")
     if f then return f[1], f[2], f[3] end
-    return start("delete_batch", { entries = entries })
+    return start("delete_batch", { entries = entries, by_position = by_position })
   end
   function c:start_attributes(names)
     count("start_attributes")
@@ -100,11 +100,11 @@ function F.client(o)
     if f then return f[1], f[2], f[3] end
     return start("attributes", { names = names })
   end
-  function c:start_change_visibility_batch(entries, timeout_s)
+  function c:start_change_visibility_batch(entries, timeout_s, by_position)
     count("start_change_visibility_batch")
     local f = fault("start_change_visibility_batch")
     if f then return f[1], f[2], f[3] end
-    return start("change_visibility_batch", { entries = entries, timeout = timeout_s })
+    return start("change_visibility_batch", { entries = entries, timeout = timeout_s, by_position = by_position })
   end
 
   local function unlock(m)
@@ -128,11 +128,12 @@ function F.client(o)
     c.visible = keep
     return out
   end
-  local function settle(entries, fn)
+  -- by_position: an entry's id is its position as text (etlua.sqs's entries taken by position)
+  local function settle(entries, fn, by_position)
     local failed = {}
-    for _, e in ipairs(entries) do
+    for i, e in ipairs(entries) do
       local m = c.flying[e.receipt]
-      if not m then failed[#failed + 1] = { id = e.id, code = "ReceiptHandleIsInvalid" }
+      if not m then failed[#failed + 1] = { id = by_position and tostring(i) or e.id, code = "ReceiptHandleIsInvalid" }
       else fn(e.receipt, m) end
     end
     return failed
@@ -164,7 +165,7 @@ function F.client(o)
           self.flying[receipt] = nil
           self.deleted[#self.deleted + 1] = m.id
           unlock(m)
-        end) }
+        end, r.payload.by_position) }
       else
         local receipts = {}
         local failed = settle(r.payload.entries, function(receipt, m)
@@ -174,7 +175,7 @@ function F.client(o)
             unlock(m)
             table.insert(self.visible, 1, m)   -- back at the head, as SQS and fauxqs put it
           end
-        end)
+        end, r.payload.by_position)
         self.visibility_calls[#self.visibility_calls + 1] = { receipts = receipts, timeout = r.payload.timeout }
         out[#out + 1] = { token = r.token, kind = r.kind, result = failed }
       end

@@ -339,8 +339,13 @@ static int m_start_receive(lua_State *L)
     return start_async(L, c, &req);
 }
 
-/* Delete (timeout < 0) or change the visibility of the entries at argument 2. */
-static int start_batch(lua_State *L, lua_Integer timeout)
+/* The batch entry Ids of entries taken by position: "1".."10". */
+static const char *const POSITION_IDS[10] = {"1", "2", "3", "4", "5", "6", "7", "8", "9", "10"};
+
+/* Delete (timeout < 0) or change the visibility of the entries at argument 2; by_position:
+ * each entry's Id is its position ("1".."10") and only its receipt is read, so the messages
+ * a receive handed out serve as entries as they are (no table of {id=, receipt=} made for each). */
+static int start_batch(lua_State *L, lua_Integer timeout, int by_position)
 {
     struct client *c = check_client(L);
     struct etl_sqs_entry entries[10];
@@ -350,6 +355,14 @@ static int start_batch(lua_State *L, lua_Integer timeout)
     for (size_t i = 0; i < n; i++) {
         if (lua_rawgeti(L, 2, (lua_Integer)i + 1) != LUA_TTABLE)
             luaL_argerror(L, 2, "entries must be tables {id=, receipt=}");
+        if (by_position) {
+            if (lua_getfield(L, -1, "receipt") != LUA_TSTRING)
+                luaL_argerror(L, 2, "each entry needs a string receipt");
+            entries[i].id = POSITION_IDS[i];
+            entries[i].receipt = lua_tostring(L, -1); /* reachable from the entries table */
+            lua_pop(L, 2);
+            continue;
+        }
         if (lua_getfield(L, -1, "id") != LUA_TSTRING ||
             lua_getfield(L, -2, "receipt") != LUA_TSTRING)
             luaL_argerror(L, 2, "each entry needs string id and receipt");
@@ -379,13 +392,15 @@ static int start_batch(lua_State *L, lua_Integer timeout)
     return 1;
 }
 
-static int m_start_delete_batch(lua_State *L) { return start_batch(L, -1); }
+/* c:start_delete_batch(entries [, by_position]) */
+static int m_start_delete_batch(lua_State *L) { return start_batch(L, -1, lua_toboolean(L, 3)); }
 
+/* c:start_change_visibility_batch(entries, timeout_s [, by_position]) */
 static int m_start_change_visibility_batch(lua_State *L)
 {
     lua_Integer timeout = luaL_checkinteger(L, 3);
     luaL_argcheck(L, timeout >= 0 && timeout <= 43200, 3, "between 0 and 43200");
-    return start_batch(L, timeout);
+    return start_batch(L, timeout, lua_toboolean(L, 4));
 }
 
 /* c:start_attributes(names): GetQueueAttributes on a request slot, answered through poll */

@@ -30,9 +30,6 @@ local KINDS = {
   visibility = { start = "start_change_visibility_batch" },
 }
 
--- A batch entry's id is its position, as text ("1".."10"): settle maps a failed entry back.
-local ENTRY_IDS = {}
-for i = 1, 10 do ENTRY_IDS[i] = tostring(i) end
 
 local Tracker = {}
 Tracker.__index = Tracker
@@ -64,15 +61,16 @@ function Tracker:submit(kind, messages, arg, on_settled)
 end
 
 -- Starts req now. Returns false when the client had no free slot (req is then waiting).
+-- The messages go to the client as they are, taken by position: a batch entry's id is its
+-- position as text ("1".."10"), which settle maps a failed entry back by (no table of
+-- {id=, receipt=} is made for each message).
 function Tracker:launch(req)
-  local entries = {}
-  for i, m in ipairs(req.messages) do entries[i] = { id = ENTRY_IDS[i], receipt = m.receipt } end
   local start = self.client[KINDS[req.kind].start]
   local token, err, code
   if req.kind == "visibility" then
-    token, err, code = start(self.client, entries, req.arg)
+    token, err, code = start(self.client, req.messages, req.arg, true)
   else
-    token, err, code = start(self.client, entries)
+    token, err, code = start(self.client, req.messages, true)
   end
   if token then
     self.flying[token] = req

@@ -198,15 +198,16 @@ function Sqs:pump(timeout_ms)
         if done.result then
           if self.failures > 0 then telemetry.ready(true) end
           self.failures = 0
-          local now = host.now_ms()
-          self.window:answered(#done.result, RECEIVE_MAX, #self.buffer < (self.batch_max or 0), took,
-            self.polled_at)
-          for _, m in ipairs(done.result) do
+          local now, result, buffer = host.now_ms(), done.result, self.buffer
+          local k, nb = #result, #buffer
+          self.window:answered(k, RECEIVE_MAX, nb < (self.batch_max or 0), took, self.polled_at)
+          for i = 1, k do
+            local m = result[i]
             m.received_ms = now
-            self.buffer[#self.buffer + 1] = m
+            buffer[nb + i] = m
           end
-          got = got + #done.result
-          if #done.result == 0 then self.empty_polls = self.empty_polls + 1 else self.empty_polls = 0 end
+          got = got + k
+          if k == 0 then self.empty_polls = self.empty_polls + 1 else self.empty_polls = 0 end
         elseif done.code ~= "stopped" then
           local ok, err, code = self:failed(done.err, done.code)
           if not ok then return nil, err, code end
@@ -424,27 +425,34 @@ function Sqs:ack(messages)
     end
     self.in_hand = hand[1] and hand or nil
   end
-  for i = 1, #messages, 10 do
-    local chunk = table.move(messages, i, math.min(i + 9, #messages), 1, {})
-    self.deleting = (self.deleting or 0) + #chunk
-    self.tracker:submit("delete", chunk, nil, function(req, failed, err, code)
-      self.deleting = self.deleting - #req.messages
-      if not failed then
-        telemetry.error("sqs_delete")
-        self.log:warn("delete failed; the messages will be redelivered and skipped by the ledger",
-          { count = #req.messages, code = code, error = err })
-        return
-      end
-      for _, f in ipairs(failed) do
-        telemetry.error("sqs_delete")
-        self.log:warn("delete failed; the message will be redelivered and skipped by the ledger",
-          { message_id = f.message and f.message.id, code = f.code })
-      end
-      self.deleted = self.deleted + #req.messages - #failed
-      telemetry.deleted(#req.messages - #failed)
-    end)
+  local deleted = self.on_deleted
+  if not deleted then   -- one callback for every delete of this source (not a closure a request)
+    deleted = function(req, failed, err, code) self:deleted_batch(req, failed, err, code) end
+    self.on_deleted = deleted
   end
-  return #messages
+  self.deleting = (self.deleting or 0) + n
+  for i = 1, n, 10 do
+    self.tracker:submit("delete", table.move(messages, i, math.min(i + 9, n), 1, {}), nil, deleted)
+  end
+  return n
+end
+
+-- A DeleteMessageBatch settled (etlua.inflight's on_settled).
+function Sqs:deleted_batch(req, failed, err, code)
+  self.deleting = self.deleting - #req.messages
+  if not failed then
+    telemetry.error("sqs_delete")
+    self.log:warn("delete failed; the messages will be redelivered and skipped by the ledger",
+      { count = #req.messages, code = code, error = err })
+    return
+  end
+  for _, f in ipairs(failed) do
+    telemetry.error("sqs_delete")
+    self.log:warn("delete failed; the message will be redelivered and skipped by the ledger",
+      { message_id = f.message and f.message.id, code = f.code })
+  end
+  self.deleted = self.deleted + #req.messages - #failed
+  telemetry.deleted(#req.messages - #failed)
 end
 
 -- commit_hook() -> interval_s, fn, first_s for db:on_wait (the heartbeat while a commit waits),
