@@ -59,6 +59,8 @@ static int etl_pg_connect(lua_State *L)
     c->more = 0;
     c->nstmt = 0;
     c->npending = 0;
+    c->copy_buf = NULL;
+    c->copy_cap = 0;
     luaL_setmetatable(L, CONN_MT);
     /* conninfo (a keyword string or a URI; "" leaves everything to the PG* environment) is
      * expanded in place of dbname; the keywords after it override what it says. */
@@ -161,6 +163,7 @@ static int etl_pg_close(lua_State *L)
         PQfinish(c->conn);
         c->conn = NULL;
     }
+    etl_pg_copy_free(c);
     return 0;
 }
 

@@ -55,29 +55,54 @@ static int has_binary(unsigned type)
     return 0;
 }
 
+/* ---- the data's buffer --------------------------------------------------------------------- */
+
+/* The data of a COPY is built in a buffer of the connection, malloc'd and kept for its next
+ * COPY (up to COPY_KEEP bytes; a larger one is freed after its COPY): a batch's data (~100 KiB
+ * for 500 login rows) is not a new Lua userdata each time, doubled as it grows, that the
+ * collector counts, walks and frees. Lua never holds a pointer into it, and only this
+ * connection's db:copy writes it (its wait hook may not use the connection). */
+#define COPY_KEEP ((size_t)1 << 20)
+
+/* *buf grown (realloc, its bytes kept) to at least need bytes; raises when memory runs out (the
+ * buffer stays the caller's: nothing leaks). */
+static unsigned char *buf_room(lua_State *L, unsigned char **buf, size_t *cap, size_t need)
+{
+    if (*cap < need) {
+        size_t n = *cap > 0 ? *cap : 4096;
+        while (n < need)
+            n *= 2;
+        unsigned char *p = realloc(*buf, n);
+        if (p == NULL)
+            luaL_error(L, "not enough memory for the data of a COPY");
+        *buf = p;
+        *cap = n;
+    }
+    return *buf;
+}
+
+void etl_pg_copy_free(struct etl_pg_conn *c)
+{
+    free(c->copy_buf);
+    c->copy_buf = NULL;
+    c->copy_cap = 0;
+}
+
 /* ---- binary form ---------------------------------------------------------------------------- */
 
-/* The binary data being built: bytes in a userdata at stack index slot, replaced by a larger one
- * as it grows. */
+/* The binary data being built, in the caller's buffer (grown as needed). */
 struct etl_pg_bin {
     lua_State *L;
-    int slot;
+    unsigned char **buf;
+    size_t *cap;
     unsigned char *p;
-    size_t len, cap;
+    size_t len;
 };
 
 static unsigned char *bin_room(struct etl_pg_bin *b, size_t n)
 {
-    if (b->cap - b->len < n) {
-        size_t cap = b->cap * 2;
-        while (cap - b->len < n)
-            cap *= 2;
-        unsigned char *p = lua_newuserdatauv(b->L, cap, 0);
-        memcpy(p, b->p, b->len);
-        lua_replace(b->L, b->slot);
-        b->p = p;
-        b->cap = cap;
-    }
+    if (*b->cap - b->len < n)
+        b->p = buf_room(b->L, b->buf, b->cap, b->len + n);
     unsigned char *w = b->p + b->len;
     b->len += n;
     return w;
@@ -184,23 +209,23 @@ static int bin_field(struct etl_pg_bin *b, unsigned type, int t)
     }
 }
 
-long long etl_pg_copy_binary(lua_State *L, int rows, int ncols, const unsigned *types)
+long long etl_pg_copy_binary(lua_State *L, int rows, int ncols, const unsigned *types,
+                             unsigned char **buf, size_t *cap)
 {
     rows = lua_absindex(L, rows);
     for (int f = 0; f < ncols; f++)
         if (!has_binary(types[f]))
             return -1;
     lua_Integer nrows = (lua_Integer)lua_rawlen(L, rows);
-    size_t cap = 64;
-    while (cap < (size_t)nrows * (size_t)(2 + ncols * 12) && cap < COPY_CHUNK)
-        cap *= 2;
-    struct etl_pg_bin b = {L, 0, lua_newuserdatauv(L, cap, 0), 0, cap};
-    b.slot = lua_gettop(L);
+    int top = lua_gettop(L);
+    size_t guess = (size_t)nrows * (size_t)(2 + ncols * 12) + 21;
+    struct etl_pg_bin b = {L, buf, cap,
+                           buf_room(L, buf, cap, guess < COPY_CHUNK ? guess : COPY_CHUNK), 0};
     /* signature, flags (no OIDs), header extension length */
     memcpy(bin_room(&b, 19), "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19);
     for (lua_Integer r = 1; r <= nrows; r++) {
         if (lua_rawgeti(L, rows, r) != LUA_TTABLE) {
-            lua_settop(L, b.slot - 1);
+            lua_settop(L, top);
             return -1;
         }
         be(bin_room(&b, 2), (uint64_t)ncols, 2);
@@ -209,7 +234,7 @@ long long etl_pg_copy_binary(lua_State *L, int rows, int ncols, const unsigned *
             int rc = bin_field(&b, types[f - 1], t);
             lua_pop(L, 1);
             if (rc != 0) {
-                lua_settop(L, b.slot - 1);
+                lua_settop(L, top);
                 return -1;
             }
         }
@@ -225,7 +250,7 @@ struct etl_pg_copybuf {
     lua_State *L;
     struct etl_pg_conn *c;
     PGconn *conn;
-    char *buf; /* COPY_CHUNK bytes, owned by a Lua userdata */
+    char *buf; /* COPY_CHUNK bytes: the connection's buffer */
     size_t used;
 };
 
@@ -367,13 +392,13 @@ int etl_pg_copy_run(lua_State *L, struct etl_pg_conn *c)
             types[f] = (unsigned)oid;
         }
         if (known)
-            binary = etl_pg_copy_binary(L, 4, (int)ncols, types); /* stack 6: the data */
+            binary = etl_pg_copy_binary(L, 4, (int)ncols, types, &c->copy_buf, &c->copy_cap);
         if (binary >= 0)
             sql = lua_pushfstring(L, "%s (FORMAT binary)", sql);
     }
     struct etl_pg_copybuf cb = {L, c, conn, NULL, 0};
     if (binary < 0)
-        cb.buf = lua_newuserdatauv(L, COPY_CHUNK, 0);
+        cb.buf = (char *)buf_room(L, &c->copy_buf, &c->copy_cap, COPY_CHUNK);
 
     PGresult *res = NULL;
     int queued = etl_pg_pending_alone(L, c); /* COPY cannot join a pipeline */
@@ -390,12 +415,12 @@ int etl_pg_copy_run(lua_State *L, struct etl_pg_conn *c)
         return n;
     }
     PQclear(res);
-    if (binary >= 0) {
-        if (etl_pg_copy_data(L, c, lua_touserdata(L, 6), (size_t)binary) != 0)
-            return 3;
-    } else if (etl_pg_copy_rows(L, &cb, (int)ncols) != 0) {
+    int failed = binary >= 0 ? etl_pg_copy_data(L, c, c->copy_buf, (size_t)binary)
+                             : etl_pg_copy_rows(L, &cb, (int)ncols);
+    if (c->copy_cap > COPY_KEEP) /* sent: a buffer that large is not kept */
+        etl_pg_copy_free(c);
+    if (failed != 0)
         return 3;
-    }
     if (etl_pg_put_end(L, c, NULL) != 0) {
         etl_pg_push_error(L, conn, NULL);
         etl_pg_drain(L, c);

@@ -38,11 +38,14 @@ void etl_pg_push_char_array(struct lua_State *L, const char *v, size_t n);
 /* The bytes (*len of them) and array type of such a userdata at idx, or NULL for another value. */
 const unsigned char *etl_pg_array_bytes(struct lua_State *L, int idx, unsigned *type, size_t *len);
 
-/* Pushes the rows at stack index rows (Lua arrays of ncols values) in COPY's binary format
- * (header, tuples, trailer) as a userdata and returns its length in bytes, for columns of the
- * type OIDs types[0..ncols-1]; returns -1 with nothing pushed when a column's type or a value has
- * no binary form etlua knows (the rows then go as text). Exposed for unit tests. */
-long long etl_pg_copy_binary(struct lua_State *L, int rows, int ncols, const unsigned *types);
+/* Writes the rows at stack index rows (Lua arrays of ncols values) in COPY's binary format
+ * (header, tuples, trailer) into *buf and returns their length in bytes, for columns of the type
+ * OIDs types[0..ncols-1]; returns -1 when a column's type or a value has no binary form etlua
+ * knows (the rows then go as text). *buf is malloc'd memory of *cap bytes (NULL and 0 at first),
+ * grown with realloc, the caller's to keep and free; raises when memory runs out. Nothing is left
+ * on the stack. Exposed for unit tests. */
+long long etl_pg_copy_binary(struct lua_State *L, int rows, int ncols, const unsigned *types,
+                             unsigned char **buf, size_t *cap);
 
 /* require "etlua.pg": pushes the module table {connect = ...}. */
 int luaopen_etlua_pg(struct lua_State *L);

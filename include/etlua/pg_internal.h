@@ -32,7 +32,12 @@ struct etl_pg_conn {
     double due;      /* monotonic time of the hook's next call */
     int in_hook;     /* the hook is running: it must not use this connection */
     int more;        /* the hook's last call returned true: call it again as soon as it returns */
+    unsigned char *copy_buf; /* db:copy's data, kept for the next COPY (malloc'd; pg_copy.c) */
+    size_t copy_cap;
 };
+
+/* Frees the connection's COPY buffer (db:close). */
+void etl_pg_copy_free(struct etl_pg_conn *c);
 
 /* ---- waiting on the server (pg_wait.c) ----------------------------------------------------- */
 
