@@ -1,6 +1,7 @@
 -- spec/ledger_spec.lua: the parts of etlua.ledger that need no Postgres: how long an entry lives,
--- the partition width, the queue's recorded name, and the order of entry keys. (The ledger in
--- Postgres: tests/integration/ledger_spec.lua.)
+-- the partition width, the queue's recorded name, the entry rule (fixed vectors) and the claim's
+-- entries on its two paths over a fake connection. (The ledger in Postgres:
+-- tests/integration/ledger_spec.lua.)
 local ledger = require "etlua.ledger"
 
 local function logger()
@@ -183,7 +184,100 @@ describe("etlua.ledger entries", function()
       { "2b0a5f1e-1c2d-4e5f-8a9b-0c1d2e3f4a5b", 999 }, { "sns-message-id" }, { "input:" .. file .. ":3", 17 },
     }
     for _, c in ipairs(cases) do
-      assert.are.same({ reference(l.queue, c[1], c[2]) }, { l:entry_key(c[1], c[2]) })
+      local sent_ms = c[2] and (1800000000000 + c[2])
+      local seq, digest = l:entry_key(c[1], sent_ms)
+      assert.are.same({ reference(l.queue, c[1], c[2]) }, { seq, digest })
+    end
+  end)
+
+  -- The rule as fixed numbers, computed apart from etlua (Python's hashlib: digest = the first 8
+  -- bytes of SHA-256(prefix NUL key) big-endian signed, bits = the next 4; prefix "input" for an
+  -- --input line, else the queue's recorded name), so a wrong rule fails even where the C and
+  -- the Lua paths agree. Each: key, sent_ms, the message's line and file (nil: the key is read),
+  -- the file the entry names, seq, digest, sent (nil: no send time, the entry takes a stamp).
+  local F = ("ab"):rep(16)
+  local VECTORS = {
+    { "2b0a5f1e-1c2d-4e5f-8a9b-0c1d2e3f4a5b", 1800000000123, nil, nil, nil, 259578515, 7611477256084599112,
+      95932800 }, -- an SQS id with its send time: ms << 21 | 21 bits of digest
+    { "2b0a5f1e-1c2d-4e5f-8a9b-0c1d2e3f4a5b", nil, nil, nil, nil, 1048107667, 7611477256084599112,
+      nil }, -- the same without one: 31 bits of digest
+    { "sns-message-id", -1, nil, nil, nil, 2095846648, -6240791878316580688, -1704067201 }, -- before 1970: floored
+    { "sns-message-id", 4000000000000123, nil, nil, nil, 258741496, -6240791878316580688,
+      2147483647 }, -- past 2092: sent clamped
+    { "input:" .. F .. ":7", nil, nil, nil, F, 7, 9029640729838444019, nil }, -- an --input line: its number
+    { "input:" .. F .. ":0007", nil, nil, nil, F, 7, -2425714953273410468, nil }, -- leading zeros
+    { "input:" .. F .. ":2147483647", nil, nil, nil, F, 2147483647, 3221571135470432443, nil }, -- the last in int4
+    { "input:" .. F .. ":2147483648", nil, nil, nil, F, 796227860, 4898256726542509347, nil }, -- past int4: bits
+    { "input:" .. F .. ":99999999999999999999999", nil, nil, nil, F, 856192416, 5681404089318763195, nil },
+    { "input:" .. F .. ":7", 1800000000999, nil, nil, F, 2097079548, 9029640729838444019,
+      95932800 }, -- a line with a send time
+    { "input:AB12:5", nil, nil, nil, "AB12", 5, -5443861302113052958, nil }, -- upper-case hex
+    { "stdin:1700000000000:42", nil, nil, nil, nil, 42, 954662843587499161, nil }, -- a stdin line
+    { "stdin:x:42", nil, nil, nil, nil, 947740834, 6455430763154506615, nil }, -- not a stdin line
+    { "input:7:abcdef", nil, nil, nil, nil, 811689838, -7682160149848136094, nil }, -- not an --input line
+    { "input::5", nil, nil, nil, nil, 173980458, -6185470051936553716, nil }, -- no file
+    { "input:" .. F .. ":12x", nil, nil, nil, nil, 2144150039, 8144127663386876035, nil }, -- not all digits
+    { "x-1", nil, 3, F, F, 3, 8788167028500068275, nil }, -- the message's line and file, not the key's
+    { "stdin:9:1", nil, 5, nil, nil, 5, -4514120948783370011, nil }, -- the message's line (stdin: no file)
+  }
+
+  it("makes each key's entry as the fixed vectors say", function()
+    local entry = require("etlua.ledger_entries").entry
+    local l = fake_ledger(QUEUE)
+    assert.are.equal("123456789012/spec", l.queue)
+    assert.are.equal(1704067200, ledger.EPOCH) -- 2024-01-01T00:00:00Z
+    for i, v in ipairs(VECTORS) do
+      local key, sent_ms, line, file = v[1], v[2], v[3], v[4]
+      local got = table.pack(entry(l.queue, key, sent_ms, line, file))
+      assert.are.same({ v[6], v[7], v[8], v[5], n = 4 }, got, "vector " .. i .. ": " .. key)
+      if not line then
+        assert.are.same({ v[6], v[7], v[8], v[5] }, { l:entry_key(key, sent_ms) }, "vector " .. i)
+      end
+    end
+    -- misuse raises
+    assert.has_error(function() entry(l.queue, {}) end)
+    assert.has_error(function() entry(l.queue, "k", 1.5) end)
+    assert.has_error(function() entry(l.queue, "k", nil, "x") end)
+  end)
+
+  it("claims the fixed vectors' entries on both paths (C for the common batch, else the Lua loop)", function()
+    -- the vectors as items (a message carrying a line and file as etlua.source makes one, else
+    -- the key alone); sent without a send time: the stamps the fake ledger gives (a file's, the
+    -- queue's); every partition known. The whole batch takes the Lua loop (keys to read, an
+    -- expired item: no entry); its common items alone are made in C.
+    local function vector_item(v)
+      local item = { id = v[1], sent_ms = v[2], row = {} }
+      if v[3] then item.message = { id = v[1], input_line = v[3], input_file = v[4] } end
+      return item
+    end
+    local function common(v)
+      local plain = not v[1]:find("^i") and (v[2] or not v[1]:find("^stdin:"))
+      return (v[3] or plain) and v[2] ~= -1
+    end
+    for _, lua_path in ipairs({ false, true }) do
+      for _, only_common in ipairs({ false, true }) do
+        local l, db = fake_ledger(QUEUE)
+        l.lua_entries = lua_path
+        local items, want = {}, {}
+        for _, v in ipairs(VECTORS) do
+          if common(v) or not only_common then
+            items[#items + 1] = vector_item(v)
+            local sent = v[8] or (v[5] and NOW_S - 10) or (NOW_S - 5)
+            l.known[l:slot(sent)] = true
+            if not l:expired(l:slot(sent)) then want[#want + 1] = table.concat({ sent, v[6], v[7], "r" }, ":") end
+          end
+        end
+        assert.are.equal(only_common and 5 or #VECTORS - 1, #want)
+        assert(l:claim(db, items))
+        local entries, made_in_c = inserted(db)
+        local got = {}
+        for j, e in ipairs(entries) do got[j] = table.concat(e, ":") end
+        table.sort(want)
+        table.sort(got)
+        local what = (lua_path and "the Lua loop" or "C") .. (only_common and ", common items" or "")
+        assert.are.same(want, got, what)
+        assert.are.equal(only_common and not lua_path, made_in_c, what)
+      end
     end
   end)
 
@@ -315,10 +409,13 @@ describe("etlua.ledger entries", function()
     assert.are.equal(1, #inserted(db))
   end)
 
-  -- etlua.ledger_entries makes the common batch's entries in C; lua_entries is the rule. Every
-  -- batch below is claimed both ways (l.lua_entries = true: the Lua loop alone), and the
-  -- statements must get the same arrays in the same order, and the same keys come back fresh.
-  it("makes in C exactly the entries the Lua rule makes, and leaves the other batches to it", function()
+  -- etlua.ledger_entries.build makes the common batch's entries in C; ledger.lua's Lua loop
+  -- takes every other batch. Both make each entry by the one rule in C (entries.entry: the
+  -- vectors above hold it); what this compares is the batch-level work of the two paths (which
+  -- items, stamps, partitions, expired items, the order, the fresh set). Every batch below is
+  -- claimed both ways (l.lua_entries = true: the Lua loop alone), and the statements must get
+  -- the same arrays in the same order, and the same keys come back fresh.
+  it("makes in C exactly the entries the Lua loop makes, and leaves the other batches to it", function()
     local file, file2 = ("9f"):rep(16), ("0e"):rep(16)
     local now_ms = (NOW_S + ledger.EPOCH) * 1000
     local function build(n, item)

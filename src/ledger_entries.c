@@ -1,27 +1,50 @@
-/* ledger_entries.c: the etlua.ledger_entries module. Owns the per-message step of the ledger's
- * claim (src/lua/etlua/ledger.lua) in its common cases: each item's entry (sent, seq, digest,
- * outcome), the entries in (sent, seq, digest) order, and the four arrays the claim's statement
- * takes, made straight in the binary form etlua.pg sends (etl_pg_push_int_array): no Lua table
- * per array, no array read back element by element to be encoded.
+/* ledger_entries.c: the etlua.ledger_entries module. Owns the ledger's entry rule (how one key
+ * becomes one entry of src/lua/etlua/ledger.lua's claim: its `sent` from a send time, its seq and
+ * its digest; ledger.lua's header states the rule in words) and the per-message step of the
+ * claim in its common cases: each item's entry (sent, seq, digest, outcome), the entries in
+ * (sent, seq, digest) order, and the four arrays the claim's statement takes, made straight in
+ * the binary form etlua.pg sends (etl_pg_push_int_array): no Lua table per array, no array read
+ * back element by element to be encoded.
  *
- * Why C: in Lua the claim's loop read about a dozen fields per message, called the digest's C
- * function, filled five arrays and the fresh set, checked the order, and the statement then
- * read the four arrays back twice each to encode them: about 100 VM instructions a message, a
- * seventh of the Lua VM's work in an --input run. Here (callgrind, Release, the claim of 200
+ * The rule is one C function (entry_make, with key_line for what an --input or stdin line's key
+ * spells), used by build() for the common batch and by entry() for everything else: ledger.lua's
+ * Lua loop over the other batches and l:entry_key. ledger.lua keeps the batch-level decisions
+ * (which items are common, the file stamps, partitions known or made, expired items, the legacy
+ * ledger, the order, the fresh set). key_line reads the key by hand: two fixed forms that
+ * etlua.source writes, no format a library parses; it matches what the Lua patterns
+ * ^input:(%x+):(%d+)$ and ^stdin:%d+:(%d+)$ did before it.
+ *
+ * Why C for the batch: in Lua the claim's loop read about a dozen fields per message, called the
+ * digest's C function, filled five arrays and the fresh set, checked the order, and the statement
+ * then read the four arrays back twice each to encode them: about 100 VM instructions a message,
+ * a seventh of the Lua VM's work in an --input run. Here (callgrind, Release, the claim of 200
  * items a batch with its statement): 9,300 -> 5,100 instructions an --input line, 9,200 ->
  * 4,100 an SQS message, of which ~2,500 are the SHA-256 (overstated under valgrind, which has no
- * SHA-NI). What an entry is, and every case this file does not take, stay in ledger.lua.
+ * SHA-NI).
  *
- * The rule of an entry is ledger.lua's (its header comment; its function `entry` and the loop of
- * Ledger:claim are the reference, and spec/ledger_spec.lua compares the two on every kind of
- * item). Taken here, an item (a table without a metatable, as is its message: a raw get is
- * then what item.f gives) whose
+ * The rule (entry_make), for a key, the queue's name, an optional send time and the key's
+ * --input file and line:
+ *   digest  the first 8 bytes of SHA-256(prefix NUL key), big-endian, as a signed integer; the
+ *           prefix is "input" for an --input line (the key names its file), else the queue's name;
+ *   sent    with a send time (ms since 1970): its seconds since 2024-01-01 (floored), clamped to
+ *           int4; without one the caller's stamp (the file's, else the queue's);
+ *   seq     with a send time: its milliseconds << 21 | the low 21 bits of the digest's next 4
+ *           bytes (big-endian); else the line, when there is one and it fits in int4; else those
+ *           4 bytes' low 31 bits.
+ * The line and file: an --input line's message carries them (input_line, input_file) when its id
+ * is the key; otherwise the key spells them (key_line): "input:<hex file>:<digits>" (a file and
+ * a line; no line past 2^31-1), "stdin:<digits>:<digits>" (a line, no file), anything else
+ * neither. spec/ledger_spec.lua holds the rule to fixed vectors and the two paths to the same
+ * entries on every kind of batch.
+ *
+ * build() takes an item (a table without a metatable, as is its message: a raw get is then what
+ * item.f gives) whose
  *   - key (item.key, else item.id) is a string;
  *   - send time item.sent_ms is an integer, or absent (nil or false);
  *   - message, when it is a table whose input_line is set and whose id is the key (an --input
- *     line as etlua.source makes it), has an input_line integer in 0..2^31-1 and an input_file
- *     string or nil; otherwise whose key does not start with "i" (an --input line id to parse),
- *     nor, without a send time, with "stdin:";
+ *     line as etlua.source makes it), has an integer input_line and an input_file string or
+ *     nil; otherwise whose key does not start with "i" (an --input line id to parse), nor,
+ *     without a send time, with "stdin:";
  *   - `sent`, from the send time, the file's stamp (stamps[file]) or the queue's (stamp), falls
  *     in a partition that is not expired (>= live) and is known (known[k]).
  * For anything else build returns nil and the caller runs the Lua loop over the whole batch
@@ -31,6 +54,13 @@
  * again.
  *
  * Lua API:
+ *   entries.EPOCH: 1704067200, the time (s since 1970) whose `sent` is 0
+ *   entries.entry(queue, key [, sent_ms [, line, file]]) -> seq, digest, sent, file
+ *     one key's entry by the rule. sent_ms: the send time (an integer), or nil/false for none;
+ *     line: the --input line the key's message carries (an integer), with file its input_file
+ *     (a string, or nil: a stdin line); line nil: the key is read (key_line). sent: nil without
+ *     a send time (the caller stamps the entry); file: the --input file (given, or the key's),
+ *     else nil. Misuse raises.
  *   entries.build(items, queue, width, live, stamp, stamps, known)
  *     -> fresh, m, S, Q, D, O, P   every item taken: fresh = true when no two items share a key
  *                                  (no two entries share a digest), else the set of every
@@ -54,7 +84,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EPOCH 1704067200 /* ledger.lua's M.EPOCH: 2024-01-01T00:00:00Z is sent 0 */
+#define EPOCH 1704067200 /* 2024-01-01T00:00:00Z is sent 0 (entries.EPOCH: ledger.lua's M.EPOCH) */
 
 #define OID_INT4_ARRAY 1007
 #define OID_INT8_ARRAY 1016
@@ -71,6 +101,69 @@ static int64_t floor_div(int64_t a, int64_t b)
 {
     int64_t q = a / b;
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+#define NO_LINE INT64_MIN /* an entry without a line: its seq from the digest */
+
+/* What an --input or stdin line's key spells (see the header): returns its line (NO_LINE when
+ * none, or past 2^31-1) and sets *file, *flen to the --input file's hex digest in k (NULL when
+ * none: a stdin line's key, or any other). */
+static int64_t key_line(const char *k, size_t klen, const char **file, size_t *flen)
+{
+    *file = NULL;
+    *flen = 0;
+    int input = klen > 6 && memcmp(k, "input:", 6) == 0;
+    if (!input && !(klen > 6 && memcmp(k, "stdin:", 6) == 0))
+        return NO_LINE;
+    size_t i = 6;
+    for (; i < klen; i++) { /* input: hex digits; stdin: decimal ones */
+        unsigned char c = (unsigned char)k[i];
+        int hex = (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+        if (!((c >= '0' && c <= '9') || (input && hex)))
+            break;
+    }
+    if (i == 6 || i + 1 >= klen || k[i] != ':')
+        return NO_LINE;
+    size_t colon = i;
+    int64_t line = 0;
+    for (i = colon + 1; i < klen; i++) {
+        if (k[i] < '0' || k[i] > '9')
+            return NO_LINE;
+        if (line <= INT32_MAX) /* past it, it only has to stay past it */
+            line = line * 10 + (k[i] - '0');
+    }
+    if (input) {
+        *file = k + 6;
+        *flen = colon - 6;
+    }
+    return line > INT32_MAX ? NO_LINE : line;
+}
+
+/* The rule (see the header): e's digest and seq, and its sent when there is a send time
+ * (has_ms: sent_ms), from the key k, the queue's name, whether the key is an --input line's
+ * (input: the digest's prefix is "input") and its line (NO_LINE: none). Returns 0, or -1 when
+ * OpenSSL fails. */
+static int entry_make(struct etl_ledger_entry *e, const char *queue, size_t qlen, const char *k,
+                      size_t klen, int has_ms, lua_Integer sent_ms, int input, int64_t line)
+{
+    uint32_t bits;
+    if (etl_mask_sha256_int64(input ? "input" : queue, input ? 5 : qlen, k, klen, &e->digest,
+                              &bits) != 0)
+        return -1;
+    if (has_ms) {
+        int64_t ms = sent_ms % 1000;
+        if (ms < 0)
+            ms += 1000;
+        int64_t s = floor_div(sent_ms, 1000) - EPOCH;
+        e->sent = s < INT32_MIN ? INT32_MIN : s > INT32_MAX ? INT32_MAX : (int32_t)s;
+        e->seq = (int32_t)(ms << 21 | (bits & 0x1FFFFF));
+    } else if (line >= INT32_MIN && line <= INT32_MAX) {
+        e->seq = (int32_t)line;
+    } else {
+        e->seq = (int32_t)(bits & 0x7FFFFFFF);
+    }
+    e->input_digest = (char)input;
+    return 0;
 }
 
 static int before(const struct etl_ledger_entry *a, const struct etl_ledger_entry *b)
@@ -133,7 +226,7 @@ static int entry_of(lua_State *L, int item, lua_Integer i, size_t qlen, const ch
     const char *k = lua_tolstring(L, key, &klen);
     /* the --input line the message spells, when its id is the key */
     int from_msg = 0, has_file = 0;
-    lua_Integer line = 0;
+    int64_t line = NO_LINE;
     int mt = field(L, item, F_MESSAGE); /* key + 1 */
     if (mt == LUA_TTABLE) {
         if (lua_getmetatable(L, key + 1))
@@ -147,8 +240,6 @@ static int entry_of(lua_State *L, int item, lua_Integer i, size_t qlen, const ch
                 if (!lua_isinteger(L, key + 2))
                     return 0;
                 line = lua_tointeger(L, key + 2);
-                if (line < 0 || line > INT32_MAX)
-                    return 0;
                 int ft = field(L, key + 1, F_INPUT_FILE); /* key + 3 */
                 if (ft == LUA_TSTRING)
                     has_file = 1;
@@ -173,16 +264,9 @@ static int entry_of(lua_State *L, int item, lua_Integer i, size_t qlen, const ch
         return 0;
     }
     lua_pop(L, 1);
-    /* sent, and its partition */
-    int64_t s, ms = 0;
-    if (has_ms) {
-        s = floor_div(sent_ms, 1000) - EPOCH;
-        ms = sent_ms - floor_div(sent_ms, 1000) * 1000;
-        if (s < INT32_MIN)
-            s = INT32_MIN;
-        else if (s > INT32_MAX)
-            s = INT32_MAX;
-    } else if (has_file) {
+    /* without a send time, sent is a stamp: the file's, else the queue's */
+    int64_t s = 0;
+    if (!has_ms && has_file) {
         lua_pushvalue(L, key + 3);
         int t = lua_rawget(L, 6); /* stamps[file] */
         if (t == LUA_TNIL) {
@@ -194,11 +278,17 @@ static int entry_of(lua_State *L, int item, lua_Integer i, size_t qlen, const ch
             return 0;
         s = lua_tointeger(L, -1);
         lua_pop(L, 1);
-    } else {
+    } else if (!has_ms) {
         if (!lua_isinteger(L, 5))
             return 0;
         s = lua_tointeger(L, 5);
     }
+    /* the entry, by the rule (a key not read: no --input line unless its message says so) */
+    if (entry_make(e, queue, qlen, k, klen, has_ms, sent_ms, has_file, line) != 0)
+        return luaL_error(L, "etlua.ledger_entries: SHA-256 failed in OpenSSL");
+    if (has_ms)
+        s = e->sent;
+    /* its partition */
     if (s < INT32_MIN || s > INT32_MAX)
         return 0;
     lua_Integer part = floor_div(s, width);
@@ -211,20 +301,8 @@ static int entry_of(lua_State *L, int item, lua_Integer i, size_t qlen, const ch
             return 0;
         *lastk = part;
     }
-    /* digest and seq */
-    uint32_t bits;
-    const char *prefix = has_file ? "input" : queue;
-    if (etl_mask_sha256_int64(prefix, has_file ? 5 : qlen, k, klen, &e->digest, &bits) != 0)
-        return luaL_error(L, "etlua.ledger_entries: SHA-256 failed in OpenSSL");
-    if (has_ms)
-        e->seq = (int32_t)(ms << 21 | (bits & 0x1FFFFF));
-    else if (from_msg)
-        e->seq = (int32_t)line;
-    else
-        e->seq = (int32_t)(bits & 0x7FFFFFFF);
     e->sent = (int32_t)s;
     e->pos = (int32_t)i;
-    e->input_digest = (char)has_file;
     e->outcome = truthy_field(L, item, F_DROP) ? 'd' : truthy_field(L, item, F_REJECT) ? 'j' : 'r';
     lua_settop(L, key);
     return 1;
@@ -351,10 +429,53 @@ static int etl_ledger_entries_build(lua_State *L)
     return 7;
 }
 
+/* entries.entry(queue, key [, sent_ms [, line, file]]) -> seq, digest, sent, file: one key's
+ * entry by the rule (the header). */
+static int etl_ledger_entries_entry(lua_State *L)
+{
+    size_t qlen, klen;
+    const char *queue = luaL_checklstring(L, 1, &qlen);
+    const char *k = luaL_checklstring(L, 2, &klen);
+    int has_ms = lua_toboolean(L, 3);
+    lua_Integer sent_ms = has_ms ? luaL_checkinteger(L, 3) : 0;
+    lua_settop(L, 5);
+    int64_t line;
+    int input;
+    if (lua_isnil(L, 4)) { /* the key says */
+        const char *file;
+        size_t flen;
+        line = key_line(k, klen, &file, &flen);
+        input = file != NULL;
+        if (input)
+            lua_pushlstring(L, file, flen);
+        else
+            lua_pushnil(L);
+        lua_replace(L, 5);
+    } else { /* the message says */
+        line = luaL_checkinteger(L, 4);
+        input = lua_toboolean(L, 5);
+    }
+    struct etl_ledger_entry e;
+    if (entry_make(&e, queue, qlen, k, klen, has_ms, sent_ms, input, line) != 0)
+        return luaL_error(L, "etlua.ledger_entries: SHA-256 failed in OpenSSL");
+    lua_pushinteger(L, e.seq);
+    lua_pushinteger(L, (lua_Integer)e.digest);
+    if (has_ms)
+        lua_pushinteger(L, e.sent);
+    else
+        lua_pushnil(L);
+    lua_pushvalue(L, 5);
+    return 4;
+}
+
 int luaopen_etlua_ledger_entries(lua_State *L);
 int luaopen_etlua_ledger_entries(lua_State *L)
 {
-    lua_createtable(L, 0, 1);
+    lua_createtable(L, 0, 3);
+    lua_pushcfunction(L, etl_ledger_entries_entry);
+    lua_setfield(L, -2, "entry");
+    lua_pushinteger(L, EPOCH);
+    lua_setfield(L, -2, "EPOCH");
     for (int f = F_KEY; f <= F_REJECT; f++)
         lua_pushstring(L, FIELDS[f]);
     lua_pushcclosure(L, etl_ledger_entries_build, F_REJECT);

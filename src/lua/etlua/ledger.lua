@@ -18,7 +18,10 @@
 --           queue: a false duplicate is beyond odds.
 --   outcome 'r' row(s) written, 'j' rejected, 'd' dropped.
 -- The queue is in the digest, never in a row: one key in two queues (an SNS message fanned out)
--- is two entries.
+-- is two entries. How one key becomes its entry (sent from a send time, seq, digest, what an
+-- --input or stdin line's key spells) is C's, stated exactly there: etlua.ledger_entries
+-- (src/ledger_entries.c), whose entry() and build() share it. This module decides per batch
+-- (stamps, partitions, expired items, the legacy ledger, the order, the fresh set).
 -- The table is partitioned by range of `sent`, one partition per `partition_seconds` (fixed when
 -- the table is made), so an expired range goes with one DETACH ... CONCURRENTLY and one DROP:
 -- no statement ever runs over the whole ledger (etlua.ledger_maintain does that, in steps).
@@ -27,18 +30,17 @@
 -- runs, "input:<digest>" for each file loaded), with the retention its consumers need, when one
 -- was last running, and its stamp: the `sent` given to its messages that carry no send time,
 -- kept while a reload must still find them.
-local mask = require "etlua.mask"
 local host = require "etlua.host"
+local entries = require "etlua.ledger_entries"
 
 local M = {}
 local Ledger = {}
 Ledger.__index = Ledger
 
-M.EPOCH = 1704067200               -- 2024-01-01T00:00:00Z, `sent` = 0
+M.EPOCH = entries.EPOCH            -- 2024-01-01T00:00:00Z, `sent` = 0 (the rule's, in C)
 M.MARGIN = 3600                    -- added to the queue's retention: clock skew, late commits
 M.INPUT_RETENTION = 4 * 86400 + M.MARGIN -- --input: as a queue with SQS's default retention
 M.SQS_MAX_RETENTION = 14 * 86400   -- a queue that does not report its retention
-local INT4_MIN, INT4_MAX = -2147483648, 2147483647
 -- Partition widths when none is set: the largest of these at most an eighth of the retention,
 -- so the ledger holds at most retention + width (<= 1.125x) of entries plus 2 empty ahead.
 local WIDTHS = { 60, 300, 900, 3600, 14400, 21600, 43200, 86400 }
@@ -77,51 +79,17 @@ function M.queue_name(queue)
   return queue
 end
 
-local match, find, byte = string.match, string.find, string.byte
 local tointeger = math.tointeger
-local sha256_int64 = mask.sha256_int64
-local build_entries = require("etlua.ledger_entries").build
+local build_entries, entry = entries.build, entries.entry
 
--- --input line ids: "input:<digest of the file's content>:<line>" (etlua.source).
-local function input_line(key)
-  local file, line = match(key, "^input:(%x+):(%d+)$")
-  return file, line and tointeger(tonumber(line))
-end
-
--- input_lines() -> function(key) -> file, line: input_line for the keys of one claim. Its lines
--- mostly share one file: once one is seen, a key that starts with "input:<file>:" needs only its
--- line read (a plain find, not the pattern: ~3x cheaper). A key not starting with "i" is no
--- --input line (SQS ids are hexadecimal).
-local function input_lines()
-  local prefix, pfile, plen
-  return function(key)
-    if byte(key, 1) ~= 105 then return nil end
-    if prefix and find(key, prefix, 1, true) == 1 then
-      local digits = match(key, "^%d+$", plen + 1)
-      if not digits then return nil end
-      return pfile, tointeger(tonumber(digits))
-    end
-    local file, line = input_line(key)
-    if file then prefix, pfile, plen = "input:" .. file .. ":", file, #file + 7 end
-    return file, line
-  end
-end
-
--- entry(queue, key, ms, file, line) -> seq, digest (integers): the entry of a key, for
--- l:entry_key and l:claim. file, line: the key's --input file and line (input_line).
-local function entry(queue, key, ms, file, line)
-  local digest, bits = sha256_int64(file and "input" or queue, key)
-  if ms then return (ms << 21) | (bits & 0x1FFFFF), digest end
-  line = line or tointeger(tonumber(match(key, "^stdin:%d+:(%d+)$")))
-  if line and line <= 0x7FFFFFFF then return line, digest end
-  return bits & 0x7FFFFFFF, digest
-end
-
--- l:entry_key(key, ms) -> seq, digest (integers). ms: the send time's milliseconds (0..999), or
--- nil for a message without one. An --input line's digest does not name a queue (the same file
--- loaded from anywhere is the same messages); its seq is its line number.
-function Ledger:entry_key(key, ms)
-  return entry(self.queue, key, ms, input_line(key))
+-- l:entry_key(key, sent_ms) -> seq, digest, sent, file: the entry of a key by the rule, which
+-- lives in C (etlua.ledger_entries.entry: this header's sent, seq and digest, and what an
+-- --input or stdin line's key spells). sent_ms: the send time (an integer), or nil for a message
+-- without one (sent is then nil: the entry takes a stamp); file: the --input file the key names.
+-- An --input line's digest does not name a queue (the same file loaded from anywhere is the same
+-- messages); its seq is its line number.
+function Ledger:entry_key(key, sent_ms)
+  return entry(self.queue, key, sent_ms)
 end
 
 -- l:file_stamp(db, file) -> stamp | nil, msg, code: the `sent` of an --input file's lines, in
@@ -290,47 +258,43 @@ local function order(S, Q, D, m)
 end
 
 -- lua_entries(l, db, items, stamps, live) -> fresh, m, S, Q, D, O, P, old | nil, msg, code: the
--- claim's entries, the reference rule for every item (etlua.ledger_entries takes the common
--- items in C, the same rule; spec/ledger_spec.lua holds the two to the same answers). fresh: the
--- set of every item's key; S, Q, D, O: sent, seq, digest and outcome of the m entries, in (sent,
--- seq, digest) order; P[j]: the index in items of entry j; old: the keys of items claimed
--- without an entry (expired), when any. stamps: --input file digest -> its stamp, read here
--- (l:file_stamp) at a file's first line. Partitions not made yet are made here.
+-- claim's entries for every batch etlua.ledger_entries.build does not take whole, each entry
+-- by the same rule in C (entry; spec/ledger_spec.lua holds the two paths to the same answers).
+-- fresh: the set of every item's key; S, Q, D, O: sent, seq, digest and outcome of the m
+-- entries, in (sent, seq, digest) order; P[j]: the index in items of entry j; old: the keys of
+-- items claimed without an entry (expired), when any. stamps: --input file digest -> its stamp,
+-- read here (l:file_stamp) at a file's first line. Partitions not made yet are made here.
 local function lua_entries(self, db, items, stamps, live)
   local fresh = {}
   local S, Q, D, O, P = {}, {}, {}, {}, {} -- per entry: sent, seq, digest, outcome, its item
   local m = 0
   local old          -- keys of items claimed without an entry (expired), when any
   local ks, unknown, lastk = {}, false, nil
-  local lines = input_lines()
   local queue, width, known, stamp0 = self.queue, self.width, self.known, self.stamp
   for i = 1, #items do
     local item = items[i]
     local key = item.key or item.id
     if type(key) ~= "string" then error("ledger: every item needs a string key or id", 0) end
-    -- an --input line's message carries the file and line its id spells (etlua.source): read
-    -- there when the key is that id, else parsed from the key
-    local file, line
+    -- an --input line's message carries the file and line its id spells (etlua.source): given
+    -- when the key is that id, else the rule reads them from the key
+    local line, file
     local msg = item.message
-    if msg and msg.input_line and msg.id == key then
-      file, line = msg.input_file, msg.input_line
-    else
-      file, line = lines(key)
-    end
-    local s, ms = stamp0, nil
+    if msg and msg.input_line and msg.id == key then line, file = msg.input_line, msg.input_file end
     local sent_ms = item.sent_ms
     sent_ms = sent_ms and tointeger(sent_ms // 1)
-    if sent_ms then
-      s = sent_ms // 1000 - M.EPOCH
-      if s < INT4_MIN then s = INT4_MIN elseif s > INT4_MAX then s = INT4_MAX end
-      ms = sent_ms % 1000
-    elseif file then
-      s = stamps[file]
-      if not s then
-        local err, code
-        s, err, code = self:file_stamp(db, file)
-        if not s then return nil, err, code end
-        stamps[file] = s
+    local seq, digest, s
+    seq, digest, s, file = entry(queue, key, sent_ms, line, file)
+    if not s then -- no send time: the file's stamp, else the queue's
+      if file then
+        s = stamps[file]
+        if not s then
+          local err, code
+          s, err, code = self:file_stamp(db, file)
+          if not s then return nil, err, code end
+          stamps[file] = s
+        end
+      else
+        s = stamp0
       end
     end
     local k = s // width
@@ -344,8 +308,7 @@ local function lua_entries(self, db, items, stamps, live)
         lastk = k
       end
       m = m + 1
-      Q[m], D[m] = entry(queue, key, ms, file, line)
-      S[m], P[m] = s, i
+      S[m], Q[m], D[m], P[m] = s, seq, digest, i
       O[m] = item.drop and "d" or (item.reject and "j" or "r")
     end
   end
