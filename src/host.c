@@ -35,6 +35,7 @@ int luaopen_etlua_json(lua_State *L);
 int luaopen_etlua_scrub(lua_State *L);
 int luaopen_etlua_budget(lua_State *L);
 int luaopen_etlua_row(lua_State *L);
+int luaopen_etlua_lines(lua_State *L);
 int luaopen_etlua_ledger_entries(lua_State *L);
 
 static volatile sig_atomic_t stop_requests;
@@ -204,6 +205,7 @@ void etl_host_preload(lua_State *L)
         {"etlua.scrub", luaopen_etlua_scrub},
         {"etlua.budget", luaopen_etlua_budget},
         {"etlua.row", luaopen_etlua_row},
+        {"etlua.lines", luaopen_etlua_lines},
         {"etlua.ledger_entries", luaopen_etlua_ledger_entries},
         {NULL, NULL},
     };

@@ -23,6 +23,7 @@ local inflight = require "etlua.inflight"
 local receive_window = require "etlua.receive_window"
 local heartbeat = require "etlua.heartbeat"
 local queue_depth = require "etlua.queue_depth"
+local lines = require "etlua.lines"
 
 local M = {}
 
@@ -534,13 +535,13 @@ function Sqs:close() self.client:close() end
 
 -- File ----------------------------------------------------------------------------------------
 local File = {}
-local byte, sub, find, concat = string.byte, string.sub, string.find, table.concat
+local byte, sub = string.byte, string.sub
 File.__index = File
 
--- A file is read CHUNK bytes at a time and cut at each \n with a plain find (memchr): f:read("l")
--- reads a character at a time (~3 k instructions for a login body, against ~0.5 k this way).
+-- A file's lines come from etlua.lines (read 64 KiB at a time into a buffer of its own, each line
+-- without its \n or \r\n: only the lines become Lua strings, not the chunks they were read in).
 -- stdin keeps f:read("l"): a pipe's lines are taken as they come, not once a chunk is full.
-local CHUNK = 65536
+local next_line = lines.next
 
 -- The decimal text of 0..999, bare and padded to three digits: a line's number in its id is made
 -- from these (one or two lookups), as Lua's own integer to text is a snprintf (~0.9 k instructions
@@ -576,36 +577,17 @@ function M.file(path)
   f, err = io.open(path, "rb")
   if not f then fail.user("cannot read --input %s", err) end
   local digest = content_digest(f, path)
-  return setmetatable({ f = f, line = 0, path = path, digest = digest:sub(1, 32), buf = "", pos = 1 },
+  return setmetatable({ f = f, line = 0, path = path, digest = digest:sub(1, 32), reader = lines.reader(f) },
                       File)
 end
 
--- The line that the chunk in hand (self.buf from self.pos) does not end: its rest and the next
--- chunks up to a \n, without it (as f:read("l")), or nil at the file's end, nil, err on a read
--- error; self.buf and self.pos then hold the chunk after it, self.cr whether a \r follows in
--- it. A line longer than a chunk is gathered in pieces, joined once. stdin (no buf):
--- f:read("l").
-local function read_on(self)
-  local buf = self.buf
-  if not buf then return self.f:read("l") end
-  local parts, n = { sub(buf, self.pos) }, 1
-  while true do
-    local chunk, err = self.f:read(CHUNK)
-    if not chunk then
-      self.buf, self.pos = "", 1
-      if err then return nil, err end
-      if n == 1 and parts[1] == "" then return nil end
-      return concat(parts, "", 1, n)
-    end
-    local e = find(chunk, "\n", 1, true)
-    if e then
-      self.buf, self.pos, self.cr = chunk, e + 1, find(chunk, "\r", e, true) ~= nil
-      parts[n + 1] = sub(chunk, 1, e - 1)
-      return concat(parts, "", 1, n + 1)
-    end
-    n = n + 1
-    parts[n] = chunk
-  end
+-- The next line (without its line end), or nil at the end, nil, err on a read error.
+local function stdin_line(f)
+  local body, err = f:read("l")
+  -- the \r of a \r\n line end, by its byte: a pattern anchored at the end is tried at every
+  -- position of the line
+  if body and byte(body, -1) == 13 then body = sub(body, 1, -2) end
+  return body, err
 end
 
 -- A line's id is "input:<digest of the file's content>:<line>": loading the same file again (or
@@ -619,28 +601,14 @@ function File:next_batch(max)
   local line, n, digest = self.line, 0, self.digest
   -- the ids' common part, made once a batch (a format per line cost more than its line's read)
   local prefix = self.path == "-" and ("stdin:" .. now .. ":") or ("input:" .. digest .. ":")
-  local buf, pos, cr = self.buf, self.pos, self.cr
+  local reader, f = self.reader, self.f
   while n < max do
-    -- the next line: within the chunk in hand (one memchr; its \r, by its byte, only when the
-    -- rest of the chunk has one), else read on
-    local e, body, err = buf and find(buf, "\n", pos, true)
-    if e then
-      local last = e - 1
-      if cr and last >= pos and byte(buf, last) == 13 then last = last - 1 end
-      body, pos = sub(buf, pos, last), e + 1
-    else
-      self.pos = pos
-      body, err = read_on(self)
-      buf, pos, cr = self.buf, self.pos, self.cr
-      if not body then
-        self.line = line
-        if err then fail.user("cannot read --input %s: %s", self.path, err) end
-        return batch, true
-      end
-      -- the \r of a \r\n line end, by its byte: a pattern anchored at the end is tried at
-      -- every position of the line (~30 k instructions for a login body, a quarter of --input)
-      local len = #body
-      if byte(body, len) == 13 then body = sub(body, 1, len - 1) end
+    local body, err
+    if reader then body, err = next_line(reader) else body, err = stdin_line(f) end
+    if not body then
+      self.line = line
+      if err then fail.user("cannot read --input %s: %s", self.path, err) end
+      return batch, true
     end
     line = line + 1
     if body ~= "" then
@@ -653,7 +621,7 @@ function File:next_batch(max)
       batch[n] = { id = id, body = body, received_ms = now, input_file = digest, input_line = line }
     end
   end
-  self.line, self.pos = line, pos
+  self.line = line
   return batch, false
 end
 
@@ -670,6 +638,7 @@ function File:ack(messages) return #messages end
 function File:flush() return 0 end
 
 function File:close()
+  if self.reader then self.reader:close() end
   if self.f ~= io.stdin then self.f:close() end
 end
 

@@ -1,0 +1,63 @@
+-- spec/lines_spec.lua: etlua.lines, the reader that cuts an --input file into lines (the file
+-- source's behaviour over it, chunk edges included, is spec/source_spec.lua's): what a line is,
+-- a reader from where the file stands, and the misuse that raises.
+require "spec.helper"
+local lines = require "etlua.lines"
+
+local function file_of(content)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb")); f:write(content); f:close()
+  return path, assert(io.open(path, "rb"))
+end
+
+local function all(r)
+  local got = {}
+  for l in function() return lines.next(r) end do got[#got + 1] = l end
+  return got
+end
+
+describe("etlua.lines", function()
+  it("gives each line without \\n or \\r\\n, empty ones too, the last without a line end", function()
+    local path, f = file_of("a\r\n\nb\r\r\nc\rd\n\r\nlast\r")
+    local r = lines.reader(f)
+    assert.are.same({"a", "", "b\r", "c\rd", "", "last"}, all(r))
+    assert.is_nil(r:next()) -- and stays at the end
+    r:close(); f:close(); os.remove(path)
+  end)
+
+  it("gives nothing for an empty file, and no empty last line after a final \\n", function()
+    local path, f = file_of("")
+    assert.are.same({}, all(lines.reader(f)))
+    f:close(); os.remove(path)
+    path, f = file_of("x\n")
+    assert.are.same({"x"}, all(lines.reader(f)))
+    f:close(); os.remove(path)
+  end)
+
+  it("keeps NUL bytes and lines far longer than its buffer", function()
+    local long = ("0123456789"):rep(30000)
+    local path, f = file_of("a\0b\n" .. long .. "\r\n" .. long)
+    assert.are.same({"a\0b", long, long}, all(lines.reader(f)))
+    f:close(); os.remove(path)
+  end)
+
+  it("reads from where the file stands", function()
+    local path, f = file_of("skip\nthen\n")
+    f:seek("set", 5)
+    assert.are.same({"then"}, all(lines.reader(f)))
+    f:close(); os.remove(path)
+  end)
+
+  it("raises when used closed, or on a closed file; closing twice is safe", function()
+    local path, f = file_of("x\n")
+    local r = lines.reader(f)
+    r:close(); r:close()
+    assert.has_error(function() r:next() end, "attempt to use a closed lines reader")
+    local r2 = lines.reader(f)
+    f:close()
+    assert.has_error(function() r2:next() end, "attempt to read lines of a closed file")
+    assert.has_error(function() lines.reader(f) end)
+    assert.has_error(function() lines.reader("not a file") end)
+    os.remove(path)
+  end)
+end)

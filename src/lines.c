@@ -1,0 +1,158 @@
+/* lines.c: the etlua.lines module. Owns the cutting of an --input file into its lines (the file
+ * source of src/lua/etlua/source.lua, which numbers them and makes each line's message).
+ *
+ * Why C: read in Lua, a file came as 64 KiB strings (f:read(n)), each line then found and cut
+ * out of one with string.find and string.sub: every chunk a new 64 KiB Lua string for the
+ * collector to count (~190 bytes a login line, 8% of what a message allocated) besides the
+ * lines themselves. Here the bytes are read into one buffer of the reader's own (malloc'd, grown
+ * for a longer line, never a Lua value) and only the lines become Lua strings.
+ *
+ * Lua API:
+ *   local r = lines.reader(f)   f: an open Lua file (io.open); read from its current position
+ *                               with fread, 64 KiB at a time. The file stays the caller's (to
+ *                               close); the reader keeps it alive.
+ *   r:next() -> line | nil (the end of the file) | nil, message (a read error)
+ *       line: the bytes up to the next \n, without it and without one \r just before it (a
+ *       \r\n line end); the last line needs no \n (its one trailing \r is dropped too). Empty
+ *       lines are lines (""). As io.lines reads them, but for the \r.
+ *   lines.next(r)               the same as r:next() (a local for a loop: no method lookup)
+ *   r:close()                   frees the buffer (also __gc and __close; twice is safe); next()
+ *                               on a closed reader, or on a closed file, raises. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#define READER_MT "etlua.lines.reader"
+#define CHUNK 65536 /* bytes read at a time */
+
+struct etl_lines_reader {
+    char *buf;         /* NULL once closed */
+    size_t cap;        /* bytes of buf */
+    size_t start, end; /* the bytes read and not yet handed out: buf[start..end) */
+    size_t scanned;    /* buf[start..scanned) holds no \n */
+    int eof;           /* fread has reached the end of the file */
+};
+
+/* lines.reader(f) */
+static int etl_lines_reader(lua_State *L)
+{
+    luaL_Stream *s = luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    luaL_argcheck(L, s->closef != NULL, 1, "file is closed");
+    struct etl_lines_reader *r = lua_newuserdatauv(L, sizeof *r, 1);
+    r->buf = NULL;
+    r->cap = r->start = r->end = r->scanned = 0;
+    r->eof = 0;
+    luaL_setmetatable(L, READER_MT);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1); /* the file, kept alive */
+    r->buf = malloc(CHUNK);
+    if (r->buf == NULL)
+        return luaL_error(L, "not enough memory");
+    r->cap = CHUNK;
+    return 1;
+}
+
+/* Pushes buf[from..to) without one \r at its end. */
+static void push_line(lua_State *L, const char *from, const char *to)
+{
+    if (to > from && to[-1] == '\r')
+        to--;
+    lua_pushlstring(L, from, (size_t)(to - from));
+}
+
+/* r:next() */
+static int etl_lines_next(lua_State *L)
+{
+    struct etl_lines_reader *r = luaL_checkudata(L, 1, READER_MT);
+    if (r->buf == NULL)
+        return luaL_error(L, "attempt to use a closed lines reader");
+    lua_getiuservalue(L, 1, 1);
+    luaL_Stream *s = lua_touserdata(L, -1);
+    if (s->closef == NULL)
+        return luaL_error(L, "attempt to read lines of a closed file");
+    lua_pop(L, 1);
+    for (;;) {
+        char *nl = memchr(r->buf + r->scanned, '\n', r->end - r->scanned);
+        if (nl != NULL) {
+            push_line(L, r->buf + r->start, nl);
+            r->start = r->scanned = (size_t)(nl - r->buf) + 1;
+            return 1;
+        }
+        r->scanned = r->end;
+        if (r->eof) {
+            if (r->end == r->start) {
+                lua_pushnil(L);
+                return 1;
+            }
+            push_line(L, r->buf + r->start, r->buf + r->end);
+            r->start = r->scanned = r->end;
+            return 1;
+        }
+        /* read on: what is left to the front, room for a chunk more (a line longer than the
+         * buffer grows it) */
+        if (r->start > 0) {
+            memmove(r->buf, r->buf + r->start, r->end - r->start);
+            r->end -= r->start;
+            r->scanned = r->end;
+            r->start = 0;
+        }
+        if (r->cap - r->end < CHUNK / 2) {
+            char *b = realloc(r->buf, r->cap * 2);
+            if (b == NULL)
+                return luaL_error(L, "not enough memory for a line of %d bytes", (int)r->end);
+            r->buf = b;
+            r->cap *= 2;
+        }
+        size_t want = r->cap - r->end;
+        errno = 0;
+        size_t n = fread(r->buf + r->end, 1, want, s->f);
+        r->end += n;
+        if (n < want) {
+            if (ferror(s->f)) {
+                int e = errno;
+                clearerr(s->f);
+                lua_pushnil(L);
+                lua_pushstring(L, e != 0 ? strerror(e) : "read error");
+                return 2;
+            }
+            r->eof = 1;
+        }
+    }
+}
+
+/* r:close(), __gc, __close */
+static int etl_lines_close(lua_State *L)
+{
+    struct etl_lines_reader *r = luaL_checkudata(L, 1, READER_MT);
+    free(r->buf);
+    r->buf = NULL;
+    return 0;
+}
+
+int luaopen_etlua_lines(lua_State *L);
+int luaopen_etlua_lines(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        {"next", etl_lines_next},
+        {"close", etl_lines_close},
+        {NULL, NULL},
+    };
+    if (luaL_newmetatable(L, READER_MT)) {
+        luaL_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, etl_lines_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, etl_lines_close);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushcfunction(L, etl_lines_reader);
+    lua_setfield(L, -2, "reader");
+    lua_pushcfunction(L, etl_lines_next);
+    lua_setfield(L, -2, "next");
+    return 1;
+}
