@@ -29,6 +29,21 @@ static int grow(struct etl_buf *b, size_t n)
     return 0;
 }
 
+int etl_buf_reserve(struct etl_buf *b, size_t n)
+{
+    if (b->oom || b->over_limit || (b->limit && n > b->limit - b->len) ||
+        n > ((size_t)-1) / 4 - b->len)
+        return -1;
+    if (b->len + n + 1 <= b->cap)
+        return 0;
+    char *p = realloc(b->p, b->len + n + 1);
+    if (!p)
+        return -1;
+    b->p = p;
+    b->cap = b->len + n + 1;
+    return 0;
+}
+
 int etl_buf_add(struct etl_buf *b, const void *s, size_t n)
 {
     if (grow(b, n) != 0)

@@ -115,6 +115,12 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
     struct slot *s = ud;
     size_t n = size * nmemb;
+    curl_off_t announced = -1;
+    /* an answer that says its length is allocated once, not grown by doubling from 256 bytes */
+    if (s->answer.cap == 0 &&
+        curl_easy_getinfo(s->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) == CURLE_OK &&
+        announced > 0 && announced <= ETL_HTTP_MAX_BODY)
+        etl_buf_reserve(&s->answer, (size_t)announced);
     return etl_buf_add(&s->answer, data, n) == 0 ? n : 0; /* 0 aborts: CURLE_WRITE_ERROR */
 }
 

@@ -27,6 +27,7 @@ struct client {
     struct etl_http *http;             /* NULL once closed */
     const struct etl_sqs_codec *codec; /* NULL until detected */
     char *url, *queue_url, *secret_key, *session_token;
+    struct etl_buf body; /* the request being built (reused: the transport copies it) */
     long timeout_ms;
     lua_Integer last_local_token; /* -1, -2, ... */
 };
@@ -99,9 +100,10 @@ static int start(lua_State *L, struct client *c, const struct etl_sqs_codec *cod
 {
     const char *action = etl_sqs_action_name(req->action);
     char target[64], err[256], msg[400];
-    struct etl_buf body = {0};
-    if (codec->build(req, &body) != 0) {
-        etl_buf_free(&body);
+    struct etl_buf *body = &c->body;
+    etl_buf_reset(body);
+    if (codec->build(req, body) != 0) {
+        etl_buf_free(body); /* out of memory: the next request starts afresh */
         snprintf(msg, sizeof msg, "SQS %s: out of memory", action);
         return push_failure(L, ETL_SQS_CLIENT, msg);
     }
@@ -109,10 +111,9 @@ static int start(lua_State *L, struct client *c, const struct etl_sqs_codec *cod
     const char *headers[2] = {codec->content_type, target};
     long extra_ms = req->action == ETL_SQS_RECEIVE ? req->wait_s * 1000L : 0;
     enum etl_http_status st =
-        etl_http_add(c->http, c->url, headers, codec->send_target ? 2 : 1, body.p, body.len,
+        etl_http_add(c->http, c->url, headers, codec->send_target ? 2 : 1, body->p, body->len,
                      c->timeout_ms < 10000 ? c->timeout_ms : 10000, c->timeout_ms + extra_ms, flags,
                      (int)req->action, id, err, sizeof err);
-    etl_buf_free(&body);
     if (st == ETL_HTTP_OK)
         return 0;
     snprintf(msg, sizeof msg, "SQS %s: %s", action, err);
@@ -167,6 +168,7 @@ static int client_close(lua_State *L)
     struct client *c = luaL_checkudata(L, 1, CLIENT_MT);
     etl_http_close(c->http);
     c->http = NULL;
+    etl_buf_free(&c->body);
     free(c->url);
     free(c->queue_url);
     c->url = c->queue_url = NULL;

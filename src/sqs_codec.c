@@ -109,14 +109,19 @@ enum etl_sqs_code etl_sqs_service_error(struct etl_sqs_result *out, long status,
     return etl_sqs_classify(status, code);
 }
 
+/* The array's room is the power of two at or above its count (no capacity kept): it grows
+ * only when the count is 0 or a power of two, so ten messages cost five reallocs, not ten. */
 void *etl_sqs_append(void **arr, size_t *n, size_t sz)
 {
     if (*n >= ETL_SQS_MAX_ENTRIES)
         return NULL;
-    char *p = realloc(*arr, (*n + 1) * sz);
-    if (!p)
-        return NULL;
-    *arr = p;
+    char *p = *arr;
+    if ((*n & (*n - 1)) == 0) { /* 0, 1, 2, 4, ...: full */
+        p = realloc(*arr, (*n ? 2 * *n : 1) * sz);
+        if (!p)
+            return NULL;
+        *arr = p;
+    }
     memset(p + *n * sz, 0, sz);
     return p + (*n)++ * sz;
 }

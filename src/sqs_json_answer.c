@@ -325,17 +325,48 @@ static int message_attributes(struct rd *r, const char *k, size_t klen, void *ud
     return 0;
 }
 
+/* A count's value (as text() reads it: a string, or an integer as its digits) into *out, by
+ * etl_sqs_parse_count, without a heap copy: -1 when absent, not a count, or too long for one. */
+static int count(struct rd *r, long long *out, int depth)
+{
+    char digits[32];
+    const char *s;
+    size_t n;
+    *out = -1;
+    if (*r->p == '"') {
+        if (decode(r, &r->tmp, &s, &n) != 0)
+            return -1;
+        if (n < sizeof digits) {
+            memcpy(digits, s, n);
+            digits[n] = '\0';
+            *out = etl_sqs_parse_count(digits);
+        }
+        return 0;
+    }
+    const char *start = r->p;
+    int integral = 0;
+    if (*start != '-' && (*start < '0' || *start > '9'))
+        return value(r, depth);
+    if (num(r, &integral) != 0)
+        return -1;
+    if (!integral)
+        return 0;
+    errno = 0;
+    long long v = strtoll(start, NULL, 10);
+    if (errno == ERANGE)
+        return 0;
+    snprintf(digits, sizeof digits, "%lld", v);
+    *out = etl_sqs_parse_count(digits);
+    return 0;
+}
+
 static int system_attribute(struct rd *r, const char *k, size_t klen, void *ud, int depth)
 {
     struct etl_sqs_message *m = ud;
-    char *v = NULL;
-    if (KEY(k, "SentTimestamp") || KEY(k, "ApproximateReceiveCount")) {
-        if (text(r, &v, depth) != 0)
-            return -1;
-        *(KEY(k, "SentTimestamp") ? &m->sent_ms : &m->receive_count) = etl_sqs_parse_count(v);
-        free(v);
-        return 0;
-    }
+    if (KEY(k, "SentTimestamp"))
+        return count(r, &m->sent_ms, depth);
+    if (KEY(k, "ApproximateReceiveCount"))
+        return count(r, &m->receive_count, depth);
     if (KEY(k, "MessageGroupId"))
         return text(r, &m->group_id, depth);
     if (KEY(k, "SequenceNumber"))

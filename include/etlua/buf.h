@@ -22,6 +22,11 @@ struct etl_buf {
 /* Appends s[0..n). Returns 0, or -1 once the buffer is out of memory or over its limit. */
 int etl_buf_add(struct etl_buf *b, const void *s, size_t n);
 
+/* Makes room for n more bytes at once, exactly (a buffer whose final size is known, filled in
+ * pieces, is then allocated once rather than grown by doubling). Returns 0, or -1 when the
+ * room would pass the limit or memory runs out (nothing changes: a later add decides). */
+int etl_buf_reserve(struct etl_buf *b, size_t n);
+
 /* Appends a NUL-terminated string. Same return. */
 int etl_buf_adds(struct etl_buf *b, const char *s);
 

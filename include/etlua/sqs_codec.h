@@ -150,7 +150,8 @@ enum etl_sqs_code etl_sqs_json_parse(enum etl_sqs_action action, const struct et
                                      struct etl_sqs_result *out);
 
 /* Shared by the codecs (sqs_codec.c): grows *arr of *n elements of size sz by one zeroed
- * element; NULL when ETL_SQS_MAX_ENTRIES are there or memory runs out. */
+ * element (room for the next ones grows by doubling); NULL when ETL_SQS_MAX_ENTRIES are there
+ * or memory runs out. */
 void *etl_sqs_append(void **arr, size_t *n, size_t sz);
 
 /* Shared by the codecs: "12345" -> 12345; -1 for anything but 1..18 decimal digits. */

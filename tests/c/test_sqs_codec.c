@@ -427,6 +427,27 @@ static void test_json_reader(void)
               depth);
         etl_sqs_result_free(&r);
     }
+    /* eleven messages (the arrays grow by doubling): each kept whole, in order */
+    struct etl_buf eleven = {0};
+    etl_buf_adds(&eleven, "{\"Messages\":[");
+    for (int i = 0; i < 11; i++)
+        etl_buf_addf(&eleven,
+                     "%s{\"MessageId\":\"m%d\",\"ReceiptHandle\":\"r%d\",\"Attributes\":"
+                     "{\"SentTimestamp\":\"%d\"},\"MessageAttributes\":{\"a\":"
+                     "{\"StringValue\":\"v%d\"}}}",
+                     i ? "," : "", i, i, 1000 + i, i);
+    etl_buf_adds(&eleven, "]}");
+    CHECK(json(eleven.p, &r) == ETL_SQS_OK && r.nmessages == 11);
+    for (size_t i = 0; i < r.nmessages; i++) {
+        char id[24], v[24];
+        snprintf(id, sizeof id, "m%zu", i);
+        snprintf(v, sizeof v, "v%zu", i);
+        CHECK_STR_EQ(r.messages[i].id, id);
+        CHECK(r.messages[i].sent_ms == 1000 + (long long)i && r.messages[i].nattributes == 1);
+        CHECK_STR_EQ(pair(r.messages[i].attributes, r.messages[i].nattributes, "a"), v);
+    }
+    etl_sqs_result_free(&r);
+    etl_buf_free(&eleven);
     /* more messages than a result keeps: a protocol error, nothing kept */
     struct etl_buf many = {0};
     etl_buf_adds(&many, "{\"Messages\":[");
