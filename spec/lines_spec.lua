@@ -16,7 +16,43 @@ local function all(r)
   return got
 end
 
+-- The content's digest as source.lua defined it in Lua before etlua.lines: 1 MiB reads, each
+-- hashed after the digest so far, then the digest and ":" and the byte count.
+local function lua_digest(f)
+  local sha = require("etlua.mask").sha256_hex
+  local digest, n = "", 0
+  while true do
+    local chunk = f:read(1048576)
+    if not chunk then break end
+    digest, n = sha(digest .. chunk), n + #chunk
+  end
+  return sha(digest .. ":" .. n)
+end
+
 describe("etlua.lines", function()
+  it("digest: the content's digest as it always was, at every size around its 1 MiB steps", function()
+    for _, size in ipairs({0, 1, 1048575, 1048576, 1048577, 2 * 1048576, 2621440}) do
+      local path, f = file_of(("abcdefghij\n"):rep(size // 11 + 1):sub(1, size))
+      local want = lua_digest(f)
+      f:seek("set", 0)
+      assert.are.equal(want, lines.digest(f), "size " .. size)
+      f:close(); os.remove(path)
+    end
+    local path, f = file_of("0123456789")
+    f:seek("set", 4)
+    assert.are.equal(require("etlua.mask").sha256_hex(require("etlua.mask").sha256_hex("456789") .. ":6"),
+                     lines.digest(f))
+    f:close(); os.remove(path)
+  end)
+
+  it("digest: a read error is nil, message (a directory)", function()
+    local f = assert(io.open("/", "rb"))
+    local d, err = lines.digest(f)
+    assert.is_nil(d)
+    assert.are.equal("Is a directory", err)
+    f:close()
+  end)
+
   it("gives each line without \\n or \\r\\n, empty ones too, the last without a line end", function()
     local path, f = file_of("a\r\n\nb\r\r\nc\rd\n\r\nlast\r")
     local r = lines.reader(f)

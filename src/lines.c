@@ -8,6 +8,11 @@
  * for a longer line, never a Lua value) and only the lines become Lua strings.
  *
  * Lua API:
+ *   lines.digest(f) -> hex | nil, message (a read error)
+ *       what names an --input file's content in its messages' ids: read from f's position to
+ *       its end in steps of 1 MiB (the last one shorter), d = SHA-256 hex of (d .. step) from
+ *       d = "" on, then the SHA-256 hex of (d .. ":" .. the byte count in decimal). Only a step
+ *       is in memory at a time, in a buffer of its own (not a Lua string, nor joined to d).
  *   local r = lines.reader(f)   f: an open Lua file (io.open); read from its current position
  *                               with fread, 64 KiB at a time. The file stays the caller's (to
  *                               close); the reader keeps it alive.
@@ -18,7 +23,10 @@
  *   lines.next(r)               the same as r:next() (a local for a loop: no method lookup)
  *   r:close()                   frees the buffer (also __gc and __close; twice is safe); next()
  *                               on a closed reader, or on a closed file, raises. */
+#include "etlua/mask.h"
+
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,6 +60,49 @@ static int etl_lines_reader(lua_State *L)
     if (r->buf == NULL)
         return luaL_error(L, "not enough memory");
     r->cap = CHUNK;
+    return 1;
+}
+
+#define DIGEST_STEP ((size_t)1 << 20) /* bytes of the file hashed at a time */
+
+/* lines.digest(f) */
+static int etl_lines_digest(lua_State *L)
+{
+    luaL_Stream *s = luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    luaL_argcheck(L, s->closef != NULL, 1, "file is closed");
+    char *buf = malloc(DIGEST_STEP);
+    if (buf == NULL)
+        return luaL_error(L, "not enough memory");
+    char d[ETL_MASK_HEX_LEN + 1] = "", next[ETL_MASK_HEX_LEN + 1];
+    size_t dlen = 0, n;
+    unsigned long long total = 0;
+    int ok = 1, e = 0;
+    do {
+        errno = 0;
+        n = fread(buf, 1, DIGEST_STEP, s->f);
+        if (n < DIGEST_STEP && ferror(s->f)) {
+            e = errno != 0 ? errno : EIO;
+            clearerr(s->f);
+            break;
+        }
+        if (n > 0) {
+            total += n;
+            ok = etl_mask_sha256_hex2(d, dlen, buf, n, next) == 0;
+            memcpy(d, next, sizeof d);
+            dlen = ETL_MASK_HEX_LEN;
+        }
+    } while (ok && n == DIGEST_STEP);
+    free(buf);
+    if (e != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, strerror(e));
+        return 2;
+    }
+    char count[32];
+    int clen = snprintf(count, sizeof count, ":%llu", total);
+    if (!ok || etl_mask_sha256_hex2(d, dlen, count, (size_t)clen, next) != 0)
+        return luaL_error(L, "etlua.lines: SHA-256 failed in OpenSSL");
+    lua_pushlstring(L, next, ETL_MASK_HEX_LEN);
     return 1;
 }
 
@@ -152,6 +203,8 @@ int luaopen_etlua_lines(lua_State *L)
     lua_newtable(L);
     lua_pushcfunction(L, etl_lines_reader);
     lua_setfield(L, -2, "reader");
+    lua_pushcfunction(L, etl_lines_digest);
+    lua_setfield(L, -2, "digest");
     lua_pushcfunction(L, etl_lines_next);
     lua_setfield(L, -2, "next");
     return 1;

@@ -63,6 +63,19 @@ int etl_mask_sha256_hex(const void *data, size_t len, char out[ETL_MASK_HEX_LEN 
     return 0;
 }
 
+int etl_mask_sha256_hex2(const void *a, size_t alen, const void *b, size_t blen,
+                         char out[ETL_MASK_HEX_LEN + 1])
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256_CTX c;
+    out[0] = '\0';
+    if (!SHA256_Init(&c) || !SHA256_Update(&c, a, alen) || !SHA256_Update(&c, b, blen) ||
+        !SHA256_Final(md, &c))
+        return -1;
+    etl_hex(out, md, sizeof md, 0);
+    return 0;
+}
+
 /* An HMAC-SHA-256 key (RFC 2104) as the SHA-256 states after its block xor ipad (inner) and
  * xor opad (outer): a MAC is then the data's own compressions plus one for the outer hash.
  * Key material: cleansed when dropped. */

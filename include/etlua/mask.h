@@ -18,6 +18,10 @@ struct lua_State;
  * Returns 0, or -1 when OpenSSL fails (out is then an empty string). */
 int etl_mask_sha256_hex(const void *data, size_t len, char out[ETL_MASK_HEX_LEN + 1]);
 
+/* The same for the bytes of a[0..alen) followed by b[0..blen), without joining them. */
+int etl_mask_sha256_hex2(const void *a, size_t alen, const void *b, size_t blen,
+                         char out[ETL_MASK_HEX_LEN + 1]);
+
 /* Writes the lowercase hex HMAC-SHA-256(key, data) and a NUL to out. Any key bytes, any length.
  * Returns 0, or -1 when OpenSSL fails (out is then an empty string). */
 int etl_mask_hmac_hex(const void *key, size_t keylen, const void *data, size_t len,

@@ -14,7 +14,6 @@
 -- The SQS half owns the receive pipeline and the drain decision; the requests that settle
 -- messages are etlua.inflight's, the visibility heartbeat etlua.heartbeat's.
 local sqs = require "etlua.sqs"
-local mask = require "etlua.mask"
 local host = require "etlua.host"
 local fail = require "etlua.fail"
 local retry = require "etlua.retry"
@@ -553,20 +552,13 @@ local DIGITS3 = setmetatable({}, { __index = function(t, k)
   local s = ("%03d"):format(k); t[k] = s; return s
 end })
 
--- A file is its content: the digest of its bytes, read once before the first line (1 MiB at a
--- time, each chunk hashed with the digest so far, so a large file never sits in memory).
+-- A file is its content: lines.digest (etlua.lines) of its bytes, read once before the first line
+-- (1 MiB at a time, each step hashed with the digest so far, so a large file never sits in memory).
 local function content_digest(f, path)
-  local digest, n = "", 0
-  while true do
-    local chunk, err = f:read(1048576)
-    if not chunk then
-      if err then fail.user("cannot read --input %s: %s (it must name a file, or - for stdin)", path, err) end
-      break
-    end
-    digest, n = mask.sha256_hex(digest .. chunk), n + #chunk
-  end
+  local digest, err = lines.digest(f)
+  if not digest then fail.user("cannot read --input %s: %s (it must name a file, or - for stdin)", path, err) end
   f:seek("set", 0)
-  return mask.sha256_hex(digest .. ":" .. n)
+  return digest
 end
 
 function M.file(path)
