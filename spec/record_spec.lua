@@ -171,6 +171,22 @@ describe("p:item", function()
     end
   end)
 
+  it("is the message itself for rows without an envelope key: row, key and message set on it", function()
+    local p = H.processor()
+    local m = { id = "m-9", received_ms = 12, body = H.body({}), input_file = "f", input_line = 3 }
+    local item = p:item(m)
+    assert.are.equal(m, item)
+    assert.are.equal(m, item.message)
+    assert.are.equal("m-9", item.key)
+    assert.is_table(item.row)
+    assert.are.same({ "body", "id", "input_file", "input_line", "key", "masks", "message", "received_ms", "row" },
+                    (function() local k = {} for n in pairs(item) do k[#k + 1] = n end table.sort(k) return k end)())
+    -- a reject or a drop is a table of its own (the message keeps its fields)
+    local r = { id = "m-10", body = "not json" }
+    assert.are_not.equal(r, p:item(r))
+    assert.is_nil(r.key)
+  end)
+
   it("drops as process does", function()
     local s = H.load_script()
     s.transform = function() return false end

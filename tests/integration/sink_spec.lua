@@ -511,7 +511,7 @@ describe("etlua.sink", function()
     for i = 1, 50 do items[i] = { id = ("id%02d"):format(i), rows = { { row("user" .. i) } } } end
     items[17].rows = { { row("user17", long_device) } }
     items[33].rows = { { row("user33", "ios", "99999999999") } } -- too large for integer
-    items[33].body = "{\"masked\":true}"
+    items[33].stored_body = "{\"masked\":true}"
     items[51] = { id = "rej", reject = { reason = "invalid_ip", detail = "not an address", body = "{}" } }
     local sum = assert(s:commit(items))
     assert.are.same({ written = 48, rejected = 3, dropped = 0, duplicates = 0, refused = 2 }, sum)

@@ -24,7 +24,9 @@
     MessageId) and sent_ms (the envelope's own time); absent, the caller uses the message's.
     p:item(m) makes that outcome the item at once (one table, not one and then four fields more):
     id = m.id, message = m, key and sent_ms the envelope's or else m.id and m.sent_ms; a stopped
-    hook is nil, hook (no item).
+    hook is nil, hook (no item). An outcome with rows of a message whose envelope gives no key
+    is m itself, with row (or rows), masks, key = m.id and message = m set on it (its id and
+    sent_ms are already the item's): a message is processed into an item once.
 
   record.load_rules(dir) -> list of {name=, check=, file=}, from every *.lua in dir by name.
 
@@ -250,6 +252,14 @@ local function runner_of(self)
       sent_ms, id, m = out.sent_ms, nil, nil
     elseif key == nil then
       key = id
+      -- no envelope key: id, sent_ms and the key are the message's own, so the message becomes
+      -- its own item (its row, key and itself as message set on it): no table more a message
+      if per_output ~= DROP then
+        if multi then m.rows = per_output else m.row = per_output end
+        if masks ~= nil then m.masks = masks end
+        m.key, m.message = key, m
+        return m
+      end
     else
       sent_ms = out.sent_ms
     end

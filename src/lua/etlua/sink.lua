@@ -215,7 +215,7 @@ end
 -- = the primary message, which names no values); a reject that cannot be stored loses its body.
 local function refuse(self, item, err)
   if item.rows or item.row then
-    local body, detail = item.body, nil
+    local body, detail = item.stored_body, nil
     if body == nil and self.reject_body then body, detail = self.reject_body(item, err) end
     item.rows, item.row = nil, nil
     item.reject = { reason = "db_refused", detail = detail or err, body = body }
@@ -304,7 +304,8 @@ end
 -- items: array of {id = message id, key = ledger key (default id), and one outcome:
 --   row = the one row (a script without outputs) | rows = {[i] = list of rows of output i} |
 --   reject = {reason=, detail=, body=} | drop = true} (etlua.record)
--- an item may carry body (the masked message body) for a db_refused reject. A refused item is
+-- an item may carry stored_body (the masked message body) for a db_refused reject (not body: an
+-- item may be its message, whose body is the raw one). A refused item is
 -- changed in place into its db_refused reject. written counts rows stored (inserted, or
 -- updated by an upsert), on every output.
 function Sink:commit(items)
