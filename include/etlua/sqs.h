@@ -15,10 +15,12 @@
  *   c:get_queue_url(name) -> url                   or nil, msg, code   (blocking)
  *   c:attributes(names)  -> {name -> string}       or nil, msg, code   (blocking)
  *   c:start_receive(max, wait_s [, visibility_s])       -> token or nil, msg, code
- *   c:start_delete_batch(entries)                       -> token or nil, msg, code
- *   c:start_change_visibility_batch(entries, timeout_s) -> token or nil, msg, code
- *   c:start_attributes(names)                           -> token or nil, msg, code
- *       entries: array (<= 10) of {id=, receipt=}. Code "busy": every request slot is taken
+ *   c:start_delete_batch(entries [, by_position])                       -> token or nil, msg, code
+ *   c:start_change_visibility_batch(entries, timeout_s [, by_position]) -> token or nil, msg, code
+ *   c:start_attributes(names)                                           -> token or nil, msg, code
+ *       entries: array (<= 10) of {id=, receipt=}; by_position: each entry's id is its position
+ *       ("1".."10") and only its receipt is read (messages as a receive handed them out).
+ *       Code "busy": every request slot is taken
  *       (poll, then try again); "client" is a real client error. Tokens are integers, unique
  *       per client (an empty batch is answered at once under a negative token).
  *   c:poll([timeout_ms]) -> array of {token=, kind=, result=} | {token=, kind=, err=, code=}
