@@ -308,7 +308,12 @@ static int etl_mask_l_canonical_ip(lua_State *L)
         luaL_pushfail(L);
         return 1;
     }
-    lua_pushstring(L, out);
+    size_t olen = strlen(out);
+    if (olen == len && memcmp(out, s, len) == 0)
+        lua_pushvalue(L, 1); /* already canonical (every IPv4 address): the same string, not made
+                                again (its bytes hashed and looked up among Lua's strings) */
+    else
+        lua_pushlstring(L, out, olen);
     lua_pushinteger(L, family);
     return 2;
 }

@@ -54,6 +54,7 @@ local host = require "etlua.host"
 local M = {}
 
 local canonical_ip = mask.canonical_ip
+local type, getmetatable = type, getmetatable -- (every message: locals, not global lookups)
 local EMPTY = setmetatable({}, {__newindex = function() error("read-only", 2) end})
 local MAX_ERROR_TEXT = 500 -- bytes of a hook's error kept in a reject's detail
 local DROP = {} -- transform returned false

@@ -20,6 +20,7 @@ local ledger = require "etlua.ledger"
 
 local M = {}
 
+local type = type -- (every item: a local, not a global lookup)
 local BREAKER_ROWS = 5
 local Sink = {}
 Sink.__index = Sink
