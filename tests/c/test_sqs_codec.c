@@ -427,6 +427,20 @@ static void test_json_reader(void)
               depth);
         etl_sqs_result_free(&r);
     }
+    /* a long escaped string (its scratch grows as it is decoded): every byte in place */
+    struct etl_buf longer = {0}, want = {0};
+    etl_buf_adds(&longer, "{\"Messages\":[{\"MessageId\":\"m\",\"Body\":\"");
+    for (int i = 0; i < 700; i++) {
+        etl_buf_addf(&longer, "k%d\\\"\\u00e9", i);
+        etl_buf_addf(&want, "k%d\"\xc3\xa9", i);
+    }
+    etl_buf_adds(&longer, "\"}]}");
+    CHECK(json(longer.p, &r) == ETL_SQS_OK && r.nmessages == 1);
+    if (r.nmessages == 1)
+        CHECK(r.messages[0].body && strcmp(r.messages[0].body, want.p) == 0);
+    etl_sqs_result_free(&r);
+    etl_buf_free(&longer);
+    etl_buf_free(&want);
     /* eleven messages (the arrays grow by doubling): each kept whole, in order */
     struct etl_buf eleven = {0};
     etl_buf_adds(&eleven, "{\"Messages\":[");
