@@ -5,8 +5,10 @@
 
 #include <stddef.h>
 
-/* Blocks of at most this many bytes come from the slabs; larger ones from malloc. */
-#define ETL_LUA_ALLOC_SMALL_MAX 256
+/* Blocks of at most this many bytes come from the slabs; larger ones from malloc. 512: a table
+ * part of 16 slots (384 bytes: a message that became its own item, with more fields than 8, as
+ * an SQS message does) and a body of a few hundred bytes are slab blocks too. */
+#define ETL_LUA_ALLOC_SMALL_MAX 512
 /* Bytes of one slab (also its alignment): the unit taken from and returned to the system. */
 #define ETL_LUA_ALLOC_SLAB_BYTES (64 * 1024)
 /* Empty slabs kept for reuse (by any size class) rather than returned to the system. */
