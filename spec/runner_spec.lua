@@ -241,7 +241,7 @@ describe("etlua.runner with fake SQS and sink", function()
       end
       return p
     end }, { __index = record })
-    local ctx = run { n = 50, drain = true, mono_step = 0.00005, fakes = { ["etlua.record"] = fake_record },
+    local ctx = run { n = 50, drain = true, mono_step = 0.0000125, fakes = { ["etlua.record"] = fake_record },
       on_commit = function(_, c)
         if #c.commits ~= 1 then return end
         -- what pg_wait.c does: the hook under a protected call, its error kept for wait_error
@@ -250,7 +250,7 @@ describe("etlua.runner with fake SQS and sink", function()
         for _ = 1, 30 do -- until the receives brought the next batch and its first slice raised
           local ok, more = pcall(c.db.hook.fn)
           if not ok then err = more break end
-          assert.is_false(more) -- (the clock moves 50 us a call: m11 and m12 are one slice)
+          assert.is_false(more) -- (the clock moves 12.5 us a call: m11 and m12 are one 50 us slice)
         end
         raising = false
         assert.truthy(tostring(err):find("processing bug", 1, true))
