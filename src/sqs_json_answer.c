@@ -217,16 +217,13 @@ static int value(struct rd *r, int depth)
     }
 }
 
-/* A field's value into *out when it is a string, or an integer written as one (its digits);
- * any other value is skipped and counts as absent (*out NULL). */
-static int text(struct rd *r, char **out, int depth)
+/* A value that is not a string: an integer within 64 bits written into digits (its decimal
+ * text, *n its length); any other value skipped (*n 0: absent). -1 on a malformed answer. */
+static int int_digits(struct rd *r, char digits[32], int *n, int depth)
 {
-    if (*r->p == '"')
-        return str(r, out);
-    free(*out);
-    *out = NULL;
     const char *start = r->p;
     int integral = 0;
+    *n = 0;
     if (*start != '-' && (*start < '0' || *start > '9'))
         return value(r, depth);
     if (num(r, &integral) != 0)
@@ -237,8 +234,24 @@ static int text(struct rd *r, char **out, int depth)
     long long v = strtoll(start, NULL, 10);
     if (errno == ERANGE)
         return 0; /* beyond 64 bits: not an integer this client can use */
+    *n = snprintf(digits, 32, "%lld", v);
+    return 0;
+}
+
+/* A field's value into *out when it is a string, or an integer written as one (its digits);
+ * any other value is skipped and counts as absent (*out NULL). */
+static int text(struct rd *r, char **out, int depth)
+{
+    if (*r->p == '"')
+        return str(r, out);
+    free(*out);
+    *out = NULL;
     char digits[32];
-    int n = snprintf(digits, sizeof digits, "%lld", v);
+    int n = 0;
+    if (int_digits(r, digits, &n, depth) != 0)
+        return -1;
+    if (n == 0)
+        return 0;
     *out = copy(r, digits, (size_t)n);
     return *out ? 0 : -1;
 }
@@ -343,20 +356,11 @@ static int count(struct rd *r, long long *out, int depth)
         }
         return 0;
     }
-    const char *start = r->p;
-    int integral = 0;
-    if (*start != '-' && (*start < '0' || *start > '9'))
-        return value(r, depth);
-    if (num(r, &integral) != 0)
+    int len = 0;
+    if (int_digits(r, digits, &len, depth) != 0)
         return -1;
-    if (!integral)
-        return 0;
-    errno = 0;
-    long long v = strtoll(start, NULL, 10);
-    if (errno == ERANGE)
-        return 0;
-    snprintf(digits, sizeof digits, "%lld", v);
-    *out = etl_sqs_parse_count(digits);
+    if (len > 0)
+        *out = etl_sqs_parse_count(digits);
     return 0;
 }
 
