@@ -72,6 +72,9 @@ describe("etlua.ledger", function()
     assert.are.equal(600, l.width)
     -- the retention's range (6 partitions of 10 minutes for an hour), now, and 2 ahead
     assert.is_true(partitions(db, schema) >= 8)
+    -- made in one transaction (one commit for all, not one each): their catalog rows share it
+    assert.are.equal("1", one(db, "SELECT count(DISTINCT c.xmin::text) FROM pg_inherits i JOIN pg_class c "
+      .. "ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass($1)", q .. ".etlua_ledger"))
     assert.are.equal("https://sqs.eu-west-1.amazonaws.com/123456789012/spec" and "123456789012/spec",
       one(db, "SELECT name FROM " .. q .. ".etlua_ledger_queues"))
     -- a second open (another consumer) keeps the width and adds nothing
@@ -79,6 +82,33 @@ describe("etlua.ledger", function()
     local l2 = open(db, schema, { partition_seconds = 5 })
     assert.are.equal(600, l2.width)
     assert.are.equal(before, partitions(db, schema))
+  end)
+
+  it("makes the partitions one by one when making them together fails (a name taken meanwhile)", function()
+    local schema = fresh_schema()
+    local q = db:quote_ident(schema)
+    local l = open(db, schema, { partition_seconds = 600 })
+    local names = db:exec("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+      .. "WHERE i.inhparent = to_regclass($1) ORDER BY c.relname", q .. ".etlua_ledger")
+    local function attached(name)
+      return one(db, "SELECT relispartition FROM pg_class WHERE oid = to_regclass($1)",
+        q .. "." .. db:quote_ident(name)) == "t"
+    end
+    -- three past the oldest gone (detached and dropped; the oldest may leave the retention's
+    -- range if a partition boundary passes meanwhile), and the middle one's name taken by a
+    -- plain table: making them together fails on it
+    for i = 2, 4 do
+      local name = q .. "." .. db:quote_ident(names[i][1])
+      assert(db:exec("ALTER TABLE " .. q .. ".etlua_ledger DETACH PARTITION " .. name))
+      assert(db:exec("DROP TABLE " .. name))
+    end
+    assert(db:exec("CREATE TABLE " .. q .. "." .. db:quote_ident(names[3][1]) .. " (x int)"))
+    local l2 = open(db, schema, { partition_seconds = 600 })
+    assert.are.equal(l.width, l2.width)
+    -- the two others made again, each on its own after the joint attempt was rolled back
+    assert.is_true(attached(names[2][1]))
+    assert.is_true(attached(names[4][1]))
+    assert.is_false(attached(names[3][1]))
   end)
 
   it("claims each key once, whatever the outcome, and keeps one queue's keys apart from another's", function()
