@@ -3,12 +3,14 @@
  * of the protocol the endpoint speaks (sqs_codec.h); its user value is the list of answers
  * known without asking the service (empty batches), handed out by the next poll. This file owns
  * the constructor, protocol detection, turning requests into codec calls (results become Lua
- * values in sqs_values.c), the failure values (service messages cleaned of secrets) and closing. */
+ * values in sqs_values.c), the failure values (service messages cleaned of secrets) and closing;
+ * the constructor's options are read and checked in sqs_options.c. */
 #include "etlua/buf.h"
 #include "etlua/host.h"
 #include "etlua/http.h"
 #include "etlua/sqs.h"
 #include "etlua/sqs_codec.h"
+#include "etlua/sqs_options.h"
 #include "etlua/sqs_values.h"
 
 #include <ctype.h>
@@ -20,7 +22,6 @@
 #include <lua.h>
 
 #define CLIENT_MT "etlua.sqs.client"
-#define DEFAULT_INFLIGHT 32
 #define UV_LOCAL 1 /* user value: finished answers known without a request */
 
 struct client {
@@ -473,31 +474,6 @@ static int m_tostring(lua_State *L)
 
 /* ---- constructor ---------------------------------------------------------------------------- */
 
-static const char *opt_string(lua_State *L, const char *key, const char *def)
-{
-    int t = lua_getfield(L, 1, key);
-    const char *s = def;
-    if (t == LUA_TSTRING)
-        s = lua_tostring(L, -1);
-    else if (t != LUA_TNIL)
-        luaL_error(L, "etlua.sqs.client: option '%s' must be a string", key);
-    lua_pop(L, 1); /* the string stays reachable from the options table */
-    return s;
-}
-
-static lua_Integer opt_integer(lua_State *L, const char *key, lua_Integer def, lua_Integer max)
-{
-    lua_Integer v = def;
-    if (lua_getfield(L, 1, key) != LUA_TNIL) {
-        int isint = 0;
-        v = lua_tointegerx(L, -1, &isint);
-        if (!isint || v < 1 || v > max)
-            luaL_error(L, "etlua.sqs.client: %s must be an integer in 1..%d", key, (int)max);
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
 static char *dup_or_raise(lua_State *L, const char *s)
 {
     char *d = s ? strdup(s) : NULL;
@@ -506,70 +482,31 @@ static char *dup_or_raise(lua_State *L, const char *s)
     return d;
 }
 
-/* "scheme://authority/" of a URL, into a new string; NULL when it is not http(s). */
-static char *root_of(const char *url)
-{
-    const char *sep = strstr(url, "://");
-    if (!sep || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0))
-        return NULL;
-    size_t n = (size_t)(sep + 3 - url) + strcspn(sep + 3, "/?#");
-    char *o = malloc(n + 2);
-    if (o)
-        snprintf(o, n + 2, "%.*s/", (int)n, url);
-    return o;
-}
-
 static int l_client(lua_State *L)
 {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    const char *endpoint = opt_string(L, "endpoint", NULL);
-    const char *queue_url = opt_string(L, "queue_url", NULL);
-    const char *region = opt_string(L, "region", "us-east-1");
-    const char *access_key = opt_string(L, "access_key", NULL);
-    const char *secret_key = opt_string(L, "secret_key", NULL);
-    const char *token = opt_string(L, "session_token", NULL);
-    const char *protocol = opt_string(L, "protocol", "auto");
-    const char *ca_bundle = opt_string(L, "ca_bundle", NULL);
-    lua_Integer timeout_ms = opt_integer(L, "timeout_ms", 30000, 3600000);
-    lua_Integer max_inflight =
-        opt_integer(L, "max_inflight", DEFAULT_INFLIGHT, (lua_Integer)ETL_HTTP_MAX_INFLIGHT);
-    if (!access_key || !secret_key)
-        return luaL_error(L, "etlua.sqs.client: access_key and secret_key are required");
-    if (!*region)
-        return luaL_error(L, "etlua.sqs.client: region must not be empty");
-    const struct etl_sqs_codec *codec = NULL;
-    if (strcmp(protocol, "json") == 0)
-        codec = &etl_sqs_json_codec;
-    else if (strcmp(protocol, "query") == 0)
-        codec = &etl_sqs_query_codec;
-    else if (strcmp(protocol, "auto") != 0)
-        return luaL_error(L, "etlua.sqs.client: protocol must be 'auto', 'json' or 'query'");
+    struct etl_sqs_options o;
+    etl_sqs_options_read(L, &o);
     struct client *c = lua_newuserdatauv(L, sizeof *c, 1);
     memset(c, 0, sizeof *c);
     luaL_setmetatable(L, CLIENT_MT); /* from here __gc frees whatever was set */
     lua_newtable(L);
     lua_setiuservalue(L, -2, UV_LOCAL);
-    c->codec = codec;
-    c->timeout_ms = (long)timeout_ms;
-    if (endpoint || queue_url) {
-        c->url = root_of(endpoint ? endpoint : queue_url);
-    } else {
-        char buf[300];
-        snprintf(buf, sizeof buf, "https://sqs.%s.amazonaws.com/", region);
-        c->url = strdup(buf);
-    }
+    c->codec = o.codec;
+    c->timeout_ms = (long)o.timeout_ms;
+    c->url = etl_sqs_options_url(&o);
     if (!c->url)
         return luaL_error(L, "etlua.sqs.client: endpoint must be an http:// or https:// URL");
-    c->queue_url = dup_or_raise(L, queue_url);
-    c->secret_key = dup_or_raise(L, secret_key);
-    c->session_token = token && *token ? dup_or_raise(L, token) : NULL;
-    struct etl_http_config cfg = {.ca_bundle = ca_bundle,
-                                  .region = region,
+    c->queue_url = dup_or_raise(L, o.queue_url);
+    c->secret_key = dup_or_raise(L, o.secret_key);
+    c->session_token =
+        o.session_token && *o.session_token ? dup_or_raise(L, o.session_token) : NULL;
+    struct etl_http_config cfg = {.ca_bundle = o.ca_bundle,
+                                  .region = o.region,
                                   .service = "sqs",
-                                  .access_key = access_key,
-                                  .secret_key = secret_key,
+                                  .access_key = o.access_key,
+                                  .secret_key = o.secret_key,
                                   .session_token = c->session_token,
-                                  .max_inflight = (size_t)max_inflight};
+                                  .max_inflight = (size_t)o.max_inflight};
     c->http = etl_http_open(&cfg);
     if (!c->http)
         return luaL_error(L, "etlua.sqs.client: cannot initialise libcurl");

@@ -3,7 +3,7 @@
  *    SigV4 signing by libcurl;
  *  - codecs: include/etlua/sqs_codec.h (src/sqs_codec.c, src/sqs_json.c, src/sqs_query.c): one
  *    table of functions per wire protocol, picked once after detection;
- *  - the Lua binding: src/sqs.c, luaopen_etlua_sqs.
+ *  - the Lua binding: src/sqs.c, luaopen_etlua_sqs (sqs.client's options: src/sqs_options.c).
  *
  * Lua API (expected failures return nil, msg, code; misuse raises; messages never carry secrets,
  * signatures or message bodies):
