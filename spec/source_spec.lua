@@ -25,6 +25,18 @@ local function open(source, client, cfg)
   return source.sqs(cfg, log, function() return client end), log
 end
 
+-- Runs fn(src, client, h, log): a source opened (cfg: as open's) on a fake client on a fake host;
+-- settings are the fake client's, with bodies a count ({ bodies = 30, visibility = 10 }).
+local function with_queue(settings, cfg, fn)
+  with_source(function(source, h)
+    settings.host = h
+    if settings.bodies then settings.bodies = bodies(settings.bodies) end
+    local client = F.client(settings)
+    local src, log = open(source, client, cfg)
+    fn(src, client, h, log)
+  end)
+end
+
 -- Takes batches until drained; acks each. Returns the ids in the order they were taken.
 local function drain(src, max, wait_ms)
   local ids = {}
@@ -51,9 +63,7 @@ describe("etlua.source (SQS) with a fake client", function()
   end)
 
   it("drains a standard queue and deletes every message after ack", function()
-    with_source(function(source, h)
-      local client = F.client { bodies = bodies(35), host = h }
-      local src = open(source, client)
+    with_queue({ bodies = 35 }, nil, function(src, client)
       local ids = drain(src, 10)
       assert.equals(35, #ids)
       assert.equals(35, src:flush())
@@ -98,9 +108,7 @@ describe("etlua.source (SQS) with a fake client", function()
   end)
 
   it("starts no request while every slot is taken (each would be built for nothing), and drains", function()
-    with_source(function(source, h)
-      local client = F.client { bodies = bodies(1300), host = h }
-      local src = open(source, client, { receive_concurrency = 64 })
+    with_queue({ bodies = 1300 }, { receive_concurrency = 64 }, function(src, client)
       local tries, busy = 0, 0
       local start = client.start_receive
       client.start_receive = function(c, ...)
@@ -125,9 +133,7 @@ describe("etlua.source (SQS) with a fake client", function()
   end)
 
   it("takes 'client' with nothing else in flight as a real error, not as busy", function()
-    with_source(function(source, h)
-      local client = F.client { bodies = bodies(5), host = h }
-      local src, log = open(source, client)
+    with_queue({ bodies = 5 }, nil, function(src, client, _, log)
       local batch = src:next_batch(5, 0, 1)
       assert.equals(5, #batch)
       client.start_faults.start_delete_batch = { { nil, "cannot sign the request", "client" } }
@@ -157,9 +163,7 @@ describe("etlua.source (SQS) with a fake client", function()
   end)
 
   it("ends the run on a 'client' code when starting a receive, instead of spinning", function()
-    with_source(function(source, h)
-      local client = F.client { bodies = bodies(5), host = h }
-      local src = open(source, client)
+    with_queue({ bodies = 5 }, nil, function(src, client)
       local always = {}
       for i = 1, 100 do always[i] = { nil, "signing failed", "client" } end
       client.start_faults.start_receive = always
@@ -172,9 +176,7 @@ describe("etlua.source (SQS) with a fake client", function()
   end)
 
   it("waits for a free slot when a receive finds the client busy", function()
-    with_source(function(source, h)
-      local client = F.client { bodies = bodies(5), host = h }
-      local src = open(source, client)
+    with_queue({ bodies = 5 }, nil, function(src, client)
       client.start_faults.start_receive = { { nil, "full", "busy" }, { nil, "full", "busy" } }
       local batch = src:next_batch(5, 1000, 1)
       assert.equals(5, #batch)
@@ -215,9 +217,7 @@ describe("etlua.source (SQS) with a fake client", function()
   end)
 
   it("extends the visibility of everything held once the soonest is past half its timeout", function()
-    with_source(function(source, h)
-      local client = F.client { bodies = bodies(25), host = h, visibility = 10 }
-      local src = open(source, client)
+    with_queue({ bodies = 25, visibility = 10 }, nil, function(src, client, h)
       local batch = src:next_batch(10, 0, 1)     -- 10 in hand, the rest buffered
       assert.equals(10, #batch)
       assert.is_true(#src.buffer > 0)
@@ -242,9 +242,7 @@ describe("etlua.source (SQS) with a fake client", function()
   end)
 
   it("extends the prefetch while a batch waits to fill, without waiting for the answers", function()
-    with_source(function(source, h)
-      local client = F.client { bodies = bodies(25), host = h, visibility = 10 }
-      local src = open(source, client)
+    with_queue({ bodies = 25, visibility = 10 }, nil, function(src, client, h)
       local batch = src:next_batch(30, 8000, 1)   -- never full: taken after 8 s
       assert.equals(25, #batch)
       assert.is_true(#client.visibility_calls >= 3)
@@ -254,9 +252,7 @@ describe("etlua.source (SQS) with a fake client", function()
   end)
 
   it("take_ready: a whole batch already buffered, else nil; two batches in hand, each acked alone", function()
-    with_source(function(source, h)
-      local client = F.client { bodies = bodies(30), host = h }
-      local src = open(source, client, { receive_concurrency = 4 })
+    with_queue({ bodies = 30 }, { receive_concurrency = 4 }, function(src)
       local first = src:next_batch(10, 0, 1)
       assert.equals(10, #first)
       for _ = 1, 5 do src:tend(1) end          -- as the commit's wait hook does: never waits
@@ -278,9 +274,7 @@ describe("etlua.source (SQS) with a fake client", function()
   end)
 
   it("acknowledging the later batch in hand first leaves the earlier one held", function()
-    with_source(function(source, h)
-      local client = F.client { bodies = bodies(30), host = h }
-      local src = open(source, client, { receive_concurrency = 4 })
+    with_queue({ bodies = 30 }, { receive_concurrency = 4 }, function(src)
       local first = src:next_batch(10, 0, 1)
       for _ = 1, 5 do src:tend(1) end
       local second = src:take_ready(10)
@@ -296,9 +290,7 @@ describe("etlua.source (SQS) with a fake client", function()
   end)
 
   it("tend() as the commit's wait hook calls it (no argument): long polls of the last next_batch", function()
-    with_source(function(source, h)
-      local client = F.client { bodies = bodies(100), host = h }
-      local src = open(source, client, { receive_concurrency = 4 })
+    with_queue({ bodies = 100 }, { receive_concurrency = 4 }, function(src, client)
       src:tend()                               -- before any next_batch: nothing started, no error
       assert.equals(0, client.calls.start_receive or 0)
       local first = src:next_batch(10, 0, 1)
@@ -338,9 +330,7 @@ describe("etlua.source (SQS) with a fake client", function()
   end)
 
   it("shrinks to one long poll while the queue answers empty", function()
-    with_source(function(source, h)
-      local client = F.client { host = h }
-      local src = open(source, client, { receive_concurrency = 64 })
+    with_queue({}, { receive_concurrency = 64 }, function(src, client)
       for _ = 1, 10 do
         local batch, drained = src:next_batch(10, 50, 1)
         assert.same({}, batch)
@@ -354,9 +344,7 @@ describe("etlua.source (SQS) with a fake client", function()
   end)
 
   it("shrinks the receives while the prefetch stays two batches ahead of what is taken", function()
-    with_source(function(source, h)
-      local client = F.client { bodies = bodies(3000), host = h }
-      local src = open(source, client, { receive_concurrency = 20 })
+    with_queue({ bodies = 3000 }, { receive_concurrency = 20 }, function(src)
       src:ack(src:next_batch(200, 500, 1))    -- a consumer of 200 at a time: grows to the ceiling
       local peak = src.window:size()
       assert.equals(20, peak)
@@ -370,9 +358,7 @@ describe("etlua.source (SQS) with a fake client", function()
   end)
 
   it("deletes that wait for a request slot get the freed slots before any new receive", function()
-    with_source(function(source, h)
-      local client = F.client { bodies = bodies(600), host = h, max_inflight = 10 }
-      local src = open(source, client, { receive_concurrency = 10 })
+    with_queue({ bodies = 600, max_inflight = 10 }, { receive_concurrency = 10 }, function(src, client)
       local batch = src:next_batch(200, 500, 1)
       assert.equals(200, #batch)
       src:ack(batch)                          -- 20 deletes: 10 slots, the rest wait
@@ -391,9 +377,7 @@ describe("etlua.source (SQS) with a fake client", function()
   end)
 
   it("on a stop, releases the prefetch and an unacknowledged batch (visibility 0), latest first", function()
-    with_source(function(source, h)
-      local client = F.client { bodies = bodies(30), host = h }
-      local src, log = open(source, client)
+    with_queue({ bodies = 30 }, nil, function(src, client, h, log)
       local batch = src:next_batch(10, 0, 1)
       src:ack(batch)                          -- committed and acknowledged: deleted, not released
       local second = src:next_batch(5, 0, 1)  -- in hand, never committed
