@@ -144,3 +144,15 @@ describe("rows.builder, a key column under on_conflict", function()
     assert.are.same({ nil, "v" }, builder()({ a = "v" }))
   end)
 end)
+
+describe("rows.of", function()
+  it("reads an item's rows of one output, whichever shape it holds", function()
+    local one = { "x", "v" }
+    assert.are.same({ one }, rows.of({ row = one }, 1))      -- a script without outputs
+    assert.are.same({}, rows.of({ row = one }, 2))
+    local a, b = { { "1" }, { "2" } }, { { "3" } }
+    assert.are.equal(a, rows.of({ rows = { a, b } }, 1))     -- per output, as it is
+    assert.are.equal(b, rows.of({ rows = { a, b } }, 2))
+    assert.are.same({}, rows.of({ rows = { a } }, 2))
+  end)
+end)

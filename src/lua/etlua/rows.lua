@@ -10,6 +10,8 @@ common row (strings and integers, no other key) from one that needs the checks b
     err           = one line naming the output, the column and what was wrong (no values)
   For a script without `outputs` (desc.multi false: one output, one row a message) build
   returns that row itself, not {{row}}: the two wrapper tables would be made for every message.
+  rows.of(item, w) -> the list of rows of output w of an outcome or item (etlua.record):
+    item.rows[w], or that one row as a list of one ({} for another w, or no rows there).
 
 Values (SCRIPTING.md "Values"):
   string            as it is
@@ -133,6 +135,13 @@ end
 local function as_list(v)
   if next(v) ~= nil and not is_array(v) then return { v } end
   return v
+end
+
+-- The rows of output w, whichever of the two shapes above the item holds.
+function M.of(item, w)
+  local row = item.row
+  if row then return w == 1 and { row } or {} end
+  return item.rows[w] or {}
 end
 
 function M.builder(desc)

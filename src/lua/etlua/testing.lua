@@ -22,6 +22,7 @@ Runs under plain lua5.4 (busted) with build/etlua.so on LUA_CPATH and src/lua on
 ]]
 local script = require "etlua.script"
 local record = require "etlua.record"
+local rows = require "etlua.rows"
 local mask = require "etlua.mask"
 local codec = require "etlua.codec"
 
@@ -68,10 +69,9 @@ function Pipeline:run(body, message)
   if out.rows or out.row then
     result.rows = {}
     local count, only = 0, nil
-    local per = out.rows or { { out.row } } -- out.row: a script without outputs (etlua.record)
     for i, o in ipairs(self.desc.outputs) do
       local named = {}
-      for j, row in ipairs(per[i]) do
+      for j, row in ipairs(rows.of(out, i)) do
         local r = {}
         for k, c in ipairs(o.columns) do r[c] = row[k] end
         named[j] = r
