@@ -1,5 +1,5 @@
 -- spec/helper.lua: shared set-up for the specs: the real etlua.mask (build/etlua.so), the
--- default script, the contract's test key, and small builders for message bodies.
+-- default script, the contract's test key, small builders for message bodies, a temporary directory.
 local H = {}
 
 H.KEY = "etlua-test-key-0123456789abcdef0123456789"
@@ -94,6 +94,18 @@ function H.purchase_event(over)
   }
   for k, v in pairs(over or {}) do e[k] = v end
   return e
+end
+
+-- A fresh empty directory (a spec's before_each), and its removal with what it holds (after_each).
+function H.temp_dir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p '" .. dir .. "'"))
+  return dir
+end
+
+function H.remove_dir(dir)
+  os.execute("rm -rf '" .. dir .. "'")
 end
 
 return H

@@ -365,15 +365,8 @@ describe("record.load_rules", function()
     f:close()
   end
 
-  before_each(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p '" .. dir .. "'"))
-  end)
-
-  after_each(function()
-    os.execute("rm -rf '" .. dir .. "'")
-  end)
+  before_each(function() dir = H.temp_dir() end)
+  after_each(function() H.remove_dir(dir) end)
 
   it("loads every *.lua in name order and skips other files", function()
     write("20_second.lua", 'return {name = "second", check = function() return true end}')

@@ -31,15 +31,8 @@ local function refused(src)
   return err
 end
 
-before_each(function()
-  dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -p '" .. dir .. "'"))
-end)
-
-after_each(function()
-  os.execute("rm -rf '" .. dir .. "'")
-end)
+before_each(function() dir = H.temp_dir() end)
+after_each(function() H.remove_dir(dir) end)
 
 describe("etlua.sandbox environment", function()
   it("has none of the forbidden globals", function()
