@@ -1,9 +1,9 @@
 /* pg.c: the etlua.pg module, the Lua binding. Owns the libpq connection handle (userdata
- * "etlua.pg.conn"): connect, close, status, quote_ident, the wait hook's settings (on_wait,
- * wait_error), parameterised exec (values travel as $n text parameters, never inside the SQL),
- * prepared statements (db:exec_prepared: parsed once per connection, arrays in binary form),
- * statements queued to go out with the next one (db:queue, db:begin), and luaopen_etlua_pg;
- * db:copy's COPY of Lua row arrays is pg_copy.c. Expected failures return nil,
+ * "etlua.pg.conn"): connect, close, status, quote_ident, quote_literal, the wait hook's
+ * settings (on_wait, wait_error), parameterised exec (values travel as $n text parameters, never
+ * inside the SQL), prepared statements (db:exec_prepared: parsed once per connection, arrays in
+ * binary form), statements queued to go out with the next one (db:queue, db:begin), and
+ * luaopen_etlua_pg; db:copy's COPY of Lua row arrays is pg_copy.c. Expected failures return nil,
  * message, code where code is the SQLSTATE, or "connection" when the connection is gone; misuse
  * raises. Waiting on the server without blocking is pg_wait.c; escaping and error messages are
  * pg_text.c (include/etlua/pg_internal.h lists what they share). */
@@ -186,6 +186,22 @@ static int etl_pg_quote_ident(lua_State *L)
     char *q = PQescapeIdentifier(conn, name, len);
     if (q == NULL)
         return luaL_error(L, "cannot quote identifier: %s", PQerrorMessage(conn));
+    lua_pushstring(L, q);
+    PQfreemem(q);
+    return 1;
+}
+
+/* db:quote_literal(s) -> 's' quoted as a string constant of this connection's server; raises on
+ * a string libpq cannot quote. For names in a statement without parameters (db:copy's guard). */
+static int etl_pg_quote_literal(lua_State *L)
+{
+    PGconn *conn = etl_pg_check(L);
+    size_t len;
+    const char *s = luaL_checklstring(L, 2, &len);
+    luaL_argcheck(L, memchr(s, '\0', len) == NULL, 2, "string contains a NUL byte");
+    char *q = PQescapeLiteral(conn, s, len);
+    if (q == NULL)
+        return luaL_error(L, "cannot quote a string: %s", PQerrorMessage(conn));
     lua_pushstring(L, q);
     PQfreemem(q);
     return 1;
@@ -399,7 +415,8 @@ static int etl_pg_exec_prepared(lua_State *L)
     }
 }
 
-/* db:copy(copy_sql, ncols, rows [, types]) -> count | nil, msg, code (pg_copy.c) */
+/* db:copy(copy_sql, ncols, rows [, types [, guard [, after]]]) -> count | nil, msg, code [, types]
+ * (pg_copy.c) */
 static int etl_pg_copy(lua_State *L) { return etl_pg_copy_run(L, etl_pg_checkc(L)); }
 
 /* ---- module -------------------------------------------------------------------------------- */
@@ -413,6 +430,7 @@ int luaopen_etlua_pg(lua_State *L)
         {"queue", etl_pg_queue},
         {"copy", etl_pg_copy},
         {"quote_ident", etl_pg_quote_ident},
+        {"quote_literal", etl_pg_quote_literal},
         {"status", etl_pg_status},
         {"close", etl_pg_close},
         {"on_wait", etl_pg_on_wait},

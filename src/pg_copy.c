@@ -368,8 +368,35 @@ static int etl_pg_copy_data(lua_State *L, struct etl_pg_conn *c, const unsigned 
     return 0;
 }
 
-/* db:copy(copy_sql, ncols, rows [, types]) -> count | nil, msg, code (the connection at stack
- * index 1). See pg_internal.h. */
+/* Whether the guard's result (one column: a type OID a row) names exactly types[0..ncols-1]. */
+static int guard_matches(const PGresult *res, const unsigned *types, int ncols)
+{
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != ncols || PQnfields(res) < 1)
+        return 0;
+    for (int f = 0; f < ncols; f++)
+        if (PQgetisnull(res, f, 0) ||
+            strtoll(PQgetvalue(res, f, 0), NULL, 10) != (long long)types[f])
+            return 0;
+    return 1;
+}
+
+/* Pushes nil, msg, "types_changed", {the guard's type OIDs} and returns 4. */
+static int push_types_changed(lua_State *L, const PGresult *res)
+{
+    lua_pushnil(L);
+    lua_pushliteral(L, "the table's column types changed since they were read");
+    lua_pushliteral(L, "types_changed");
+    int rows = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res) : 0;
+    lua_createtable(L, rows, 0);
+    for (int r = 0; r < rows; r++) {
+        lua_pushinteger(L, strtoll(PQgetvalue(res, r, 0), NULL, 10));
+        lua_rawseti(L, -2, r + 1);
+    }
+    return 4;
+}
+
+/* db:copy(copy_sql, ncols, rows [, types [, guard [, after]]]) -> count | nil, msg, code [, types]
+ * (the connection at stack index 1). See pg_internal.h. */
 int etl_pg_copy_run(lua_State *L, struct etl_pg_conn *c)
 {
     PGconn *conn = c->conn;
@@ -379,10 +406,12 @@ int etl_pg_copy_run(lua_State *L, struct etl_pg_conn *c)
     luaL_checktype(L, 4, LUA_TTABLE);
     if (!lua_isnoneornil(L, 5))
         luaL_checktype(L, 5, LUA_TTABLE);
-    lua_settop(L, 5);
+    const char *guard = luaL_optstring(L, 6, NULL);
+    const char *after = luaL_optstring(L, 7, NULL);
+    lua_settop(L, 7);
     long long binary = -1;
+    unsigned types[1600];
     if (lua_istable(L, 5)) {
-        unsigned types[1600];
         int known = (lua_Integer)lua_rawlen(L, 5) == ncols;
         for (int f = 0; known && f < ncols; f++) {
             lua_rawgeti(L, 5, f + 1);
@@ -393,28 +422,53 @@ int etl_pg_copy_run(lua_State *L, struct etl_pg_conn *c)
         }
         if (known)
             binary = etl_pg_copy_binary(L, 4, (int)ncols, types, &c->copy_buf, &c->copy_cap);
-        if (binary >= 0)
-            sql = lua_pushfstring(L, "%s (FORMAT binary)", sql);
     }
+    /* one Query message: the guard, the COPY, what runs after it (a failure skips the rest) */
+    sql = lua_pushfstring(L, "%s%s%s%s%s%s", guard ? guard : "", guard ? "; " : "", sql,
+                          binary >= 0 ? " (FORMAT binary)" : "", after ? "; " : "",
+                          after ? after : "");
     struct etl_pg_copybuf cb = {L, c, conn, NULL, 0};
     if (binary < 0)
         cb.buf = (char *)buf_room(L, &c->copy_buf, &c->copy_cap, COPY_CHUNK);
 
-    PGresult *res = NULL;
+    PGresult *res = NULL, *guarded = NULL;
     int queued = etl_pg_pending_alone(L, c); /* COPY cannot join a pipeline */
     if (queued != 0)
         return queued;
-    if (PQsendQuery(conn, sql) == 1 && etl_pg_flush_out(L, c) == 0)
-        res = etl_pg_last_result(L, c);
+    if (PQsendQuery(conn, sql) == 1 && etl_pg_flush_out(L, c) == 0) {
+        /* the guard's results (its rows kept), up to the COPY's CopyInResponse or an error */
+        while ((res = etl_pg_next_result(L, c)) != NULL) {
+            ExecStatusType st = PQresultStatus(res);
+            if (st == PGRES_TUPLES_OK) {
+                PQclear(guarded);
+                guarded = res;
+            } else if (st == PGRES_COMMAND_OK) {
+                PQclear(res);
+            } else {
+                break;
+            }
+        }
+    }
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         int n = PQresultStatus(res) == PGRES_FATAL_ERROR ? etl_pg_push_error(L, conn, res) : -1;
         PQclear(res);
+        PQclear(guarded);
         etl_pg_drain(L, c);
         if (n < 0)
             return luaL_error(L, "copy: statement is not COPY ... FROM STDIN");
         return n;
     }
     PQclear(res);
+    /* binary data is read by the types the table has now: the guard says they are the ones the
+     * data was made for, or the COPY ends here, sending nothing (the transaction is aborted) */
+    if (guard != NULL && binary >= 0 && !guard_matches(guarded, types, (int)ncols)) {
+        etl_pg_put_end(L, c, "column types changed");
+        etl_pg_drain(L, c);
+        int n = push_types_changed(L, guarded);
+        PQclear(guarded);
+        return n;
+    }
+    PQclear(guarded);
     int failed = binary >= 0 ? etl_pg_copy_data(L, c, c->copy_buf, (size_t)binary)
                              : etl_pg_copy_rows(L, &cb, (int)ncols);
     if (c->copy_cap > COPY_KEEP) /* sent: a buffer that large is not kept */
@@ -426,11 +480,19 @@ int etl_pg_copy_run(lua_State *L, struct etl_pg_conn *c)
         etl_pg_drain(L, c);
         return 3;
     }
-    res = etl_pg_last_result(L, c);
+    res = etl_pg_next_result(L, c); /* the COPY's */
     int n;
     if (PQresultStatus(res) == PGRES_COMMAND_OK) {
-        lua_pushinteger(L, strtoll(PQcmdTuples(res), NULL, 10));
-        n = 1;
+        long long count = strtoll(PQcmdTuples(res), NULL, 10);
+        PQclear(res);
+        /* what ran after it: its last result, the first failure winning */
+        res = after != NULL ? etl_pg_last_result(L, c) : NULL;
+        if (after != NULL && PQresultStatus(res) != PGRES_COMMAND_OK) {
+            n = etl_pg_push_error(L, conn, res);
+        } else {
+            lua_pushinteger(L, count);
+            n = 1;
+        }
     } else {
         n = etl_pg_push_error(L, conn, res);
     }

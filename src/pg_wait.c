@@ -98,7 +98,7 @@ int etl_pg_flush_out(lua_State *L, struct etl_pg_conn *c)
 
 /* The next result of the command in progress, waiting while libpq is busy; NULL once the
  * command is complete. */
-static PGresult *etl_pg_next_result(lua_State *L, struct etl_pg_conn *c)
+PGresult *etl_pg_next_result(lua_State *L, struct etl_pg_conn *c)
 {
     while (PQisBusy(c->conn))
         if (etl_pg_wait(L, c, POLLIN) != 0 || PQconsumeInput(c->conn) == 0)

@@ -51,6 +51,10 @@ int etl_pg_flush_out(lua_State *L, struct etl_pg_conn *c);
  * or its COPY_IN/COPY_OUT result as soon as that arrives; NULL when the connection failed. */
 PGresult *etl_pg_last_result(lua_State *L, struct etl_pg_conn *c);
 
+/* The next result of the command in progress, waiting while libpq is busy; NULL once the
+ * command is complete. */
+PGresult *etl_pg_next_result(lua_State *L, struct etl_pg_conn *c);
+
 /* PQputCopyData / PQputCopyEnd on a non-blocking connection: retried while libpq's buffers are
  * full. Return 0, or -1 on failure. */
 int etl_pg_put_copy(lua_State *L, struct etl_pg_conn *c, const char *buf, int len);
@@ -77,11 +81,18 @@ void etl_pg_drain(lua_State *L, struct etl_pg_conn *c);
 
 /* ---- COPY (pg_copy.c) ----------------------------------------------------------------------- */
 
-/* db:copy(copy_sql, ncols, rows [, types]) -> count | nil, msg, code, c being the connection at
- * stack index 1. copy_sql is "COPY t (cols) FROM STDIN", without options; rows[i][j], j =
- * 1..ncols, nil = NULL. types (optional): the server's type OID of each column, in order; when
- * given, the rows go in COPY's binary format (copy_sql .. " (FORMAT binary)") if every column's
- * type and every value has a binary form pg_copy.c knows, else as text. */
+/* db:copy(copy_sql, ncols, rows [, types [, guard [, after]]]) -> count | nil, msg, code [, types],
+ * c being the connection at stack index 1. copy_sql is "COPY t (cols) FROM STDIN", without
+ * options; rows[i][j], j = 1..ncols, nil = NULL. types (optional): the server's type OID of each
+ * column, in order; when given, the rows go in COPY's binary format (copy_sql .. " (FORMAT
+ * binary)") if every column's type and every value has a binary form pg_copy.c knows, else as
+ * text. guard (optional): statements without parameters sent ahead of the COPY in the same
+ * message (simple protocol), the last of them answering the columns' type OIDs as the table has
+ * them now, one row each, in order (LOCK TABLE, then that SELECT): binary data goes only if they
+ * are `types`, else the COPY is cancelled, nothing sent, and the call returns nil, msg,
+ * "types_changed", the OIDs the guard read (the transaction is then aborted). after (optional):
+ * statements sent after the COPY in the same message (COMMIT: a round trip less), run only when
+ * the COPY succeeded; their failure is the call's. count is the COPY's. */
 int etl_pg_copy_run(lua_State *L, struct etl_pg_conn *c);
 
 /* Pushes the set of type OIDs with a binary form in db:copy ({[oid] = true}): pg.copy_binary_types. */

@@ -299,6 +299,50 @@ describe("etlua.pg", function()
     assert.are.equal("2", one(db, "SELECT count(*) FROM fall_t"))
   end)
 
+  it("sends a COPY's guard and what follows it in one message: binary data only for the types read", function()
+    assert(db:exec("CREATE TEMP TABLE guard_t " .. ALL))
+    assert.are.equal("'a''b'", db:quote_literal("a'b")) -- (how writer.lua puts names in a guard)
+    local types = column_types("guard_t")
+    local guard = "LOCK TABLE guard_t IN ROW EXCLUSIVE MODE; SELECT atttypid::int8 FROM pg_attribute "
+      .. "WHERE attrelid = 'guard_t'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+    local r = { "a", "b", "c", 1, 2, 3, true, "2024-01-02" }
+    local function in_transaction() return (select(3, db:exec("SAVEPOINT p"))) ~= "25P01" end
+    -- the types the data was made for: copied, and COMMIT (after) ran in the same message
+    assert(db:exec("BEGIN"))
+    assert.are.equal(2, db:copy("COPY guard_t FROM STDIN", 8, { r, r }, types, guard, "COMMIT"))
+    assert.is_false(in_transaction())
+    assert.are.equal("2", one(db, "SELECT count(*) FROM guard_t"))
+    -- other types now: nothing sent, the types read returned, the transaction aborted
+    assert(db:exec("ALTER TABLE guard_t ALTER COLUMN e TYPE int8"))
+    assert(db:exec("BEGIN"))
+    local n, msg, code, now = db:copy("COPY guard_t FROM STDIN", 8, { r }, types, guard, "COMMIT")
+    assert.is_nil(n)
+    assert.are.equal("types_changed", code)
+    assert.matches("column types changed", msg)
+    assert.are.equal("25P02", select(3, db:exec("SELECT 1"))) -- aborted
+    assert(db:exec("ROLLBACK"))
+    assert.are.same(column_types("guard_t"), now)
+    assert.are.equal(20, now[5])
+    -- a COPY that fails skips what follows it (no COMMIT); its own error is returned
+    assert(db:exec("BEGIN"))
+    local bad = { "a", "b", "c", 1, 2, 3, true, "2023-02-29" }
+    n, msg, code = db:copy("COPY guard_t FROM STDIN", 8, { r, bad }, now, guard, "COMMIT")
+    assert.is_nil(n)
+    assert.are.equal("22008", code)
+    assert.is_string(msg)
+    assert.is_true(in_transaction())
+    assert(db:exec("ROLLBACK"))
+    -- what follows fails: its error is the call's, though the COPY went in
+    assert(db:exec("BEGIN"))
+    n, msg, code = db:copy("COPY guard_t FROM STDIN", 8, { r }, now, guard, "SELECT 1 / 0")
+    assert.is_nil(n)
+    assert.are.equal("22012", code)
+    assert.matches("division by zero", msg)
+    assert(db:exec("ROLLBACK"))
+    assert.are.equal("2", one(db, "SELECT count(*) FROM guard_t"))
+    assert.are.equal("ok", db:status())
+  end)
+
   it("quotes identifiers and closes twice safely", function()
     assert.are.equal('"we""ird"', db:quote_ident('we"ird'))
     db:close()

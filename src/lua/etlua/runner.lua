@@ -142,8 +142,8 @@ end
 -- How often the commit's wait hook runs while Postgres works and it has nothing else to do (the
 -- hook never waits itself), and how long one slice of the next batch's processing runs in it:
 -- the server's answer waits that long at most before the commit goes on. A batch's commit
--- waits three times (claim, COPY, COMMIT), and with --input the server is the slower side, so
--- the slice is short: 50 us (a handful of messages), not 200 (its answer waited ~0.1 ms on
+-- waits three times (claim, COPY, its data + COMMIT), and with --input the server is the slower
+-- side, so the slice is short: 50 us (a handful of messages), not 200 (its answer waited ~0.1 ms on
 -- average, three times a batch; --input of 50,000 was 0.87x the wall time in 12 alternating
 -- pairs; one message a slice costs more in hook calls than it saves).
 local WAIT_TICK_S = 0.002
@@ -155,7 +155,7 @@ local SLICE_S = 0.00005
 -- `meanwhile(first)` (a slice of the next batch's processing; true while there is more; first:
 -- the hook's first call) runs at every call. The hook returns what `meanwhile` did: true calls it
 -- again at once, for as long as the server has not answered, in each of the commit's waits (the
--- claim, the COPYs, the COMMIT).
+-- claim, the COPYs, the COMMIT, when it does not go with the last COPY).
 local function wait_hook(src, meanwhile)
   local interval, beat, first
   if src.commit_hook then interval, beat, first = src:commit_hook() end

@@ -5,7 +5,10 @@
       the quoted, schema-qualified name. Creates the table when absent and, for an output with
       a `key`, checks that a unique index on exactly the key columns exists (else a one-line
       error naming the output, the table and the columns).
-  w:write(db, rows) -> count | nil, msg, sqlstate     rows: arrays in column order, receive order
+  w:write(db, rows [, after]) -> count, committed | nil, msg, sqlstate
+      rows: arrays in column order, receive order. after (the sink's "COMMIT", when nothing
+      else is left to do in the transaction): sent in the COPY's own message, a round trip less
+      (not with on_conflict's merge, which follows the COPY); committed: it ran.
 
 The rows travel in COPY's binary format when the columns' types and every value of the batch
 have a binary form etlua.pg knows (pg.copy_binary_types: text, varchar, bpchar, int2/4/8, bool,
@@ -13,8 +16,12 @@ date; the server then parses no text: its COPY of a login row takes ~40% fewer i
 COPY's text format, read exactly as before. Binary data has no types of its own: the server
 would read an int4 as a date if the column had become one. So the types are the table's at the
 COPY: a staging table's are read once (it is this connection's, made at open); the target's are
-read in each batch's transaction, under the ROW EXCLUSIVE lock the COPY takes anyway (taken
-first by LOCK TABLE, in the same round trip: no ALTER TABLE commits between the two).
+checked in each batch's transaction, under the ROW EXCLUSIVE lock the COPY takes anyway: the
+COPY's own message starts with LOCK TABLE and the types' SELECT (db:copy's guard: no ALTER TABLE
+commits between them and the COPY), and the data goes only when they are the types it was made
+for (those read at open, then at each change); else the attempt ends with "types_changed", the
+new types kept for the sink's next attempt. (Read in a round trip of their own before the COPY,
+they were one of five round trips a batch, the server idle during each of them.)
 
 Two paths:
   * no key, or on_conflict = "error": one COPY into the table (the fast path). A row whose key
@@ -64,25 +71,32 @@ SELECT 1 FROM pg_index i
        = (SELECT array_agg(k ORDER BY k) FROM unnest($2::text[]) AS k)
  LIMIT 1]]
 
--- The type OID of each of the columns $2 of table $1, in their order.
-local COLUMN_TYPES = [[
-SELECT a.atttypid::int8 FROM unnest($2::text[]) WITH ORDINALITY AS c(name, n)
-  JOIN pg_attribute a ON a.attrelid = $1::regclass AND a.attname = c.name AND NOT a.attisdropped
+-- The type OID of each of the columns (a text[]) of a table (a regclass), in their order: with
+-- parameters ($2, $1), or with the names as constants for db:copy's guard (no parameters there).
+local COLUMN_TYPES_OF = [[
+SELECT a.atttypid::int8 FROM unnest(%s::text[]) WITH ORDINALITY AS c(name, n)
+  JOIN pg_attribute a ON a.attrelid = %s::regclass AND a.attname = c.name AND NOT a.attisdropped
  ORDER BY c.n]]
+local COLUMN_TYPES = COLUMN_TYPES_OF:format("$2", "$1")
+
+-- binary(oids, ncols) -> oids (integers) when there is one a column and each has a binary form
+-- in db:copy, else false (a column missing: the COPY then says so)
+local function binary(oids, ncols)
+  if #oids ~= ncols then return false end
+  for i = 1, ncols do
+    if not pg.copy_binary_types[oids[i]] then return false end
+  end
+  return oids
+end
 
 -- column_types(db, exec, table, columns) -> the types for db:copy, or false when a column has no
--- binary form (or is missing: the COPY then says so) | nil, msg, code
+-- binary form (or is missing) | nil, msg, code
 local function column_types(db, exec, tbl, columns)
   local rows, err, code = exec(db, COLUMN_TYPES, tbl, columns)
   if not rows then return nil, err, code end
-  if #rows ~= #columns then return false end
-  local types = {}
-  for i, r in ipairs(rows) do
-    local t = math.tointeger(tonumber(r[1]))
-    if not pg.copy_binary_types[t] then return false end
-    types[i] = t
-  end
-  return types
+  local oids = {}
+  for i, r in ipairs(rows) do oids[i] = math.tointeger(tonumber(r[1])) end
+  return binary(oids, #columns)
 end
 
 local function list(db, names, prefix)
@@ -115,7 +129,14 @@ function M.open(db, o, qualify)
     local types
     types, err, code = column_types(db, db.exec, target, o.columns)
     if types == nil then return nil, err, code end
-    if types then self.lock = ("LOCK TABLE %s IN ROW EXCLUSIVE MODE"):format(target) end
+    if types then
+      self.lock = ("LOCK TABLE %s IN ROW EXCLUSIVE MODE"):format(target)
+      local names = {}
+      for i, c in ipairs(o.columns) do names[i] = db:quote_literal(c) end
+      self.guard = self.lock .. "; "
+        .. COLUMN_TYPES_OF:format("ARRAY[" .. table.concat(names, ", ") .. "]", db:quote_literal(target))
+      self.known = types
+    end
     return self
   end
 
@@ -160,18 +181,25 @@ function M.open(db, o, qualify)
   return self
 end
 
-function Writer:write(db, rows)
-  if #rows == 0 then return 0 end
-  local types = self.types
-  if self.lock then
+function Writer:write(db, rows, after)
+  if #rows == 0 then return 0, false end
+  if self.merge then after = nil end -- (the merge follows the COPY)
+  local types, guard = self.types, nil
+  if self.known then -- the target's types as last read: the COPY's guard checks them
+    types, guard = self.known, self.guard
+  elseif self.lock then -- they had no binary form: read again, each batch
     db:queue(self.lock)
     local err, code
     types, err, code = column_types(db, db.exec_prepared, self.target, self.output.columns)
     if types == nil then return nil, err, code end
+    self.known = types
   end
-  local n, err, code = db:copy(self.copy, self.ncols, rows, types or nil)
-  if not n then return nil, err, code end
-  if not self.merge then return n end
+  local n, err, code, now = db:copy(self.copy, self.ncols, rows, types or nil, guard, after)
+  if not n then
+    if code == "types_changed" then self.known = binary(now, self.ncols) end
+    return nil, err, code
+  end
+  if not self.merge then return n, after ~= nil end
   local ok, affected
   ok, affected, code = db:exec(self.merge)
   if not ok then return nil, affected, code end
