@@ -536,4 +536,43 @@ describe("etlua.ledger entries", function()
     for name, make in pairs(common) do claim_both(name, make, true) end
     for name, make in pairs(to_lua) do claim_both(name, make, false) end
   end)
+  it("claims the entries l:prepare made ahead for these very items, once, without the connection", function()
+    local l, db = fake_ledger(QUEUE)
+    local now_ms = (NOW_S + ledger.EPOCH) * 1000
+    local items = {}
+    for i = 1, 50 do items[i] = { id = "p-" .. i, sent_ms = now_ms - i * 1000, row = {} } end
+    for _, item in ipairs(items) do l.known[l:slot(item.sent_ms // 1000 - ledger.EPOCH)] = true end
+    local function entries_of(list)
+      local ref, ref_db = fake_ledger(QUEUE)
+      ref.lua_entries = true
+      assert(ref:claim(ref_db, list))
+      return inserted(ref_db)
+    end
+    local want = entries_of(items)
+    local calls = #db.calls
+    assert.is_true(l:prepare(items))
+    assert.are.equal(calls, #db.calls) -- (the wait hook may not use the connection)
+    -- made ahead: an item changed since is claimed as it was then (the runner changes none)
+    items[1].sent_ms = now_ms - 7
+    assert.are.equal(true, l:claim(db, items))
+    assert.are.same(want, (inserted(db)))
+    -- once: the same items claimed again are made again, as they are now
+    l:claim(db, items)
+    assert.are.same(entries_of(items), (inserted(db)))
+    -- another batch (a split half, a reprocessed one) is made again, not given the ahead ones
+    local other = {}
+    for i = 1, 50 do other[i] = { id = "q-" .. i, sent_ms = now_ms - i * 1000, row = {} } end
+    assert.is_true(l:prepare(other))
+    local half = table.move(other, 1, 25, 1, {})
+    l:claim(db, half)
+    assert.are.same(entries_of(half), (inserted(db)))
+    -- an --input line whose file's stamp is not remembered: not made ahead (reading it is a
+    -- statement)
+    local file = ("ab"):rep(16)
+    local id = "input:" .. file .. ":1"
+    calls = #db.calls
+    local line = { id = id, key = id, row = {}, message = { id = id, input_file = file, input_line = 1 } }
+    assert.is_false(l:prepare({ line }))
+    assert.are.equal(calls, #db.calls)
+  end)
 end)

@@ -101,9 +101,14 @@ end
 -- is remembered by this ledger object until a minute before the server would renew it, so the
 -- batches of one --input run after its first two ask nothing; one this transaction inserted is
 -- not (it is gone if the transaction rolls back).
-function Ledger:file_stamp(db, file)
+local function remembered_stamp(self, file)
   local known = self.file_stamps and self.file_stamps[file]
   if known and host.mono() < known.until_mono then return known.stamp end
+end
+
+function Ledger:file_stamp(db, file)
+  local known = remembered_stamp(self, file)
+  if known then return known end
   local name = "input:" .. file
   local now = "extract(epoch from now())::bigint - " .. M.EPOCH
   for _ = 1, 3 do
@@ -358,7 +363,11 @@ function Ledger:claim(db, items)
   local stamps = {}   -- --input file digest -> its stamp, read at its first line in the batch
   local live = self:live_from()
   local fresh, m, S, Q, D, O, P, old
-  if not self.lua_entries then
+  local pre = self.prepared
+  self.prepared = nil
+  if pre and pre.items == items and pre.n == #items and pre.live == live and pre.stamp == self.stamp then
+    fresh, m, S, Q, D, O, P = pre[1], pre[2], pre[3], pre[4], pre[5], pre[6], pre[7]
+  elseif not self.lua_entries then
     local queue, width, stamp0, known = self.queue, self.width, self.stamp, self.known
     fresh, m, S, Q, D, O, P = build_entries(items, queue, width, live, stamp0, stamps, known)
     while not fresh and m do -- m: an --input file whose stamp is to be read first
@@ -409,6 +418,29 @@ function Ledger:claim(db, items)
     if not ok then return nil, err, code end
   end
   return fresh
+end
+
+-- l:prepare(items) -> true when the claim's entries of items are made ahead, for l:claim of these
+-- very items (the same table, as long, with the same partitions live and the same stamp; any
+-- other claim drops them). The runner calls it from the commit's wait hook once the next batch
+-- is processed, so the next claim goes out at once (the entries of a batch of 500 take ~0.25 ms
+-- the server would wait): only the common batch etlua.ledger_entries builds whole, with the
+-- --input file stamps remembered; it never uses the connection (the hook may not).
+function Ledger:prepare(items)
+  self.prepared = nil
+  if self.lua_entries or #items == 0 then return false end
+  local stamps, live = {}, self:live_from()
+  local queue, width, stamp0, known = self.queue, self.width, self.stamp, self.known
+  local fresh, m, S, Q, D, O, P = build_entries(items, queue, width, live, stamp0, stamps, known)
+  while not fresh and m do -- an --input file's stamp: only one remembered
+    local s = remembered_stamp(self, m)
+    if not s then return false end
+    stamps[m] = s
+    fresh, m, S, Q, D, O, P = build_entries(items, queue, width, live, stamp0, stamps, known)
+  end
+  if not fresh then return false end
+  self.prepared = { fresh, m, S, Q, D, O, P, items = items, n = #items, live = live, stamp = stamp0 }
+  return true
 end
 
 -- l:maintain() -> true when it did a step. Between batches: at most one bounded step (make a

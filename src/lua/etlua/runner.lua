@@ -313,6 +313,8 @@ function M.run(opts, log)
     ahead.slicing = true
     local finished = process(ahead, log, opts.dry_run, host.mono() + SLICE_S)
     ahead.slicing = nil
+    -- processed: its claim's entries made now, so its commit's first statement goes out at once
+    if finished and state.out.prepare then state.out:prepare(ahead.items) end
     return not finished
   end
   while true do

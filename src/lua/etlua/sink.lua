@@ -213,6 +213,12 @@ function Sink:attempt(items)
   return summary
 end
 
+-- s:prepare(items): the claim of a commit of these very items made ahead (etlua.ledger's
+-- l:prepare), while the commit before it waits; never uses the connection.
+function Sink:prepare(items)
+  return self.ledger:prepare(items)
+end
+
 local function add(total, s)
   for k, v in pairs(s) do total[k] = total[k] + v end
   return total
