@@ -306,8 +306,9 @@ function Sink:commit_part(items, top)
         if not b then return nil, berr, bcode end
         return add(a, b)
       end
-    elseif code ~= "40P01" and code ~= "40001" and code ~= "types_changed" then
-      -- deadlock / serialization, or a table whose column types changed (etlua.writer): again
+    elseif code ~= "40P01" and code ~= "40001" and code ~= "types_changed" and code ~= "26000" then
+      -- deadlock / serialization, a table whose column types changed or a writer's prepared
+      -- statement gone (DISCARD ALL: prepared again, etlua.writer): try again
       return nil, err, code
     end
   end
