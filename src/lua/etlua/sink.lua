@@ -17,6 +17,7 @@
 local writer = require "etlua.writer"
 local table_check = require "etlua.table_check"
 local ledger = require "etlua.ledger"
+local rows_of = require("etlua.rows").of -- an item's rows of output w, either shape
 
 local M = {}
 
@@ -240,12 +241,6 @@ local function refuse(self, item, err)
     return false
   end
   return true
-end
-
--- The rows of an item for output w: a list (item.row: the one row of a script without outputs).
-local function rows_of(item, w)
-  if item.row then return w == 1 and { item.row } or {} end
-  return item.rows[w] or {}
 end
 
 -- The breaker's probe: each message's rows alone, on every output, under a savepoint, in one
