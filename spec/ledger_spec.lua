@@ -228,7 +228,8 @@ describe("etlua.ledger entries", function()
     assert.are.equal(1704067200, ledger.EPOCH) -- 2024-01-01T00:00:00Z
     for i, v in ipairs(VECTORS) do
       local key, sent_ms, line, file = v[1], v[2], v[3], v[4]
-      local got = table.pack(entry(l.queue, key, sent_ms, line, file))
+      local msg = line and { id = key, input_line = line, input_file = file } or nil
+      local got = table.pack(entry(l.queue, key, sent_ms, msg))
       assert.are.same({ v[6], v[7], v[8], v[5], n = 4 }, got, "vector " .. i .. ": " .. key)
       if not line then
         assert.are.same({ v[6], v[7], v[8], v[5] }, { l:entry_key(key, sent_ms) }, "vector " .. i)
@@ -238,6 +239,16 @@ describe("etlua.ledger entries", function()
     assert.has_error(function() entry(l.queue, {}) end)
     assert.has_error(function() entry(l.queue, "k", 1.5) end)
     assert.has_error(function() entry(l.queue, "k", nil, "x") end)
+    assert.has_error(function() entry(l.queue, "k", nil, { id = "k", input_line = "3" }) end)
+    assert.has_error(function() entry(l.queue, "k", nil, { id = "k", input_line = 3, input_file = 1 }) end)
+    assert.has_error(function()
+      entry(l.queue, "k", nil, setmetatable({}, { __index = { id = "k", input_line = 3 } }))
+    end)
+    -- a message whose id is not the key, or without a line, says nothing: the key is read
+    assert.are.same({ entry(l.queue, "input:" .. F .. ":7") },
+      { entry(l.queue, "input:" .. F .. ":7", nil, { id = "other", input_line = 9, input_file = "ff" }) })
+    assert.are.same({ entry(l.queue, "input:" .. F .. ":7") },
+      { entry(l.queue, "input:" .. F .. ":7", nil, { id = "input:" .. F .. ":7" }) })
   end)
 
   it("claims the fixed vectors' entries on both paths (C for the common batch, else the Lua loop)", function()

@@ -55,11 +55,12 @@
  *
  * Lua API:
  *   entries.EPOCH: 1704067200, the time (s since 1970) whose `sent` is 0
- *   entries.entry(queue, key [, sent_ms [, line, file]]) -> seq, digest, sent, file
+ *   entries.entry(queue, key [, sent_ms [, message]]) -> seq, digest, sent, file
  *     one key's entry by the rule. sent_ms: the send time (an integer), or nil/false for none;
- *     line: the --input line the key's message carries (an integer), with file its input_file
- *     (a string, or nil: a stdin line); line nil: the key is read (key_line). sent: nil without
- *     a send time (the caller stamps the entry); file: the --input file (given, or the key's),
+ *     message: the key's message (a table without a metatable, or nil), whose input_line and
+ *     input_file give the line and file when its id is the key, as build() reads them (one
+ *     check: message_line); otherwise the key is read (key_line). sent: nil without a send
+ *     time (the caller stamps the entry); file: the --input file (the message's or the key's),
  *     else nil. Misuse raises.
  *   entries.build(items, queue, width, live, stamp, stamps, known)
  *     -> fresh, m, S, Q, D, O, P   every item taken: fresh = true when no two items share a key
@@ -206,6 +207,42 @@ static int truthy_field(lua_State *L, int idx, int f)
     return t;
 }
 
+/* The rule's "an --input line's message carries its line and file when its id is the key", for
+ * the message at msg (a table) and the key at key: 1 with its input_line and input_file pushed
+ * (two values; the file a string or nil), 0 with nothing pushed when it does not say (no
+ * input_line, or another id), -1 with nothing pushed when it breaks the rule (a metatable: its
+ * fields would not be raw gets; a line that is not an integer; a file neither a string nor nil).
+ * Both entry() and build() read a message's line here. */
+static int message_line(lua_State *L, int msg, int key, int64_t *line)
+{
+    if (lua_getmetatable(L, msg)) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    if (field(L, msg, F_INPUT_LINE) == LUA_TNIL || !lua_toboolean(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    field(L, msg, F_ID);
+    int same = lua_rawequal(L, -1, key);
+    lua_pop(L, 1);
+    if (!same) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (!lua_isinteger(L, -1)) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    *line = lua_tointeger(L, -1);
+    int ft = field(L, msg, F_INPUT_FILE);
+    if (ft != LUA_TSTRING && ft != LUA_TNIL) {
+        lua_pop(L, 2);
+        return -1;
+    }
+    return 1;
+}
+
 /* Fills *e from items[i] (a table at stack index item). Returns 1 when taken, 0 for the Lua path,
  * -1 when the stamp of the --input file now on top of the stack is missing. The key is left on
  * the stack (one value pushed) when it returns 1. */
@@ -229,25 +266,11 @@ static int entry_of(lua_State *L, int item, lua_Integer i, size_t qlen, const ch
     int64_t line = NO_LINE;
     int mt = field(L, item, F_MESSAGE); /* key + 1 */
     if (mt == LUA_TTABLE) {
-        if (lua_getmetatable(L, key + 1))
+        int r = message_line(L, key + 1, key, &line); /* 1: line, file at key + 2, key + 3 */
+        if (r < 0)
             return 0;
-        int lt = field(L, key + 1, F_INPUT_LINE); /* key + 2 */
-        if (lt != LUA_TNIL && lua_toboolean(L, -1)) {
-            field(L, key + 1, F_ID);
-            int same = lua_rawequal(L, -1, key);
-            lua_pop(L, 1);
-            if (same) {
-                if (!lua_isinteger(L, key + 2))
-                    return 0;
-                line = lua_tointeger(L, key + 2);
-                int ft = field(L, key + 1, F_INPUT_FILE); /* key + 3 */
-                if (ft == LUA_TSTRING)
-                    has_file = 1;
-                else if (ft != LUA_TNIL)
-                    return 0;
-                from_msg = 1;
-            }
-        }
+        from_msg = r;
+        has_file = r && lua_type(L, key + 3) == LUA_TSTRING;
     } else if (mt != LUA_TNIL && lua_toboolean(L, -1)) {
         return 0;
     }
@@ -429,8 +452,8 @@ static int etl_ledger_entries_build(lua_State *L)
     return 7;
 }
 
-/* entries.entry(queue, key [, sent_ms [, line, file]]) -> seq, digest, sent, file: one key's
- * entry by the rule (the header). */
+/* entries.entry(queue, key [, sent_ms [, message]]) -> seq, digest, sent, file: one key's entry
+ * by the rule (the header). */
 static int etl_ledger_entries_entry(lua_State *L)
 {
     size_t qlen, klen;
@@ -438,10 +461,21 @@ static int etl_ledger_entries_entry(lua_State *L)
     const char *k = luaL_checklstring(L, 2, &klen);
     int has_ms = lua_toboolean(L, 3);
     lua_Integer sent_ms = has_ms ? luaL_checkinteger(L, 3) : 0;
-    lua_settop(L, 5);
-    int64_t line;
-    int input;
-    if (lua_isnil(L, 4)) { /* the key says */
+    lua_settop(L, 4);
+    int64_t line = NO_LINE;
+    int input = 0, from_msg = 0;
+    if (lua_type(L, 4) == LUA_TTABLE) {
+        from_msg = message_line(L, 4, 2, &line); /* 1: line, file at 5, 6 */
+        if (from_msg < 0)
+            return luaL_argerror(L, 4,
+                                 "a message with a metatable, a line not an integer or a "
+                                 "file neither a string nor nil");
+        input = from_msg && lua_type(L, 6) == LUA_TSTRING;
+    } else if (!lua_isnil(L, 4)) {
+        return luaL_typeerror(L, 4, "table or nil");
+    }
+    if (!from_msg) { /* the key says */
+        lua_settop(L, 5);
         const char *file;
         size_t flen;
         line = key_line(k, klen, &file, &flen);
@@ -450,11 +484,7 @@ static int etl_ledger_entries_entry(lua_State *L)
             lua_pushlstring(L, file, flen);
         else
             lua_pushnil(L);
-        lua_replace(L, 5);
-    } else { /* the message says */
-        line = luaL_checkinteger(L, 4);
-        input = lua_toboolean(L, 5);
-    }
+    } /* the file (or nil) is at 6 */
     struct etl_ledger_entry e;
     if (entry_make(&e, queue, qlen, k, klen, has_ms, sent_ms, input, line) != 0)
         return luaL_error(L, "etlua.ledger_entries: SHA-256 failed in OpenSSL");
@@ -464,7 +494,7 @@ static int etl_ledger_entries_entry(lua_State *L)
         lua_pushinteger(L, e.sent);
     else
         lua_pushnil(L);
-    lua_pushvalue(L, 5);
+    lua_pushvalue(L, 6);
     return 4;
 }
 
@@ -472,7 +502,9 @@ int luaopen_etlua_ledger_entries(lua_State *L);
 int luaopen_etlua_ledger_entries(lua_State *L)
 {
     lua_createtable(L, 0, 3);
-    lua_pushcfunction(L, etl_ledger_entries_entry);
+    for (int f = F_KEY; f <= F_REJECT; f++)
+        lua_pushstring(L, FIELDS[f]);
+    lua_pushcclosure(L, etl_ledger_entries_entry, F_REJECT);
     lua_setfield(L, -2, "entry");
     lua_pushinteger(L, EPOCH);
     lua_setfield(L, -2, "EPOCH");

@@ -280,15 +280,11 @@ local function lua_entries(self, db, items, stamps, live)
     local item = items[i]
     local key = item.key or item.id
     if type(key) ~= "string" then error("ledger: every item needs a string key or id", 0) end
-    -- an --input line's message carries the file and line its id spells (etlua.source): given
-    -- when the key is that id, else the rule reads them from the key
-    local line, file
-    local msg = item.message
-    if msg and msg.input_line and msg.id == key then line, file = msg.input_line, msg.input_file end
+    -- an --input line's message carries the file and line its id spells (etlua.source_file):
+    -- the rule takes them from it when the key is that id, else reads them from the key
     local sent_ms = item.sent_ms
     sent_ms = sent_ms and tointeger(sent_ms // 1)
-    local seq, digest, s
-    seq, digest, s, file = entry(queue, key, sent_ms, line, file)
+    local seq, digest, s, file = entry(queue, key, sent_ms, item.message or nil)
     if not s then -- no send time: the file's stamp, else the queue's
       if file then
         s = stamps[file]
