@@ -219,6 +219,24 @@ describe("json.decode", function()
   end)
 end)
 
+describe("json.decode_object", function()
+  it("gives the object a text holds, as json.decode does, and nil for anything else", function()
+    for _, text in ipairs({'{"user_id":"u1","app_version":2,"ip":null}', ' \t\r\n{}', '{"a":[1,{}]} ',
+                           '{"a\\u0062":"\\u00e9"}'}) do
+      local got = json.decode_object(text)
+      assert.are.equal("table", type(got), text)
+      assert.is_nil(getmetatable(got), text)
+      assert.is_true(same(json.decode(text), got), text .. ": " .. show(got))
+    end
+    for _, text in ipairs({"[]", "[1]", "2", '"{}"', "null", "true", "", "  ", "{", '{"a":1}x',
+                           '{"a":1,}', "{} {}", " [{}]"}) do
+      assert.is_nil(json.decode_object(text), text)
+      assert.are.same({ nil }, { json.decode_object(text) }, text) -- one value, not nil, msg
+    end
+    assert.has_error(function() json.decode_object({}) end)
+  end)
+end)
+
 describe("json.encode", function()
   local cases = {
     {nil, "null"}, {null, "null"}, {true, "true"}, {false, "false"},

@@ -25,6 +25,7 @@
  *
  * Lua API:
  *   json.decode(s)      -> value  | nil, "<what> at byte N"   (never raises on bad input)
+ *   json.decode_object(s) -> table | nil   the object s holds; nil for anything else
  *   json.encode(v)      -> text   | nil, msg                  (never raises on bad values)
  *   json.number_text(n) -> the Postgres text of a number (etl_json_number_text for floats,
  *                          digits for integers); raises when n is not a number
@@ -140,6 +141,24 @@ static int etl_json_decode_l(lua_State *L)
                            lua_upvalueindex(3));
 }
 
+/* json.decode_object(s) -> table | nil: the object s holds, or nil when s is not JSON or holds
+ * another value (json.decode says which). The per-message decode of etlua.record: one call
+ * where json.decode needed type() and getmetatable() after it to tell an object from the rest,
+ * and a body that does not start with '{' is not decoded at all. */
+static int etl_json_decode_object_l(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len), *p = s, *end = s + len;
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    lua_settop(L, 1);
+    if (p == end || *p != '{' ||
+        etl_json_decode(L, s, len, lua_upvalueindex(1), lua_touserdata(L, lua_upvalueindex(2)),
+                        lua_upvalueindex(3)) != 1)
+        lua_pushnil(L); /* (above a refusal's nil, msg: the last value is returned) */
+    return 1;
+}
+
 /* json.encode(v) -> text | nil, msg */
 static int etl_json_encode_l(lua_State *L)
 {
@@ -170,6 +189,11 @@ int luaopen_etlua_json(lua_State *L)
     lua_pushvalue(L, -1);
     memset(lua_newuserdatauv(L, sizeof(struct etl_json_keys), 0), 0, sizeof(struct etl_json_keys));
     lua_createtable(L, ETL_JSON_KEY_SLOTS, 0); /* the cached keys' strings */
+    lua_pushvalue(L, -3); /* decode_object shares the array metatable and the key cache */
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
+    lua_pushcclosure(L, etl_json_decode_object_l, 3);
+    lua_setfield(L, -6, "decode_object");
     lua_pushcclosure(L, etl_json_decode_l, 3);
     lua_setfield(L, -3, "decode");
     lua_newuserdatauv(L, ETL_JSON_SCRATCH_MIN, 0); /* the encoder's reused buffer */

@@ -2,6 +2,8 @@
 reject bodies, so switching it is one edit.
 
   codec.decode(s)       -> value | nil, msg    (never raises on bad input; depth limit 1000)
+  codec.decode_object(s) -> table | nil       the JSON object s holds; nil when it holds none
+                           (not JSON, or another value: codec.decode says which)
   codec.encode(v)       -> text | nil, msg
   codec.number_text(x)  -> the text Postgres reads for a number (digits for an integer, the
                            shortest text that reads back the same for a float)
@@ -18,6 +20,7 @@ local json = require "etlua.json"
 local M = {}
 
 M.decode = json.decode
+M.decode_object = json.decode_object
 M.encode = json.encode
 M.number_text = json.number_text
 M.null = json.null

@@ -120,7 +120,7 @@ end
 local JSON_TYPE = {string = "a string", number = "a number", boolean = "a boolean",
                    table = "an array", userdata = "null"}
 
-local decode, array_mt = codec.decode, codec.array_mt
+local decode, decode_object, array_mt = codec.decode, codec.decode_object, codec.array_mt
 
 -- Decodes the body into an object, or returns the reject. Under envelope = "sns" a
 -- notification's Message is the body from here on, and out gets its key and sent_ms.
@@ -168,15 +168,17 @@ end
 -- processor (an upvalue costs a fraction of a field of self): one decode, one validate, the
 -- rules, the masks, one transform, the rows. It makes few tables (each costs as much as a dozen
 -- field reads): ctx.message, the masks (the script's map and etlua's own list, made by row_masks
--- in one pass) and the outcome, made last by one constructor. run(body, meta, m): m (the message,
--- for p:item) makes the outcome the runner's item at once, with id, message, key and sent_ms.
+-- in one pass) and the outcome, made last by one constructor. run(_, m): p:item itself (no
+-- wrapper's call a message), its body m.body and its meta m; m makes the outcome the runner's
+-- item at once, with id, message, key and sent_ms. run(_, nil, body, meta): p:process's.
 local function runner_of(self)
   local envelope_kind, pii_spec, masker, ms = self.envelope, self.pii_spec, self.masker, self.budget_ms
   local row_masks, validate, transform_rows = pii_spec.row_masks, self.validate, self.transform_rows
   local rules, ctx, multi, masked_only = self.rules, self.ctx, self.multi, not self.keep_masks
   local nrules = #rules
   local bcall = budget.call
-  return function(body, meta, m)
+  return function(_, m, body, meta)
+    if m ~= nil then body, meta = m.body, m end
     -- ctx.message: what the script may read of the message (never the receipt); a message
     -- that is not from SQS (--input) has none of its four fields: a table of three (each nil
     -- field of a constructor is a store that finds no key, and a larger table)
@@ -196,8 +198,8 @@ local function runner_of(self)
       }
     end
     local out = NO_KEY
-    local rec = envelope_kind == nil and decode(body)
-    if type(rec) ~= "table" or getmetatable(rec) == array_mt then -- not an object, or an envelope
+    local rec = envelope_kind == nil and decode_object(body)
+    if not rec then -- not an object (self:decode says what it is instead), or an envelope
       out = {}
       local body_or_reject
       rec, body_or_reject = self:decode(body, message, out)
@@ -362,12 +364,12 @@ function M.new(desc, opts)
     if type(body) ~= "string" then
       error("etlua.record: process(body, meta): body must be a string", 2)
     end
-    return run(body, meta or EMPTY, nil)
+    return run(nil, nil, body, meta or EMPTY)
   end
   -- p:item(m) -> the outcome of m.body as the runner's item | nil, hook (a stop signal cut that
   -- hook short): process(m.body, m) with id = m.id, message = m, and key, sent_ms the
   -- envelope's or else the message's own (m.id, m.sent_ms). m.body must be a string.
-  self.item = function(_, m) return run(m.body, m, m) end
+  self.item = run
   return self
 end
 
