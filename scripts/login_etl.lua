@@ -210,19 +210,31 @@ local function utc_date(secs)
   return cached_date
 end
 
+-- The UTC date of a millisecond count (a number or a numeric string), or nil when it is not a
+-- usable time. The last count's date is remembered: the messages of an --input batch share
+-- the moment they were received.
+local last_ms, last_ms_date
+local function date_from_ms(ms)
+  if ms ~= last_ms then
+    local secs = epoch_from_ms(ms)
+    if secs == nil then return nil end
+    last_ms, last_ms_date = ms, utc_date(secs)
+  end
+  return last_ms_date
+end
+
 -- create_date: the UTC date of the body's `timestamp` (epoch seconds) when present, else of
 -- the SQS SentTimestamp, else of the moment the message was received. A `timestamp` that is
 -- there but unusable (a string, negative, past year 9999, milliseconds) is not a reject reason
 -- in the contract, so it falls back like a missing one. (Each source is looked at only when
 -- it is there: most bodies carry no timestamp, and --input gives no SentTimestamp.)
 local function create_date(rec, message)
-  local secs, ms
+  local secs, date
   if rec.timestamp ~= nil then secs = epoch_seconds(rec.timestamp) end
-  ms = message.sent_ms
-  if secs == nil and ms ~= nil then secs = epoch_from_ms(ms) end
-  ms = message.received_ms
-  if secs == nil and ms ~= nil then secs = epoch_from_ms(ms) end
-  return utc_date(secs or os.time())
+  if secs ~= nil then return utc_date(secs) end
+  if message.sent_ms ~= nil then date = date_from_ms(message.sent_ms) end
+  if date == nil and message.received_ms ~= nil then date = date_from_ms(message.received_ms) end
+  return date or utc_date(os.time())
 end
 
 -- ---- the script ------------------------------------------------------------------------------
