@@ -176,35 +176,36 @@ static int etl_pg_status(lua_State *L)
     return 1;
 }
 
-/* db:quote_ident(name) -> "quoted"; raises on a name libpq cannot quote. */
-static int etl_pg_quote_ident(lua_State *L)
+/* Pushes the string at stack index 2 quoted by libpq's escape (PQescapeIdentifier or
+ * PQescapeLiteral: both refuse what this server's encoding cannot hold); raises on a NUL byte or
+ * what libpq refuses. what: "identifier" or "string", for the errors. */
+static int etl_pg_push_quoted(lua_State *L, char *(*escape)(PGconn *, const char *, size_t),
+                              const char *what)
 {
     PGconn *conn = etl_pg_check(L);
     size_t len;
-    const char *name = luaL_checklstring(L, 2, &len);
-    luaL_argcheck(L, memchr(name, '\0', len) == NULL, 2, "identifier contains a NUL byte");
-    char *q = PQescapeIdentifier(conn, name, len);
+    const char *s = luaL_checklstring(L, 2, &len);
+    if (memchr(s, '\0', len) != NULL)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "%s contains a NUL byte", what));
+    char *q = escape(conn, s, len);
     if (q == NULL)
-        return luaL_error(L, "cannot quote identifier: %s", PQerrorMessage(conn));
+        return luaL_error(L, "cannot quote %s: %s", what, PQerrorMessage(conn));
     lua_pushstring(L, q);
     PQfreemem(q);
     return 1;
+}
+
+/* db:quote_ident(name) -> "quoted"; raises on a name libpq cannot quote. */
+static int etl_pg_quote_ident(lua_State *L)
+{
+    return etl_pg_push_quoted(L, PQescapeIdentifier, "identifier");
 }
 
 /* db:quote_literal(s) -> 's' quoted as a string constant of this connection's server; raises on
  * a string libpq cannot quote. For names in a statement without parameters (db:copy's guard). */
 static int etl_pg_quote_literal(lua_State *L)
 {
-    PGconn *conn = etl_pg_check(L);
-    size_t len;
-    const char *s = luaL_checklstring(L, 2, &len);
-    luaL_argcheck(L, memchr(s, '\0', len) == NULL, 2, "string contains a NUL byte");
-    char *q = PQescapeLiteral(conn, s, len);
-    if (q == NULL)
-        return luaL_error(L, "cannot quote a string: %s", PQerrorMessage(conn));
-    lua_pushstring(L, q);
-    PQfreemem(q);
-    return 1;
+    return etl_pg_push_quoted(L, PQescapeLiteral, "string");
 }
 
 /* ---- exec ---------------------------------------------------------------------------------- */
