@@ -8,7 +8,8 @@
  *   mask.new(key)                -> hasher ("etlua.mask.hasher"); the key's inner and outer
  *                                   SHA-256 states are computed once and kept in the hasher
  *   hasher:hex(s)                -> 64 lowercase hex chars;  hasher:close() (also __gc/__close)
- *   mask.canonical_ip(s)         -> text, 4|6  or nil
+ *   mask.canonical_ip(s)         -> text, 4|6  or nil (the last address's result remembered:
+ *                                   etl_mask_ip_memo_get)
  *   mask.sha256_int64(s [, t])   -> d, bits: SHA-256 as integers (the ledger's digest; below)
  *   mask.row_masks(...)          -> etlua.pii's row_masks in C (src/mask_rows.c)
  *   mask.canonical(s, form)      -> the canonical form of s: nil, "ip", "lower", "trim" (ditto)
@@ -188,6 +189,25 @@ int etl_mask_canonical_ip(const char *s, size_t len, char out[ETL_MASK_IP_MAX])
     return inet_ntop(AF_INET6, addr, out, ETL_MASK_IP_MAX) ? 6 : 0;
 }
 
+int etl_mask_ip_memo_get(struct etl_mask_ip_memo *m, const char *s, size_t len, const char **text,
+                         size_t *tlen, int *same)
+{
+    if (len == 0 || len >= ETL_MASK_IP_MAX) /* never an address (etl_mask_canonical_ip's rule) */
+        return 0;
+    if (len != m->len || memcmp(s, m->in, len) != 0) {
+        m->len = 0; /* nothing remembered while it is rewritten */
+        m->family = etl_mask_canonical_ip(s, len, m->text);
+        m->tlen = m->family ? strlen(m->text) : 0;
+        m->same = m->tlen == len && memcmp(m->text, s, len) == 0;
+        memcpy(m->in, s, len);
+        m->len = len;
+    }
+    *text = m->text;
+    *tlen = m->tlen;
+    *same = m->same;
+    return m->family;
+}
+
 /* ---- Lua binding ----------------------------------------------------------------------------- */
 
 /* The key's states live in the userdata itself: nothing else to allocate or free. */
@@ -298,22 +318,25 @@ static int etl_mask_l_tostring(lua_State *L)
     return 1;
 }
 
+/* mask.canonical_ip(s): through the module's memo (upvalue 1), shared with the pii masks
+ * (mask.row_masks' canonical = "ip"), which made the same message's address canonical just
+ * before the script's check asks for it again. */
 static int etl_mask_l_canonical_ip(lua_State *L)
 {
-    size_t len;
-    const char *s = luaL_checklstring(L, 1, &len);
-    char out[ETL_MASK_IP_MAX];
-    int family = etl_mask_canonical_ip(s, len, out);
+    size_t len, tlen;
+    const char *s = luaL_checklstring(L, 1, &len), *text;
+    int same;
+    int family =
+        etl_mask_ip_memo_get(lua_touserdata(L, lua_upvalueindex(1)), s, len, &text, &tlen, &same);
     if (family == 0) {
         luaL_pushfail(L);
         return 1;
     }
-    size_t olen = strlen(out);
-    if (olen == len && memcmp(out, s, len) == 0)
+    if (same)
         lua_pushvalue(L, 1); /* already canonical (every IPv4 address): the same string, not made
                                 again (its bytes hashed and looked up among Lua's strings) */
     else
-        lua_pushlstring(L, out, olen);
+        lua_pushlstring(L, text, tlen);
     lua_pushinteger(L, family);
     return 2;
 }
@@ -355,7 +378,12 @@ int luaopen_etlua_mask(lua_State *L)
         lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);
-    luaL_newlib(L, etl_mask_funcs);
+    luaL_newlibtable(L, etl_mask_funcs);
+    /* every function's upvalue 1: the memo of the last address made canonical (canonical_ip,
+     * canonical and the masks row_masks makes use it) */
+    struct etl_mask_ip_memo *memo = lua_newuserdatauv(L, sizeof *memo, 0);
+    memset(memo, 0, sizeof *memo);
+    luaL_setfuncs(L, etl_mask_funcs, 1);
     return 1;
 }
 

@@ -29,8 +29,10 @@
  *
  * The canonical forms (as Lua's own functions would make them): "lower" is string.lower's byte-wise tolower, "trim" drops
  * the leading and trailing bytes string.find's %s matches (isspace), "ip" is canonical_ip's text
- * or the value itself when it is not a valid address. A value left unchanged by its form is
- * masked as that same string (no copy is made). Lookups honour metatables as rec[name] does. */
+ * or the value itself when it is not a valid address (through the module's memo of the last
+ * address, etl_mask_ip_memo_get: the script's own check of the same address, mask.canonical_ip,
+ * then costs a comparison). A value left unchanged by its form is masked as that same string
+ * (no copy is made). Lookups honour metatables as rec[name] does. */
 #include "etlua/mask.h"
 
 #include <ctype.h>
@@ -60,21 +62,23 @@ struct row_plan {
 #define UV_JSON_TEXT lua_upvalueindex(4)
 #define UV_EACH lua_upvalueindex(5)
 #define UV_HASHER_MT lua_upvalueindex(6)
+#define UV_IP_MEMO lua_upvalueindex(7)
 
-/* Pushes the text the string at idx is masked by under form. */
-static void push_canonical(lua_State *L, int idx, int form)
+/* Pushes the text the string at idx is masked by under form; memo: the module's memo of the
+ * last address made canonical (etl_mask_ip_memo_get). */
+static void push_canonical(lua_State *L, int idx, int form, struct etl_mask_ip_memo *memo)
 {
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
     switch (form) {
     case FORM_IP: {
-        char out[ETL_MASK_IP_MAX];
-        int family = etl_mask_canonical_ip(s, len, out);
-        size_t olen = family ? strlen(out) : 0;
-        if (family == 0 || (olen == len && memcmp(out, s, len) == 0))
+        const char *text;
+        size_t tlen;
+        int same;
+        if (etl_mask_ip_memo_get(memo, s, len, &text, &tlen, &same) == 0 || same)
             lua_pushvalue(L, idx);
         else
-            lua_pushlstring(L, out, olen);
+            lua_pushlstring(L, text, tlen);
         return;
     }
     case FORM_LOWER: {
@@ -131,7 +135,7 @@ int etl_mask_l_canonical(lua_State *L)
     int form = form_named(L, 2);
     if (form < 0)
         return luaL_argerror(L, 2, "nil, \"ip\", \"lower\" or \"trim\" expected");
-    push_canonical(L, 1, form);
+    push_canonical(L, 1, form, lua_touserdata(L, lua_upvalueindex(1)));
     return 1;
 }
 
@@ -200,7 +204,7 @@ static int etl_mask_l_row_masks_run(lua_State *L)
             continue;
         }
         if (lua_type(L, 6) == LUA_TSTRING)
-            push_canonical(L, 6, e->form); /* 7: the text */
+            push_canonical(L, 6, e->form, lua_touserdata(L, UV_IP_MEMO)); /* 7: the text */
         else
             push_json_text(L, 6);
         if (h == NULL)
@@ -300,6 +304,7 @@ int etl_mask_l_row_masks(lua_State *L)
     lua_pushvalue(L, 3); /* json_text */
     lua_pushvalue(L, 4); /* each_masks */
     luaL_getmetatable(L, ETL_MASK_HASHER_MT);
-    lua_pushcclosure(L, etl_mask_l_row_masks_run, 6);
+    lua_pushvalue(L, lua_upvalueindex(1)); /* the module's memo of the last address */
+    lua_pushcclosure(L, etl_mask_l_row_masks_run, 7);
     return 1;
 }

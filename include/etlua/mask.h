@@ -33,6 +33,26 @@ int etl_mask_hmac_hex(const void *key, size_t keylen, const void *data, size_t l
  * ::ffff:a.b.c.d). Returns 4 or 6 and fills out, or 0 when s is not a valid address. */
 int etl_mask_canonical_ip(const char *s, size_t len, char out[ETL_MASK_IP_MAX]);
 
+/* The last address etl_mask_ip_memo_get made canonical, its bytes and its result, so that the
+ * same address asked for again costs a comparison: a message's ip is made canonical twice, by
+ * its pii mask (canonical = "ip") and by the script's own check (mask.canonical_ip). Kept by
+ * the Lua module in a userdata of its own (one per module instance). Zeroed: empty. */
+struct etl_mask_ip_memo {
+    size_t len;  /* bytes of in (1 .. ETL_MASK_IP_MAX - 1); 0: nothing remembered */
+    size_t tlen; /* bytes of text */
+    int family;  /* etl_mask_canonical_ip's result for in */
+    int same;    /* text is in itself (every IPv4 address) */
+    char in[ETL_MASK_IP_MAX], text[ETL_MASK_IP_MAX];
+};
+
+/* etl_mask_canonical_ip(s, len) through the memo m: the result remembered when s holds the
+ * same bytes as the last address (compared by content: a string's address says nothing, a
+ * freed one's may be reused), else computed and remembered. Returns the family (0: not an
+ * address); for an address, *text and *tlen its canonical text (m's: valid until the next
+ * call) and *same nonzero when that text is s's bytes themselves. */
+int etl_mask_ip_memo_get(struct etl_mask_ip_memo *m, const char *s, size_t len, const char **text,
+                         size_t *tlen, int *same);
+
 /* The ledger's entry digest: SHA-256 of s[0..slen), or of s NUL t[0..tlen) when t is not NULL;
  * *d = its first 8 bytes big-endian as a signed 64-bit integer (two's complement), *bits = the
  * next 4 big-endian. What mask.sha256_int64 returns. Returns 0, or -1 when OpenSSL fails. */

@@ -329,6 +329,56 @@ static void test_canonical_ip(void)
     }
 }
 
+/* The memo (etl_mask_ip_memo_get) gives what etl_mask_canonical_ip gives, whatever came before:
+ * the same address again, another of the same length, a prefix or an extension of the last,
+ * an invalid one between valid ones, embedded NULs, the over-long. */
+static void test_ip_memo(void)
+{
+    static const char *const seq[] = {
+        "199.172.111.135", "199.172.111.135", "199.172.111.136", "199.172.111.135",
+        "2001:DB8::1", "2001:db8::1", "2001:DB8::1", "999.1.1.1",
+        "999.1.1.1", "1.2.3.4", "1.2.3.41", "1.2.3.4",
+        "1.2.3.", "::ffff:1.2.3.4", "::FFFF:1.2.3.4", "",
+        "1.2.3.4", "fe80::1%eth0", "::1.2.3.4", "::1.2.3.4",
+    };
+    const size_t n = sizeof seq / sizeof seq[0];
+    struct etl_mask_ip_memo memo;
+    memset(&memo, 0, sizeof memo);
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < n; i++) {
+            const char *in = seq[round ? n - 1 - i : i], *text = NULL;
+            size_t len = strlen(in), tlen = 0;
+            char want[ETL_MASK_IP_MAX];
+            int same = -1, family = etl_mask_canonical_ip(in, len, want);
+            int got = etl_mask_ip_memo_get(&memo, in, len, &text, &tlen, &same);
+            CHECK(got == family, "memo(\"%s\") family %d, want %d", in, got, family);
+            if (family == 0 || got != family)
+                continue;
+            CHECK(tlen == strlen(want) && memcmp(text, want, tlen) == 0,
+                  "memo(\"%s\") = \"%.*s\", want \"%s\"", in, (int)tlen, text, want);
+            CHECK(same == (strcmp(want, in) == 0), "memo(\"%s\") same %d", in, same);
+        }
+    }
+    /* embedded NUL and the length: the bytes counted, not the C string */
+    const char *text;
+    size_t tlen;
+    int same;
+    CHECK(etl_mask_ip_memo_get(&memo, "1.2.3.4", 7, &text, &tlen, &same) == 4, "memo 1.2.3.4");
+    CHECK(etl_mask_ip_memo_get(&memo, "1.2.3.4\0" "5", 9, &text, &tlen, &same) == 0,
+          "memo: embedded NUL");
+    CHECK(etl_mask_ip_memo_get(&memo, "1.2.3.4", 8, &text, &tlen, &same) == 0,
+          "memo: the NUL counted");
+    CHECK(etl_mask_ip_memo_get(&memo, "1.2.3.4", 7, &text, &tlen, &same) == 4 && same,
+          "memo 1.2.3.4 again");
+    char longbuf[200];
+    memset(longbuf, '0', sizeof longbuf);
+    memcpy(longbuf, "::", 2);
+    CHECK(etl_mask_ip_memo_get(&memo, longbuf, sizeof longbuf, &text, &tlen, &same) == 0,
+          "memo: over-long");
+    CHECK(etl_mask_ip_memo_get(&memo, longbuf, ETL_MASK_IP_MAX - 1, &text, &tlen, &same) == 0,
+          "memo: 45 zeros");
+}
+
 /* ---- the Lua binding --------------------------------------------------------------------------- */
 
 static const char lua_checks[] =
@@ -344,6 +394,12 @@ static const char lua_checks[] =
     "assert(ip == '2001:db8::1' and fam == 6, 'canonical_ip v6')\n"
     "assert(mask.canonical_ip('999.1.1.1') == nil, 'canonical_ip invalid')\n"
     "assert(select('#', mask.canonical_ip('x')) == 1, 'invalid returns one nil')\n"
+    "assert(mask.canonical('2001:0DB8::0002', 'ip') == '2001:db8::2', 'canonical, then')\n"
+    "assert(mask.canonical_ip('2001:0DB8::0002') == '2001:db8::2', 'canonical_ip of the same')\n"
+    "assert(mask.canonical_ip('2001:0DB8::0003') == '2001:db8::3', 'then another')\n"
+    "assert(mask.canonical('2001:0DB8::0002', 'ip') == '2001:db8::2', 'and the first again')\n"
+    "assert(mask.canonical('not an ip', 'ip') == 'not an ip', 'not an address: as it is')\n"
+    "assert(mask.canonical_ip('not an ip') == nil, 'canonical_ip of it: nil')\n"
     "assert(tostring(h):find('etlua.mask.hasher', 1, true), 'tostring')\n"
     "assert(not tostring(h):find(key, 1, true), 'tostring must not show the key')\n"
     "local ok, err = pcall(h.hex, io.stdout, 'x')\n"
@@ -386,6 +442,7 @@ int main(void)
     test_hmac_against_evp();
     test_hex_is_lowercase();
     test_canonical_ip();
+    test_ip_memo();
     test_lua_binding();
     return CHECK_DONE("test_mask");
 }
