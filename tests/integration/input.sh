@@ -39,6 +39,29 @@ ok "--dry-run prints the oracle's $(wc -l <"$WORK/rows.jsonl") rows, keys in col
 [ -z "$(psql_q "SELECT to_regclass('user_logins')")" ] || fail "--dry-run created or wrote a table"
 ok "--dry-run wrote nothing"
 
+# type() in a script (etlua's own, src/host.c): every kind of value named as the base library
+# names it, and its error without an argument
+cat >"$WORK/types.lua" <<'LUA'
+local null = require("cjson").null
+return {
+  table = "t", columns = {"k", "v"}, create_table = "CREATE TABLE IF NOT EXISTS %s(k text, v text)",
+  validate = function(rec) return type(rec) == "table" and type(rec.x) == "nil" end,
+  transform = function(rec)
+    local names = {}
+    local vals = table.pack(rec.a, rec.b, rec.c, rec.d, rec.e, rec.f, null, type, io)
+    for i = 1, vals.n do names[i] = type(vals[i]) end
+    local ok, err = pcall(type)
+    return {k = table.concat(names, ","), v = tostring(ok) .. ":" .. err}
+  end,
+}
+LUA
+echo '{"a":1,"b":"x","c":null,"d":[1],"e":true,"f":2.5}' >"$WORK/types.jsonl"
+"$ETLUA_BIN" "$WORK/types.lua" --dry-run --input "$WORK/types.jsonl" >"$WORK/types.out" 2>"$WORK/types.log" \
+  || { cat "$WORK/types.log" >&2; fail "--dry-run of types.lua failed"; }
+want='{"k":"number,string,userdata,table,boolean,number,userdata,function,nil","v":"false:bad argument #1 to '"'type'"' (value expected)"}'
+[ "$(cat "$WORK/types.out")" = "$want" ] || fail "type() in a script: $(cat "$WORK/types.out")"
+ok "type() names every kind of value, and refuses no argument, as the base library does"
+
 "$ETLUA_BIN" "$script" --input "$input" 2>"$WORK/run1.log" || { cat "$WORK/run1.log" >&2; fail "--input failed"; }
 python3 "$ROOT/tests/integration/check_tables.py" "$input" --key "$ETLUA_MASK_KEY" >/dev/null || fail "tables differ from the oracle's"
 ok "--input FILE wrote what the contract demands"
