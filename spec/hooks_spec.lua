@@ -113,6 +113,24 @@ describe("hook budget", function()
     assert.truthy(text:find("budgeted call is running", 1, true), text)
   end)
 
+  it("passes the arguments as they are and returns true and every result, nils included", function()
+    assert.are.same({n = 1, true}, table.pack(budget.call(100, function() end)))
+    assert.are.same({n = 5, true, nil, "b", nil, nil},
+                    table.pack(budget.call(100, function(...) return ... end, nil, "b", nil, nil)))
+    local args = table.pack(budget.call(100, function(...) return select("#", ...), ... end, 1, nil, 3))
+    assert.are.same({n = 5, true, 3, 1, nil, 3}, args)
+    local many = {}
+    for i = 1, 300 do many[i] = i end
+    local got = table.pack(budget.call(100, table.unpack, many))
+    assert.are.equal(301, got.n)
+    assert.are.equal(true, got[1])
+    assert.are.equal(300, got[301])
+    -- and the same after a call that raised or ran past its budget
+    assert.are.same({n = 3, false, "error", "x"}, table.pack(budget.call(100, error, "x", 0)))
+    assert.are.same({n = 3, false, "timeout", "ran past its time budget"}, table.pack(budget.call(10, LOOP)))
+    assert.are.same({n = 3, true, "x", 2}, table.pack(budget.call(100, function(a, b) return a, b end, "x", 2)))
+  end)
+
   it("does not slow the code it runs: no hook is set while a call is within its budget", function()
     -- (a count hook made every Lua instruction about twice as slow)
     local ok, hook, mask, count = budget.call(100, function() return debug.gethook() end)

@@ -236,7 +236,8 @@ static int etl_budget_call(lua_State *L)
     }
     int nargs = lua_gettop(L) - 2;
     lua_pushcfunction(L, etl_budget_msgh);
-    lua_insert(L, 2); /* ms, msgh, fn, args... */
+    lua_replace(L, 1); /* msgh, fn, args...: the handler takes the budget's slot (read above),
+                          so the arguments are not moved up one by one */
 
     lua_Hook prev_hook = lua_gethook(L);
     int prev_mask = lua_gethookmask(L), prev_count = lua_gethookcount(L);
@@ -247,19 +248,29 @@ static int etl_budget_call(lua_State *L)
     lua_setallocf(L, etl_budget_alloc, NULL);
     lua_thread = pthread_self();
     active_L = L;
-    atomic_store(&budget_ns, ms > INT64_MAX / 1000000 ? INT64_MAX : (int64_t)ms * 1000000);
-    atomic_fetch_add(&call_gen, 1); /* odd: the watchdog may look at this call */
-    int status = lua_pcall(L, nargs, LUA_MULTRET, 2);
-    atomic_fetch_add(&call_gen, 1);
+    /* Two plain stores a call, no locked instruction (every message makes two calls): only this
+     * thread writes call_gen and budget_ns (one budgeted call at a time, on the state's thread),
+     * so a load and a store are the increment; the watchdog only reads them. budget_ns is
+     * stored before call_gen turns odd, and that store is a release: a watchdog that reads the
+     * odd generation (atomic_load, at least an acquire) reads this call's budget_ns too. Later
+     * work may become visible before the odd generation does: the watchdog then starts this
+     * call's clock a little late, which it may anyway (the first tick after the call starts).
+     * The store that makes it even again is a release too: nothing of the call stays after it. */
+    unsigned gen = atomic_load_explicit(&call_gen, memory_order_relaxed);
+    atomic_store_explicit(&budget_ns, ms > INT64_MAX / 1000000 ? INT64_MAX : (int64_t)ms * 1000000,
+                          memory_order_relaxed);
+    atomic_store_explicit(&call_gen, gen + 1, memory_order_release); /* odd: may be looked at */
+    int status = lua_pcall(L, nargs, LUA_MULTRET, 1);
+    atomic_store_explicit(&call_gen, gen + 2, memory_order_release);
     active_L = NULL;
     if (lua_gethook(L) != prev_hook || lua_gethookmask(L) != prev_mask)
         lua_sethook(L, prev_hook, prev_mask, prev_count); /* the call was stopped: disarm */
     lua_setallocf(L, base_alloc, base_ud);
 
-    if (status == LUA_OK && why == WHY_NONE) {
+    if (status == LUA_OK && why == WHY_NONE) { /* msgh, results... -> true, results... */
         lua_pushboolean(L, 1);
-        lua_replace(L, 2);
-        return lua_gettop(L) - 1;
+        lua_replace(L, 1);
+        return lua_gettop(L);
     }
     const char *kind = why == WHY_STOPPED                      ? "stopped"
                        : why == WHY_TIMEOUT                    ? "timeout"
