@@ -114,10 +114,26 @@ static void push_line(lua_State *L, const char *from, const char *to)
     lua_pushlstring(L, from, (size_t)(to - from));
 }
 
+/* The reader at index 1, tested against the reader metatable at upvalue 1 (next's: no lookup of
+ * the metatable by its name in the registry, a strcmp in Lua's string cache, for every line);
+ * the same error as luaL_checkudata. */
+static struct etl_lines_reader *etl_lines_check(lua_State *L)
+{
+    struct etl_lines_reader *r = lua_touserdata(L, 1);
+    int same = r != NULL && lua_getmetatable(L, 1);
+    if (same) {
+        same = lua_rawequal(L, -1, lua_upvalueindex(1));
+        lua_pop(L, 1);
+    }
+    if (!same)
+        luaL_typeerror(L, 1, READER_MT);
+    return r;
+}
+
 /* r:next() */
 static int etl_lines_next(lua_State *L)
 {
-    struct etl_lines_reader *r = luaL_checkudata(L, 1, READER_MT);
+    struct etl_lines_reader *r = etl_lines_check(L);
     if (r->buf == NULL)
         return luaL_error(L, "attempt to use a closed lines reader");
     lua_getiuservalue(L, 1, 1);
@@ -192,20 +208,23 @@ int luaopen_etlua_lines(lua_State *L)
         {NULL, NULL},
     };
     if (luaL_newmetatable(L, READER_MT)) {
-        luaL_newlib(L, methods);
+        luaL_newlibtable(L, methods);
+        lua_pushvalue(L, -2); /* the metatable: the methods' upvalue (etl_lines_check) */
+        luaL_setfuncs(L, methods, 1);
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, etl_lines_close);
         lua_setfield(L, -2, "__gc");
         lua_pushcfunction(L, etl_lines_close);
         lua_setfield(L, -2, "__close");
     }
-    lua_pop(L, 1);
     lua_newtable(L);
     lua_pushcfunction(L, etl_lines_reader);
     lua_setfield(L, -2, "reader");
     lua_pushcfunction(L, etl_lines_digest);
     lua_setfield(L, -2, "digest");
-    lua_pushcfunction(L, etl_lines_next);
+    lua_pushvalue(L, -2); /* the metatable */
+    lua_pushcclosure(L, etl_lines_next, 1);
     lua_setfield(L, -2, "next");
+    lua_remove(L, -2); /* the metatable */
     return 1;
 }
