@@ -97,6 +97,24 @@ describe("etlua.lines", function()
     os.remove(path)
   end)
 
+  it("message: the next line not empty, its number, id = prefix .. number; at the end nil, the last number", function()
+    local path, f = file_of("a\n\n\r\nb\r\n\n")
+    local r = lines.reader(f)
+    assert.are.same({"a", 1, "p:1"}, {lines.message(r, "p:", 0)})
+    assert.are.same({"b", 4, "input:x:4"}, {lines.message(r, "input:x:", 1)}) -- a \r\n line is empty too
+    assert.are.same({n = 2, nil, 5}, table.pack(lines.message(r, "p:", 4)))  -- the last line read: 5
+    assert.are.same({n = 2, nil, 5}, table.pack(lines.message(r, "p:", 5)))
+    f:close(); os.remove(path)
+    path, f = file_of("z")
+    r = lines.reader(f)
+    assert.are.same({"z", 1000000, "q1000000"}, {lines.message(r, "q", 999999)})
+    assert.are.same({n = 2, nil, 7}, table.pack(lines.message(lines.reader(f), "", 7))) -- f is at its end
+    assert.has_error(function() lines.message(r, nil, 0) end)
+    assert.has_error(function() lines.message(r, "p", "x") end)
+    assert.has_error(function() lines.message(f, "p", 0) end)
+    f:close(); os.remove(path)
+  end)
+
   it("next takes a reader only: anything else (a file, a look-alike table, nil) raises", function()
     local path, f = file_of("a\nb\n")
     local r = lines.reader(f)

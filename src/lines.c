@@ -21,6 +21,12 @@
  *       \r\n line end); the last line needs no \n (its one trailing \r is dropped too). Empty
  *       lines are lines (""). As io.lines reads them, but for the \r.
  *   lines.next(r)               the same as r:next() (a local for a loop: no method lookup)
+ *   lines.message(r, prefix, line) -> body, line, id | nil, line | nil, line, message
+ *       what the file source makes of the next line that is not empty: its bytes (as next),
+ *       its number (line: the number of the line before it; empty lines are counted) and
+ *       id = prefix .. that number in decimal; at the end of the file (or a read error) nil,
+ *       the number of the last line read (and the message). One call a message, the id made
+ *       here: in Lua it was a concatenation and two lookups of the number's digits.
  *   r:close()                   frees the buffer (also __gc and __close; twice is safe); next()
  *                               on a closed reader, or on a closed file, raises. */
 #include "etlua/mask.h"
@@ -130,10 +136,51 @@ static struct etl_lines_reader *etl_lines_check(lua_State *L)
     return r;
 }
 
+/* Pushes the next line (1 is returned), nil at the end of the file (1), or nil and a message
+ * on a read error (2). */
+static int etl_lines_read(lua_State *L, struct etl_lines_reader *r);
+
 /* r:next() */
-static int etl_lines_next(lua_State *L)
+static int etl_lines_next(lua_State *L) { return etl_lines_read(L, etl_lines_check(L)); }
+
+/* lines.message(r, prefix, line) */
+static int etl_lines_message(lua_State *L)
 {
     struct etl_lines_reader *r = etl_lines_check(L);
+    size_t plen;
+    const char *prefix = luaL_checklstring(L, 2, &plen);
+    lua_Integer line = luaL_checkinteger(L, 3);
+    lua_settop(L, 3);
+    for (;;) {
+        int n = etl_lines_read(L, r);
+        if (lua_isnil(L, 4)) { /* the end, or a read error: nil, line [, message] */
+            lua_pushinteger(L, line);
+            if (n == 2)
+                lua_rotate(L, 5, 1);
+            return n + 1;
+        }
+        line++;
+        if (lua_rawlen(L, 4) > 0)
+            break;
+        lua_settop(L, 3); /* an empty line: counted, not a message */
+    }
+    lua_pushinteger(L, line);
+    char digits[24], *d = digits + sizeof digits;
+    lua_Unsigned u = (lua_Unsigned)line;
+    do
+        *--d = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    size_t dlen = (size_t)(digits + sizeof digits - d);
+    luaL_Buffer b;
+    char *id = luaL_buffinitsize(L, &b, plen + dlen);
+    memcpy(id, prefix, plen);
+    memcpy(id + plen, d, dlen);
+    luaL_pushresultsize(&b, plen + dlen);
+    return 3;
+}
+
+static int etl_lines_read(lua_State *L, struct etl_lines_reader *r)
+{
     if (r->buf == NULL)
         return luaL_error(L, "attempt to use a closed lines reader");
     lua_getiuservalue(L, 1, 1);
@@ -225,6 +272,9 @@ int luaopen_etlua_lines(lua_State *L)
     lua_pushvalue(L, -2); /* the metatable */
     lua_pushcclosure(L, etl_lines_next, 1);
     lua_setfield(L, -2, "next");
+    lua_pushvalue(L, -2);
+    lua_pushcclosure(L, etl_lines_message, 1);
+    lua_setfield(L, -2, "message");
     lua_remove(L, -2); /* the metatable */
     return 1;
 }

@@ -16,11 +16,12 @@ File.__index = File
 -- A file's lines come from etlua.lines (read 64 KiB at a time into a buffer of its own, each line
 -- without its \n or \r\n: only the lines become Lua strings, not the chunks they were read in).
 -- stdin keeps f:read("l"): a pipe's lines are taken as they come, not once a chunk is full.
-local next_line = lines.next
+local next_message = lines.message
 
--- The decimal text of 0..999, bare and padded to three digits: a line's number in its id is made
--- from these (one or two lookups), as Lua's own integer to text is a snprintf (~0.9 k instructions
--- a line, as much as the rest of the id). Each made when first needed.
+-- The decimal text of 0..999, bare and padded to three digits: a stdin line's number in its id is
+-- made from these (one or two lookups), as Lua's own integer to text is a snprintf (~0.9 k
+-- instructions a line, as much as the rest of the id). Each made when first needed. (A file's
+-- lines come with their number and id from lines.message.)
 local DIGITS = setmetatable({}, { __index = function(t, k)
   local s = tostring(k); t[k] = s; return s
 end })
@@ -70,9 +71,24 @@ function File:next_batch(max)
   -- the ids' common part, made once a batch (a format per line cost more than its line's read)
   local prefix = self.path == "-" and ("stdin:" .. now .. ":") or ("input:" .. digest .. ":")
   local reader, f = self.reader, self.f
+  if reader then -- a file: its next line that is not empty, its number and its id, in one call
+    while n < max do
+      local body, at, id = next_message(reader, prefix, line)
+      line = at
+      if not body then
+        self.line = line
+        if id then fail.user("cannot read --input %s: %s", self.path, id) end
+        return batch, true
+      end
+      n = n + 1
+      -- input_file, input_line: what the id spells, for the ledger (no parsing per message)
+      batch[n] = { id = id, body = body, received_ms = now, input_file = digest, input_line = line }
+    end
+    self.line = line
+    return batch, false
+  end
   while n < max do
-    local body, err
-    if reader then body, err = next_line(reader) else body, err = stdin_line(f) end
+    local body, err = stdin_line(f)
     if not body then
       self.line = line
       if err then fail.user("cannot read --input %s: %s", self.path, err) end
@@ -81,7 +97,6 @@ function File:next_batch(max)
     line = line + 1
     if body ~= "" then
       n = n + 1
-      -- input_file, input_line: what the id spells, for the ledger (no parsing per message)
       local id
       if line < 1000 then id = prefix .. DIGITS[line]
       elseif line < 1000000 then id = prefix .. DIGITS[line // 1000] .. DIGITS3[line % 1000]
