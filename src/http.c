@@ -23,6 +23,7 @@
 #include <openssl/crypto.h>
 
 #define MAX_LINES (ETL_SIGV4_MAX_HEADERS + 5) /* + host, token, date, authorization, expect */
+#define EXPECT_AT (1024u * 1024u) /* libcurl's threshold of Expect: 100-continue for a POST */
 
 /* One slot of the pool: an easy handle kept across requests and the request it carries now. */
 struct slot {
@@ -126,22 +127,22 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
     return etl_buf_add(&s->answer, data, n) == 0 ? n : 0; /* 0 aborts: CURLE_WRITE_ERROR */
 }
 
-static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
+/* The x-amzn-query-error header of the answer just finished (its final answer: not a 100
+ * Continue's) into s->query_error, read from curl's own store of the answer's headers once the
+ * transfer is done: a header callback would be called for every header line of every answer. */
+static void read_query_error(struct slot *s)
 {
-    struct slot *s = ud;
-    size_t n = size * nmemb;
-    static const char name[] = "x-amzn-query-error:";
-    if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) /* a new answer (after 100 Continue) */
-        s->query_error[0] = '\0';
-    if (n > sizeof name - 1 && strncasecmp(line, name, sizeof name - 1) == 0) {
-        const char *v = line + sizeof name - 1, *end = line + n;
-        while (v < end && (*v == ' ' || *v == '\t'))
-            v++;
-        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
-            end--;
-        snprintf(s->query_error, sizeof s->query_error, "%.*s", (int)(end - v), v);
-    }
-    return n;
+    struct curl_header *hd = NULL;
+    s->query_error[0] = '\0';
+    if (curl_easy_header(s->easy, "x-amzn-query-error", 0, CURLH_HEADER, -1, &hd) != CURLHE_OK ||
+        !hd || !hd->value)
+        return;
+    const char *v = hd->value, *end = v + strlen(v);
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+        end--;
+    snprintf(s->query_error, sizeof s->query_error, "%.*s", (int)(end - v), v);
 }
 
 static enum etl_http_status fail(enum etl_http_status st, char *err, size_t errlen,
@@ -198,8 +199,11 @@ static int url_parts(struct etl_http *h, const char *url)
 }
 
 /* Signs the request in slot s and writes its header lines into the slot: Host (the value signed,
- * so libcurl sends exactly that), the caller's lines, the session token, X-Amz-Date,
- * Authorization, and an empty Expect (no 100-continue wait). Returns 0, or -1 with err set. */
+ * so libcurl sends exactly that), the caller's lines, the session token, X-Amz-Date and
+ * Authorization, and an empty Expect (no 100-continue wait) for a body over 1 MiB only: libcurl
+ * asks for 100-continue for no smaller one (EXPECT_100_THRESHOLD), no SQS request of etlua comes
+ * near it (10 receipts), and every line is one more that libcurl compares with each header it
+ * looks for, at every request. Returns 0, or -1 with err set. */
 static int sign_headers(struct etl_http *h, struct slot *s, const char *const *headers,
                         size_t nheaders, char *err, size_t errlen)
 {
@@ -246,9 +250,11 @@ static int sign_headers(struct etl_http *h, struct slot *s, const char *const *h
     at[k++] = t->len;
     etl_buf_adds(t, "Authorization: ");
     etl_buf_adds(t, auth);
-    etl_buf_add(t, "", 1);
-    at[k++] = t->len;
-    etl_buf_adds(t, "Expect:");
+    if (s->body.len > EXPECT_AT) {
+        etl_buf_add(t, "", 1);
+        at[k++] = t->len;
+        etl_buf_adds(t, "Expect:");
+    }
     if (t->oom) {
         fail(ETL_HTTP_NOMEM, err, errlen, "out of memory", NULL);
         return -1;
@@ -277,8 +283,6 @@ static void setup_once(struct etl_http *h, struct slot *s)
     curl_easy_setopt(cu, CURLOPT_POST, 1L);
     curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(cu, CURLOPT_WRITEDATA, s);
-    curl_easy_setopt(cu, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(cu, CURLOPT_HEADERDATA, s);
     curl_easy_setopt(cu, CURLOPT_ERRORBUFFER, s->errbuf);
     curl_easy_setopt(cu, CURLOPT_PRIVATE, (void *)s);
     etl_http_sockets_adopt(h->sockets, cu);
@@ -410,6 +414,7 @@ static void finish(struct etl_http *h, struct slot *s, CURLcode rc)
         d.status = fail(ETL_HTTP_NETWORK, err, errlen, curl_easy_strerror(rc), s->errbuf);
     if (d.status == ETL_HTTP_OK) {
         curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &d.http_status);
+        read_query_error(s);
         snprintf(d.query_error, sizeof d.query_error, "%s", s->query_error);
         d.body = etl_buf_take(&s->answer, &d.len); /* "" for an empty answer */
         if (!d.body)

@@ -31,11 +31,14 @@ struct conn {
 };
 
 /* The listener: accepts, reads whole requests (headers + Content-Length body), answers each with
- * 200 and the request line as body, except a request whose body is "hold" (never answered). */
+ * 200 and the request line as body, except a request whose body is "hold" (never answered),
+ * "qerr" (400 with an x-amzn-query-error header) or "cont" (a 100 Continue carrying that header,
+ * then 200 without it). */
 struct server {
     int fd, port;
     struct conn conns[MAX_CONNS];
     int nconns, accepted, requests;
+    int expect_lines; /* requests seen with an Expect header */
     char last_line[512];
 };
 
@@ -102,12 +105,21 @@ static void serve(struct server *sv)
             size_t line = strcspn(c->buf, "\r");
             snprintf(sv->last_line, sizeof sv->last_line, "%.*s", (int)line, c->buf);
             sv->requests++;
-            int hold = rl >= 4 && memcmp(c->buf + rl - 4, "hold", 4) == 0;
+            const char *tail = rl >= 4 ? c->buf + rl - 4 : "    ";
+            int hold = memcmp(tail, "hold", 4) == 0;
+            if (find(c->buf, rl, "\r\nExpect:"))
+                sv->expect_lines++;
             if (!hold) {
-                char answer[700];
+                char answer[900];
+                const char *qerr = "x-amzn-query-error:  AWS.SimpleQueueService.NonExistentQueue;"
+                                   "Sender \r\n";
+                int is_qerr = memcmp(tail, "qerr", 4) == 0, is_cont = memcmp(tail, "cont", 4) == 0;
                 int k = snprintf(answer, sizeof answer,
-                                 "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s",
-                                 strlen(sv->last_line), sv->last_line);
+                                 "%s%s%s"
+                                 "HTTP/1.1 %s\r\n%sContent-Length: %zu\r\n\r\n%s",
+                                 is_cont ? "HTTP/1.1 100 Continue\r\n" : "", is_cont ? qerr : "",
+                                 is_cont ? "\r\n" : "", is_qerr ? "400 Bad Request" : "200 OK",
+                                 is_qerr ? qerr : "", strlen(sv->last_line), sv->last_line);
                 if (write(c->fd, answer, (size_t)k) != k)
                     check_fail_at(__FILE__, __LINE__, "short write");
             }
@@ -283,8 +295,39 @@ static void test_proxy_from_environment(void)
     server_close(&sv);
 }
 
+/* x-amzn-query-error (the query protocol's error code on a JSON answer) read from the final
+ * answer's headers, trimmed; a 100 Continue's headers are not the answer's. No request carries
+ * an Expect header: libcurl adds 100-continue only for bodies over 1 MiB. */
+static void test_query_error_header(void)
+{
+    struct server sv;
+    server_open(&sv);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", sv.port);
+    struct etl_http *h = open_transport(4);
+    CHECK(h != NULL);
+    struct etl_http_done done[4];
+    static const char *const bodies[] = {"qerr", "cont", "{}"};
+    static const long want_status[] = {400, 200, 200};
+    static const char *const want_error[] = {"AWS.SimpleQueueService.NonExistentQueue;Sender", "",
+                                             ""};
+    for (int i = 0; i < 3; i++) {
+        unsigned long long id = add(h, url, bodies[i], 3000);
+        int n = run_until(h, &sv, 1, done, 4);
+        CHECK(n == 1 && done[0].id == id && done[0].status == ETL_HTTP_OK, "%s: %d answers",
+              bodies[i], n);
+        CHECK(done[0].http_status == want_status[i], "%s: HTTP %ld", bodies[i],
+              done[0].http_status);
+        CHECK_STR_EQ(done[0].query_error, want_error[i]);
+    }
+    CHECK(sv.expect_lines == 0, "%d requests with an Expect header", sv.expect_lines);
+    etl_http_close(h);
+    server_close(&sv);
+}
+
 int main(void)
 {
+    test_query_error_header();
     test_many_in_flight();
     test_proxy_from_environment();
     return CHECK_DONE("test_http");
