@@ -153,14 +153,17 @@ void etl_sqs_result_free(struct etl_sqs_result *r)
     free(r->queue_url);
     for (size_t i = 0; i < r->nmessages; i++) {
         struct etl_sqs_message *m = &r->messages[i];
-        free(m->id);
-        free(m->receipt);
-        free(m->body);
-        free(m->group_id);
-        free(m->sequence_number);
+        if (!r->strings) {
+            free(m->id);
+            free(m->receipt);
+            free(m->body);
+            free(m->group_id);
+            free(m->sequence_number);
+        }
         free_pairs(m->attributes, m->nattributes);
     }
     free(r->messages);
+    free(r->strings);
     for (size_t i = 0; i < r->nfailures; i++) {
         free(r->failures[i].id);
         free(r->failures[i].code);

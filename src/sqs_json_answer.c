@@ -95,18 +95,16 @@ static int system_attribute(struct rd *r, const char *k, size_t klen, void *ud, 
     if (KEY(k, "ApproximateReceiveCount"))
         return count(r, &m->receive_count, depth);
     if (KEY(k, "MessageGroupId"))
-        return etl_sqs_jr_text(r, &m->group_id, depth);
+        return etl_sqs_jr_kept(r, &m->group_id, depth);
     if (KEY(k, "SequenceNumber"))
-        return etl_sqs_jr_text(r, &m->sequence_number, depth);
+        return etl_sqs_jr_kept(r, &m->sequence_number, depth);
     return etl_sqs_jr_value(r, depth);
 }
 
 static void message_clear(struct etl_sqs_message *m, int system)
 {
-    if (system) {
+    if (system) { /* (the two strings are the block's: see message_field) */
         m->sent_ms = m->receive_count = -1;
-        free(m->group_id);
-        free(m->sequence_number);
         m->group_id = m->sequence_number = NULL;
         return;
     }
@@ -119,15 +117,19 @@ static void message_clear(struct etl_sqs_message *m, int system)
     m->nattributes = 0;
 }
 
+/* A message's strings (id, receipt, body, group id, sequence number) are kept in the reader's
+ * one block (etl_sqs_jr_kept), which the result owns (its strings): one allocation an answer
+ * rather than three or more a message, and a body with escapes (every JSON body) decoded right
+ * into it. */
 static int message_field(struct rd *r, const char *k, size_t klen, void *ud, int depth)
 {
     struct etl_sqs_message *m = ud;
     if (KEY(k, "MessageId"))
-        return etl_sqs_jr_text(r, &m->id, depth);
+        return etl_sqs_jr_kept(r, &m->id, depth);
     if (KEY(k, "ReceiptHandle"))
-        return etl_sqs_jr_text(r, &m->receipt, depth);
+        return etl_sqs_jr_kept(r, &m->receipt, depth);
     if (KEY(k, "Body"))
-        return etl_sqs_jr_text(r, &m->body, depth);
+        return etl_sqs_jr_kept(r, &m->body, depth);
     if (KEY(k, "Attributes")) { /* the last one counts, as for every repeated key */
         message_clear(m, 1);
         return *r->p == '{' ? etl_sqs_jr_object(r, depth, system_attribute, m)
@@ -214,7 +216,8 @@ static int top_field(struct rd *r, const char *k, size_t klen, void *ud, int dep
     if (t->success) {
         enum etl_sqs_action a = t->action;
         if (a == ETL_SQS_RECEIVE && KEY(k, "Messages")) {
-            free_results(out); /* a repeated key: the last one counts */
+            free_results(out); /* a repeated key: the last one counts (its block made anew) */
+            r->block = NULL;
             return etl_sqs_jr_objects(r, depth, message, out);
         }
         if ((a == ETL_SQS_DELETE_BATCH || a == ETL_SQS_CHANGE_VISIBILITY_BATCH) &&
@@ -249,7 +252,7 @@ static int top_field(struct rd *r, const char *k, size_t klen, void *ud, int dep
  * or memory ran out. */
 static int read_answer(const struct etl_sqs_answer *ans, struct top *t)
 {
-    struct rd r = {.p = ans->body, .end = ans->body + ans->len};
+    struct rd r = {.p = ans->body, .end = ans->body + ans->len, .block_home = &t->out->strings};
     etl_sqs_jr_ws(&r);
     int is_container = *r.p == '{' || *r.p == '[';
     int rc = *r.p == '{' ? etl_sqs_jr_object(&r, 1, top_field, t) : etl_sqs_jr_value(&r, 1);

@@ -266,3 +266,46 @@ int etl_sqs_jr_objects(struct rd *r, int depth, int (*each)(struct rd *, void *,
         }
     }
 }
+
+int etl_sqs_jr_kept(struct rd *r, char **out, int depth)
+{
+    size_t rest = (size_t)(r->end - r->p) + 1;
+    if (!r->block) {
+        if (!(r->block = malloc(rest))) {
+            r->full = 1;
+            return -1;
+        }
+        r->block_used = 0;
+        r->block_cap = rest;
+        *r->block_home = r->block;
+    }
+    /* the free part of the block: at least as large as the rest of the answer (see the header),
+     * which bounds a string decoded there; checked all the same, the scratch must never grow */
+    struct scratch view = {r->block + r->block_used, r->block_cap - r->block_used};
+    if (view.cap < rest) {
+        r->full = 1;
+        return -1;
+    }
+    const char *s;
+    size_t n;
+    char digits[32];
+    if (*r->p == '"') {
+        if (etl_sqs_jr_decode(r, &view, &s, &n) != 0)
+            return -1;
+    } else {
+        int k = 0;
+        *out = NULL;
+        if (etl_sqs_jr_int_digits(r, digits, &k, depth) != 0)
+            return -1;
+        if (k == 0)
+            return 0;
+        s = digits;
+        n = (size_t)k;
+    }
+    if (s != view.p) /* not decoded in place: copied (a string without escapes, digits) */
+        memcpy(view.p, s, n);
+    view.p[n] = '\0';
+    r->block_used += n + 1;
+    *out = view.p;
+    return 0;
+}

@@ -108,6 +108,8 @@ struct etl_sqs_result {
     char *queue_url; /* GetQueueUrl */
     struct etl_sqs_message *messages;
     size_t nmessages;
+    char *strings; /* NULL, or one block holding every message's id, receipt, body, group_id and
+                      sequence_number (the JSON codec's): those are then not freed one by one */
     struct etl_sqs_failure *failures;
     size_t nfailures;
     struct etl_sqs_pair *attributes; /* GetQueueAttributes */

@@ -21,6 +21,9 @@ struct rd {
     int full;            /* too many entries or out of memory */
     struct scratch tmp;  /* a string value with escapes, decoded */
     struct scratch key;  /* a key with escapes, decoded */
+    char *block;         /* the kept values (etl_sqs_jr_kept): NULL until the first */
+    size_t block_used, block_cap;
+    char **block_home; /* where the block is recorded once made: whoever frees it */
 };
 
 /* Called for each member of an object: must read the member's value. */
@@ -49,5 +52,13 @@ int etl_sqs_jr_int_digits(struct rd *r, char digits[32], int *n, int depth);
 /* A field's value into *out when it is a string, or an integer written as one (its digits);
  * any other value is skipped and counts as absent (*out NULL). */
 int etl_sqs_jr_text(struct rd *r, char **out, int depth);
+
+/* As etl_sqs_jr_text, but the value is copied into the reader's block of kept values, not a heap
+ * copy of its own, and what *out held is not freed (a repeated key's first copy stays in the
+ * block). The block is made at the first kept value, as large as the rest of the answer (no
+ * value's copy, NUL included, is longer than its text: a string loses its quotes, an escape is
+ * longer than what it decodes to, an integer is followed by at least a '}'), so it never has to
+ * grow or move; it is recorded at *r->block_home at once, for its owner to free. */
+int etl_sqs_jr_kept(struct rd *r, char **out, int depth);
 
 #endif

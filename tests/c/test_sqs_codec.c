@@ -23,15 +23,19 @@ static void check_body(const struct etl_sqs_codec *codec, const struct etl_sqs_r
 
 static void test_requests(void)
 {
-    struct etl_sqs_request receive = {.action = ETL_SQS_RECEIVE, .queue_url = "http://h/0/q",
-                                      .max_messages = 10, .wait_s = 20, .visibility_s = -1};
-    check_body(&etl_sqs_json_codec, &receive,
-               "{\"QueueUrl\":\"http://h/0/q\",\"MaxNumberOfMessages\":10,\"WaitTimeSeconds\":20,"
-               "\"AttributeNames\":[\"SentTimestamp\",\"ApproximateReceiveCount\",\"MessageGroupId\","
-               "\"SequenceNumber\"],\"MessageSystemAttributeNames\":[\"SentTimestamp\","
-               "\"ApproximateReceiveCount\",\"MessageGroupId\",\"SequenceNumber\"],"
-               "\"MessageAttributeNames\":[\"All\"]}",
-               __LINE__);
+    struct etl_sqs_request receive = {.action = ETL_SQS_RECEIVE,
+                                      .queue_url = "http://h/0/q",
+                                      .max_messages = 10,
+                                      .wait_s = 20,
+                                      .visibility_s = -1};
+    check_body(
+        &etl_sqs_json_codec, &receive,
+        "{\"QueueUrl\":\"http://h/0/q\",\"MaxNumberOfMessages\":10,\"WaitTimeSeconds\":20,"
+        "\"AttributeNames\":[\"SentTimestamp\",\"ApproximateReceiveCount\",\"MessageGroupId\","
+        "\"SequenceNumber\"],\"MessageSystemAttributeNames\":[\"SentTimestamp\","
+        "\"ApproximateReceiveCount\",\"MessageGroupId\",\"SequenceNumber\"],"
+        "\"MessageAttributeNames\":[\"All\"]}",
+        __LINE__);
     check_body(&etl_sqs_query_codec, &receive,
                "Action=ReceiveMessage&Version=2012-11-05&QueueUrl=http%3A%2F%2Fh%2F0%2Fq"
                "&MaxNumberOfMessages=10&WaitTimeSeconds=20"
@@ -53,8 +57,8 @@ static void test_requests(void)
                __LINE__);
 
     struct etl_sqs_entry e[2] = {{"0", "AQEB+/=\"q\"\\\n"}, {"1", "r2"}};
-    struct etl_sqs_request del = {.action = ETL_SQS_DELETE_BATCH, .queue_url = "http://h/0/q",
-                                  .entries = e, .nentries = 2};
+    struct etl_sqs_request del = {
+        .action = ETL_SQS_DELETE_BATCH, .queue_url = "http://h/0/q", .entries = e, .nentries = 2};
     check_body(&etl_sqs_json_codec, &del,
                "{\"QueueUrl\":\"http://h/0/q\",\"Entries\":[{\"Id\":\"0\",\"ReceiptHandle\":"
                "\"AQEB+/=\\\"q\\\"\\\\\\u000a\"},{\"Id\":\"1\",\"ReceiptHandle\":\"r2\"}]}",
@@ -67,7 +71,9 @@ static void test_requests(void)
                "&DeleteMessageBatchRequestEntry.2.ReceiptHandle=r2",
                __LINE__);
     struct etl_sqs_request vis = {.action = ETL_SQS_CHANGE_VISIBILITY_BATCH,
-                                  .queue_url = "http://h/0/q", .entries = e + 1, .nentries = 1,
+                                  .queue_url = "http://h/0/q",
+                                  .entries = e + 1,
+                                  .nentries = 1,
                                   .visibility_s = 0};
     check_body(&etl_sqs_json_codec, &vis,
                "{\"QueueUrl\":\"http://h/0/q\",\"Entries\":[{\"Id\":\"1\",\"ReceiptHandle\":\"r2\","
@@ -86,7 +92,9 @@ static void test_requests(void)
                "Action=GetQueueUrl&Version=2012-11-05&QueueName=login%20queue", __LINE__);
     const char *names[] = {"VisibilityTimeout", "QueueArn"};
     struct etl_sqs_request attrs = {.action = ETL_SQS_GET_QUEUE_ATTRIBUTES,
-                                    .queue_url = "http://h/0/q", .names = names, .nnames = 2};
+                                    .queue_url = "http://h/0/q",
+                                    .names = names,
+                                    .nnames = 2};
     check_body(&etl_sqs_json_codec, &attrs,
                "{\"QueueUrl\":\"http://h/0/q\",\"AttributeNames\":[\"VisibilityTimeout\","
                "\"QueueArn\"]}",
@@ -97,8 +105,8 @@ static void test_requests(void)
                __LINE__);
     struct etl_sqs_request list = {.action = ETL_SQS_LIST_QUEUES};
     check_body(&etl_sqs_json_codec, &list, "{\"MaxResults\":1}", __LINE__);
-    check_body(&etl_sqs_query_codec, &list,
-               "Action=ListQueues&Version=2012-11-05&MaxResults=1", __LINE__);
+    check_body(&etl_sqs_query_codec, &list, "Action=ListQueues&Version=2012-11-05&MaxResults=1",
+               __LINE__);
 }
 
 /* ---- answers --------------------------------------------------------------------------------- */
@@ -144,10 +152,9 @@ static void check_same(const struct etl_sqs_result *a, const struct etl_sqs_resu
                pairs_eq(a->attributes, a->nattributes, b->attributes, b->nattributes);
     for (size_t i = 0; same && i < a->nmessages; i++) {
         const struct etl_sqs_message *x = &a->messages[i], *y = &b->messages[i];
-        same = str_eq(x->id, y->id) && str_eq(x->receipt, y->receipt) &&
-               str_eq(x->body, y->body) && x->sent_ms == y->sent_ms &&
-               x->receive_count == y->receive_count && str_eq(x->group_id, y->group_id) &&
-               str_eq(x->sequence_number, y->sequence_number) &&
+        same = str_eq(x->id, y->id) && str_eq(x->receipt, y->receipt) && str_eq(x->body, y->body) &&
+               x->sent_ms == y->sent_ms && x->receive_count == y->receive_count &&
+               str_eq(x->group_id, y->group_id) && str_eq(x->sequence_number, y->sequence_number) &&
                pairs_eq(x->attributes, x->nattributes, y->attributes, y->nattributes);
     }
     for (size_t i = 0; same && i < a->nfailures; i++)
@@ -216,14 +223,16 @@ static void test_receive(void)
         CHECK_STR_EQ(pair(m->attributes, m->nattributes, "n"), "42");
         CHECK_STR_EQ(pair(m->attributes, m->nattributes, "blob"), "AAEC");
         m = &r.messages[1];
-        CHECK(m->sent_ms == -1 && m->receive_count == -1 && !m->group_id &&
-              !m->sequence_number && m->nattributes == 0);
+        CHECK(m->sent_ms == -1 && m->receive_count == -1 && !m->group_id && !m->sequence_number &&
+              m->nattributes == 0);
         CHECK_STR_EQ(m->body, "");
     }
     etl_sqs_result_free(&r);
 
-    both(ETL_SQS_RECEIVE, "{}", "<ReceiveMessageResponse><ReceiveMessageResult/>"
-         "</ReceiveMessageResponse>", &r, __LINE__);
+    both(ETL_SQS_RECEIVE, "{}",
+         "<ReceiveMessageResponse><ReceiveMessageResult/>"
+         "</ReceiveMessageResponse>",
+         &r, __LINE__);
     CHECK(r.nmessages == 0);
     etl_sqs_result_free(&r);
     /* an empty 2xx answer to a JSON long poll (local-aws-sqs): no messages */
@@ -237,7 +246,8 @@ static void test_batches_and_queue(void)
     struct etl_sqs_result r;
     both(ETL_SQS_DELETE_BATCH,
          "{\"Successful\":[{\"Id\":\"0\"}],\"Failed\":[{\"Id\":\"1\",\"SenderFault\":true,"
-         "\"Code\":\"ReceiptHandleIsInvalid\",\"Message\":\"The input receipt handle is invalid.\"}]}",
+         "\"Code\":\"ReceiptHandleIsInvalid\",\"Message\":\"The input receipt handle is "
+         "invalid.\"}]}",
          "<DeleteMessageBatchResponse><DeleteMessageBatchResult><DeleteMessageBatchResultEntry>"
          "<Id>0</Id></DeleteMessageBatchResultEntry><BatchResultErrorEntry><Id>1</Id>"
          "<SenderFault>true</SenderFault><Code>ReceiptHandleIsInvalid</Code>"
@@ -286,10 +296,9 @@ static void same_error(long status, const char *json, const char *xml, const cha
     if (cj != want || cq != want || !j.service_error || !q.service_error ||
         !str_eq(j.error_code, want_code) || !str_eq(q.error_code, want_code) ||
         !str_eq(j.error_message, q.error_message))
-        check_fail_at(__FILE__, line, "json %s %s, query %s %s, want %s %s",
-                      etl_sqs_code_name(cj), j.error_code ? j.error_code : "-",
-                      etl_sqs_code_name(cq), q.error_code ? q.error_code : "-",
-                      etl_sqs_code_name(want), want_code);
+        check_fail_at(__FILE__, line, "json %s %s, query %s %s, want %s %s", etl_sqs_code_name(cj),
+                      j.error_code ? j.error_code : "-", etl_sqs_code_name(cq),
+                      q.error_code ? q.error_code : "-", etl_sqs_code_name(want), want_code);
     etl_sqs_result_free(&j);
     etl_sqs_result_free(&q);
 }
@@ -321,14 +330,16 @@ static void test_errors(void)
     struct etl_sqs_result r;
     CHECK(parse(&etl_sqs_json_codec, ETL_SQS_LIST_QUEUES, 400,
                 "<ErrorResponse><Error><Code>MissingAction</Code></Error></ErrorResponse>", NULL,
-                &r) == ETL_SQS_PROTOCOL && r.mismatch);
+                &r) == ETL_SQS_PROTOCOL &&
+          r.mismatch);
     etl_sqs_result_free(&r);
     CHECK(parse(&etl_sqs_json_codec, ETL_SQS_LIST_QUEUES, 415, "{}", NULL, &r) != ETL_SQS_OK &&
           r.mismatch);
     etl_sqs_result_free(&r);
     CHECK(parse(&etl_sqs_json_codec, ETL_SQS_LIST_QUEUES, 400,
-                "{\"__type\":\"com.amazonaws.sqs#QueueDoesNotExist\"}", NULL, &r) ==
-              ETL_SQS_NO_QUEUE && !r.mismatch);
+                "{\"__type\":\"com.amazonaws.sqs#QueueDoesNotExist\"}", NULL,
+                &r) == ETL_SQS_NO_QUEUE &&
+          !r.mismatch);
     etl_sqs_result_free(&r);
     /* not JSON, not XML: a protocol failure with a reason, not a crash */
     CHECK(parse(&etl_sqs_json_codec, ETL_SQS_RECEIVE, 200, "[1,2", NULL, &r) == ETL_SQS_PROTOCOL &&
@@ -353,16 +364,17 @@ static void test_json_reader(void)
     /* escapes: \" \\ \/ \n \t, \u to UTF-8 (2, 3 and 4 bytes, a surrogate pair joined); keys
      * with escapes; unknown values of every kind skipped, nested; numbers as text where a string
      * is expected (integers only); repeated keys: the last one counts */
-    CHECK(json(" {\"Skip\":[1,-0.5e+3,true,false,null,{\"a\":[[]],\"b\":{}},\"\\u0041\"],"
-               "\"Messages\":[{\"MessageId\":\"old\"}],"
-               "\"Messages\" : [ {\"Message\\u0049d\":\"m\\/1\",\"ReceiptHandle\":\"r\","
-               "\"Body\":\"a\\\"b\\\\c\\nd\\te \\u00e9\\u20ac\\ud83d\\ude00\","
-               "\"Attributes\":{\"SentTimestamp\":1700000000123,\"ApproximateReceiveCount\":\"x\","
-               "\"MessageGroupId\":12,\"SequenceNumber\":1.5},"
-               "\"MessageAttributes\":{\"s\":{\"StringValue\":\"v\",\"BinaryValue\":\"b\"},"
-               "\"b\":{\"BinaryValue\":\"QUI=\"},\"e\":{},\"x\":7,\"k\\u0031\":{\"StringValue\":1}},"
-               "\"Body\":\"second\\u0021\"} ] }\n",
-               &r) == ETL_SQS_OK);
+    CHECK(
+        json(" {\"Skip\":[1,-0.5e+3,true,false,null,{\"a\":[[]],\"b\":{}},\"\\u0041\"],"
+             "\"Messages\":[{\"MessageId\":\"old\"}],"
+             "\"Messages\" : [ {\"Message\\u0049d\":\"m\\/1\",\"ReceiptHandle\":\"r\","
+             "\"Body\":\"a\\\"b\\\\c\\nd\\te \\u00e9\\u20ac\\ud83d\\ude00\","
+             "\"Attributes\":{\"SentTimestamp\":1700000000123,\"ApproximateReceiveCount\":\"x\","
+             "\"MessageGroupId\":12,\"SequenceNumber\":1.5},"
+             "\"MessageAttributes\":{\"s\":{\"StringValue\":\"v\",\"BinaryValue\":\"b\"},"
+             "\"b\":{\"BinaryValue\":\"QUI=\"},\"e\":{},\"x\":7,\"k\\u0031\":{\"StringValue\":1}},"
+             "\"Body\":\"second\\u0021\"} ] }\n",
+             &r) == ETL_SQS_OK);
     CHECK(r.nmessages == 1);
     if (r.nmessages == 1) {
         const struct etl_sqs_message *m = &r.messages[0];
@@ -385,6 +397,31 @@ static void test_json_reader(void)
     if (r.nmessages == 1)
         CHECK_STR_EQ(r.messages[0].body, "a\"b\\c\nd\te \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
     etl_sqs_result_free(&r);
+    /* a message's strings are copied into one block the result owns (r.strings), as large as
+     * the rest of the answer from the first of them: the tightest values still fit (an integer
+     * followed by one character, empty strings, escapes) */
+    CHECK(json("{\"Messages\":[{\"MessageId\":7,\"ReceiptHandle\":\"\",\"Body\":\"\\u0041\","
+               "\"Attributes\":{\"MessageGroupId\":-0,\"SequenceNumber\":\"\"}},{\"Body\":1,"
+               "\"MessageId\":\"\\\"\",\"ReceiptHandle\":2}]}",
+               &r) == ETL_SQS_OK &&
+          r.nmessages == 2 && r.strings != NULL);
+    if (r.nmessages == 2) {
+        const struct etl_sqs_message *m = r.messages;
+        CHECK_STR_EQ(m[0].id, "7");
+        CHECK_STR_EQ(m[0].receipt, "");
+        CHECK_STR_EQ(m[0].body, "A");
+        CHECK_STR_EQ(m[0].group_id, "0");
+        CHECK_STR_EQ(m[0].sequence_number, "");
+        CHECK_STR_EQ(m[1].body, "1");
+        CHECK_STR_EQ(m[1].id, "\"");
+        CHECK_STR_EQ(m[1].receipt, "2");
+        const char *fields[] = {m[0].id,       m[0].receipt,         m[0].body,
+                                m[0].group_id, m[0].sequence_number, m[1].body,
+                                m[1].id,       m[1].receipt};
+        for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
+            CHECK(fields[i] >= r.strings && fields[i] < r.strings + 200, "field %zu", i);
+    }
+    etl_sqs_result_free(&r);
     /* the messages end at the first element that is not an object; a non-array is none */
     CHECK(json("{\"Messages\":[{\"MessageId\":\"a\"},2,{\"MessageId\":\"c\"}]}", &r) ==
               ETL_SQS_OK &&
@@ -396,17 +433,35 @@ static void test_json_reader(void)
     etl_sqs_result_free(&r);
 
     /* refused: not strict JSON, or not an object or array at the top */
-    static const char *const bad[] = {
-        "{\"Messages\":[]} x", "{\"a\":01}", "{\"a\":1.}", "{\"a\":-}", "{\"a\":.5}",
-        "{\"a\":+1}", "{\"a\":NaN}", "{\"a\":0x10}", "{\"a\":[1,]}", "{\"a\":1,}",
-        "{\"a\" 1}", "{a:1}", "{\"a\":\"\\ud800\"}", "{\"a\":\"\\udc00\"}",
-        "{\"a\":\"\\ud800\\u0041\"}", "{\"a\":\"\\x\"}", "{\"a\":\"\\u12g4\"}",
-"{\"a\":\"open}", "{\"a\":tru}", "{\"a\":nul}", "\"text\"",
-        "42", "{\"a\":1}/* c */", "{\"a\":[1 2]}", "{\"a\":{\"b\":1 \"c\":2}}"};
+    static const char *const bad[] = {"{\"Messages\":[]} x",
+                                      "{\"a\":01}",
+                                      "{\"a\":1.}",
+                                      "{\"a\":-}",
+                                      "{\"a\":.5}",
+                                      "{\"a\":+1}",
+                                      "{\"a\":NaN}",
+                                      "{\"a\":0x10}",
+                                      "{\"a\":[1,]}",
+                                      "{\"a\":1,}",
+                                      "{\"a\" 1}",
+                                      "{a:1}",
+                                      "{\"a\":\"\\ud800\"}",
+                                      "{\"a\":\"\\udc00\"}",
+                                      "{\"a\":\"\\ud800\\u0041\"}",
+                                      "{\"a\":\"\\x\"}",
+                                      "{\"a\":\"\\u12g4\"}",
+                                      "{\"a\":\"open}",
+                                      "{\"a\":tru}",
+                                      "{\"a\":nul}",
+                                      "\"text\"",
+                                      "42",
+                                      "{\"a\":1}/* c */",
+                                      "{\"a\":[1 2]}",
+                                      "{\"a\":{\"b\":1 \"c\":2}}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK(json(bad[i], &r) == ETL_SQS_PROTOCOL, "accepted: %s", bad[i]);
-        CHECK(r.nmessages == 0 && strcmp(r.why, "the answer is not a JSON object") == 0,
-              "%s: %s", bad[i], r.why);
+        CHECK(r.nmessages == 0 && strcmp(r.why, "the answer is not a JSON object") == 0, "%s: %s",
+              bad[i], r.why);
         etl_sqs_result_free(&r);
     }
     /* raw control characters in a string are taken as they are (as lua-cjson took them) */
@@ -423,8 +478,7 @@ static void test_json_reader(void)
         memset(deep, '[', (size_t)depth);
         memset(deep + depth, ']', (size_t)depth);
         deep[2 * depth] = '\0';
-        CHECK(json(deep, &r) == (depth == 1000 ? ETL_SQS_OK : ETL_SQS_PROTOCOL), "depth %d",
-              depth);
+        CHECK(json(deep, &r) == (depth == 1000 ? ETL_SQS_OK : ETL_SQS_PROTOCOL), "depth %d", depth);
         etl_sqs_result_free(&r);
     }
     /* a long escaped string (its scratch grows as it is decoded): every byte in place */
