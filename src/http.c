@@ -198,6 +198,15 @@ static int url_parts(struct etl_http *h, const char *url)
     return 0;
 }
 
+/* Writes the header line a b (NUL-terminated) at o; returns the end. */
+static char *put_line(char *o, const char *a, size_t alen, const char *b, size_t blen)
+{
+    memcpy(o, a, alen);
+    memcpy(o + alen, b, blen);
+    o[alen + blen] = '\0';
+    return o + alen + blen + 1;
+}
+
 /* Signs the request in slot s and writes its header lines into the slot: Host (the value signed,
  * so libcurl sends exactly that), the caller's lines, the session token, X-Amz-Date and
  * Authorization, and an empty Expect (no 100-continue wait) for a body over 1 MiB only: libcurl
@@ -231,36 +240,40 @@ static int sign_headers(struct etl_http *h, struct slot *s, const char *const *h
         fail(ETL_HTTP_NOMEM, err, errlen, "cannot sign the request", NULL);
         return -1;
     }
+    /* the lines, each NUL-terminated, written at once into the slot's buffer made large enough */
+    static const char host_h[] = "Host: ", date_h[] = "X-Amz-Date: ", auth_h[] = "Authorization: ",
+                      expect_h[] = "Expect:";
     struct etl_buf *t = &s->hdrtext;
-    size_t at[MAX_LINES], k = 0;
+    size_t len[ETL_SIGV4_MAX_HEADERS], hostlen = strlen(h->host), authlen = strlen(auth);
+    int expect = s->body.len > EXPECT_AT;
+    size_t need = sizeof host_h + hostlen + sizeof date_h + 16 + sizeof auth_h + authlen +
+                  (expect ? sizeof expect_h : 0);
+    for (size_t i = 0; i < n; i++)
+        need += (len[i] = strlen(lines[i])) + 1;
     etl_buf_reset(t);
-    at[k++] = t->len;
-    etl_buf_adds(t, "Host: ");
-    etl_buf_adds(t, h->host);
-    for (size_t i = 0; i < n; i++) {
-        etl_buf_add(t, "", 1);
-        at[k++] = t->len;
-        etl_buf_adds(t, lines[i]);
-    }
-    etl_buf_add(t, "", 1);
-    at[k++] = t->len;
-    etl_buf_adds(t, "X-Amz-Date: ");
-    etl_buf_add(t, date, 16);
-    etl_buf_add(t, "", 1);
-    at[k++] = t->len;
-    etl_buf_adds(t, "Authorization: ");
-    etl_buf_adds(t, auth);
-    if (s->body.len > EXPECT_AT) {
-        etl_buf_add(t, "", 1);
-        at[k++] = t->len;
-        etl_buf_adds(t, "Expect:");
-    }
-    if (t->oom) {
+    if (etl_buf_reserve(t, need) != 0) {
         fail(ETL_HTTP_NOMEM, err, errlen, "out of memory", NULL);
         return -1;
     }
+    char *at[MAX_LINES], *o = t->p;
+    size_t k = 0;
+    at[k++] = o;
+    o = put_line(o, host_h, sizeof host_h - 1, h->host, hostlen);
+    for (size_t i = 0; i < n; i++) {
+        at[k++] = o;
+        o = put_line(o, lines[i], len[i], "", 0);
+    }
+    at[k++] = o;
+    o = put_line(o, date_h, sizeof date_h - 1, date, 16);
+    at[k++] = o;
+    o = put_line(o, auth_h, sizeof auth_h - 1, auth, authlen);
+    if (expect) {
+        at[k++] = o;
+        o = put_line(o, expect_h, sizeof expect_h - 1, "", 0);
+    }
+    t->len = (size_t)(o - t->p) - 1; /* the last line's NUL is the buffer's own */
     for (size_t i = 0; i < k; i++) {
-        s->hdrs[i].data = t->p + at[i];
+        s->hdrs[i].data = at[i];
         s->hdrs[i].next = i + 1 < k ? &s->hdrs[i + 1] : NULL;
     }
     return 0;

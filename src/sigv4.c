@@ -170,33 +170,29 @@ static int hdr_cmp(const struct hdr *a, const struct hdr *b)
     return c ? c : (a->nlen > b->nlen) - (a->nlen < b->nlen);
 }
 
-/* Appends name lowercased. */
-static void add_lower(struct etl_buf *b, const char *s, size_t n)
+/* Writes s[0..n) lowercased at o; returns the end. */
+static char *put_lower(char *o, const char *s, size_t n)
 {
-    char tmp[64];
-    while (n > 0) {
-        size_t k = n < sizeof tmp ? n : sizeof tmp;
-        for (size_t i = 0; i < k; i++)
-            tmp[i] = (char)tolower((unsigned char)s[i]);
-        etl_buf_add(b, tmp, k);
-        s += k;
-        n -= k;
-    }
+    for (size_t i = 0; i < n; i++)
+        o[i] = (char)tolower((unsigned char)s[i]);
+    return o + n;
 }
 
-/* Appends a header value with inner runs of spaces folded to one (it is already trimmed). */
-static void add_value(struct etl_buf *b, const char *v, size_t n)
+/* Writes a header value at o with inner runs of spaces folded to one (it is already trimmed);
+ * returns the end. */
+static char *put_value(char *o, const char *v, size_t n)
 {
-    const char *run = v, *end = v + n;
-    for (const char *p = v; p < end; p++) {
-        if (*p == ' ' && p + 1 < end && p[1] == ' ') {
-            etl_buf_add(b, run, (size_t)(p + 1 - run));
-            while (p + 1 < end && p[1] == ' ')
-                p++;
-            run = p + 1;
-        }
+    const char *end = v + n;
+    while (v < end) {
+        const char *sp = memchr(v, ' ', (size_t)(end - v));
+        size_t k = sp ? (size_t)(sp - v) + 1 : (size_t)(end - v);
+        memcpy(o, v, k);
+        o += k;
+        v += k;
+        while (sp && v < end && *v == ' ')
+            v++;
     }
-    etl_buf_add(b, run, (size_t)(end - run));
+    return o;
 }
 
 static char *put(char *o, const char *s, size_t n)
@@ -254,37 +250,50 @@ int etl_sigv4_sign(struct etl_sigv4 *s, const struct etl_sigv4_request *req, cha
         return -1;
     etl_hex(hex, md, 32, 0);
 
+    /* the canonical request, written at once into the buffer made large enough for it */
     struct etl_buf *b = &s->text;
-    etl_buf_reset(b);
-    etl_buf_adds(b, req->method);
-    etl_buf_add(b, "\n", 1);
-    etl_buf_adds(b, req->path);
-    etl_buf_add(b, "\n", 1);
-    etl_buf_adds(b, req->query);
-    etl_buf_add(b, "\n", 1);
+    size_t mlen = strlen(req->method), plen = strlen(req->path), qlen = strlen(req->query);
+    size_t need = mlen + plen + qlen + 3 + 1 + 1 + 64, names = 0;
     for (size_t i = 0; i < n; i++) {
-        add_lower(b, h[i].name, h[i].nlen);
-        etl_buf_add(b, ":", 1);
-        add_value(b, h[i].value, h[i].vlen);
-        etl_buf_add(b, "\n", 1);
+        need += h[i].nlen + h[i].vlen + 2;
+        names += h[i].nlen + 1;
     }
-    etl_buf_add(b, "\n", 1);
-    size_t signed_at = b->len;
+    need += names;
+    etl_buf_reset(b);
+    if (etl_buf_reserve(b, need) != 0)
+        return -1;
+    char *c = b->p;
+    c = put(c, req->method, mlen);
+    *c++ = '\n';
+    c = put(c, req->path, plen);
+    *c++ = '\n';
+    c = put(c, req->query, qlen);
+    *c++ = '\n';
+    for (size_t i = 0; i < n; i++) {
+        c = put_lower(c, h[i].name, h[i].nlen);
+        *c++ = ':';
+        c = put_value(c, h[i].value, h[i].vlen);
+        *c++ = '\n';
+    }
+    *c++ = '\n';
+    size_t signed_at = (size_t)(c - b->p);
     for (size_t i = 0; i < n; i++) {
         if (i)
-            etl_buf_add(b, ";", 1);
-        add_lower(b, h[i].name, h[i].nlen);
+            *c++ = ';';
+        c = put_lower(c, h[i].name, h[i].nlen);
     }
-    size_t signed_len = b->len - signed_at;
-    etl_buf_add(b, "\n", 1);
-    etl_buf_add(b, hex, 64);
-    if (b->oom || digest(s, b->p, b->len, md) != 0)
+    size_t signed_len = (size_t)(c - b->p) - signed_at;
+    *c++ = '\n';
+    c = put(c, hex, 64);
+    b->len = (size_t)(c - b->p);
+    b->p[b->len] = '\0';
+    if (digest(s, b->p, b->len, md) != 0)
         return -1;
     etl_hex(hex, md, 32, 0);
 
     /* the Authorization value is written now, while the signed header list is in the buffer */
-    size_t need = 28 + strlen(s->access_key) + 1 + 8 + 1 + strlen(s->region) + 1 +
-                  strlen(s->service) + 29 + signed_len + 12 + 64 + 1;
+    need = 28 + strlen(s->access_key) + 1 + 8 + 1 + strlen(s->region) + 1 + strlen(s->service) +
+           29 + signed_len + 12 + 64 + 1;
     if (need > ETL_SIGV4_AUTH_MAX)
         return -1;
     char *o = auth;
