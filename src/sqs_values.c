@@ -40,7 +40,11 @@ void etl_sqs_push_messages(lua_State *L, const struct etl_sqs_result *r)
         const struct etl_sqs_message *m = &r->messages[i];
         if (!m->id || !m->receipt)
             continue;
-        lua_createtable(L, 0, 8);
+        /* room for the runtime's own fields too: on a drain a message also gets received_ms
+         * (source), row or rows, key and message (record: the message is its own item) and
+         * acked (source): eleven keys, which would outgrow 8 slots and rehash every message's
+         * table into 16 */
+        lua_createtable(L, 0, 16);
         set_string(L, "id", m->id);
         set_string(L, "receipt", m->receipt);
         set_string(L, "body", m->body ? m->body : "");
