@@ -107,15 +107,58 @@ static int etl_mask_key_init(struct etl_mask_key *k, const void *key, size_t key
     return ok ? 0 : -1;
 }
 
+/* The last bytes of a message that fit one block with its padding (FIPS 180-4 5.1.1: 0x80,
+ * zeros, the message's length in bits big-endian in the last 8 bytes) are at most 55. */
+#define ONE_BLOCK_MAX (SHA256_CBLOCK - 9)
+
+/* Ends the SHA-256 in c with the block whose first len (<= ONE_BLOCK_MAX) bytes are the
+ * message's last, total bytes long in all: pads block, compresses it with OpenSSL's
+ * SHA256_Transform (the same compression SHA256_Final runs) and writes the digest to md.
+ * SHA256_Update + SHA256_Final do the same for any length, but for the short values every
+ * message hashes (the masked values, the inner digest, the ledger key) their copying, padding and
+ * cleansing cost a good part of what the compression does. c's h is then the digest (no key
+ * state). */
+static void sha256_last_block(SHA256_CTX *c, unsigned char block[SHA256_CBLOCK], size_t len,
+                              uint64_t total, unsigned char md[SHA256_DIGEST_LENGTH])
+{
+    uint64_t bits = total * 8;
+    block[len] = 0x80;
+    memset(block + len + 1, 0, SHA256_CBLOCK - 8 - (len + 1));
+    for (int i = 0; i < 8; i++)
+        block[SHA256_CBLOCK - 1 - i] = (unsigned char)(bits >> (8 * i));
+    SHA256_Transform(c, block);
+    for (int i = 0; i < 8; i++) {
+        SHA_LONG h = c->h[i];
+        md[4 * i] = (unsigned char)(h >> 24);
+        md[4 * i + 1] = (unsigned char)(h >> 16);
+        md[4 * i + 2] = (unsigned char)(h >> 8);
+        md[4 * i + 3] = (unsigned char)h;
+    }
+}
+
 /* Writes the hex HMAC of data[0..len) under k to out; k is left as it was. Returns 0 or -1.
  * The working copy ends as SHA256_Final leaves it (the digest, the input block cleansed): no
- * key state is left on the stack. */
+ * key state is left on the stack. A value of at most ONE_BLOCK_MAX bytes (every value a login
+ * masks) is its inner block and the inner digest the outer one (sha256_last_block), the same
+ * block overwritten (the value not left in it), its digest bytes cleansed after. */
 static int etl_mask_key_hex(const struct etl_mask_key *k, const void *data, size_t len,
                             char out[ETL_MASK_HEX_LEN + 1])
 {
     unsigned char md[SHA256_DIGEST_LENGTH];
     SHA256_CTX c = k->inner;
     out[0] = '\0';
+    if (len <= ONE_BLOCK_MAX) {
+        unsigned char block[SHA256_CBLOCK];
+        if (len > 0)
+            memcpy(block, data, len);
+        sha256_last_block(&c, block, len, SHA256_CBLOCK + len, md);
+        c = k->outer;
+        memcpy(block, md, sizeof md);
+        sha256_last_block(&c, block, sizeof md, SHA256_CBLOCK + sizeof md, md);
+        OPENSSL_cleanse(block, sizeof md); /* the inner digest */
+        etl_hex(out, md, sizeof md, 0);
+        return 0;
+    }
     int ok = SHA256_Update(&c, data, len) && SHA256_Final(md, &c);
     c = k->outer;
     ok = ok && SHA256_Update(&c, md, sizeof md) && SHA256_Final(md, &c);
@@ -400,9 +443,22 @@ int etl_mask_sha256_int64(const void *s, size_t slen, const void *t, size_t tlen
 {
     unsigned char md[SHA256_DIGEST_LENGTH];
     SHA256_CTX c;
-    if (!SHA256_Init(&c) || !SHA256_Update(&c, s, slen) ||
-        (t != NULL && (!SHA256_Update(&c, "", 1) || !SHA256_Update(&c, t, tlen))) ||
-        !SHA256_Final(md, &c))
+    size_t total = slen + (t != NULL ? 1 + tlen : 0);
+    if (total <= ONE_BLOCK_MAX) { /* one block (sha256_last_block): the usual ledger key */
+        unsigned char block[SHA256_CBLOCK];
+        if (slen > 0)
+            memcpy(block, s, slen);
+        if (t != NULL) {
+            block[slen] = 0;
+            if (tlen > 0)
+                memcpy(block + slen + 1, t, tlen);
+        }
+        if (!SHA256_Init(&c))
+            return -1;
+        sha256_last_block(&c, block, total, total, md);
+    } else if (!SHA256_Init(&c) || !SHA256_Update(&c, s, slen) ||
+               (t != NULL && (!SHA256_Update(&c, "", 1) || !SHA256_Update(&c, t, tlen))) ||
+               !SHA256_Final(md, &c))
         return -1;
     uint64_t u = 0;
     uint32_t b = 0;

@@ -434,12 +434,52 @@ static void test_lua_binding(void)
     lua_close(L);
 }
 
+/* The ledger's digest (etl_mask_sha256_int64: s alone, or s NUL t; one block of its own up to
+ * 55 bytes, SHA256_Update/Final past that) against EVP_Digest of the same bytes, for every
+ * length of s and of t up to past two blocks. */
+static void test_sha256_int64_against_evp(void)
+{
+    enum { MAX = 140 };
+    unsigned char data[2 * MAX + 1];
+    int bad = 0;
+    for (size_t sl = 0; sl < MAX && bad < 5; sl++) {
+        for (long tl = -1; tl < MAX && bad < 5; tl++) { /* -1: no t */
+            size_t n = sl;
+            for (size_t i = 0; i < sl; i++)
+                data[i] = (unsigned char)(13 * i + 5);
+            if (tl >= 0) {
+                data[n++] = 0;
+                for (long i = 0; i < tl; i++)
+                    data[n++] = (unsigned char)(7 * i + 1);
+            }
+            unsigned char md[32];
+            unsigned int mdlen = 0;
+            CHECK(EVP_Digest(data, n, md, &mdlen, EVP_sha256(), NULL) == 1 && mdlen == 32,
+                  "EVP_Digest");
+            uint64_t u = 0;
+            uint32_t b = 0;
+            for (int i = 0; i < 8; i++)
+                u = u << 8 | md[i];
+            for (int i = 8; i < 12; i++)
+                b = b << 8 | md[i];
+            int64_t d = 0;
+            uint32_t bits = 0;
+            int rc = etl_mask_sha256_int64(data, sl, tl >= 0 ? data + sl + 1 : NULL,
+                                           tl >= 0 ? (size_t)tl : 0, &d, &bits);
+            int ok = rc == 0 && (uint64_t)d == u && bits == b;
+            CHECK(ok, "sha256_int64: s %zu bytes, t %ld bytes", sl, tl);
+            bad += !ok;
+        }
+    }
+}
+
 int main(void)
 {
     test_sha256();
     test_hmac_rfc4231();
     test_hmac_boundaries();
     test_hmac_against_evp();
+    test_sha256_int64_against_evp();
     test_hex_is_lowercase();
     test_canonical_ip();
     test_ip_memo();
