@@ -39,6 +39,15 @@ static PQconninfoOption *parse_conninfo(lua_State *L, const char *conninfo)
     return opts;
 }
 
+PGconn *etl_pg_connectdb(const char *conninfo)
+{
+    /* conninfo (a keyword string or a URI; "" leaves everything to the PG* environment) is
+     * expanded in place of dbname; the keywords after it override what it says. */
+    const char *const keys[] = {"dbname", "client_encoding", "fallback_application_name", NULL};
+    const char *const vals[] = {conninfo, "UTF8", "etlua", NULL};
+    return PQconnectdbParams(keys, vals, 1);
+}
+
 /* pg.connect(conninfo) -> conn | nil, msg, "connection" | nil, msg, "config" */
 static int etl_pg_connect(lua_State *L)
 {
@@ -62,11 +71,10 @@ static int etl_pg_connect(lua_State *L)
     c->copy_buf = NULL;
     c->copy_cap = 0;
     luaL_setmetatable(L, CONN_MT);
-    /* conninfo (a keyword string or a URI; "" leaves everything to the PG* environment) is
-     * expanded in place of dbname; the keywords after it override what it says. */
-    const char *const keys[] = {"dbname", "client_encoding", "fallback_application_name", NULL};
-    const char *const vals[] = {conninfo, "UTF8", "etlua", NULL};
-    c->conn = PQconnectdbParams(keys, vals, 1);
+    int taken; /* made by pg.prestart for this conninfo (pg_prestart.c), its outcome ours */
+    c->conn = etl_pg_prestarted(conninfo, &taken);
+    if (!taken)
+        c->conn = etl_pg_connectdb(conninfo);
     if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK) {
         int n = etl_pg_connect_error(L, c->conn, pw);
         PQfinish(c->conn);
@@ -439,6 +447,7 @@ int luaopen_etlua_pg(lua_State *L)
         {NULL, NULL},
     };
     static const luaL_Reg funcs[] = {{"connect", etl_pg_connect},
+                                     {"prestart", etl_pg_prestart},
                                      {"parse_conninfo", etl_pg_parse_conninfo},
                                      {"array_values", etl_pg_array_values},
                                      {NULL, NULL}};

@@ -7,6 +7,7 @@
  *  - src/pg_text.c  text in and out of Postgres: COPY field escaping, array literals, and error
  *                   messages made safe to log (quoted values elided, passwords scrubbed);
  *  - src/pg_copy.c  db:copy: rows into a table by COPY, in binary form when it can, else text;
+ *  - src/pg_prestart.c a connection started early in a thread (pg.prestart), taken by connect;
  *  - src/pg_param.c a statement's parameters: Lua values to libpq's values, lengths and formats
  *                   (arrays in binary form for the typed parameters of prepared statements).
  * The functions that reach a connection's user values (the wait hook) expect it at stack index
@@ -35,6 +36,21 @@ struct etl_pg_conn {
     unsigned char *copy_buf; /* db:copy's data, kept for the next COPY (malloc'd; pg_copy.c) */
     size_t copy_cap;
 };
+
+/* ---- connecting (pg.c, pg_prestart.c) -------------------------------------------------------- */
+
+/* The one way etlua.pg connects: PQconnectdbParams with conninfo expanded in place of dbname,
+ * client_encoding UTF8 and fallback_application_name etlua. The result as libpq gives it. */
+PGconn *etl_pg_connectdb(const char *conninfo);
+
+/* pg.prestart(conninfo): etl_pg_connectdb(conninfo) started in a thread of its own (the
+ * executable only). */
+int etl_pg_prestart(lua_State *L);
+
+/* The prestarted connection's result when it was started for exactly conninfo (waited for; *taken
+ * = 1, the result possibly NULL or failed, as etl_pg_connectdb's), else NULL with *taken = 0 (one
+ * for another conninfo is given up). */
+PGconn *etl_pg_prestarted(const char *conninfo, int *taken);
 
 /* Frees the connection's COPY buffer (db:close). */
 void etl_pg_copy_free(struct etl_pg_conn *c);

@@ -86,3 +86,30 @@ ok "two files with the same first line land both; a copy of a loaded file lands 
 echo '{"user_id": "stdin-1", "ip": "10.0.0.9"}' | "$ETLUA_BIN" "$script" --input - 2>"$WORK/stdin.log" || fail "--input - failed"
 [ "$(psql_q "SELECT count(*) FROM user_logins WHERE user_id = 'stdin-1'")" = 1 ] || fail "stdin row missing"
 ok "--input - reads stdin"
+
+# The connection started early (etlua.pg's prestart: a thread connects while the modules and
+# the script load) is the run's one connection: under a role allowed a single connection, a
+# second one would be refused. A run that fails before connecting does not wait for it (an
+# address that never answers), and a refused connection is reported by the usual line.
+psql_q "CREATE ROLE etlua_one LOGIN PASSWORD 'one-conn-pw-0123' CONNECTION LIMIT 1" >/dev/null
+psql_q "CREATE DATABASE etlua_one OWNER etlua_one" >/dev/null
+one_url="postgresql://etlua_one:one-conn-pw-0123@$PGHOST:$PGPORT/etlua_one"
+DATABASE_URL=$one_url "$ETLUA_BIN" "$script" --input "$WORK/a.jsonl" 2>"$WORK/one.log" \
+  || { cat "$WORK/one.log" >&2; fail "--input under a role allowed one connection failed"; }
+[ "$(psql -X -At -d "$one_url" -c "SELECT count(*) FROM user_logins")" = 2 ] || fail "one-connection run: rows missing"
+ok "the connection started early is the run's only one (a role with CONNECTION LIMIT 1)"
+started=$(date +%s%N)
+rc=0
+DATABASE_URL="postgresql://u:p@192.0.2.1:5432/db?connect_timeout=30" \
+  "$ETLUA_BIN" "$WORK/syntax-missing.lua" --input "$WORK/a.jsonl" 2>"$WORK/early.err" || rc=$?
+took_ms=$(( ($(date +%s%N) - started) / 1000000 ))
+[ $rc -ne 0 ] && grep -q "cannot open script" "$WORK/early.err" || { cat "$WORK/early.err" >&2; fail "missing script: wrong error"; }
+[ "$took_ms" -lt 2000 ] || fail "a run that failed before connecting waited ${took_ms} ms for the early connection"
+ok "a run that fails before connecting exits at once (${took_ms} ms), the early connection left behind"
+rc=0
+DATABASE_URL="postgresql://etlua:wrong@$PGHOST:1/etlua" ETLUA_RETRY_ATTEMPTS=1 \
+  "$ETLUA_BIN" "$script" --input "$WORK/a.jsonl" 2>"$WORK/refused.err" || rc=$?
+[ $rc -ne 0 ] && [ "$(wc -l <"$WORK/refused.err")" -eq 1 ] \
+  && grep -q "cannot connect to Postgres: .*; check DATABASE_URL" "$WORK/refused.err" \
+  || { cat "$WORK/refused.err" >&2; fail "refused early connection: not the usual line"; }
+ok "a refused early connection is reported by the usual line: $(cat "$WORK/refused.err")"

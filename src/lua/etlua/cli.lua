@@ -115,6 +115,19 @@ function M.parse(argv)
   return opts
 end
 
+-- The Postgres connection started now, in a thread (etlua.pg's prestart), while the modules,
+-- the script and the configuration load; the runner's pg.connect takes it when its connection
+-- string is this one. Only for a run that connects, when DATABASE_URL is set (else the script's
+-- config may supply it) and passes config's checks (a URL libpq would misread is never tried):
+-- a URL config refuses is refused later, at its usual place, with its usual line.
+local function prestart(opts)
+  if opts.dry_run then return end
+  local url = os.getenv("DATABASE_URL")
+  if url == nil or url == "" then return end
+  local ok, conninfo = pcall(require("etlua.config").database, os.getenv)
+  if ok and conninfo == url then require("etlua.pg").prestart(conninfo) end
+end
+
 function M.main(argv)
   if argv[1] == "reveal" then return require("etlua.reveal").main(argv) end
   local opts, err = M.parse(argv)
@@ -125,6 +138,7 @@ function M.main(argv)
   if opts.log_format ~= "text" and opts.log_format ~= "json" then
     return usage_error("--log-format must be text or json, not '%s'", opts.log_format)
   end
+  prestart(opts)
   local log = require("etlua.log").new(opts.log_format)
   return require("etlua.runner").run(opts, log)
 end
