@@ -4,6 +4,7 @@
  * and the hasher (the key's states computed once, reused per call); the canonical IP form, and
  * the Lua binding (hasher, close twice).
  * A plain program: prints each failure and exits non-zero when any check failed. */
+#include "etlua/buf.h"
 #include "etlua/mask.h"
 
 #include "check.h"
@@ -233,6 +234,29 @@ static void test_hex_is_lowercase(void)
     CHECK(etl_mask_hmac_hex("", 0, "", 0, hex) == 0, "hmac with empty key failed");
     CHECK(strcmp(hex, "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad") == 0,
           "hmac('', '') = %s", hex);
+}
+
+/* etl_hex (include/etlua/buf.h), which writes every mask: every byte value, at every offset and
+ * length to past 40 bytes (4 bytes at a time, then one at a time), against snprintf's %02x/%02X. */
+static void test_hex_every_byte(void)
+{
+    unsigned char in[300];
+    char got[2 * sizeof in + 1], want[2 * sizeof in + 1];
+    for (size_t i = 0; i < sizeof in; i++)
+        in[i] = (unsigned char)(i * 7 + 3); /* every value 0..255 (7 is odd) */
+    for (int upper = 0; upper <= 1; upper++) {
+        for (size_t off = 0; off < 8; off++) {
+            for (size_t n = 0; off + n <= sizeof in; n += n < 41 ? 1 : 37) {
+                memset(got, 'x', sizeof got);
+                etl_hex(got, in + off, n, upper);
+                for (size_t i = 0; i < n; i++)
+                    snprintf(want + 2 * i, 3, upper ? "%02X" : "%02x", in[off + i]);
+                want[2 * n] = '\0';
+                CHECK(strcmp(got, want) == 0, "etl_hex(%zu bytes at %zu, upper %d) = %s", n, off,
+                      upper, got);
+            }
+        }
+    }
 }
 
 /* ---- canonical IP ------------------------------------------------------------------------------ */
@@ -481,6 +505,7 @@ int main(void)
     test_hmac_against_evp();
     test_sha256_int64_against_evp();
     test_hex_is_lowercase();
+    test_hex_every_byte();
     test_canonical_ip();
     test_ip_memo();
     test_lua_binding();
