@@ -326,6 +326,15 @@ static void test_copy_binary(void)
                "00000002"
                "c3a9"
                "ffffffff");
+    /* A row of more columns than Lua's minimal stack (its fields are kept until the row ends) */
+    unsigned t40[40];
+    char want40[4 + 39 * 8 + 16 + 1] = "0028";
+    for (int i = 0; i < 40; i++)
+        t40[i] = 23;
+    for (int i = 0; i < 39; i++)
+        memcpy(want40 + 4 + 8 * i, "ffffffff", 8);
+    memcpy(want40 + 4 + 39 * 8, "0000000400000007", 17);
+    check_copy("return {{[40] = 7}}", 40, t40, want40);
     /* days from 2000-01-01 */
     const unsigned td[] = {1082};
     check_copy(
