@@ -72,7 +72,8 @@ local function run(o)
     flush = function() end, setvbuf = function() end }
   local ok, err = pcall(F.with, fakes, function()
     ctx.rc = require("etlua.runner").run({ script = H.ROOT .. "scripts/login_etl.lua", drain = o.drain,
-      dry_run = o.dry_run }, ctx.log)
+      dry_run = o.dry_run, input = o.input }, ctx.log)
+    ctx.loaded_source = package.loaded["etlua.source"] ~= nil
   end)
   io.stdout = stdout
   os.getenv = getenv
@@ -148,6 +149,19 @@ describe("etlua.runner with fake SQS and sink", function()
     assert.equals(35, #ctx.client.visible)
     local _, lines = table.concat(ctx.printed):gsub("\n", "")
     assert.equals(35, lines)                 -- one JSON line a row
+  end)
+
+  it("--input loads the file source alone: not etlua.source (the SQS source and its modules)", function()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(table.concat(logins(3), "\n"), "\n")
+    f:close()
+    local ctx = run { n = 0, input = path, dry_run = true }
+    os.remove(path)
+    assert.equals(0, ctx.rc)
+    local _, lines = table.concat(ctx.printed):gsub("\n", "")
+    assert.equals(3, lines)
+    assert.is_false(ctx.loaded_source)
   end)
 
   it("--dry-run --drain on a FIFO queue ends (its groups stay locked) and releases the heads", function()

@@ -5,10 +5,8 @@
 local config = require "etlua.config"
 local script_loader = require "etlua.script"
 local record = require "etlua.record"
-local source = require "etlua.source"
 local sink = require "etlua.sink"
 local ledger = require "etlua.ledger"
-local dryrun = require "etlua.dryrun"
 local retry = require "etlua.retry"
 local fail = require "etlua.fail"
 local mask = require "etlua.mask"
@@ -266,13 +264,16 @@ function M.run(opts, log)
   -- Metrics before connecting, so /healthz answers during start-up (/readyz: 503 until ready).
   telemetry.start(opts.metrics or cfg.metrics_addr, log,
     { pipeline = telemetry.pipeline_of(opts.script), reasons = proc:reasons() })
-  local src = opts.input and source.file(opts.input) or source.sqs(cfg, log)
+  -- the source's module only: --input loads neither etlua.source (the SQS source, its requests
+  -- in flight, receive window, heartbeat, queue depth: ~40 KB of Lua) nor the SQS client's
+  local src = opts.input and require("etlua.source_file").open(opts.input)
+    or require("etlua.source").sqs(cfg, log)
   local queue = opts.input and ("input:" .. opts.input) or cfg.queue_url
   desc.protocol = src.protocol or desc.protocol
 
   local state = { outage_seconds = cfg.outage_seconds }
   if opts.dry_run then
-    state.out = dryrun.new(io.stdout, script)
+    state.out = require("etlua.dryrun").new(io.stdout, script)
   else
     -- the ledger keeps an entry as long as the queue may redeliver its message (etlua.ledger)
     local ledger_opts = { schema = script.schema, queue = queue, log = log,
