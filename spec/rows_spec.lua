@@ -72,6 +72,12 @@ describe("etlua.row gather", function()
     end
     assert.are.same({ "x", "y" }, (row.gather({ [long] = "x", a = "y" }, { long, "a" })))
     assert.is_true(select(2, row.gather({ [long] = "x", a = "y" }, { long, "a" })))
+    -- a name given twice is read for each of its columns (the walk, one key to one column, is
+    -- not used for such columns)
+    for _ = 1, 2 do
+      assert.are.same({ "x", "y", "x" }, (row.gather({ a = "x", k = "y" }, { "a", "k", "a" })))
+      assert.are.same({ "y", "x", "y" }, (row.gather({ a = "x", k = "y" }, { "k", "a", "k" })))
+    end
     collectgarbage() -- the cache's entries go with their columns tables
     for _ = 1, 100 do assert.is_true(select(2, row.gather({ k = "x" }, { "k", "a" }))) end
     collectgarbage()
