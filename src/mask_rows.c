@@ -52,8 +52,10 @@ struct row_entry {
 
 struct row_plan {
     int n;
-    int each;             /* an entry has [] (each_masks appends to a masks list) */
-    struct row_entry e[]; /* n entries */
+    int each;                      /* an entry has [] (each_masks appends to a masks list) */
+    int null_type;                 /* lua_type of the null value: only a value of it can be null */
+    struct etl_mask_ip_memo *memo; /* the module's memo (upvalue 7, kept alive by it) */
+    struct row_entry e[];          /* n entries */
 };
 
 #define UV_PLAN lua_upvalueindex(1)
@@ -199,12 +201,14 @@ static int etl_mask_l_row_masks_run(lua_State *L)
             lua_gettable(L, -2);
             lua_remove(L, -2);
         }
-        if (lua_isnil(L, 6) || lua_rawequal(L, 6, UV_NULL)) {
+        /* the value's type once: a string is neither nil nor null (unless null is a string) */
+        int vt = lua_type(L, 6);
+        if (vt == LUA_TNIL || (vt == plan->null_type && lua_rawequal(L, 6, UV_NULL))) {
             lua_pop(L, 1);
             continue;
         }
-        if (lua_type(L, 6) == LUA_TSTRING)
-            push_canonical(L, 6, e->form, lua_touserdata(L, UV_IP_MEMO)); /* 7: the text */
+        if (vt == LUA_TSTRING)
+            push_canonical(L, 6, e->form, plan->memo); /* 7: the text */
         else
             push_json_text(L, 6);
         if (h == NULL)
@@ -257,6 +261,8 @@ int etl_mask_l_row_masks(lua_State *L)
         lua_newuserdatauv(L, sizeof *plan + (size_t)n * sizeof plan->e[0], 0); /* 5 */
     plan->n = 0;
     plan->each = 0;
+    plan->null_type = lua_type(L, 2);
+    plan->memo = lua_touserdata(L, lua_upvalueindex(1));
     lua_newtable(L); /* 6: names */
     enum { NAMES = 6, ENTRY = 7 };
     int at = 1;
