@@ -355,12 +355,7 @@ int luaopen_etlua_budget(lua_State *L)
             return luaL_error(L, "etlua.budget: cannot start the watchdog thread: %s",
                               strerror(rc));
         }
-        lua_newuserdatauv(L, 0, 0);
-        lua_newtable(L);
-        lua_pushcfunction(L, etl_budget_stop_watchdog);
-        lua_setfield(L, -2, "__gc");
-        lua_setmetatable(L, -2);
-        lua_setfield(L, LUA_REGISTRYINDEX, "etlua.budget.watchdog");
+        etl_host_at_close(L, "etlua.budget.watchdog", etl_budget_stop_watchdog);
     }
     luaL_newlib(L, etl_budget_funcs);
     lua_pushinteger(L, BUDGET_MEMORY_MB);

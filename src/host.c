@@ -282,6 +282,19 @@ static int etl_host_type(lua_State *L)
     return 1;
 }
 
+void etl_host_at_close(lua_State *L, const char *key, lua_CFunction fn)
+{
+    if (lua_getfield(L, LUA_REGISTRYINDEX, key) == LUA_TNIL) {
+        lua_newuserdatauv(L, 0, 0);
+        lua_newtable(L);
+        lua_pushcfunction(L, fn);
+        lua_setfield(L, -2, "__gc");
+        lua_setmetatable(L, -2);
+        lua_setfield(L, LUA_REGISTRYINDEX, key);
+    }
+    lua_pop(L, 1);
+}
+
 /* Sets _G.type to etl_host_type, before any module or script copies it. */
 static void etl_host_set_type(lua_State *L)
 {

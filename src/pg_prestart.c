@@ -16,6 +16,8 @@
  * connection string (it may hold a password) is wiped before it is freed. */
 #include "etlua/pg_internal.h"
 
+#include "etlua/host.h"
+
 #include <errno.h>
 #include <lauxlib.h>
 #include <pthread.h>
@@ -155,14 +157,8 @@ int etl_pg_prestart(lua_State *L)
             etl_pg_prestart_free_conninfo();
     }
     pthread_mutex_unlock(&pre_mu);
-    if (started && lua_getfield(L, LUA_REGISTRYINDEX, "etlua.pg.prestart") == LUA_TNIL) {
-        lua_newuserdatauv(L, 0, 0);
-        lua_newtable(L);
-        lua_pushcfunction(L, etl_pg_prestart_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_setmetatable(L, -2);
-        lua_setfield(L, LUA_REGISTRYINDEX, "etlua.pg.prestart");
-    }
+    if (started)
+        etl_host_at_close(L, "etlua.pg.prestart", etl_pg_prestart_gc);
     lua_pushboolean(L, started);
     return 1;
 }

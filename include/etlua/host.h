@@ -23,6 +23,12 @@ void etl_host_preload(struct lua_State *L);
  * Long network waits (a long poll) poll it to cut themselves short. Async-signal safe to read. */
 int etl_host_stop_requested(void);
 
+/* Calls fn(L) at lua_close: registry[key] becomes an empty userdata whose __gc is fn, unless
+ * registry[key] is set already (once per key). For what a module started outside the state (a
+ * thread) and must stop before the state goes: src/budget.c's watchdog, src/pg_prestart.c's
+ * connection. Raises on memory exhaustion only. */
+void etl_host_at_close(struct lua_State *L, const char *key, int (*fn)(struct lua_State *L));
+
 /* Runs etlua.cli.main(argv) in a fresh state; returns the process exit status. */
 int etl_host_main(int argc, char **argv);
 
