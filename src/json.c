@@ -138,7 +138,7 @@ static int etl_json_decode_l(lua_State *L)
     const char *s = luaL_checklstring(L, 1, &len);
     lua_settop(L, 1);
     return etl_json_decode(L, s, len, lua_upvalueindex(1), lua_touserdata(L, lua_upvalueindex(2)),
-                           lua_upvalueindex(3));
+                           3);
 }
 
 /* json.decode_object(s) -> table | nil: the object s holds, or nil when s is not JSON or holds
@@ -154,7 +154,7 @@ static int etl_json_decode_object_l(lua_State *L)
     lua_settop(L, 1);
     if (p == end || *p != '{' ||
         etl_json_decode(L, s, len, lua_upvalueindex(1), lua_touserdata(L, lua_upvalueindex(2)),
-                        lua_upvalueindex(3)) != 1)
+                        3) != 1)
         lua_pushnil(L); /* (above a refusal's nil, msg: the last value is returned) */
     return 1;
 }
@@ -186,16 +186,20 @@ int luaopen_etlua_json(lua_State *L)
     lua_newtable(L);
     /* one metatable per Lua state, in the registry: loading the module twice shares it */
     luaL_newmetatable(L, ARRAY_MT);
-    lua_pushvalue(L, -1);
-    memset(lua_newuserdatauv(L, sizeof(struct etl_json_keys), 0), 0, sizeof(struct etl_json_keys));
-    lua_createtable(L, ETL_JSON_KEY_SLOTS, 0); /* the cached keys' strings */
-    lua_pushvalue(L, -3); /* decode_object shares the array metatable and the key cache */
-    lua_pushvalue(L, -3);
-    lua_pushvalue(L, -3);
-    lua_pushcclosure(L, etl_json_decode_object_l, 3);
-    lua_setfield(L, -6, "decode_object");
-    lua_pushcclosure(L, etl_json_decode_l, 3);
-    lua_setfield(L, -3, "decode");
+    /* decode and decode_object: the array metatable, a key cache of their own and its strings
+     * (upvalues 3.., false until a key takes the slot) */
+    lua_CFunction decoders[2] = {etl_json_decode_l, etl_json_decode_object_l};
+    const char *names[2] = {"decode", "decode_object"};
+    luaL_checkstack(L, 2 + ETL_JSON_KEY_SLOTS, "etlua.json");
+    for (int i = 0; i < 2; i++) {
+        lua_pushvalue(L, -1);
+        memset(lua_newuserdatauv(L, sizeof(struct etl_json_keys), 0), 0,
+               sizeof(struct etl_json_keys));
+        for (int k = 0; k < ETL_JSON_KEY_SLOTS; k++)
+            lua_pushboolean(L, 0);
+        lua_pushcclosure(L, decoders[i], 2 + ETL_JSON_KEY_SLOTS);
+        lua_setfield(L, -3, names[i]);
+    }
     lua_newuserdatauv(L, ETL_JSON_SCRATCH_MIN, 0); /* the encoder's reused buffer */
     lua_pushcclosure(L, etl_json_encode_l, 2);
     lua_setfield(L, -2, "encode");

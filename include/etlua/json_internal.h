@@ -19,9 +19,10 @@ size_t etl_json_utf8_seq(const unsigned char *p, size_t n, int *valid);
 
 /* The decoder's cache of object keys (one per decode closure): the bytes of the last key made
  * in each of ETL_JSON_KEY_SLOTS slots (picked by a hash of the key's length and three of its
- * bytes), beside a Lua table that holds those keys' strings at 1..ETL_JSON_KEY_SLOTS (so the
- * collector keeps them). A key found here is pushed from that table: lua_pushlstring would hash
- * it and look it up among all of Lua's strings. len[i]: the key's length + 1, 0 for a free slot. */
+ * bytes), beside the closure's upvalues that hold those keys' strings, one a slot (so the
+ * collector keeps them). A key found here is pushed from its upvalue (a lua_pushvalue; from a
+ * table, lua_rawgeti cost three times that): lua_pushlstring would hash it and look it up among
+ * all of Lua's strings. len[i]: the key's length + 1, 0 for a free slot. */
 #define ETL_JSON_KEY_SLOTS 64
 #define ETL_JSON_KEY_MAX 32 /* longer keys are not kept */
 struct etl_json_keys {
@@ -34,10 +35,11 @@ struct etl_json_keys {
 /* Decodes s[0..len) (s[len] must be '\0', as in every Lua string) and pushes the value (1 is
  * returned) or nil and a one-line message naming the byte offset (2 is returned). mt_idx is the
  * stack index of json.array_mt. keys: the key cache (zeroed when made), or NULL for none;
- * strings_idx: the index of its table of strings (made with room for the slots). Raises only on
- * memory errors. */
+ * strings_up: then the number of the running C closure's upvalue holding slot 0's string, slot
+ * h's at strings_up + h (ETL_JSON_KEY_SLOTS of them, any value at first). Raises only on memory
+ * errors. */
 int etl_json_decode(struct lua_State *L, const char *s, size_t len, int mt_idx,
-                    struct etl_json_keys *keys, int strings_idx);
+                    struct etl_json_keys *keys, int strings_up);
 
 #define ETL_JSON_SCRATCH_MIN 1024  /* the encoder's first buffer */
 #define ETL_JSON_SCRATCH_MAX 65536 /* a larger one is not kept for the next call */
