@@ -221,6 +221,23 @@ describe("etlua.ledger", function()
     assert.are.equal("7200", one(db, "SELECT retention FROM " .. db:quote_ident(schema) .. ".etlua_ledger_queues"))
   end)
 
+  it("takes its first step an interval after open when open found nothing due, at once otherwise", function()
+    local schema = fresh_schema()
+    local l = open(db, schema)
+    local asked = 0 -- the statements the step sends
+    l.db = setmetatable({}, { __index = function(_, k)
+      return function(_, ...) asked = asked + 1; return db[k](db, ...) end
+    end })
+    assert.is_false(l:maintain()) -- open read the partitions and made those ahead: nothing due
+    assert.are.equal(0, asked)
+    local q = db:quote_ident(schema)
+    -- a table left detached by a step cut short: the next open finds it, its first step drops it
+    assert(db:exec("CREATE TABLE " .. q .. ".etlua_ledger_20240101_000000 (LIKE " .. q .. ".etlua_ledger)"))
+    local again = open(db, schema)
+    assert.is_true(again:maintain())
+    assert.is_nil(one(db, "SELECT to_regclass($1)::text", q .. ".etlua_ledger_20240101_000000"))
+  end)
+
   it("makes a partition on demand for a send time out of range, from several consumers at once", function()
     local schema = fresh_schema()
     open(db, schema, { partition_seconds = 60, retention = 600 })

@@ -264,7 +264,28 @@ function M.create(l, width)
   if not ok then return nil, err, code end
   l.interval = math.max(1, math.min(60, l.width // 4))
   l.to_drop = M.orphans(l)
+  -- open has just read what a step reads first (the server's time, the horizon, the partitions)
+  -- and made the partitions ahead: when that shows nothing for a step to do, the first step is
+  -- an interval away, as after a step that found nothing (a run of one batch asked again, at its
+  -- end, what open had just read: two round trips, ~1.2 ms)
+  if not M.due(l, list) then l.next_step = host.mono() + l.interval end
   return true
+end
+
+-- due(l, list) -> true when a step would do something now, by the partitions list (as
+-- partitions() reads it) and what l holds: a detach to finalize, a detached table to drop, an
+-- expired partition, one to make ahead, or the upgraded-from ledger to look at.
+function M.due(l, list)
+  if #l.to_drop > 0 or l.legacy then return true end
+  local limit = l.server_now - l.horizon
+  for _, p in ipairs(list) do
+    if p.pending or p.hi <= limit then return true end
+  end
+  local now_k = l.server_now // l.width
+  for k = now_k, now_k + ledger_m().AHEAD do
+    if not l.known[k] then return true end
+  end
+  return false
 end
 
 function M.parent_ddl(l)
