@@ -160,25 +160,51 @@ function M.check_legacy(l, db, ids, keys, fresh)
   return true
 end
 
--- The partitions of the ledger now: {name, lo, hi, pending}, and l.known rebuilt.
-local function partitions(l)
-  local rows, err, code = l.db:exec(
-    "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid), i.inhdetachpending FROM pg_inherits i "
-      .. "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass($1)", l.parent)
+local PARTITIONS_SQL = "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid), i.inhdetachpending "
+  .. "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass($1)"
+
+-- Tables left detached by a step cut short (detached, not yet dropped): named like partitions.
+-- (the schema and the name's pattern as parameters $s and $p; columns: more after relname)
+local function orphans_sql(s, p, columns)
+  return "SELECT c.relname" .. (columns or "") .. " FROM pg_class c WHERE c.relnamespace = "
+    .. "COALESCE((SELECT oid FROM pg_namespace WHERE nspname = $" .. s .. "), current_schema()::regnamespace) "
+    .. "AND c.relkind = 'r' AND NOT c.relispartition AND c.relname ~ $" .. p
+end
+
+local function orphans_pattern(l)
+  return "^" .. l.base:gsub("%W", "%%%0"):gsub("%%", "\\") .. "_[0-9]{8}_[0-9]{6}$"
+end
+
+-- A partition's row {relname, bound, pending} into list (and known, when not being detached).
+local function add_partition(l, list, known, r)
+  local lo, hi = r[2]:match("FROM %((%-?%w+)%) TO %((%-?%w+)%)")
+  lo = math.tointeger(tonumber(lo)) or math.mininteger
+  hi = math.tointeger(tonumber(hi)) or math.maxinteger
+  list[#list + 1] = { name = r[1], lo = lo, hi = hi, pending = r[3] == "t" }
+  if r[3] ~= "t" then
+    if lo ~= math.mininteger then known[lo // l.width] = true
+    elseif hi ~= math.maxinteger then known[hi // l.width - 1] = true end
+  end
+end
+
+-- The partitions of the ledger now: {name, lo, hi, pending}, and l.known rebuilt. With orphans
+-- (open): the tables left detached too (orphans_sql), in the same statement (rows without a
+-- bound), as a second result.
+local function partitions(l, orphans)
+  local rows, err, code
+  if orphans then
+    rows, err, code = l.db:exec(PARTITIONS_SQL .. " UNION ALL " .. orphans_sql(2, 3, ", NULL, NULL"),
+      l.parent, l.schema, orphans_pattern(l))
+  else
+    rows, err, code = l.db:exec(PARTITIONS_SQL, l.parent)
+  end
   if not rows then return nil, err, code end
-  local list, known = {}, {}
+  local list, known, left = {}, {}, {}
   for _, r in ipairs(rows) do
-    local lo, hi = r[2]:match("FROM %((%-?%w+)%) TO %((%-?%w+)%)")
-    lo = math.tointeger(tonumber(lo)) or math.mininteger
-    hi = math.tointeger(tonumber(hi)) or math.maxinteger
-    list[#list + 1] = { name = r[1], lo = lo, hi = hi, pending = r[3] == "t" }
-    if r[3] ~= "t" then
-      if lo ~= math.mininteger then known[lo // l.width] = true
-      elseif hi ~= math.maxinteger then known[hi // l.width - 1] = true end
-    end
+    if r[2] == nil then left[#left + 1] = r[1] else add_partition(l, list, known, r) end
   end
   l.known = known
-  return list
+  return list, left
 end
 
 -- The server's time and the horizon: the longest retention of the queues still consumed (a
@@ -198,6 +224,14 @@ local function refresh_state(l)
   return true
 end
 
+-- What open asks first, in one statement (one row, whatever exists): the ledger's kind and
+-- whether it has the earlier version's message_id column (M.upgrade), its comment (the width),
+-- whether the queues table and the upgraded-from ledger exist.
+local OPEN_PROBE = "SELECT c.relkind, EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid "
+  .. "AND a.attname = 'message_id' AND NOT a.attisdropped), obj_description(c.oid, 'pg_class'), "
+  .. "to_regclass($2) IS NOT NULL, to_regclass($3) IS NOT NULL "
+  .. "FROM (SELECT to_regclass($1) AS oid) r LEFT JOIN pg_class c ON c.oid = r.oid"
+
 -- create(l, width): at open. Upgrades an earlier ledger, makes the tables, registers the queue
 -- (its stamp), and the partitions from the retention's start to AHEAD ahead.
 function M.create(l, width)
@@ -208,13 +242,23 @@ function M.create(l, width)
     ok, err, code = db:exec("CREATE SCHEMA IF NOT EXISTS " .. db:quote_ident(l.schema))
     if not ok and code ~= "23505" and code ~= "42P06" then return nil, err, code end
   end
-  ok, err, code = M.upgrade(l, width)
+  local probe
+  probe, err, code = db:exec(OPEN_PROBE, l.parent, l.queues, l.legacy_name)
+  if not probe then return nil, err, code end
+  probe = probe[1]
+  ok, err, code = M.upgrade(l, width, probe)
   if not ok then return nil, err, code end
+  -- the probe's answers hold unless the upgrade renamed the ledger (it was not partitioned)
+  local probed = probe[1] == nil or probe[1] == "p"
   -- parent (with its width in its comment: fixed when it is made)
-  for _ = 1, 3 do
+  for attempt = 1, 3 do
     local found
-    found, err, code = db:exec("SELECT obj_description(to_regclass($1), 'pg_class'), "
-                               .. "to_regclass($1) IS NOT NULL", l.parent)
+    if attempt == 1 and probed then
+      found = { { probe[3], probe[1] and "t" or "f" } }
+    else
+      found, err, code = db:exec("SELECT obj_description(to_regclass($1), 'pg_class'), "
+                                 .. "to_regclass($1) IS NOT NULL", l.parent)
+    end
     if not found then return nil, err, code end
     if found[1][2] == "t" then
       l.width = math.tointeger(tonumber((found[1][1] or ""):match("partition_seconds=(%d+)"))) or width
@@ -227,33 +271,45 @@ function M.create(l, width)
     end
   end
   if not l.width then return nil, "could not create " .. l.parent, "42P07" end
-  -- the queues table, then this queue's row and stamp
-  for _ = 1, 3 do
-    ok, err, code = db:exec("CREATE TABLE IF NOT EXISTS " .. l.queues .. " (name text PRIMARY KEY, "
-      .. "retention int4 NOT NULL, seen timestamptz NOT NULL, stamp int4 NOT NULL)")
-    if ok or not exists_code(code) then break end
+  -- the queues table (when the probe did not find it), then this queue's row and stamp
+  if not (probed and probe[4] == "t") then
+    for _ = 1, 3 do
+      ok, err, code = db:exec("CREATE TABLE IF NOT EXISTS " .. l.queues .. " (name text PRIMARY KEY, "
+        .. "retention int4 NOT NULL, seen timestamptz NOT NULL, stamp int4 NOT NULL)")
+      if ok or not exists_code(code) then break end
+    end
+    if not ok then return nil, err, code end
   end
-  if not ok then return nil, err, code end
   local reuse = l.retention - math.min(L.MARGIN, l.retention // 2)
   l.reuse = reuse
+  -- ... and, in the same statement, the server's time and the horizon (refresh_state's): the
+  -- other queues' retentions as they were (this queue's row is the one just written: its
+  -- retention counts in the horizon as l.retention)
   local rows
-  rows, err, code = db:exec("INSERT INTO " .. l.queues .. " AS q (name, retention, seen, stamp) "
+  rows, err, code = db:exec("WITH me AS (INSERT INTO " .. l.queues .. " AS q (name, retention, seen, stamp) "
     .. "VALUES ($1, $2, now(), extract(epoch from now())::bigint - $4) ON CONFLICT (name) DO UPDATE "
     .. "SET retention = EXCLUDED.retention, seen = EXCLUDED.seen, stamp = CASE WHEN "
     .. "q.stamp <= EXCLUDED.stamp - $3 OR q.stamp > EXCLUDED.stamp THEN EXCLUDED.stamp ELSE q.stamp END "
-    .. "RETURNING stamp", l.queue, l.retention, reuse, L.EPOCH)
+    .. "RETURNING stamp) SELECT (SELECT stamp FROM me), extract(epoch from now())::bigint - $4, "
+    .. "(SELECT max(retention) FROM " .. l.queues .. " WHERE seen > now() - make_interval(secs => retention) "
+    .. "AND name <> $1)", l.queue, l.retention, reuse, L.EPOCH)
   if not rows then return nil, err, code end
   l.stamp = math.tointeger(tonumber(rows[1][1]))
-  ok, err, code = refresh_state(l)
-  if not ok then return nil, err, code end
-  local legacy
-  legacy, err, code = db:exec("SELECT to_regclass($1) IS NOT NULL", l.legacy_name)
-  if not legacy then return nil, err, code end
-  l.legacy = legacy[1][1] == "t" and l.legacy_name or nil
-  -- partitions: the retention's range (the latest MAX_PAST_AT_OPEN), now, and ahead
-  local list
-  list, err, code = partitions(l)
-  if not list then return nil, err, code end
+  l.server_now, l.server_at = math.tointeger(tonumber(rows[1][2])), host.mono()
+  l.horizon = math.max(l.retention, math.tointeger(tonumber(rows[1][3] or "0")) or 0)
+  if probed then
+    l.legacy = probe[5] == "t" and l.legacy_name or nil
+  else
+    local legacy
+    legacy, err, code = db:exec("SELECT to_regclass($1) IS NOT NULL", l.legacy_name)
+    if not legacy then return nil, err, code end
+    l.legacy = legacy[1][1] == "t" and l.legacy_name or nil
+  end
+  -- partitions: the retention's range (the latest MAX_PAST_AT_OPEN), now, and ahead; and the
+  -- tables left detached, in the same statement
+  local list, left
+  list, left, code = partitions(l, true)
+  if not list then return nil, left, code end
   local now_k = l.server_now // l.width
   local first = math.max((l.server_now - l.horizon) // l.width, now_k - MAX_PAST_AT_OPEN)
   local missing = {}
@@ -263,7 +319,7 @@ function M.create(l, width)
   ok, err, code = create_partitions(l, missing)
   if not ok then return nil, err, code end
   l.interval = math.max(1, math.min(60, l.width // 4))
-  l.to_drop = M.orphans(l)
+  l.to_drop = left
   -- open has just read what a step reads first (the server's time, the horizon, the partitions)
   -- and made the partitions ahead: when that shows nothing for a step to do, the first step is
   -- an interval away, as after a step that found nothing (a run of one batch asked again, at its
@@ -299,34 +355,21 @@ function M.comment_ddl(l, width)
     .. "partitioned by sent; partition_seconds=%d'"):format(l.parent, width)
 end
 
--- Tables left detached by a step cut short (detached, not yet dropped): named like partitions.
-function M.orphans(l)
-  local rows = l.db:exec("SELECT c.relname FROM pg_class c WHERE c.relnamespace = "
-    .. "COALESCE((SELECT oid FROM pg_namespace WHERE nspname = $1), current_schema()::regnamespace) "
-    .. "AND c.relkind = 'r' AND NOT c.relispartition AND c.relname ~ $2",
-    l.schema, "^" .. l.base:gsub("%W", "%%%0"):gsub("%%", "\\") .. "_[0-9]{8}_[0-9]{6}$")
-  local list = {}
-  for _, r in ipairs(rows or {}) do list[#list + 1] = r[1] end
-  return list
-end
-
--- upgrade(l, width): the ledger of etlua before partitioning (message_id text PRIMARY KEY,
+-- upgrade(l, width, probed): the ledger of etlua before partitioning (message_id text PRIMARY KEY,
 -- queue, outcome, processed_at) is renamed <base>_v1 and kept, read-only, for the claims of
 -- messages it holds, until its newest entry is older than the retention (maintain drops it); a
 -- new ledger takes its name. Its entries have no send time, so they cannot move into the new one.
-function M.upgrade(l, width)
+function M.upgrade(l, width, probed)
   local db = l.db
   local probe = "SELECT c.relkind, EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid "
     .. "AND a.attname = 'message_id' AND NOT a.attisdropped) FROM pg_class c WHERE c.oid = to_regclass($1)"
-  local rows, err, code = db:exec(probe, l.parent)
-  if not rows then return nil, err, code end
-  if not rows[1] or rows[1][1] == "p" then return true end
-  if rows[1][2] ~= "t" then
+  -- probed: open's first row (OPEN_PROBE: relkind, has message_id; relkind nil when there is none)
+  if probed[1] == nil or probed[1] == "p" then return true end
+  if probed[2] ~= "t" then
     return nil, ("%s exists and is not an etlua ledger; rename it, or name another ledger table")
       :format(l.parent), "42P07"
   end
-  local ok
-  ok, err, code = exec_all(db, "BEGIN", "SET LOCAL lock_timeout = '" .. UPGRADE_LOCK_TIMEOUT .. "'",
+  local ok, err, code = exec_all(db, "BEGIN", "SET LOCAL lock_timeout = '" .. UPGRADE_LOCK_TIMEOUT .. "'",
     "LOCK TABLE " .. l.parent .. " IN ACCESS EXCLUSIVE MODE")
   if not ok then
     db:exec("ROLLBACK")
@@ -336,6 +379,7 @@ function M.upgrade(l, width)
     end
     return nil, err, code
   end
+  local rows
   rows, err, code = db:exec(probe, l.parent)
   if rows and rows[1] and rows[1][1] == "r" then
     local v1 = l.base .. "_v1"
