@@ -467,6 +467,28 @@ describe("etlua.sink", function()
     assert.is_nil(one(db, "SELECT to_regclass($1)", q .. ".etlua_ledger")) -- stopped before making anything
   end)
 
+  it("says so when the script's create_table does not run against a temporary table, for an existing table only",
+     function()
+    local schema = fresh_schema()
+    local q = db:quote_ident(schema)
+    local bad = CREATE:gsub("app_version integer", "app_version no_such_type")
+    -- no table yet: the check passes, and making the table fails with that statement's error
+    local s, err = sink.open(db, options(schema, { table = "user_logins", schema = schema,
+      columns = COLUMNS, create_table = bad }))
+    assert.is_nil(s)
+    assert.matches('type "no_such_type" does not exist', err, 1, true)
+    assert.is_nil(err:find("temporary table", 1, true), err)
+    -- an existing table: the check says the script's create_table does not run
+    assert(db:exec("CREATE SCHEMA IF NOT EXISTS " .. q))
+    assert(db:exec(CREATE:format(q .. ".user_logins")))
+    s, err = sink.open(db, options(schema, { table = "user_logins", schema = schema,
+      columns = COLUMNS, create_table = bad }))
+    assert.is_nil(s)
+    assert.are.equal(1, err:find("the script's create_table does not run against a temporary table: ", 1, true), err)
+    assert.matches('type "no_such_type" does not exist', err, 1, true)
+    assert.are.equal("0", one(db, "SELECT count(*) FROM pg_class WHERE relname = 'etlua_table_check'"))
+  end)
+
   it("stops a batch whose every row is refused for the same reason, writing nothing (the breaker)", function()
     local schema = fresh_schema()
     local s = open(db, schema)

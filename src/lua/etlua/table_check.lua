@@ -42,54 +42,55 @@ function M.fits(existing, expected)
   return have ~= nil and want ~= nil and have >= want
 end
 
--- column name -> format_type of the relation `regclass` (a name as to_regclass reads it), and
--- the set of its columns that need a value (NOT NULL, no default, not identity or generated).
-local function column_types(db, regclass)
-  local rows, err, code = db:exec(
-    "SELECT a.attname, format_type(a.atttypid, a.atttypmod), "
-      .. "a.attnotnull AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = '' "
-      .. "FROM pg_attribute a "
-      .. "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped "
-      .. "ORDER BY a.attnum", regclass)
-  if not rows then return nil, err, code end
-  local types, required = {}, {}
-  for _, r in ipairs(rows) do
-    types[r[1]] = r[2]
-    if r[3] == "t" then required[#required + 1] = r[1] end
-  end
-  return types, required
-end
-
--- The types create_table gives, from a temporary table made in a transaction rolled back.
-local function expected_types(db, create_table)
-  local probe = "pg_temp." .. db:quote_ident("etlua_table_check")
-  local ok, err, code = db:exec("BEGIN")
-  if not ok then return nil, err, code end
-  ok, err, code = db:exec(create_table:format(probe))
-  local types
-  if ok then types, err, code = column_types(db, probe) end
-  db:exec("ROLLBACK")
-  if not types then
-    return nil, "the script's create_table does not run against a temporary table: " .. tostring(err), code
-  end
-  return types
-end
+-- The columns of the target and of the probe, in one statement: which (t: the target, p: the
+-- probe), name, format_type, and whether it needs a value (NOT NULL, no default, not identity or
+-- generated). The relations as to_regclass reads them.
+local COLUMNS = "SELECT CASE WHEN a.attrelid = to_regclass($1) THEN 't' ELSE 'p' END, a.attname, "
+  .. "format_type(a.atttypid, a.atttypmod), "
+  .. "a.attnotnull AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = '' "
+  .. "FROM pg_attribute a "
+  .. "WHERE a.attrelid IN (to_regclass($1), to_regclass($2)) AND a.attnum > 0 AND NOT a.attisdropped "
+  .. "ORDER BY 1 DESC, a.attnum"
 
 -- check(db, target, create_table, columns) -> true | nil, one-line message, code
 --   target: the quoted (maybe schema-qualified) table name, as sink.open makes it;
 --   create_table: the script's format string (%s = the table); columns: the names it writes.
 -- Code "table_mismatch" for a table that does not fit; a SQLSTATE when a query failed.
--- True at once when the table does not exist yet (it will be made from create_table).
+-- True when the table does not exist yet (it will be made from create_table).
+-- One round trip: BEGIN and create_table against a temporary table (the probe) go out queued
+-- with the statement that reads both tables' columns; the ROLLBACK goes out with the caller's
+-- next statement (db:queue). The table's existence is asked apart only when it has no column
+-- (it does not exist, or has none) or the probe failed (a table that does not exist is made
+-- from create_table later, with that statement's own error).
 function M.check(db, target, create_table, columns)
-  local found, err, code = db:exec("SELECT to_regclass($1) IS NOT NULL", target)
-  if not found then return nil, err, code end
-  if found[1][1] ~= "t" then return true end
-  local have, required
-  have, required, code = column_types(db, target)
-  if not have then return nil, required, code end
-  local want
-  want, err, code = expected_types(db, create_table)
-  if not want then return nil, err, code end
+  local probe = "pg_temp." .. db:quote_ident("etlua_table_check")
+  local ok, err, code = db:queue("BEGIN")
+  if ok then ok, err, code = db:queue(create_table:format(probe)) end
+  if not ok then return nil, err, code end
+  local rows
+  rows, err, code = db:exec(COLUMNS, target, probe)
+  if rows then
+    db:queue("ROLLBACK")
+  else
+    db:exec("ROLLBACK")
+  end
+  local have, required, want = {}, {}, {}
+  for _, r in ipairs(rows or {}) do
+    if r[1] == "t" then
+      have[r[2]] = r[3]
+      if r[4] == "t" then required[#required + 1] = r[2] end
+    else
+      want[r[2]] = r[3]
+    end
+  end
+  if not next(have) then
+    local found, ferr, fcode = db:exec("SELECT to_regclass($1) IS NOT NULL", target)
+    if not found then return nil, ferr, fcode end
+    if found[1][1] ~= "t" then return true end
+  end
+  if not rows then
+    return nil, "the script's create_table does not run against a temporary table: " .. tostring(err), code
+  end
   for _, col in ipairs(columns) do
     if not want[col] then
       return nil, ("the script writes column %s, which its create_table does not make; fix the script")
