@@ -42,6 +42,24 @@ function M.fits(existing, expected)
   return have ~= nil and want ~= nil and have >= want
 end
 
+-- column name -> format_type of the relation `regclass` (a name as to_regclass reads it), and
+-- the set of its columns that need a value (NOT NULL, no default, not identity or generated).
+local function column_types(db, regclass)
+  local rows, err, code = db:exec(
+    "SELECT a.attname, format_type(a.atttypid, a.atttypmod), "
+      .. "a.attnotnull AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = '' "
+      .. "FROM pg_attribute a "
+      .. "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped "
+      .. "ORDER BY a.attnum", regclass)
+  if not rows then return nil, err, code end
+  local types, required = {}, {}
+  for _, r in ipairs(rows) do
+    types[r[1]] = r[2]
+    if r[3] == "t" then required[#required + 1] = r[1] end
+  end
+  return types, required
+end
+
 -- The columns of the target and of the probe, in one statement: which (t: the target, p: the
 -- probe), name, format_type, and whether it needs a value (NOT NULL, no default, not identity or
 -- generated). The relations as to_regclass reads them.
@@ -87,6 +105,11 @@ function M.check(db, target, create_table, columns)
     local found, ferr, fcode = db:exec("SELECT to_regclass($1) IS NOT NULL", target)
     if not found then return nil, ferr, fcode end
     if found[1][1] ~= "t" then return true end
+    -- there now: its columns read again, in a statement of their own (a table another process
+    -- made meanwhile has its pg_class row seen by to_regclass before the statement's snapshot
+    -- sees its columns)
+    have, required, fcode = column_types(db, target)
+    if not have then return nil, required, fcode end
   end
   if not rows then
     return nil, "the script's create_table does not run against a temporary table: " .. tostring(err), code
