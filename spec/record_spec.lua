@@ -187,6 +187,31 @@ describe("p:item", function()
     assert.is_nil(r.key)
   end)
 
+  it("p:item_plain is p:item for a message with none of the SQS fields (an --input line's)", function()
+    local s = H.load_script()
+    local seen = {}
+    s.columns = {"a"}
+    s.transform = function(rec, ctx)
+      seen[#seen + 1] = ctx.message
+      if rec.drop then return false end
+      return {a = "x"}
+    end
+    local p = H.processor({script = s})
+    for _, body in ipairs({ H.body({}), H.body({ drop = true }), "not json", "[]" }) do
+      local function line()
+        return { id = "input:f:3", body = body, received_ms = 12, input_file = "f", input_line = 3 }
+      end
+      local a, b = line(), line()
+      local want, item = p:item(a), p:item_plain(b)
+      assert.are.equal(want == a, item == b)
+      want.message, item.message = nil, nil -- (a, b themselves, or the one each item holds)
+      assert.are.same(want, item)
+    end
+    assert.are.same({ id = "input:f:3", received_ms = 12 }, seen[1])
+    assert.are.same(seen[1], seen[2])
+    assert.are_not.equal(seen[1], seen[2])
+  end)
+
   it("drops as process does", function()
     local s = H.load_script()
     s.transform = function() return false end

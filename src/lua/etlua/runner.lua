@@ -71,8 +71,11 @@ end
 -- A batch and how far its processing got: messages, drained (what the source said with them), the
 -- processor, items and ndone (the outcomes so far: items[1..ndone], for messages[1..ndone]), next
 -- (the index of the next message to process; past the end once the batch is finished).
-local function batch_of(proc, messages, drained)
-  return { messages = messages, drained = drained, proc = proc, items = {}, ndone = 0, next = 1 }
+-- plain: the source's messages carry none of an SQS message's own fields (src.plain: --input),
+-- so the processor's p:item_plain makes their items.
+local function batch_of(proc, messages, drained, plain)
+  return { messages = messages, drained = drained, proc = proc, items = {}, ndone = 0, next = 1,
+           item_of = plain and proc.item_plain or proc.item }
 end
 
 -- Process a batch, from where it got to: every message gets exactly one outcome: rows, a reject
@@ -86,7 +89,7 @@ end
 -- FIFO group's order is kept).
 local function process(b, log, verbose, until_s)
   local proc, messages, items = b.proc, b.messages, b.items
-  local item_of = proc.item
+  local item_of = b.item_of
   local n, i, ndone = #messages, b.next, b.ndone
   while i <= n do
     local m = messages[i]
@@ -268,6 +271,7 @@ function M.run(opts, log)
   -- in flight, receive window, heartbeat, queue depth: ~40 KB of Lua) nor the SQS client's
   local src = opts.input and require("etlua.source_file").open(opts.input)
     or require("etlua.source").sqs(cfg, log)
+  local plain = src.plain == true -- its messages: none of sent_ms, receive_count, ... (batch_of)
   local queue = opts.input and ("input:" .. opts.input) or cfg.queue_url
   desc.protocol = src.protocol or desc.protocol
 
@@ -307,7 +311,7 @@ function M.run(opts, log)
     if not ahead then
       local m, d = src:take_ready(cfg.batch_size, not first)
       if not m then return false end
-      ahead = batch_of(proc, m, d)
+      ahead = batch_of(proc, m, d, plain)
     end
     -- finished, or a slice raised (the hook's error): the rest waits for the loop
     if ahead.next > #ahead.messages or ahead.slicing then return false end
@@ -330,13 +334,13 @@ function M.run(opts, log)
     if ahead then
       b, ahead = ahead, nil
       -- processed again from its start by the reloaded script, or after a slice that raised
-      if b.proc ~= proc or b.slicing then b = batch_of(proc, b.messages, b.drained) end
+      if b.proc ~= proc or b.slicing then b = batch_of(proc, b.messages, b.drained, plain) end
     else
       local messages, drained = src:next_batch(cfg.batch_size, cfg.batch_max_wait_ms, wait)
       if not messages then
         fail.user("cannot receive from SQS: %s; nothing in hand was lost", drained)
       end
-      b = batch_of(proc, messages, drained)
+      b = batch_of(proc, messages, drained, plain)
     end
     local messages, drained = b.messages, b.drained
     if #messages > 0 then

@@ -12,6 +12,9 @@ local M = {}
 local File = {}
 local byte, sub = string.byte, string.sub
 File.__index = File
+-- its messages carry none of an SQS message's sent_ms, receive_count, group_id, sequence_number
+-- and attributes (the runner then makes their items with etlua.record's p:item_plain)
+File.plain = true
 
 -- A file's lines come from etlua.lines (read 64 KiB at a time into a buffer of its own, each line
 -- without its \n or \r\n: only the lines become Lua strings, not the chunks they were read in).
