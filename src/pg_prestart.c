@@ -20,6 +20,8 @@
 
 #include <errno.h>
 #include <lauxlib.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -135,6 +137,20 @@ static int etl_pg_prestart_gc(lua_State *L)
     return 0;
 }
 
+/* OpenSSL's one-time set-up, done by this (main) thread while the connection's thread waits on
+ * the server's first answers: libpq's SCRAM asks RAND_status for its nonce (the library's
+ * initialisation, its configuration file, the default provider, the random generator's seeding)
+ * and fetches SHA-256 for its HMACs, each the first time in the process; in the connection's
+ * thread that was ~26% of its CPU samples (perf), between the authentication request and the
+ * client's first message. The main thread waits for the connection later anyway (its masks use
+ * libcrypto): the same work, off the connection's path. Either thread may come first: OpenSSL's
+ * initialisation runs once, under its own lock. */
+static void etl_pg_prestart_warm_crypto(void)
+{
+    (void)RAND_status();
+    EVP_MD_free(EVP_MD_fetch(NULL, "SHA256", NULL));
+}
+
 /* pg.prestart(conninfo) -> true (the connection is being made) | false (not in the executable,
  * or one is started already, or no thread) */
 int etl_pg_prestart(lua_State *L)
@@ -157,8 +173,10 @@ int etl_pg_prestart(lua_State *L)
             etl_pg_prestart_free_conninfo();
     }
     pthread_mutex_unlock(&pre_mu);
-    if (started)
+    if (started) {
+        etl_pg_prestart_warm_crypto();
         etl_host_at_close(L, "etlua.pg.prestart", etl_pg_prestart_gc);
+    }
     lua_pushboolean(L, started);
     return 1;
 }
