@@ -151,6 +151,43 @@ describe("rows.builder, a key column under on_conflict", function()
   end)
 end)
 
+describe("rows.transformer", function()
+  local DROP = {}
+  local function desc(on_conflict)
+    return script.describe({
+      table = "t", columns = { "k", "a", "b" }, create_table = "x", validate = noop, transform = noop,
+      key = on_conflict and { "k" } or nil, on_conflict = on_conflict,
+    }, "s")
+  end
+
+  it("is transform then the builder's answer, drop for false (one output)", function()
+    for _, on_conflict in ipairs({ false, "update" }) do
+      local d = desc(on_conflict or nil)
+      local build = rows.builder(d)
+      for _, r in ipairs({ { k = "x", a = 7 }, {}, { k = 2.0, a = true }, { k = "x", z = 1 }, { b = 0 / 0 },
+                           "row", 5, true }) do
+        local run = rows.transformer(d, function(rec, ctx)
+          assert.are.equal("rec", rec); assert.are.equal("ctx", ctx); return r
+        end, DROP)
+        assert.are.same({ build(r) }, { run("rec", "ctx") })
+      end
+      assert.are.equal(DROP, rows.transformer(d, function() return false end, DROP)("rec", "ctx"))
+    end
+  end)
+
+  it("is transform then the builder's answer, drop for false (outputs)", function()
+    local d = script.describe({
+      outputs = { { name = "o", table = "t", columns = { "a" }, create_table = "x" } },
+      validate = noop, transform = noop,
+    }, "s")
+    local build = rows.builder(d)
+    for _, r in ipairs({ { o = { a = "v" } }, { p = {} }, "x" }) do
+      assert.are.same({ build(r) }, { rows.transformer(d, function() return r end, DROP)() })
+    end
+    assert.are.equal(DROP, rows.transformer(d, function() return false end, DROP)())
+  end)
+end)
+
 describe("rows.of", function()
   it("reads an item's rows of one output, whichever shape it holds", function()
     local one = { "x", "v" }

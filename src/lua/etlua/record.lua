@@ -184,8 +184,10 @@ local function runner_of(self, plain)
   local rules, ctx, multi, masked_only = self.rules, self.ctx, self.multi, not self.keep_masks
   local nrules = #rules
   local bcall = budget.call
+  -- (truth tests, not comparisons with nil, on this path: a TEST is done in the VM's loop, an
+  -- EQK calls luaV_equalobj; m, masks, key and an envelope's kind are never false)
   return function(_, m, body, meta)
-    if m ~= nil then body, meta = m.body, m end
+    if m then body, meta = m.body, m end
     -- ctx.message: what the script may read of the message (never the receipt); a message
     -- that is not from SQS (--input) has none of its four fields: a table of three (each nil
     -- field of a constructor is a store that finds no key, and a larger table)
@@ -209,14 +211,14 @@ local function runner_of(self, plain)
         }
       end
     end
-    local out = NO_KEY
-    local rec = envelope_kind == nil and decode_object(body)
+    local out, key = NO_KEY, nil -- (key: out.key, read once decoded; NO_KEY's is nil)
+    local rec = not envelope_kind and decode_object(body)
     if not rec then -- not an object (self:decode says what it is instead), or an envelope
       out = {}
       local body_or_reject
       rec, body_or_reject = self:decode(body, message, out)
       if rec == nil then return with(out, body_or_reject, m) end
-      body = body_or_reject
+      body, key = body_or_reject, out.key
     end
 
     local masked, masks = row_masks(pii_spec, rec, masker, masked_only)
@@ -262,16 +264,15 @@ local function runner_of(self, plain)
     if not per_output then
       return with(out, self:reject("script_error", err, body, rec, masks), m)
     end
-    local key = out.key
-    if m == nil then
+    if not m then
       sent_ms, id, m = out.sent_ms, nil, nil
-    elseif key == nil then
+    elseif not key then
       key = id
       -- no envelope key: id, sent_ms and the key are the message's own, so the message becomes
       -- its own item (its row, key and itself as message set on it): no table more a message
       if per_output ~= DROP then
         if multi then m.rows = per_output else m.row = per_output end
-        if masks ~= nil then m.masks = masks end
+        if masks then m.masks = masks end
         m.key, m.message = key, m
         return m
       end
@@ -358,12 +359,7 @@ function M.new(desc, opts)
   -- transform and the reading of what it returned, together under the budget (a returned
   -- table's metamethods are the script's code): rows per output, or the one row of a script
   -- without outputs (etlua.rows) | DROP | nil, err.
-  local transform, build = desc.transform, self.build
-  self.transform_rows = function(rec, ctx)
-    local result = transform(rec, ctx)
-    if result == false then return DROP end
-    return build(result)
-  end
+  self.transform_rows = rows.transformer(desc, desc.transform, DROP)
   self.ctx = {
     mask = function(v) return masker:hex(v) end,
     canonical_ip = canonical_ip,

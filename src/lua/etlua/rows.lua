@@ -10,6 +10,8 @@ common row (strings and integers, no other key) from one that needs the checks b
     err           = one line naming the output, the column and what was wrong (no values)
   For a script without `outputs` (desc.multi false: one output, one row a message) build
   returns that row itself, not {{row}}: the two wrapper tables would be made for every message.
+  local run = rows.transformer(desc, transform, drop)
+    run(rec, ctx): transform(rec, ctx) and build of its result in one call; drop for false
   rows.of(item, w) -> the list of rows of output w of an outcome or item (etlua.record):
     item.rows[w], or that one row as a list of one ({} for another w, or no rows there).
 
@@ -66,7 +68,7 @@ M.value = value
 -- gather reads the row and says whether it is the common one (strings and integers, no other
 -- key); only a row that is not goes through the checks below. not_table: the error for a named
 -- that is not a table (a script without outputs: transform's result itself), or nil.
-local function row_converter(o, not_table)
+local function row_converter(o, not_table, transform, drop)
   local columns, ncols, colset, required, key_columns = o.columns, #o.columns, {}, {}, {}
   for _, c in ipairs(columns) do colset[c] = true end
   if o.on_conflict ~= "error" then
@@ -116,7 +118,23 @@ local function row_converter(o, not_table)
     return nil, unknown(named)
   end
   -- named not a table: nil, not_table .. its type (or nil: the caller says what it was instead)
-  return function(named)
+  local function convert(named)
+    local row, plain = gather(named, columns)
+    if not plain then
+      if row == nil then return nil, not_table and ("transform returned " .. type(named) .. not_table) end
+      return check(named, row)
+    end
+    for j = 1, nkeys do
+      local i = key_columns[j]
+      if row[i] == nil then return is_null(i) end
+    end
+    return row
+  end
+  if not transform then return convert end
+  -- M.transformer's: transform, then convert's steps in the same function (a call less a message)
+  return function(rec, ctx)
+    local named = transform(rec, ctx)
+    if not named and named == false then return drop end
     local row, plain = gather(named, columns)
     if not plain then
       if row == nil then return nil, not_table and ("transform returned " .. type(named) .. not_table) end
@@ -142,6 +160,22 @@ function M.of(item, w)
   local row = item.row
   if row then return w == 1 and { row } or {} end
   return item.rows[w] or {}
+end
+
+-- rows.transformer(desc, transform, drop) -> function(rec, ctx): transform(rec, ctx), then what
+-- builder(desc) makes of its result: drop when transform returned false, else build(result)'s
+-- answer; for a script without outputs the row is read in the same function (one Lua call a
+-- message less than transform's and then build's).
+function M.transformer(desc, transform, drop)
+  if not desc.multi then
+    return row_converter(desc.outputs[1], ", not a row table or false", transform, drop)
+  end
+  local build = M.builder(desc)
+  return function(rec, ctx)
+    local result = transform(rec, ctx)
+    if not result and result == false then return drop end
+    return build(result)
+  end
 end
 
 function M.builder(desc)

@@ -23,6 +23,10 @@ local M = {}
 
 local type = type -- (every item: a local, not a global lookup)
 local BREAKER_ROWS = 5
+-- Whether any attempt, of any sink of the process, has marked an item a duplicate: until then no
+-- item carries the mark, and a landed item's is not looked for (an absent field's lookup a message).
+-- Module-wide: the items of a batch go to a new sink after a reconnection.
+local marked_any = false
 local Sink = {}
 Sink.__index = Sink
 
@@ -147,9 +151,10 @@ function Sink:attempt(items)
     local key = item.key
     if not all and not fresh[key] then   -- the caller counts landed outcomes only
       item.duplicate = true
+      marked_any = true
       duplicates = duplicates + 1
     else
-      if item.duplicate then item.duplicate = nil end -- (from an earlier attempt)
+      if marked_any and item.duplicate then item.duplicate = nil end -- (from an earlier attempt)
       if not all then fresh[key] = nil end
       local row = item.row
       if row then -- a script without outputs: its one row, of the one output
