@@ -248,9 +248,14 @@ static int etl_budget_msgh(lua_State *L)
 /* budget.call(ms, fn, ...) */
 static int etl_budget_call(lua_State *L)
 {
-    lua_Integer ms = luaL_checkinteger(L, 1);
+    /* (the checks' usual case first: each luaL_check* is a few calls more, twice a message) */
+    int isnum;
+    lua_Integer ms = lua_tointegerx(L, 1, &isnum);
+    if (!isnum)
+        ms = luaL_checkinteger(L, 1); /* raises, as it would have */
     luaL_argcheck(L, ms > 0, 1, "the budget must be a positive number of milliseconds");
-    luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (lua_type(L, 2) != LUA_TFUNCTION)
+        luaL_checktype(L, 2, LUA_TFUNCTION);
     if (active_L != NULL)
         return luaL_error(L, "etlua.budget: call: a budgeted call is running");
     if (etl_host_stop_requested()) { /* after a stop no new call starts */
@@ -260,9 +265,9 @@ static int etl_budget_call(lua_State *L)
         return 3;
     }
     int nargs = lua_gettop(L) - 2;
-    lua_pushcfunction(L, etl_budget_msgh);
-    lua_replace(L, 1); /* msgh, fn, args...: the handler takes the budget's slot (read above),
-                          so the arguments are not moved up one by one */
+    /* msgh, fn, args...: the handler (the function's first upvalue) takes the budget's slot (read
+       above), so the arguments are not moved up one by one; one copy, not a push and a move */
+    lua_copy(L, lua_upvalueindex(1), 1);
 
     lua_Hook prev_hook = lua_gethook(L);
     int prev_mask = lua_gethookmask(L), prev_count = lua_gethookcount(L);
@@ -293,8 +298,7 @@ static int etl_budget_call(lua_State *L)
     lua_setallocf(L, base_alloc, base_ud);
 
     if (status == LUA_OK && why == WHY_NONE) { /* msgh, results... -> true, results... */
-        lua_pushboolean(L, 1);
-        lua_replace(L, 1);
+        lua_copy(L, lua_upvalueindex(2), 1);   /* true: the second upvalue */
         return lua_gettop(L);
     }
     const char *kind = why == WHY_STOPPED                      ? "stopped"
@@ -357,7 +361,10 @@ int luaopen_etlua_budget(lua_State *L)
         }
         etl_host_at_close(L, "etlua.budget.watchdog", etl_budget_stop_watchdog);
     }
-    luaL_newlib(L, etl_budget_funcs);
+    luaL_newlibtable(L, etl_budget_funcs);
+    lua_pushcfunction(L, etl_budget_msgh); /* call's upvalues: its message handler and true */
+    lua_pushboolean(L, 1);
+    luaL_setfuncs(L, etl_budget_funcs, 2);
     lua_pushinteger(L, BUDGET_MEMORY_MB);
     lua_setfield(L, -2, "MEMORY_MB");
     lua_pushinteger(L, WATCH_MS);
