@@ -250,7 +250,10 @@ function M.create(l, width)
   if not ok then return nil, err, code end
   -- the probe's answers hold unless the upgrade renamed the ledger (it was not partitioned)
   local probed = probe[1] == nil or probe[1] == "p"
-  -- parent (with its width in its comment: fixed when it is made)
+  -- parent (with its width in its comment: fixed when it is made); a new one is made with the
+  -- queues table when the probe did not find that either, in one transaction and one round trip
+  -- (one WAL flush, not two)
+  local queues_made
   for attempt = 1, 3 do
     local found
     if attempt == 1 and probed then
@@ -264,18 +267,25 @@ function M.create(l, width)
       l.width = math.tointeger(tonumber((found[1][1] or ""):match("partition_seconds=(%d+)"))) or width
       break
     end
-    ok, err, code = exec_all(db, "BEGIN", M.parent_ddl(l), M.comment_ddl(l, width), "COMMIT")
-    if not ok then
-      db:exec("ROLLBACK")
-      if not exists_code(code) then return nil, err, code end
+    local queues = not (probed and probe[4] == "t") and M.queues_ddl(l) or nil
+    db:queue("BEGIN")
+    db:queue(M.parent_ddl(l))
+    db:queue(M.comment_ddl(l, width))
+    if queues then db:queue(queues) end
+    ok, err, code = db:exec("COMMIT")
+    if ok then
+      l.width, queues_made = width, queues ~= nil
+      break
     end
+    db:exec("ROLLBACK")
+    if not exists_code(code) then return nil, err, code end
   end
   if not l.width then return nil, "could not create " .. l.parent, "42P07" end
-  -- the queues table (when the probe did not find it), then this queue's row and stamp
-  if not (probed and probe[4] == "t") then
+  -- the queues table (when neither the probe nor the parent's transaction made sure of it), then
+  -- this queue's row and stamp
+  if not queues_made and not (probed and probe[4] == "t") then
     for _ = 1, 3 do
-      ok, err, code = db:exec("CREATE TABLE IF NOT EXISTS " .. l.queues .. " (name text PRIMARY KEY, "
-        .. "retention int4 NOT NULL, seen timestamptz NOT NULL, stamp int4 NOT NULL)")
+      ok, err, code = db:exec(M.queues_ddl(l))
       if ok or not exists_code(code) then break end
     end
     if not ok then return nil, err, code end
@@ -348,6 +358,11 @@ function M.parent_ddl(l)
   return "CREATE TABLE " .. l.parent .. " (sent int4 NOT NULL, seq int4 NOT NULL, "
     .. "digest int8 NOT NULL, outcome \"char\" NOT NULL, PRIMARY KEY (sent, seq, digest)) "
     .. "PARTITION BY RANGE (sent)"
+end
+
+function M.queues_ddl(l)
+  return "CREATE TABLE IF NOT EXISTS " .. l.queues .. " (name text PRIMARY KEY, "
+    .. "retention int4 NOT NULL, seen timestamptz NOT NULL, stamp int4 NOT NULL)"
 end
 
 function M.comment_ddl(l, width)
