@@ -34,13 +34,34 @@ static int bad(struct rd *r)
     return -1;
 }
 
+/* The first '"', '\\' or NUL at or after p: the end of a string's run of plain bytes. A run is
+ * looked at byte by byte for its first 16 bytes, then by strcspn: a message body is a JSON text
+ * escaped into a string, a quote every ten bytes or so, and strcspn's setup at every run was ~1%
+ * of a drain's CPU; a long run (an AWS receipt handle: hundreds of bytes) still goes 16 at once. */
+static const char *run_end(const char *p)
+{
+    static const unsigned char stop[256] = {[0] = 1, ['"'] = 1, ['\\'] = 1};
+    const unsigned char *u = (const unsigned char *)p;
+    for (int i = 0; i < 16; i += 4, u += 4) { /* u[k] is read only after u[k - 1] was no NUL */
+        if (stop[u[0]])
+            return (const char *)u;
+        if (stop[u[1]])
+            return (const char *)u + 1;
+        if (stop[u[2]])
+            return (const char *)u + 2;
+        if (stop[u[3]])
+            return (const char *)u + 3;
+    }
+    return (const char *)u + strcspn((const char *)u, "\"\\");
+}
+
 /* The string at r->p (its opening quote), checked and decoded: *s, *n get its bytes, in the
  * answer itself when it has no escapes (the usual case), else in b. Returns 0 or -1. Control
  * characters are taken as they are (as lua-cjson, which read these answers before, took them);
  * a NUL ends the answer, so a string that reaches it is unterminated. */
 int etl_sqs_jr_decode(struct rd *r, struct scratch *b, const char **s, size_t *n)
 {
-    const char *start = ++r->p, *p = start + strcspn(start, "\"\\");
+    const char *start = ++r->p, *p = run_end(start);
     if (*p == '"') {
         r->p = p + 1;
         *s = start;
@@ -73,7 +94,7 @@ int etl_sqs_jr_decode(struct rd *r, struct scratch *b, const char **s, size_t *n
             return bad(r);
         p += esc;
         start = p;
-        p += strcspn(p, "\"\\");
+        p = run_end(p);
     }
     r->p = p + 1;
     *s = b->p;
