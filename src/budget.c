@@ -348,11 +348,7 @@ int luaopen_etlua_budget(lua_State *L)
         pthread_cond_init(&watch_cv, &ca);
         pthread_condattr_destroy(&ca);
         /* the watchdog blocks every signal: SIGTERM and the rest go to the other threads */
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        int rc = pthread_create(&watchdog, NULL, etl_budget_watch, NULL);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        int rc = etl_host_thread_start(&watchdog, etl_budget_watch, NULL);
         if (rc != 0) {
             pthread_cond_destroy(&watch_cv);
             atomic_store(&watchdog_state, 0);

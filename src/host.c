@@ -282,6 +282,16 @@ static int etl_host_type(lua_State *L)
     return 1;
 }
 
+int etl_host_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(t, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
 void etl_host_at_close(lua_State *L, const char *key, lua_CFunction fn)
 {
     if (lua_getfield(L, LUA_REGISTRYINDEX, key) == LUA_TNIL) {

@@ -23,7 +23,6 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -162,11 +161,7 @@ int etl_pg_prestart(lua_State *L)
     pthread_mutex_lock(&pre_mu);
     int started = 0;
     if (executable && pre_state == PRE_NONE && (pre_conninfo = strdup(conninfo)) != NULL) {
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        started = pthread_create(&pre_thread, NULL, etl_pg_prestart_run, NULL) == 0;
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        started = etl_host_thread_start(&pre_thread, etl_pg_prestart_run, NULL) == 0;
         if (started)
             pre_state = PRE_RUNNING;
         else

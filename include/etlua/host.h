@@ -3,6 +3,7 @@
 #ifndef ETLUA_HOST_H
 #define ETLUA_HOST_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 struct lua_State;
@@ -29,6 +30,10 @@ int etl_host_stop_requested(void);
  * connection. Raises on memory exhaustion only. */
 void etl_host_at_close(struct lua_State *L, const char *key, int (*fn)(struct lua_State *L));
 
+/* pthread_create(t, NULL, fn, arg) with every signal blocked in the new thread (the caller's mask
+ * is restored): SIGTERM and the rest keep going to the main thread. For the helper threads of
+ * src/budget.c and src/pg_prestart.c. Returns pthread_create's result. */
+int etl_host_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 /* Runs etlua.cli.main(argv) in a fresh state; returns the process exit status. */
 int etl_host_main(int argc, char **argv);
 
