@@ -16,14 +16,14 @@ find_program(ETLUA_LUACHECK luacheck REQUIRED)
 add_test(NAME lint.luacheck COMMAND ${ETLUA_LUACHECK} --no-color -q .
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 
-# lint.clang_format: src/*.c and include/etlua/*.h as .clang-format lays them out.
+# lint.clang_format: src/*.c, include/etlua/*.h and tests/c/*.c as .clang-format lays them out.
 # -DETLUA_LINT_FORMAT=OFF leaves it out (e.g. with a clang-format other than 14, whose layout
 # may differ by a few lines).
 option(ETLUA_LINT_FORMAT "Register lint.clang_format (needs clang-format)" ON)
 if(ETLUA_LINT_FORMAT)
   find_program(ETLUA_CLANG_FORMAT clang-format REQUIRED)
   add_test(NAME lint.clang_format
-           COMMAND sh -c "exec '${ETLUA_CLANG_FORMAT}' --dry-run --Werror src/*.c include/etlua/*.h"
+           COMMAND sh -c "exec '${ETLUA_CLANG_FORMAT}' --dry-run --Werror src/*.c include/etlua/*.h tests/c/*.[ch]"
            WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 endif()
 

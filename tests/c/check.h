@@ -54,17 +54,18 @@ check_fail_cond_(const char *file, int line, const char *cond, const char *fmt, 
     va_end(ap);
 }
 
-#define CHECK(cond, ...)                                                                         \
-    do {                                                                                         \
-        if (!(cond)) check_fail_cond_(__FILE__, __LINE__, #cond, " " __VA_ARGS__);              \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            check_fail_cond_(__FILE__, __LINE__, #cond, " " __VA_ARGS__);                          \
     } while (0)
 
-#define CHECK_STR_EQ(got, want)                                                                  \
-    do {                                                                                         \
-        const char *g_ = (got), *w_ = (want);                                                    \
-        if (!g_ || strcmp(g_, w_) != 0)                                                          \
-            check_fail_at(__FILE__, __LINE__, "%s differs\n  got:  %s\n  want: %s", #got,       \
-                          g_ ? g_ : "(null)", w_);                                               \
+#define CHECK_STR_EQ(got, want)                                                                    \
+    do {                                                                                           \
+        const char *g_ = (got), *w_ = (want);                                                      \
+        if (!g_ || strcmp(g_, w_) != 0)                                                            \
+            check_fail_at(__FILE__, __LINE__, "%s differs\n  got:  %s\n  want: %s", #got,          \
+                          g_ ? g_ : "(null)", w_);                                                 \
     } while (0)
 
 static inline int check_done(const char *name)

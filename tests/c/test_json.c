@@ -25,8 +25,7 @@ static void check_number(double x, const char *want_pg, const char *want_json, i
         return;
     n = etl_json_float_text(x, out);
     if (strcmp(out, want_json) != 0 || n != (int)strlen(out))
-        check_fail_at(__FILE__, line, "float_text(%.17g) = %s (%d), want %s", x, out, n,
-                      want_json);
+        check_fail_at(__FILE__, line, "float_text(%.17g) = %s (%d), want %s", x, out, n, want_json);
 }
 
 static void test_numbers(void)
@@ -40,8 +39,7 @@ static void test_numbers(void)
     check_number(9007199254740992.0, "9007199254740992", "9007199254740992.0", __LINE__);
     check_number(-9223372036854775808.0, "-9223372036854775808", "-9.223372036854776e+18",
                  __LINE__);
-    check_number(9223372036854775808.0, "9.223372036854776e+18", "9.223372036854776e+18",
-                 __LINE__);
+    check_number(9223372036854775808.0, "9.223372036854776e+18", "9.223372036854776e+18", __LINE__);
     check_number(1e300, "1e+300", "1e+300", __LINE__);
     check_number(-1.7976931348623157e308, "-1.7976931348623157e+308", "-1.7976931348623157e+308",
                  __LINE__);
@@ -66,15 +64,17 @@ static void test_utf8(void)
     check_utf8("\xC3\xA9", 2, 1, 2, __LINE__);
     check_utf8("\xE2\x82\xAC", 3, 1, 3, __LINE__);
     check_utf8("\xF0\x9F\x98\x80", 4, 1, 4, __LINE__);
-    check_utf8("\xF4\x8F\xBF\xBF", 4, 1, 4, __LINE__);  /* U+10FFFF */
-    check_utf8("\xF4\x90\x80\x80", 4, 0, 1, __LINE__);  /* past U+10FFFF */
-    check_utf8("\xC0\xAF", 2, 0, 1, __LINE__);          /* overlong */
-    check_utf8("\xE0\x80\xAF", 3, 0, 1, __LINE__);      /* overlong */
-    check_utf8("\xED\xA0\x80", 3, 0, 1, __LINE__);      /* surrogate */
-    check_utf8("\xE2\x82", 2, 0, 2, __LINE__);          /* truncated: one subpart */
-    check_utf8("\xE2\x82\xAC", 2, 0, 2, __LINE__);      /* cut by n */
+    check_utf8("\xF4\x8F\xBF\xBF", 4, 1, 4, __LINE__); /* U+10FFFF */
+    check_utf8("\xF4\x90\x80\x80", 4, 0, 1, __LINE__); /* past U+10FFFF */
+    check_utf8("\xC0\xAF", 2, 0, 1, __LINE__);         /* overlong */
+    check_utf8("\xE0\x80\xAF", 3, 0, 1, __LINE__);     /* overlong */
+    check_utf8("\xED\xA0\x80", 3, 0, 1, __LINE__);     /* surrogate */
+    check_utf8("\xE2\x82", 2, 0, 2, __LINE__);         /* truncated: one subpart */
+    check_utf8("\xE2\x82\xAC", 2, 0, 2, __LINE__);     /* cut by n */
     check_utf8("\xF0\x9F\x98", 3, 0, 3, __LINE__);
-    check_utf8("\xF0\x9F\x98" "A", 4, 0, 3, __LINE__);
+    check_utf8("\xF0\x9F\x98"
+               "A",
+               4, 0, 3, __LINE__);
     check_utf8("\x80", 1, 0, 1, __LINE__);
     check_utf8("\xFF", 1, 0, 1, __LINE__);
 }

@@ -101,29 +101,39 @@ static void test_hmac_rfc4231(void)
     fill(dd, 0xdd, sizeof dd);
     fill(cd, 0xcd, sizeof cd);
 
-    c[0] = (struct hmac_case){"1", {0}, 20, "Hi There", 8,
-                              "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"};
+    c[0] = (struct hmac_case){
+        "1",        {0}, 20,
+        "Hi There", 8,   "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"};
     fill(c[0].key, 0x0b, 20);
-    c[1] = (struct hmac_case){"2", "Jefe", 4, "what do ya want for nothing?", 28,
-                              "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"};
-    c[2] = (struct hmac_case){"3", {0}, 20, (const char *)dd, 50,
-                              "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe"};
+    c[1] =
+        (struct hmac_case){"2", "Jefe",
+                           4,   "what do ya want for nothing?",
+                           28,  "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"};
+    c[2] =
+        (struct hmac_case){"3", {0},
+                           20,  (const char *)dd,
+                           50,  "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe"};
     fill(c[2].key, 0xaa, 20);
-    c[3] = (struct hmac_case){"4", {0}, 25, (const char *)cd, 50,
-                              "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b"};
+    c[3] =
+        (struct hmac_case){"4", {0},
+                           25,  (const char *)cd,
+                           50,  "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b"};
     for (int i = 0; i < 25; i++)
         c[3].key[i] = (unsigned char)(i + 1);
-    c[4] = (struct hmac_case){"5", {0}, 20, "Test With Truncation", 20,
-                              "a3b6167473100ee06e0c796c2955552b"};
+    c[4] = (struct hmac_case){
+        "5", {0}, 20, "Test With Truncation", 20, "a3b6167473100ee06e0c796c2955552b"};
     fill(c[4].key, 0x0c, 20);
-    c[5] = (struct hmac_case){"6", {0}, 131, "Test Using Larger Than Block-Size Key - Hash Key First",
-                              54, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"};
+    c[5] =
+        (struct hmac_case){"6", {0},
+                           131, "Test Using Larger Than Block-Size Key - Hash Key First",
+                           54,  "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"};
     fill(c[5].key, 0xaa, 131);
     static const char d7[] = "This is a test using a larger than block-size key and a larger than "
                              "block-size data. The key needs to be hashed before being used by the "
                              "HMAC algorithm.";
-    c[6] = (struct hmac_case){"7", {0}, 131, d7, sizeof d7 - 1,
-                              "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"};
+    c[6] = (struct hmac_case){
+        "7", {0},           131,
+        d7,  sizeof d7 - 1, "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"};
     fill(c[6].key, 0xaa, 131);
 
     lua_State *L = mask_state();
@@ -132,8 +142,8 @@ static void test_hmac_rfc4231(void)
         char hex[ETL_MASK_HEX_LEN + 1];
         CHECK(etl_mask_hmac_hex(c[i].key, c[i].keylen, c[i].data, c[i].datalen, hex) == 0,
               "RFC 4231 case %s: failed", c[i].name);
-        CHECK(strncmp(hex, c[i].mac, strlen(c[i].mac)) == 0, "RFC 4231 case %s: got %s",
-              c[i].name, hex);
+        CHECK(strncmp(hex, c[i].mac, strlen(c[i].mac)) == 0, "RFC 4231 case %s: got %s", c[i].name,
+              hex);
         CHECK(strlen(hex) == ETL_MASK_HEX_LEN, "RFC 4231 case %s: length %zu", c[i].name,
               strlen(hex));
         if (L == NULL)
@@ -293,8 +303,10 @@ static void test_canonical_ip(void)
     IP_BAD("1.2.3.4\n");
     IP_BAD("1..2.3");
     IP_BAD("");
-    expect_ip("1.2.3.4\0" "5", 9, 0, NULL); /* embedded NUL must not cut the input */
-    expect_ip("1.2.3.4", 8, 0, NULL);        /* trailing NUL counted in the length */
+    expect_ip("1.2.3.4\0"
+              "5",
+              9, 0, NULL);            /* embedded NUL must not cut the input */
+    expect_ip("1.2.3.4", 8, 0, NULL); /* trailing NUL counted in the length */
 
     /* IPv6: many spellings, one form */
     IP_OK("2001:db8::1", 6, "2001:db8::1");
@@ -308,13 +320,13 @@ static void test_canonical_ip(void)
     IP_OK("::", 6, "::");
     IP_OK("0:0:0:0:0:0:0:0", 6, "::");
     IP_OK("1:0:0:0:0:0:0:0", 6, "1::");
-    IP_OK("2001:db8:0:0:1:0:0:1", 6, "2001:db8::1:0:0:1");        /* tie: the first run */
-    IP_OK("2001:0:0:1:0:0:0:1", 6, "2001:0:0:1::1");              /* the longest run */
-    IP_OK("2001:db8:0:1:1:1:1:1", 6, "2001:db8:0:1:1:1:1:1");      /* one zero group stays */
-    IP_OK("::ffff:1.2.3.4", 6, "::ffff:1.2.3.4");                  /* IPv4-mapped */
+    IP_OK("2001:db8:0:0:1:0:0:1", 6, "2001:db8::1:0:0:1");    /* tie: the first run */
+    IP_OK("2001:0:0:1:0:0:0:1", 6, "2001:0:0:1::1");          /* the longest run */
+    IP_OK("2001:db8:0:1:1:1:1:1", 6, "2001:db8:0:1:1:1:1:1"); /* one zero group stays */
+    IP_OK("::ffff:1.2.3.4", 6, "::ffff:1.2.3.4");             /* IPv4-mapped */
     IP_OK("::FFFF:0102:0304", 6, "::ffff:1.2.3.4");
     IP_OK("0:0:0:0:0:ffff:102:304", 6, "::ffff:1.2.3.4");
-    IP_OK("::1.2.3.4", 6, "::102:304");                            /* IPv4-compatible: hex */
+    IP_OK("::1.2.3.4", 6, "::102:304"); /* IPv4-compatible: hex */
     IP_OK("::0.0.1.2", 6, "::102");
     IP_OK("::0.0.0.2", 6, "::2");
     IP_OK("FE80::ABCD:EF01", 6, "fe80::abcd:ef01");
@@ -339,9 +351,8 @@ static void test_canonical_ip(void)
     /* IPv4 text is written without inet_ntop: every octet value in every position, and the
      * IPv4-mapped IPv6 tail (inet_ntop's own), as inet_ntop writes them */
     for (unsigned v = 0; v < 256; v++) {
-        const unsigned char quads[][4] = {{v, 0, 0, 0},       {0, v, 0, 0},
-                                          {0, 0, v, 0},       {0, 0, 0, v},
-                                          {v, 255 - v, v, 9}, {255, v / 2, 99, v}};
+        const unsigned char quads[][4] = {{v, 0, 0, 0}, {0, v, 0, 0},       {0, 0, v, 0},
+                                          {0, 0, 0, v}, {v, 255 - v, v, 9}, {255, v / 2, 99, v}};
         for (size_t q = 0; q < sizeof quads / sizeof quads[0]; q++) {
             char want[ETL_MASK_IP_MAX], mapped[ETL_MASK_IP_MAX], mwant[64];
             CHECK(inet_ntop(AF_INET, quads[q], want, sizeof want) != NULL, "inet_ntop");
@@ -361,10 +372,10 @@ static void test_ip_memo(void)
 {
     static const char *const seq[] = {
         "199.172.111.135", "199.172.111.135", "199.172.111.136", "199.172.111.135",
-        "2001:DB8::1", "2001:db8::1", "2001:DB8::1", "999.1.1.1",
-        "999.1.1.1", "1.2.3.4", "1.2.3.41", "1.2.3.4",
-        "1.2.3.", "::ffff:1.2.3.4", "::FFFF:1.2.3.4", "",
-        "1.2.3.4", "fe80::1%eth0", "::1.2.3.4", "::1.2.3.4",
+        "2001:DB8::1",     "2001:db8::1",     "2001:DB8::1",     "999.1.1.1",
+        "999.1.1.1",       "1.2.3.4",         "1.2.3.41",        "1.2.3.4",
+        "1.2.3.",          "::ffff:1.2.3.4",  "::FFFF:1.2.3.4",  "",
+        "1.2.3.4",         "fe80::1%eth0",    "::1.2.3.4",       "::1.2.3.4",
     };
     const size_t n = sizeof seq / sizeof seq[0];
     struct etl_mask_ip_memo memo;
@@ -389,7 +400,10 @@ static void test_ip_memo(void)
     size_t tlen;
     int same;
     CHECK(etl_mask_ip_memo_get(&memo, "1.2.3.4", 7, &text, &tlen, &same) == 4, "memo 1.2.3.4");
-    CHECK(etl_mask_ip_memo_get(&memo, "1.2.3.4\0" "5", 9, &text, &tlen, &same) == 0,
+    CHECK(etl_mask_ip_memo_get(&memo,
+                               "1.2.3.4\0"
+                               "5",
+                               9, &text, &tlen, &same) == 0,
           "memo: embedded NUL");
     CHECK(etl_mask_ip_memo_get(&memo, "1.2.3.4", 8, &text, &tlen, &same) == 0,
           "memo: the NUL counted");

@@ -97,20 +97,30 @@ static void test_clean(void)
     char *out = NULL;
     size_t n = 0;
     CHECK(etl_scrub_clean("plain 日本", strlen("plain 日本"), &out, &n) == ETL_SCRUB_SAME);
-    CHECK(etl_scrub_clean("a\0b", 3, &out, &n) == ETL_SCRUB_NEW && n == 2 && memcmp(out, "ab", 2) == 0);
+    CHECK(etl_scrub_clean("a\0b", 3, &out, &n) == ETL_SCRUB_NEW && n == 2 &&
+          memcmp(out, "ab", 2) == 0);
     free(out);
-    static const struct { const char *in; size_t len; const char *want; } cases[] = {
-        {"a\xff" "b", 3, "a\xEF\xBF\xBD" "b"},
+    static const struct {
+        const char *in;
+        size_t len;
+        const char *want;
+    } cases[] = {
+        {"a\xff"
+         "b",
+         3,
+         "a\xEF\xBF\xBD"
+         "b"},
         {"\xED\xA0\x80", 3, "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* a surrogate */
-        {"\xC0\xAF", 2, "\xEF\xBF\xBD\xEF\xBF\xBD"},                  /* overlong */
+        {"\xC0\xAF", 2, "\xEF\xBF\xBD\xEF\xBF\xBD"},                 /* overlong */
         {"\xF4\x90\x80\x80", 4, "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},
-        {"x\xE2\x82", 3, "x\xEF\xBF\xBD\xEF\xBF\xBD"},               /* cut short */
+        {"x\xE2\x82", 3, "x\xEF\xBF\xBD\xEF\xBF\xBD"}, /* cut short */
         {"\xF0\x9F\x98\x80\0", 5, "\xF0\x9F\x98\x80"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         out = NULL;
         int rc = etl_scrub_clean(cases[i].in, cases[i].len, &out, &n);
-        CHECK(rc == ETL_SCRUB_NEW && n == strlen(cases[i].want) && memcmp(out, cases[i].want, n) == 0,
+        CHECK(rc == ETL_SCRUB_NEW && n == strlen(cases[i].want) &&
+                  memcmp(out, cases[i].want, n) == 0,
               "clean case %zu", i);
         free(out);
     }
@@ -127,7 +137,8 @@ static void test_addresses(void)
     EXPECT(&cfg, "[fe80::1%eth0]", "[~fe80::1~%eth0]");
     EXPECT(&cfg, "at:2001:db8::9:", "at:~2001:db8::9~:");
     EXPECT(&cfg, "999.1.1.1", "~999.1.1.1~");
-    EXPECT(&cfg, "12:30:45 v1.2.3 00:1a:2b:3c:4d:5e 3.14", "12:30:45 v1.2.3 00:1a:2b:3c:4d:5e 3.14");
+    EXPECT(&cfg, "12:30:45 v1.2.3 00:1a:2b:3c:4d:5e 3.14",
+           "12:30:45 v1.2.3 00:1a:2b:3c:4d:5e 3.14");
 }
 
 static void test_keys(void)
@@ -167,7 +178,9 @@ static void test_patterns(void)
     EXPECT(&cfg, "xa1y a1a1", "x~a1~y ~a1~~a1~");
     EXPECT(&cfg, "<abcde>", "<~bcde~>");
     EXPECT(&cfg, "<ab>", "<ab>");
-    EXPECT(&cfg, "bad a\3771 end", "bad a\xEF\xBF\xBD" "1 end"); /* cleaned first */
+    EXPECT(&cfg, "bad a\3771 end",
+           "bad a\xEF\xBF\xBD"
+           "1 end"); /* cleaned first */
     etl_scrub_patterns_free(p);
     etl_scrub_patterns_free(NULL);
     for (int i = 0; i < 5; i++)
@@ -208,8 +221,9 @@ static void test_linear_time(void)
 {
     const char *preload = getenv("LD_PRELOAD");
     int slow = preload != NULL && strstr(preload, "vgpreload") != NULL;
-    static const char *units[] = {"1", ":", ".", "a0", "\"", "'", "\\\"", "1.2.3.4 ", "'ip': ",
-                                  "device_id=", "ip:", "a1", "\xff", "{\"ip\":\"", "::1 "};
+    static const char *units[] = {
+        "1",      ":",          ".",   "a0", "\"",   "'",          "\\\"", "1.2.3.4 ",
+        "'ip': ", "device_id=", "ip:", "a1", "\xff", "{\"ip\":\"", "::1 "};
     const char *text[] = {"a1"};
     size_t len[] = {2};
     const char *hex[] = {hex_of("a1")};

@@ -29,7 +29,8 @@ static void test_form(void)
 {
     struct etl_sqs_entry e = {"0", "AQEB+/x= y&z\xc3\xa9"};
     struct etl_sqs_request req = {.action = ETL_SQS_DELETE_BATCH,
-                                  .queue_url = "http://h:4566/000000000000/q", .entries = &e,
+                                  .queue_url = "http://h:4566/000000000000/q",
+                                  .entries = &e,
                                   .nentries = 1};
     struct etl_buf b = {0};
     CHECK(etl_sqs_query_codec.build(&req, &b) == 0);
@@ -52,7 +53,8 @@ static void test_receive(void)
         "      <ReceiptHandle>MbZj6wDWli+JvwwJaBV+3dcjk2YW2vA3+STFFljTM8tJJg6HRG6PYSasuWXPJB+Cw"
         "</ReceiptHandle>\n"
         "      <MD5OfBody>fafb00f5732ab283681e124bf8747ed1</MD5OfBody>\n"
-        "      <Body>{&quot;user_id&quot;: &quot;u&lt;1&gt;&amp;&quot;, \"ip\": \"caf\xc3\xa9\"}</Body>\n"
+        "      <Body>{&quot;user_id&quot;: &quot;u&lt;1&gt;&amp;&quot;, \"ip\": "
+        "\"caf\xc3\xa9\"}</Body>\n"
         "      <Attribute><Name>SenderId</Name><Value>195004372649</Value></Attribute>\n"
         "      <Attribute><Name>SentTimestamp</Name><Value>1238099229000</Value></Attribute>\n"
         "      <MessageAttribute><Name>SentTimestamp</Name><Value><StringValue>1</StringValue>"
@@ -128,7 +130,8 @@ static void test_queue_url_and_attributes(void)
     CHECK(parse("<GetQueueUrlResponse><GetQueueUrlResult>"
                 "<QueueUrl>http://localhost:4566/000000000000/login-queue</QueueUrl>"
                 "</GetQueueUrlResult><ResponseMetadata><RequestId>x</RequestId>"
-                "</ResponseMetadata></GetQueueUrlResponse>", &r, err) == 0);
+                "</ResponseMetadata></GetQueueUrlResponse>",
+                &r, err) == 0);
     CHECK_STR_EQ(r.queue_url, "http://localhost:4566/000000000000/login-queue");
     etl_sqs_result_free(&r);
 
@@ -155,7 +158,8 @@ static void test_error_response(void)
                 "<Code>AWS.SimpleQueueService.NonExistentQueue</Code>"
                 "<Message>The specified queue does not exist for this wsdl version.</Message>"
                 "<Detail/></Error><RequestId>42d59b56-7407-4c4a-be0f-4c88daeea257</RequestId>"
-                "</ErrorResponse>", &r, err) == -1);
+                "</ErrorResponse>",
+                &r, err) == -1);
     CHECK(r.service_error);
     CHECK_STR_EQ(r.error_code, "AWS.SimpleQueueService.NonExistentQueue");
     CHECK_STR_EQ(r.error_message, "The specified queue does not exist for this wsdl version.");
@@ -247,8 +251,10 @@ static void test_hostile(void)
     if (many) {
         n = (size_t)sprintf(many, "<R><DeleteMessageBatchResult>");
         for (size_t i = 0; i < count; i++)
-            n += (size_t)sprintf(many + n, "<BatchResultErrorEntry><Id>%zu</Id>"
-                                           "</BatchResultErrorEntry>", i);
+            n += (size_t)sprintf(many + n,
+                                 "<BatchResultErrorEntry><Id>%zu</Id>"
+                                 "</BatchResultErrorEntry>",
+                                 i);
         n += (size_t)sprintf(many + n, "</DeleteMessageBatchResult></R>");
         CHECK(parse_len(many, n, &r, err) == -1);
         CHECK_STR_EQ(err, "bad XML answer: too many entries");

@@ -18,13 +18,15 @@ int luaopen_etlua_vault(lua_State *L);
 
 static void key_0_31(unsigned char k[ETL_VAULT_KEY_LEN])
 {
-    for (int i = 0; i < ETL_VAULT_KEY_LEN; i++) k[i] = (unsigned char)i;
+    for (int i = 0; i < ETL_VAULT_KEY_LEN; i++)
+        k[i] = (unsigned char)i;
 }
 
 static int all_zero(const unsigned char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (p[i]) return 0;
+        if (p[i])
+            return 0;
     return 1;
 }
 
@@ -37,13 +39,19 @@ static void test_parse_key(void)
     const char *hex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
     CHECK(etl_vault_parse_key(hex, 64, k) == 0 && memcmp(k, want, 32) == 0, "64 hex digits");
     CHECK(etl_vault_parse_key("000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F\n",
-                              65, k) == 0 && memcmp(k, want, 32) == 0, "upper-case hex + newline");
-    CHECK(etl_vault_parse_key("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\r\n",
-                              66, k) == 0, "hex + CRLF");
-    CHECK(etl_vault_parse_key((const char *)want, 32, k) == 0 && memcmp(k, want, 32) == 0, "32 raw bytes");
-    CHECK(etl_vault_parse_key(hex, 63, k) == -1 && all_zero(k, 32), "63 hex digits refused, key zeroed");
-    CHECK(etl_vault_parse_key("zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", 64, k)
-          == -1, "non-hex refused");
+                              65, k) == 0 &&
+              memcmp(k, want, 32) == 0,
+          "upper-case hex + newline");
+    CHECK(etl_vault_parse_key(
+              "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\r\n", 66, k) == 0,
+          "hex + CRLF");
+    CHECK(etl_vault_parse_key((const char *)want, 32, k) == 0 && memcmp(k, want, 32) == 0,
+          "32 raw bytes");
+    CHECK(etl_vault_parse_key(hex, 63, k) == -1 && all_zero(k, 32),
+          "63 hex digits refused, key zeroed");
+    CHECK(etl_vault_parse_key("zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+                              64, k) == -1,
+          "non-hex refused");
     CHECK(etl_vault_parse_key("short", 5, k) == -1, "short refused");
     CHECK(etl_vault_parse_key("", 0, k) == -1, "empty refused");
     char longer[130];
@@ -74,7 +82,8 @@ static void test_known_answer(void)
     unsigned char k[ETL_VAULT_KEY_LEN], nonce[ETL_VAULT_NONCE_LEN], ct[PTLEN + ETL_VAULT_TAG_LEN];
     unsigned char out[PTLEN + 1];
     key_0_31(k);
-    for (int i = 0; i < ETL_VAULT_NONCE_LEN; i++) nonce[i] = (unsigned char)(100 + i);
+    for (int i = 0; i < ETL_VAULT_NONCE_LEN; i++)
+        nonce[i] = (unsigned char)(100 + i);
     for (size_t i = 0; i < sizeof ct; i++) {
         unsigned int byte;
         sscanf(want_hex + 2 * i, "%2x", &byte);
@@ -91,8 +100,9 @@ static void test_round_trip_and_tampering(void)
     key_0_31(k);
     CHECK(etl_vault_seal(k, AD, ADLEN, PT, PTLEN, nonce, ct) == 0, "seal");
     CHECK(memcmp(ct, PT, PTLEN) != 0, "ciphertext differs from plaintext");
-    CHECK(etl_vault_open(k, AD, ADLEN, nonce, ct, sizeof ct, out) == (long)PTLEN
-          && memcmp(out, PT, PTLEN) == 0, "round trip");
+    CHECK(etl_vault_open(k, AD, ADLEN, nonce, ct, sizeof ct, out) == (long)PTLEN &&
+              memcmp(out, PT, PTLEN) == 0,
+          "round trip");
 
     CHECK(etl_vault_seal(k, AD, ADLEN, PT, PTLEN, nonce2, ct2) == 0, "seal again");
     CHECK(memcmp(nonce, nonce2, sizeof nonce) != 0 && memcmp(ct, ct2, sizeof ct) != 0,
@@ -120,8 +130,10 @@ static void test_round_trip_and_tampering(void)
           "other field as associated data refused");
     CHECK(etl_vault_open(k, "ip\0abd", 6, nonce, ct, sizeof ct, out) == -1,
           "other masked value as associated data refused");
-    CHECK(etl_vault_open(k, NULL, 0, nonce, ct, sizeof ct, out) == -1, "no associated data refused");
-    CHECK(etl_vault_open(k, AD, ADLEN, nonce, ct, sizeof ct - 1, out) == -1, "truncated tag refused");
+    CHECK(etl_vault_open(k, NULL, 0, nonce, ct, sizeof ct, out) == -1,
+          "no associated data refused");
+    CHECK(etl_vault_open(k, AD, ADLEN, nonce, ct, sizeof ct - 1, out) == -1,
+          "truncated tag refused");
     CHECK(etl_vault_open(k, AD, ADLEN, nonce, ct, ETL_VAULT_TAG_LEN - 1, out) == -1,
           "shorter than a tag refused");
 
