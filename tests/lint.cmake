@@ -16,7 +16,7 @@ find_program(ETLUA_LUACHECK luacheck REQUIRED)
 add_test(NAME lint.luacheck COMMAND ${ETLUA_LUACHECK} --no-color -q .
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 
-# lint.clang_format: src/*.c, include/etlua/*.h and tests/c/*.c as .clang-format lays them out.
+# lint.clang_format: src/*.c, include/etlua/*.h and tests/c/*.[ch] as .clang-format lays them out.
 # -DETLUA_LINT_FORMAT=OFF leaves it out (e.g. with a clang-format other than 14, whose layout
 # may differ by a few lines).
 option(ETLUA_LINT_FORMAT "Register lint.clang_format (needs clang-format)" ON)
