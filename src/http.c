@@ -28,7 +28,6 @@
 /* One slot of the pool: an easy handle kept across requests and the request it carries now. */
 struct slot {
     CURL *easy;                        /* NULL until first used */
-    CURLSH *conns;                     /* the slot's own connection cache (NULL: the multi's) */
     struct curl_slist hdrs[MAX_LINES]; /* of the request in flight, over hdrtext */
     struct etl_buf hdrtext;            /* its header lines, each NUL-terminated (reused) */
     struct etl_buf body;               /* copy of the request body (reused) */
@@ -280,24 +279,6 @@ static int sign_headers(struct etl_http *h, struct slot *s, const char *const *h
     return 0;
 }
 
-/* Gives the slot's easy handle a connection cache of its own (a share of connections alone):
- * its connection, kept open between its requests, is the only one curl looks at to reuse (and
- * checks is alive) when the slot's next request starts. With the multi's one cache for all the
- * slots, every request walked the connections of all the requests in flight (up to 128 on a
- * drain), and every finished one walked them again, up to its own, as its handle left the
- * multi. Without the share (out of memory) the slot uses the multi's cache, as before. */
-static void own_connections(struct slot *s)
-{
-    s->conns = curl_share_init();
-    if (!s->conns)
-        return;
-    if (curl_share_setopt(s->conns, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
-        curl_easy_setopt(s->easy, CURLOPT_SHARE, s->conns) != CURLE_OK) {
-        curl_share_cleanup(s->conns);
-        s->conns = NULL;
-    }
-}
-
 /* The options of a new easy handle that every request shares. */
 static void setup_once(struct etl_http *h, struct slot *s)
 {
@@ -397,7 +378,6 @@ enum etl_http_status etl_http_add(struct etl_http *h, const char *url, const cha
     if (!s->easy) {
         if (!(s->easy = curl_easy_init()))
             return fail(ETL_HTTP_NOMEM, err, errlen, "out of memory", NULL);
-        own_connections(s);
         setup_once(h, s);
     }
     if (url_parts(h, url) != 0)
@@ -559,8 +539,6 @@ void etl_http_close(struct etl_http *h)
             curl_multi_remove_handle(h->multi, s->easy);
         if (s->easy)
             curl_easy_cleanup(s->easy);
-        if (s->conns) /* closes the slot's connection, through the sockets' close_socket */
-            curl_share_cleanup(s->conns);
         curl_url_cleanup(s->curlu);
         if (s->hdrtext.p) /* held the Authorization and the session token */
             OPENSSL_cleanse(s->hdrtext.p, s->hdrtext.cap);

@@ -1,7 +1,7 @@
 /* http.h: the transport of etlua.sqs (src/http.c on libcurl). It moves bytes: request bodies
  * come from a codec (sqs_codec.h), answers go back to it. A transport is a curl multi handle
  * with a fixed pool of easy handles, one per request in flight, each reused so its connection
- * stays open (keep-alive; each slot keeps its one connection in a cache of its own).
+ * stays open (keep-alive; the multi's connection cache keeps one idle connection per slot).
  * TLS peer and host verification are always on (ca_bundle: a CA file instead of the system
  * store). Every request is signed with AWS SigV4 by src/sigv4.c when it is queued (etl_http_add):
  * the signed headers are host (sent as signed), x-amz-date and the caller's header lines

@@ -5,6 +5,8 @@
  *    are ready, it never polls a transfer's socket itself);
  *  - a request never answered ends as ETL_HTTP_TIMEOUT at its total timeout (curl's timers are
  *    run while the others are answered);
+ *  - a connection the server closed while it sat idle is closed by the next request, whichever
+ *    slot carries it (nothing left in CLOSE_WAIT for a service's lifetime);
  *  - the proxy taken from the environment once, by curl's own rules: http_proxy is used (the
  *    request line carries the absolute URL), no_proxy bypasses it, HTTP_PROXY is never read for
  *    an http:// URL, an empty variable counts as unset. */
@@ -13,6 +15,7 @@
 #include "check.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -236,6 +239,77 @@ static void test_many_in_flight(void)
     server_close(&sv);
 }
 
+/* This process's TCP sockets in CLOSE_WAIT (the peer closed, this side did not yet): the socket
+ * inodes of /proc/self/fd looked up in /proc/net/tcp (state 08). -1 when /proc cannot say. */
+static int close_wait_sockets(void)
+{
+    unsigned long waiting[256];
+    int nwaiting = 0, n = 0;
+    FILE *f = fopen("/proc/net/tcp", "r");
+    if (!f)
+        return -1;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        unsigned st;
+        unsigned long inode;
+        /* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
+        if (sscanf(line, " %*d: %*s %*s %x %*s %*s %*s %*u %*u %lu", &st, &inode) == 2 &&
+            st == 0x08 && nwaiting < 256)
+            waiting[nwaiting++] = inode;
+    }
+    fclose(f);
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char path[300], target[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t k = readlink(path, target, sizeof target - 1);
+        unsigned long inode;
+        if (k <= 0)
+            continue;
+        target[k] = '\0';
+        if (sscanf(target, "socket:[%lu]", &inode) != 1)
+            continue;
+        for (int i = 0; i < nwaiting; i++)
+            n += waiting[i] == inode;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Eight requests at once leave eight idle connections; the server closes them all (as a server's
+ * keep-alive timeout does); after a second (curl looks for dead connections at most once a
+ * second) one request, on whichever slot, must close every one of them: the pool's connections
+ * are one cache, not a cache per slot that only its own next request would look at. */
+static void test_idle_connections_closed_by_server(void)
+{
+    struct server sv;
+    server_open(&sv);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", sv.port);
+    struct etl_http *h = open_transport(8);
+    struct etl_http_done done[8];
+    for (int i = 0; i < 8; i++)
+        add(h, url, "{}", 5000);
+    CHECK(run_until(h, &sv, 8, done, 8) == 8);
+    CHECK(sv.accepted == 8, "%d connections for 8 requests at once", sv.accepted);
+    for (int i = 0; i < sv.nconns; i++)
+        close(sv.conns[i].fd);
+    sv.nconns = 0;
+    usleep(1100 * 1000);
+    int before = close_wait_sockets();
+    add(h, url, "{}", 5000);
+    CHECK(run_until(h, &sv, 1, done, 8) == 1 && done[0].status == ETL_HTTP_OK);
+    int after = close_wait_sockets();
+    CHECK(before == 8 && after == 0,
+          "sockets in CLOSE_WAIT: %d after the server closed them, %d after one request", before,
+          after);
+    etl_http_close(h);
+    server_close(&sv);
+}
+
 /* One request to url with the environment as it is; returns the request line the listener saw
  * ("" when none reached it) and the transport's status. */
 static enum etl_http_status one_request(struct server *sv, const char *url, char *line,
@@ -329,6 +403,7 @@ int main(void)
 {
     test_query_error_header();
     test_many_in_flight();
+    test_idle_connections_closed_by_server();
     test_proxy_from_environment();
     return CHECK_DONE("test_http");
 }
