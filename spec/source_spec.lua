@@ -578,6 +578,37 @@ describe("etlua.source.file (--input)", function()
     assert.are.same(want, got)
   end)
 
+  -- stdin's ids are spelled in Lua (source_file.lua), a file's in C (etlua.lines): the same number
+  -- text after "stdin:<ms of the batch>:", which the ledger's entry rule reads back as the line
+  it("spells a stdin line's number in its id as a file's, after stdin:<ms>:", function()
+    local at = { 1, 9, 10, 99, 100, 999, 1000, 1001, 1010, 1099, 1100, 9999, 10000, 100001, 999999, 1000000, 1000001 }
+    local lines = {}
+    for _, l in ipairs(at) do lines[l] = "x" .. l end
+    local tmp = assert(io.tmpfile())
+    for l = 1, at[#at] do tmp:write(lines[l] or "", l < at[#at] and "\n" or "") end
+    tmp:seek("set", 0)
+    local batch
+    with_source(function(source)
+      local src = source.file("-")
+      src.f = tmp   -- stdin, as the process would have it
+      local eof
+      batch, eof = src:next_batch(100)
+      assert.is_true(eof)
+    end)
+    tmp:close()
+    local prefix = assert(batch[1].id:match("^(stdin:%d+:)1$"))
+    local want, got, numbers = {}, {}, {}
+    for i, l in ipairs(at) do want[i] = prefix .. tostring(l) end
+    for i, m in ipairs(batch) do got[i], numbers[i] = m.id, m.input_line end
+    assert.are.same(want, got)
+    assert.are.same(at, numbers)
+    local entries = require "etlua.ledger_entries"
+    for _, m in ipairs(batch) do   -- the ledger's rule reads the line back from the id alone
+      local seq = entries.entry("q", m.id)
+      assert.are.equal(m.input_line, seq)
+    end
+  end)
+
   it("gives the same ids to the same content read again", function()
     local a, b = lines_of("x\ny\n"), lines_of("x\ny\n")
     assert.are.same({ a[1].id, a[2].id }, { b[1].id, b[2].id })
