@@ -60,6 +60,13 @@ static void server_open(struct server *sv)
     sv->port = ntohs(a.sin_port);
 }
 
+/* server_open, and the listener's URL in url */
+static void server_open_url(struct server *sv, char *url, size_t n)
+{
+    server_open(sv);
+    snprintf(url, n, "http://127.0.0.1:%d/", sv->port);
+}
+
 static void server_close(struct server *sv)
 {
     for (int i = 0; i < sv->nconns; i++)
@@ -183,9 +190,8 @@ static int run_until(struct etl_http *h, struct server *sv, int want, struct etl
 static void test_many_in_flight(void)
 {
     struct server sv;
-    server_open(&sv);
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/", sv.port);
+    server_open_url(&sv, url, sizeof url);
     struct etl_http *h = open_transport(32);
     CHECK(h != NULL);
     struct etl_http_done done[32];
@@ -286,9 +292,8 @@ static int close_wait_sockets(void)
 static void test_idle_connections_closed_by_server(void)
 {
     struct server sv;
-    server_open(&sv);
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/", sv.port);
+    server_open_url(&sv, url, sizeof url);
     struct etl_http *h = open_transport(8);
     struct etl_http_done done[8];
     for (int i = 0; i < 8; i++)
@@ -375,9 +380,8 @@ static void test_proxy_from_environment(void)
 static void test_query_error_header(void)
 {
     struct server sv;
-    server_open(&sv);
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/", sv.port);
+    server_open_url(&sv, url, sizeof url);
     struct etl_http *h = open_transport(4);
     CHECK(h != NULL);
     struct etl_http_done done[4];
