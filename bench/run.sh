@@ -96,7 +96,8 @@ for round in $(seq 1 "$REPEAT"); do
     want seed && run_one seed "$round" "$N" yes "$PY" bench/baseline_seed.py
     if want bare; then
         if [ -f bench/bare_drain.lua ]; then
-            # the same receives in flight as etlua (ETLUA_RECEIVE_CONCURRENCY, default 64); like
+            # a fixed number of receives in flight (ETLUA_RECEIVE_CONCURRENCY, default 64, etlua's
+            # ceiling until its window learned to settle below 128); like
             # etlua it ends on a 1 s long poll that comes back empty (its proof of emptiness)
             LUA_CPATH='build-bench/?.so;;' run_one bare "$round" 0 yes lua5.4 bench/bare_drain.lua pipe "${ETLUA_RECEIVE_CONCURRENCY:-64}"
         else

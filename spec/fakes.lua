@@ -49,7 +49,7 @@ function F.client(o)
   o = o or {}
   local c = {
     queue_url = o.queue_url or "http://sqs.test/000000000000/q", visible = {}, flying = {},
-    fifo = o.fifo, locked = {}, requests = {}, next_token = 0, max_inflight = o.max_inflight or 128,
+    fifo = o.fifo, locked = {}, requests = {}, next_token = 0, max_inflight = o.max_inflight or 256,
     start_faults = {}, answer_faults = {}, calls = {}, visibility_calls = {}, deleted = {},
     vis_timeout = o.visibility or 30, receipt_n = 0, host = o.host,
   }

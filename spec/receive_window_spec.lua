@@ -1,7 +1,7 @@
 -- spec/receive_window_spec.lua: etlua.receive_window, the number of ReceiveMessage long polls the
 -- SQS source keeps in flight: grows while prompt full answers meet a waiting consumer, shrinks on
--- empty answers and on a prefetch two batches ahead, halves on late answers or a late receive in
--- flight, stays within 1..ceiling; fixed for FIFO queues.
+-- empty and slow answers and on a prefetch two batches ahead, halves on late answers or a late
+-- receive in flight, stays within 1..ceiling; fixed for FIFO queues.
 -- (The source driving it with a fake client: spec/source_spec.lua.)
 local window = require "etlua.receive_window"
 
@@ -62,19 +62,65 @@ describe("etlua.receive_window", function()
   end)
 
   it("measures promptness and lateness against the fastest round trip seen", function()
-    local w = window.new(64)
+    local w = window.new(64, { start = 20 })
     w:wanted(false)
     w:answered(10, 10, true, 0.002, T)             -- the floor: 2 ms
-    assert.equals(9, w:size())
-    w:answered(10, 10, true, 0.053, T)             -- within 2 x floor + 50 ms: prompt
-    assert.equals(10, w:size())
-    w:answered(10, 10, true, 0.150, T)             -- neither prompt nor late: kept
-    assert.equals(10, w:size())
+    assert.equals(21, w:size())
+    w:answered(10, 10, true, 0.014, T)             -- within 2 x floor + 10 ms: prompt
+    assert.equals(22, w:size())
+    w:answered(10, 10, true, 0.150, T)             -- past it, not late: slow, one fewer
+    assert.equals(21, w:size())
     local far = window.new(64)                     -- 20 ms of round trip is no lateness
     far:wanted(false)
     for _ = 1, 8 do far:answered(10, 10, true, 0.021, T) end
-    for _ = 1, 8 do far:answered(10, 10, true, 0.090, T) end   -- 2 x 21 ms + 50 ms: still prompt
+    for _ = 1, 8 do far:answered(10, 10, true, 0.052, T) end   -- 2 x 21 ms + 10 ms: still prompt
     assert.equals(24, far:size())
+    far:answered(10, 10, true, 0.053, T)           -- past it: slow
+    assert.equals(23, far:size())
+  end)
+
+  it("shrinks one per slow answer, hungry or not: it waited behind the others at the server", function()
+    local w = window.new(64, { start = 40 })
+    w:wanted(false)
+    w:answered(10, 10, true, 0.001, T)             -- the floor: 1 ms; prompt: grows
+    assert.equals(41, w:size())
+    for _ = 1, 5 do w:answered(10, 10, true, 0.020, T) end   -- past 2 x 1 ms + 10 ms
+    assert.equals(36, w:size())
+    w:wanted(true)
+    w:answered(4, 10, false, 0.020, T)             -- partial or not, served or not
+    assert.equals(35, w:size())
+    w:answered(10, 10, true, nil, T)               -- an unknown round trip: no verdict
+    assert.equals(35, w:size())
+    -- where the two meet: with half the answers slow, a waiting consumer keeps its window
+    w:wanted(false)
+    for _ = 1, 10 do
+      w:answered(10, 10, true, 0.004, T)
+      w:answered(10, 10, true, 0.030, T)
+    end
+    assert.equals(35, w:size())
+  end)
+
+  it("leaves at least SLOW_MIN after slow answers: a server busy with other clients is slow for all", function()
+    local w = window.new(64, { start = window.SLOW_MIN + 3 })
+    w:wanted(false)
+    w:answered(10, 10, true, 0.001, T)             -- the floor: 1 ms
+    for _ = 1, 50 do w:answered(10, 10, true, 0.020, T) end   -- slow, slow, ...
+    assert.equals(window.SLOW_MIN, w:size())
+    w:answered(10, 10, true, 0.002, T)             -- a prompt answer still grows it
+    assert.equals(window.SLOW_MIN + 1, w:size())
+    -- below it, slow answers take nothing away; empty and late answers still do
+    local s = window.new(64)
+    s:answered(10, 10, true, 0.001, T)
+    s:answered(10, 10, true, 0.020, T)
+    assert.equals(window.START, s:size())
+    s:answered(0, 10, true, 0.001, T)
+    assert.equals(window.START - 1, s:size())
+    s:answered(10, 10, true, 0.300, T)
+    assert.equals((window.START - 1) // 2, s:size())
+    local low = window.new(4, { start = 4 })       -- a ceiling under it: slow answers keep it
+    low:answered(10, 10, true, 0.001, T)
+    for _ = 1, 5 do low:answered(10, 10, true, 0.020, T) end
+    assert.equals(4, low:size())
   end)
 
   it("halves on a late answer, once a round trip", function()

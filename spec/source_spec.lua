@@ -108,26 +108,26 @@ describe("etlua.source (SQS) with a fake client", function()
   end)
 
   it("starts no request while every slot is taken (each would be built for nothing), and drains", function()
-    with_queue({ bodies = 1300 }, { receive_concurrency = 64 }, function(src, client)
+    with_queue({ bodies = 2600 }, { receive_concurrency = 128 }, function(src, client)
       local tries, busy = 0, 0
       local start = client.start_receive
       client.start_receive = function(c, ...)
         tries = tries + 1
-        if c:pending() >= 128 then busy = busy + 1 end
+        if c:pending() >= 256 then busy = busy + 1 end
         return start(c, ...)
       end
       local held = {}
-      for _ = 1, 200 do   -- 130 deletes held back, then started at once: more than the 128 slots
+      for _ = 1, 400 do   -- 260 deletes held back, then started at once: more than the 256 slots
         local batch = src:next_batch(10, 0, 1)
         if #batch == 0 then break end
         held[#held + 1] = batch
       end
       for _, b in ipairs(held) do src:ack(b) end
       local ids = drain(src, 10)
-      assert.equals(1300, #held * 10 + #ids)
-      assert.equals(1300, src:flush())
+      assert.equals(2600, #held * 10 + #ids)
+      assert.equals(2600, src:flush())
       assert.equals(0, busy)
-      assert.equals(130, client.calls.start_delete_batch)   -- each delete tried once
+      assert.equals(260, client.calls.start_delete_batch)   -- each delete tried once
       assert.is_true(tries > 0)
     end)
   end)

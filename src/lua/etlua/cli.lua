@@ -51,7 +51,7 @@ environment:
   ETLUA_BATCH_SIZE                  messages per transaction (default 200; 500 with --input)
   ETLUA_BATCH_MAX_WAIT_MS           longest a received message waits for its batch (default 500)
   ETLUA_RECEIVE_CONCURRENCY         most ReceiveMessage long polls in flight; the number adapts
-                                    below it (default 64)
+                                    below it (default 128)
   ETLUA_WAIT_SECONDS                long-poll wait as a service (default 20)
   ETLUA_DRAIN_WAIT_SECONDS          long-poll wait that proves the queue empty with --drain (default 1)
   ETLUA_RETRY_ATTEMPTS              attempts for a call that fails for a passing reason (default 8)

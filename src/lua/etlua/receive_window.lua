@@ -10,6 +10,14 @@
 --     adds one, so the window doubles each round trip until the consumer stops waiting;
 --   shrink by one per empty answer: the queue holds less than the receives ask for (an idle queue
 --     ends with one long poll in flight, not the ceiling's worth of empty answers);
+--   shrink by one per slow answer (past the prompt mark, below): it waited behind other receives
+--     at the server, so more of them would only wait longer there. The window settles where
+--     receives start to queue at the server, not at the ceiling: on loopback the emulator
+--     answers 64 receives in flight no faster than a score of them, and every receive more
+--     costs CPU on both sides; at a distance the round trip is mostly the network's, the mark
+--     (twice the floor) grows with it, and the window with the mark. A slow answer never takes
+--     the window below SLOW_MIN: a server shared with other clients (a producer sending to the
+--     same emulator) is slow for all of them, and a delay rule alone would hand it to them;
 --   halve on a late answer, or when the oldest receive in flight is late, at most once a round
 --     trip, and start no receive while one is late (prompt and late: against the fastest round
 --     trip seen, below): receives waiting behind each other at the server add nothing;
@@ -26,12 +34,24 @@ local Window = {}
 Window.__index = Window
 
 -- The round trip of a receive against the fastest seen (the floor): an answer within twice the
--- floor + 50 ms came from a server that was not kept waiting (growing may help); one past four
--- times the floor + 250 ms waited behind the others at the server (more receives would only
--- queue there, and a stop, which cuts a receive after a second, would strand their messages
--- for the visibility timeout).
-local PROMPT_FACTOR, PROMPT_S = 2, 0.050
+-- floor + 10 ms came from a server that was not kept waiting (growing may help); one past that
+-- is slow: it waited behind other receives at the server (one fewer); one past four times the
+-- floor + 250 ms is late: receives are piling up there (half as many: more would only queue,
+-- and a stop, which cuts a receive after a second, would strand their messages for the
+-- visibility timeout). The 10 ms: draining fauxqs into a durable Postgres on 2 cores, 50 ms
+-- (no slow answer then) let the window sit at the ceiling with round trips of 17 ms at the
+-- median; 5 ms held it near 20 and cost 4-9% of the rate; 10 ms, 0.86 of the CPU at the same
+-- rate (bench/README.md, issue 16's ninth round).
+local PROMPT_FACTOR, PROMPT_S = 2, 0.010
 local LATE_FACTOR, LATE_S = 4, 0.250
+
+-- The least a slow answer leaves (or the ceiling when lower). On one process serving a producer
+-- too (fauxqs fed as etlua drains it: bench/rss.sh), every round trip was ~12 ms whatever the
+-- window, so slow answers alone held it near 8 receives: etlua's share of the server fell, the
+-- backlog grew, and fauxqs slows with its depth (1M messages at 4,800-5,700 msgs/s against
+-- 10,000-15,000 with a window of 64). With 16 at the least: 14,000-14,800 in three runs, no
+-- collapse in seven, and a window that still settles near a score of receives on loopback.
+M.SLOW_MIN = 16
 
 -- The window a source starts with (or the ceiling when lower): enough for loopback; a farther
 -- queue grows it within a few round trips of the first batch.
@@ -78,8 +98,12 @@ function Window:answered(got, asked, short, seconds, now)
     end
   elseif got == 0 then
     set(self, self.n - 1)
-  elseif got >= asked and self.hungry and short and seconds
-      and seconds <= PROMPT_FACTOR * self.floor + PROMPT_S then
+  elseif not seconds then
+    return   -- no verdict on the server
+  elseif seconds > PROMPT_FACTOR * self.floor + PROMPT_S then
+    -- slow: it waited behind the others
+    if self.n > M.SLOW_MIN then set(self, self.n - 1) end
+  elseif got >= asked and self.hungry and short then
     set(self, self.n + 1)
   end
 end

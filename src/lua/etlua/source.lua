@@ -30,12 +30,14 @@ local M = {}
 local Sqs = {}
 Sqs.__index = Sqs
 
--- Request slots of the client: every receive in flight (<= 64, the ceiling of the receive window)
--- plus room for the deletes and visibility changes of a batch and its prefetch. Deletes are not
+-- Request slots of the client: every receive in flight (<= 128, the ceiling of the receive window)
+-- plus room for the deletes and visibility changes of a batch and its prefetch (a DeleteMessageBatch
+-- may take as long as a receive: on fauxqs, 55-90 of them were in flight at once, and with 128
+-- slots the receives found none free on a third to two thirds of their tries). Deletes are not
 -- held to a number of their own: each starts as soon as its batch has committed, on any slot the
 -- receives do not hold, and a freed slot goes to a waiting delete before any new receive (pump
 -- starts the tracker's waiting requests before the next fill).
-local MAX_INFLIGHT = 128
+local MAX_INFLIGHT = 256
 -- Messages a ReceiveMessage asks for: SQS's most.
 local RECEIVE_MAX = 10
 -- A receive's round trip is measured (for the receive window) only when etlua polled within this
