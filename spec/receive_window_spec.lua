@@ -123,6 +123,19 @@ describe("etlua.receive_window", function()
     assert.equals(4, low:size())
   end)
 
+  it("counts as slow only what an answer surely waited (least), not the time etlua looked away", function()
+    local w = window.new(64, { start = 30 })
+    w:wanted(false)
+    w:answered(10, 10, true, 0.001, T)             -- the floor: 1 ms; prompt: grows
+    assert.equals(31, w:size())
+    w:answered(10, 10, true, 0.050, T, 0.002)      -- seen after 50 ms, surely waited 2: kept
+    assert.equals(31, w:size())
+    w:answered(10, 10, true, 0.050, T, 0.030)      -- surely waited 30 ms: slow
+    assert.equals(30, w:size())
+    w:answered(10, 10, true, 0.003, T, 0.001)      -- prompt goes by what etlua saw
+    assert.equals(31, w:size())
+  end)
+
   it("halves on a late answer, once a round trip", function()
     local w = window.new(64, { start = 40 })
     w:answered(10, 10, true, 0.002, T)

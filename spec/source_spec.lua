@@ -329,6 +329,24 @@ describe("etlua.source (SQS) with a fake client", function()
     end)
   end)
 
+  it("counts no time etlua spends between polls against the server", function()
+    -- receives started, then etlua busy 50 ms (a batch, a commit) before it polls: the poll sends
+    -- them, so their round trips start there, and nothing waited at the server
+    with_queue({ bodies = 6000 }, { receive_concurrency = 40 }, function(src, client, h)
+      src:ack(src:next_batch(200, 500, 1))   -- grows past the slow verdict's least
+      local size = src.window:size()
+      assert.is_true(size > require("etlua.receive_window").SLOW_MIN)
+      src:ack(src:take_ready(#src.buffer))
+      assert.is_true(src:fill(1))
+      local started = receives_in_flight(client)
+      assert.is_true(started > 0)
+      h.advance(0.05)
+      src:pump(0)
+      assert.equals(started, #src.buffer // 10)
+      assert.is_true(src.window:size() >= size)
+    end)
+  end)
+
   it("shrinks to one long poll while the queue answers empty", function()
     with_queue({}, { receive_concurrency = 64 }, function(src, client)
       for _ = 1, 10 do

@@ -83,14 +83,19 @@ function Window:wanted(satisfied)
   self.hungry = not satisfied
 end
 
--- w:answered(got, asked, short, seconds, now): a receive came back with got messages (of at most
--- asked); short = the buffer, before them, held less than a batch (a hungry consumer is still
--- waiting); seconds = its round trip, nil when not known (the answer came while etlua was busy
--- elsewhere, so it may have waited for etlua rather than for the server: no verdict either way);
--- now = a monotonic clock in seconds.
-function Window:answered(got, asked, short, seconds, now)
+-- w:answered(got, asked, short, seconds, now [, least]): a receive came back with got messages (of
+-- at most asked); short = the buffer, before them, held less than a batch (a hungry consumer is
+-- still waiting); seconds = its round trip as etlua saw it, nil when not known (the answer came
+-- while etlua was busy elsewhere, so it may have waited for etlua rather than for the server: no
+-- verdict either way); least = the least the round trip can have been (default seconds: the
+-- answer may have come in at any time since etlua last looked, and only what it surely waited
+-- counts as slow); now = a monotonic clock in seconds.
+function Window:answered(got, asked, short, seconds, now, least)
   if seconds and seconds < self.floor then self.floor = seconds end
-  if seconds and seconds > LATE_FACTOR * self.floor + LATE_S then
+  -- a verdict that takes receives away goes by what the answer surely waited; growing, by what
+  -- etlua saw
+  local surely = least or seconds
+  if surely and surely > LATE_FACTOR * self.floor + LATE_S then
     -- halved, at most once a round trip: the answers of receives sent before the cut are late too
     if not self.halved_at or now - self.halved_at > seconds then
       self.halved_at = now
@@ -100,10 +105,10 @@ function Window:answered(got, asked, short, seconds, now)
     set(self, self.n - 1)
   elseif not seconds then
     return   -- no verdict on the server
-  elseif seconds > PROMPT_FACTOR * self.floor + PROMPT_S then
+  elseif surely > PROMPT_FACTOR * self.floor + PROMPT_S then
     -- slow: it waited behind the others
     if self.n > M.SLOW_MIN then set(self, self.n - 1) end
-  elseif got >= asked and self.hungry and short then
+  elseif seconds <= PROMPT_FACTOR * self.floor + PROMPT_S and got >= asked and self.hungry and short then
     set(self, self.n + 1)
   end
 end

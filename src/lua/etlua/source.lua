@@ -43,6 +43,9 @@ local RECEIVE_MAX = 10
 -- A receive's round trip is measured (for the receive window) only when etlua polled within this
 -- long before its answer was collected (an answer may have waited that long for etlua).
 local ATTENTIVE_S = 0.100
+-- A poll that took longer than this waited for its answers (the first look at the sockets
+-- never waits, and brings whatever is already in).
+local POLL_WAITED_S = 0.001
 -- FIFO: a batch is taken once a poll of this long brings nothing more (see next_batch).
 local QUIET_MS = 1
 
@@ -97,7 +100,8 @@ function M.sqs(cfg, log, new_client)
   self.fifo = is_fifo(cfg.queue_url)
   self.window = receive_window.new(cfg.receive_concurrency or 8, { fixed = self.fifo })
   self.buffer, self.kept, self.receiving, self.empty_polls, self.failures = {}, {}, 0, 0, 0
-  self.sent = {}   -- receive token -> when it was started (host.mono), for the window
+  self.sent = {}   -- receive token -> when it was sent (host.mono), for the window
+  self.unsent = {} -- tokens of receives started since the last poll (the next poll sends them)
   self.deleted = 0
   self.tracker = inflight.new(self.client, MAX_INFLIGHT)
   self.tracker.on_retry = function(req, rerr, rcode)
@@ -189,20 +193,34 @@ function Sqs:pump(timeout_ms)
   else
     -- a round trip is known when the last poll was recent: an answer may have waited that long
     -- for etlua (processing a batch, say), which says nothing about the server
-    local attentive = self.polled_at and host.mono() - self.polled_at <= ATTENTIVE_S
+    local before, start = self.polled_at, host.mono()
+    local attentive = before and start - before <= ATTENTIVE_S
+    local unsent, sent = self.unsent, self.sent
+    for i = #unsent, 1, -1 do   -- this poll sends them (every poll of the client is made here)
+      local token = unsent[i]
+      unsent[i] = nil
+      if sent[token] then sent[token] = start end
+    end
     local answers = self.client:poll(timeout_ms)
     self.polled_at = host.mono()
+    -- A poll returns as soon as an answer is in, so one that waited found none at its start:
+    -- what it brings came just now. One that returned at once brings answers that came in while
+    -- etlua was elsewhere, at some time after the poll before (which did not find them): only
+    -- the wait until then surely counts against the server (the window's slow verdict).
+    local waited = self.polled_at - start > POLL_WAITED_S
     for _, done in ipairs(answers) do
       if done.kind == "receive" then
         self.receiving = self.receiving - 1
-        local took = attentive and self.sent[done.token] and self.polled_at - self.sent[done.token] or nil
-        self.sent[done.token] = nil
+        local at = sent[done.token]
+        local took = attentive and at and self.polled_at - at or nil
+        local least = took and (waited and took or math.max(0, before - at))
+        sent[done.token] = nil
         if done.result then
           if self.failures > 0 then telemetry.ready(true) end
           self.failures = 0
           local now, result, buffer = host.now_ms(), done.result, self.buffer
           local k, nb = #result, #buffer
-          self.window:answered(k, RECEIVE_MAX, nb < (self.batch_max or 0), took, self.polled_at)
+          self.window:answered(k, RECEIVE_MAX, nb < (self.batch_max or 0), took, self.polled_at, least)
           for i = 1, k do
             local m = result[i]
             m.received_ms = now
@@ -265,7 +283,7 @@ end
 -- group's next message only once the one before is deleted, so each message we hold (buffered,
 -- in hand, being deleted) stands for at most one message to come, and a receive brings up to 10.
 -- Two more than those keep finding the groups not yet seen. More would only come back empty:
--- every delete wakes every waiting long poll (with one group, 64 empty answers per message).
+-- every delete wakes every waiting long poll (one group and 64 receives: 64 empty answers a message).
 function Sqs:receives_wanted()
   if not self.fifo then return self.window:size() end
   local held = #self.buffer + (self.deleting or 0)
@@ -295,6 +313,7 @@ function Sqs:fill(wait_seconds)
     end
     self.receiving = self.receiving + 1
     self.sent[token] = host.mono()
+    self.unsent[#self.unsent + 1] = token
   end
   return true
 end
