@@ -49,8 +49,8 @@ local LATE_FACTOR, LATE_S = 4, 0.250
 -- too (fauxqs fed as etlua drains it: bench/rss.sh), every round trip was ~12 ms whatever the
 -- window, so slow answers alone held it near 8 receives: etlua's share of the server fell, the
 -- backlog grew, and fauxqs slows with its depth (1M messages at 4,800-5,700 msgs/s against
--- 10,000-15,000 with a window of 64). With 16 at the least: 14,000-14,800 in three runs, no
--- collapse in seven, and a window that still settles near a score of receives on loopback.
+-- 10,000-15,000 with a window of 64). With 16 at the least: no collapse in 17 runs (1M at
+-- 13,700-17,100), and a window that still settles near a score of receives on loopback.
 M.SLOW_MIN = 16
 
 -- The window a source starts with (or the ceiling when lower): enough for loopback; a farther
@@ -103,13 +103,14 @@ function Window:answered(got, asked, short, seconds, now, least)
     end
   elseif got == 0 then
     set(self, self.n - 1)
-  elseif not seconds then
-    return   -- no verdict on the server
-  elseif surely > PROMPT_FACTOR * self.floor + PROMPT_S then
-    -- slow: it waited behind the others
-    if self.n > M.SLOW_MIN then set(self, self.n - 1) end
-  elseif seconds <= PROMPT_FACTOR * self.floor + PROMPT_S and got >= asked and self.hungry and short then
-    set(self, self.n + 1)
+  elseif seconds then   -- else no verdict on the server
+    local mark = PROMPT_FACTOR * self.floor + PROMPT_S
+    if surely > mark then
+      -- slow: it waited behind the others
+      if self.n > M.SLOW_MIN then set(self, self.n - 1) end
+    elseif seconds <= mark and got >= asked and self.hungry and short then
+      set(self, self.n + 1)
+    end
   end
 end
 
