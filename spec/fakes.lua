@@ -41,7 +41,8 @@ end
 -- F.client{bodies =, groups = fn(i) -> group id (FIFO) , visibility =, max_inflight =, host =}
 -- The queue: visible messages in order; receive takes up to 10 of them (FIFO: the head of each
 -- unlocked group, one a group, and the group stays locked while that message is in flight).
--- Requests finish at the next poll, in the order they started. Scripted faults:
+-- Requests finish at the next poll, in the order they started; with c.hold set, at the poll after
+-- the one that sends them (an answer that came in while etlua was elsewhere). Scripted faults:
 --   c.start_faults[method] = { {nil, msg, code}, ... }   consumed one per call of c[method]
 --   c.answer_faults[kind] = { {err =, code =} | {failed = {ids}}, ... }  consumed one per answer
 -- c.calls[method] counts the calls; c.visibility_calls lists {receipts, timeout} in order.
@@ -50,7 +51,7 @@ function F.client(o)
   local c = {
     queue_url = o.queue_url or "http://sqs.test/000000000000/q", visible = {}, flying = {},
     fifo = o.fifo, locked = {}, requests = {}, next_token = 0, max_inflight = o.max_inflight or 256,
-    start_faults = {}, answer_faults = {}, calls = {}, visibility_calls = {}, deleted = {},
+    start_faults = {}, answer_faults = {}, calls = {}, visibility_calls = {}, deleted = {}, held = {},
     vis_timeout = o.visibility or 30, receipt_n = 0, host = o.host,
   }
   for i, body in ipairs(o.bodies or {}) do
@@ -72,7 +73,7 @@ function F.client(o)
   function c:protocol() return "json" end
   function c:get_queue_url(name) count("get_queue_url"); return "http://sqs.test/000000000000/" .. name end
   function c:close() self.closed = true end
-  function c:pending() return #self.requests end
+  function c:pending() return #self.requests + #self.held end
   function c:attributes(_)
     count("attributes")
     local nv = 0
@@ -144,6 +145,11 @@ function F.client(o)
     local out, waited = {}, false
     local reqs = self.requests
     self.requests = {}
+    if self.hold then
+      reqs, self.held = self.held, reqs
+    elseif #self.held > 0 then   -- hold switched off: what it held is answered first
+      reqs, self.held = table.move(reqs, 1, #reqs, #self.held + 1, self.held), {}
+    end
     for _, r in ipairs(reqs) do
       local f = self.answer_faults[r.kind] and table.remove(self.answer_faults[r.kind], 1)
       if f and f.err then

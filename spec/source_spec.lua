@@ -347,6 +347,40 @@ describe("etlua.source (SQS) with a fake client", function()
     end)
   end)
 
+  -- Answers a poll finds at once came in at some time after the poll before: only the wait until
+  -- that poll surely counts against the server (the client holds each answer one poll).
+  local function held_answers(busy_s, first_poll_ms, check)
+    with_queue({ bodies = 6000 }, { receive_concurrency = 40 }, function(src, client, h)
+      src:ack(src:next_batch(200, 500, 1))   -- grows past the slow verdict's least; floor 0
+      local size = src.window:size()
+      assert.is_true(size > require("etlua.receive_window").SLOW_MIN)
+      src:ack(src:take_ready(#src.buffer))
+      client.hold = true
+      assert.is_true(src:fill(1))
+      local started = receives_in_flight(client)
+      assert.is_true(started > 0)
+      assert.equals(0, src:pump(first_poll_ms))   -- sends them; nothing has come back yet
+      h.advance(busy_s)
+      assert.equals(started * 10, src:pump(0))     -- returns at once with every answer
+      check(src.window:size(), size)
+    end)
+  end
+
+  it("counts no time an answer waited for etlua's next poll against the server", function()
+    -- etlua busy 50 ms after the poll that sent the receives: the answers came in at some time
+    -- in those 50 ms, and the poll that sent them returned at once, so none surely waited
+    held_answers(0.05, 0, function(after, before) assert.equals(before, after) end)
+  end)
+
+  it("judges answers slow by the poll before when that poll waited for them in vain", function()
+    -- the poll that sent the receives waited 60 ms (the fake's clock) and none came back: each
+    -- answer the next poll finds at once waited at least that long at the server
+    held_answers(0, 60, function(after, before)
+      assert.is_true(after < before)
+      assert.is_true(after >= require("etlua.receive_window").SLOW_MIN)
+    end)
+  end)
+
   it("shrinks to one long poll while the queue answers empty", function()
     with_queue({}, { receive_concurrency = 64 }, function(src, client)
       for _ = 1, 10 do
