@@ -22,13 +22,50 @@ def sh(*cmd):
         return None
 
 
-def round_ratios(runs, num, den):
-    """wall(num) / wall(den) of every round where both passed: den's rate over num's."""
-    walls = {}
+# Issue 16's goals: (key in the results file, what it divides, its goal or None, numerator,
+# denominator, measure). Measures: "cpu" = CPU us a message (the numerator's over the
+# denominator's), "rate" = msgs/s by the process's wall time, "drain" = msgs/s by the drain's own
+# clock (start until the queue is empty: the process's wall time also counts each client's proof
+# of emptiness, which differs). "the base commit": etlua at --base REV; its bare client is the
+# bare client as it was when the goal was set (today's bare drain runs on etlua's own SQS
+# client, which got cheaper with etlua).
+GOALS = [
+    ("cpu_etlua_over_bare", "etlua CPU/msg / bare client CPU/msg", "<= 0.4", "etlua", "bare", "cpu"),
+    ("rate_etlua_over_bare", "etlua msgs/s / bare drain msgs/s", ">= 0.9", "etlua", "bare", "rate"),
+    ("rate_etlua_over_tuned", "etlua msgs/s / tuned Python msgs/s", ">= 4", "etlua", "tuned", "rate"),
+    ("drain_rate_etlua_over_bare", "the same, start to empty queue: etlua / bare drain", ">= 0.9",
+     "etlua", "bare", "drain"),
+    ("drain_rate_etlua_over_tuned", "the same, start to empty queue: etlua / tuned Python", ">= 4",
+     "etlua", "tuned", "drain"),
+    ("rate_input_over_copy", "etlua --input msgs/s / psql \\copy rows/s", ">= 0.3", "input", "copy", "rate"),
+    ("cpu_etlua_over_base_bare", "etlua CPU/msg / the base commit's bare client CPU/msg", "<= 0.4",
+     "etlua", "base-bare", "cpu"),
+    ("cpu_etlua_over_base", "etlua CPU/msg / base commit's CPU/msg (drain)", "<= 0.25", "etlua", "base", "cpu"),
+    ("rate_etlua_over_base", "etlua msgs/s / base commit's msgs/s (drain)", None, "etlua", "base", "rate"),
+    ("cpu_input_over_base_input", "etlua --input CPU/msg / base commit's (--input)", "<= 0.25",
+     "input", "base-input", "cpu"),
+    ("rate_input_over_base_input", "etlua --input msgs/s / base commit's (--input)", None,
+     "input", "base-input", "rate"),
+]
+SUMMARY_FIELD = {"cpu": "cpu_us_per_msg", "rate": "msgs_per_s", "drain": "drain_msgs_per_s"}
+
+
+def measure(r, kind):
+    """One run's figure for a goal's measure, or None."""
+    if kind == "cpu":
+        return (r["user_s"] + r["sys_s"]) * 1e6 / r["n"]
+    secs = r["wall_s"] if kind == "rate" else r.get("drained_s")
+    return r["n"] / secs if secs else None
+
+
+def round_ratios(runs, num, den, kind):
+    """The goal's ratio within each round where both passed: a round runs every implementation
+    one after the other, so the host's speed moving between rounds cancels out of these."""
+    per = {}
     for r in runs:
-        if r["ok"] and r["wall_s"] > 0:
-            walls.setdefault(r["round"], {})[r["impl"]] = r["wall_s"]
-    return [w[num] / w[den] for w in walls.values() if num in w and den in w]
+        if r["ok"]:
+            per.setdefault(r["round"], {})[r["impl"]] = measure(r, kind)
+    return [v[num] / v[den] for v in per.values() if v.get(num) and v.get(den)]
 
 
 def main():
@@ -65,40 +102,16 @@ def main():
                                       if et and s["msgs_per_s"] else None)
     def get(k):
         return next((s for s in summary if s["impl"] == k and s["msgs_per_s"]), None)
-    bare, inp, copy = get("bare"), get("input"), get("copy")
-    goals = {}
-    if et and et["msgs_per_s"] and bare:
-        # etlua's own CPU per message against the bare receive+delete client's (goal <= 0.4)
-        goals["cpu_etlua_over_bare"] = et["cpu_us_per_msg"] / bare["cpu_us_per_msg"]
-        goals["rate_etlua_over_bare"] = et["msgs_per_s"] / bare["msgs_per_s"]       # goal >= 0.9
-    if et and et["msgs_per_s"] and get("tuned"):
-        goals["rate_etlua_over_tuned"] = et["msgs_per_s"] / get("tuned")["msgs_per_s"]  # goal >= 4
-    # the same two rate goals on the drain's own clock (start until the queue is empty): the
-    # process's wall time also counts each client's proof of emptiness, which differs
-    for k in ("bare", "tuned"):
-        o = get(k)
-        if et and o and et.get("drain_msgs_per_s") and o.get("drain_msgs_per_s"):
-            goals[f"drain_rate_etlua_over_{k}"] = et["drain_msgs_per_s"] / o["drain_msgs_per_s"]
-    if inp and copy:
-        goals["rate_input_over_copy"] = inp["msgs_per_s"] / copy["msgs_per_s"]       # goal >= 0.3
-        # each round runs both one after the other: the median of the rounds' own ratios is not
-        # moved by the host's speed changing between rounds as the ratio of medians is
-        by_round = round_ratios(runs, "copy", "input")
-        if by_round:
-            goals["rate_input_over_copy_by_round"] = statistics.median(by_round)
-    base_bare = get("base-bare")
-    if et and et["msgs_per_s"] and base_bare:
-        # the same CPU goal against the bare client as it was when the goal was set (the bare
-        # drain runs on etlua's own SQS client, which got cheaper with etlua)
-        goals["cpu_etlua_over_base_bare"] = et["cpu_us_per_msg"] / base_bare["cpu_us_per_msg"]  # <= 0.4
-    base, base_inp = get("base"), get("base-input")
-    if et and et["msgs_per_s"] and base:
-        # "4x less CPU than today": etlua's CPU per message against the base commit's, same run
-        goals["cpu_etlua_over_base"] = et["cpu_us_per_msg"] / base["cpu_us_per_msg"]  # goal <= 0.25
-        goals["rate_etlua_over_base"] = et["msgs_per_s"] / base["msgs_per_s"]
-    if inp and base_inp:
-        goals["cpu_input_over_base_input"] = inp["cpu_us_per_msg"] / base_inp["cpu_us_per_msg"]  # <= 0.25
-        goals["rate_input_over_base_input"] = inp["msgs_per_s"] / base_inp["msgs_per_s"]
+    # each goal twice: the ratio of the medians, and the median of each round's own ratio
+    goals, by_round = {}, {}
+    for key, _, _, num, den, kind in GOALS:
+        a, b, field = get(num), get(den), SUMMARY_FIELD[kind]
+        if a and b and a.get(field) and b.get(field):
+            goals[key] = a[field] / b[field]
+            rounds = round_ratios(runs, num, den, kind)
+            if rounds:
+                by_round[key] = {"median": statistics.median(rounds), "min": min(rounds),
+                                 "max": max(rounds), "rounds": len(rounds)}
     cpu = None
     try:
         cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
@@ -117,7 +130,7 @@ def main():
                   "(not Postgres, not fauxqs). msgs/s = N / wall time of the whole process; "
                   "drain msgs/s = N / drained_s, from the client's start until the harness saw the "
                   "queue hold no message (visible or in flight).",
-        "summary": summary, "goals": goals, "runs": runs,
+        "summary": summary, "goals": goals, "goals_by_round": by_round, "runs": runs,
     }
     with open(sys.argv[2], "w") as f:
         json.dump(doc, f, indent=1)
@@ -136,24 +149,18 @@ def main():
         ratio = f"{s['ratio_etlua_over_impl']:.2f}" if s["ratio_etlua_over_impl"] else "-"
         empty = (f"{s['drained_s']:.2f} | {s['drain_msgs_per_s']:.0f}" if s.get("drained_s") else "- | -")
         print(f"| {s['impl']} | {s['msgs_per_s']:.0f} | {empty} | {s['cpu_s']:.2f} | {s['cpu_us_per_msg']:.1f} | {s['peak_rss_mib']:.1f} | {ratio} | {'yes' if s['all_ok'] else str(s['ok_runs']) + '/' + str(s['runs'])} |")
-    labels = {"cpu_etlua_over_bare": ("etlua CPU/msg / bare client CPU/msg", "<= 0.4"),
-              "rate_etlua_over_bare": ("etlua msgs/s / bare drain msgs/s", ">= 0.9"),
-              "cpu_etlua_over_base_bare": ("etlua CPU/msg / the base commit's bare client CPU/msg", "<= 0.4"),
-              "rate_etlua_over_tuned": ("etlua msgs/s / tuned Python msgs/s", ">= 4"),
-              "drain_rate_etlua_over_bare": ("the same, start to empty queue: etlua / bare drain", ">= 0.9"),
-              "drain_rate_etlua_over_tuned": ("the same, start to empty queue: etlua / tuned Python", ">= 4"),
-              "rate_input_over_copy": ("etlua --input msgs/s / psql \\copy rows/s", ">= 0.3"),
-              "rate_input_over_copy_by_round": ("the same, median of each round's own ratio", ">= 0.3"),
-              "cpu_etlua_over_base": ("etlua CPU/msg / base commit's CPU/msg (drain)", "<= 0.25"),
-              "rate_etlua_over_base": ("etlua msgs/s / base commit's msgs/s (drain)", None),
-              "cpu_input_over_base_input": ("etlua --input CPU/msg / base commit's (--input)", "<= 0.25"),
-              "rate_input_over_base_input": ("etlua --input msgs/s / base commit's (--input)", None)}
     if goals:
         print()
-        for k, v in goals.items():
-            goal = f" (goal {labels[k][1]})" if labels[k][1] else ""
-            print(f"{labels[k][0]}: {v:.2f}{goal}")
-
+        for key, label, goal, *_ in GOALS:
+            if key not in goals:
+                continue
+            line = f"{label}: {goals[key]:.2f}"
+            if goal:
+                line += f" (goal {goal})"
+            r = by_round.get(key)
+            if r and r["rounds"] > 1:
+                line += f"; by rounds {r['median']:.2f} ({r['min']:.2f}-{r['max']:.2f}, {r['rounds']} rounds)"
+            print(line)
 
 if __name__ == "__main__":
     main()
