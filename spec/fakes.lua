@@ -41,8 +41,9 @@ end
 -- F.client{bodies =, groups = fn(i) -> group id (FIFO) , visibility =, max_inflight =, host =}
 -- The queue: visible messages in order; receive takes up to 10 of them (FIFO: the head of each
 -- unlocked group, one a group, and the group stays locked while that message is in flight).
--- Requests finish at the next poll, in the order they started; with c.hold set, at the poll after
--- the one that sends them (an answer that came in while etlua was elsewhere). Scripted faults:
+-- Requests finish at the next poll, in the order they started; once c.hold is set (for the rest of
+-- the client's life), at the poll after the one that sends them (an answer that came in while
+-- etlua was elsewhere). Scripted faults:
 --   c.start_faults[method] = { {nil, msg, code}, ... }   consumed one per call of c[method]
 --   c.answer_faults[kind] = { {err =, code =} | {failed = {ids}}, ... }  consumed one per answer
 -- c.calls[method] counts the calls; c.visibility_calls lists {receipts, timeout} in order.
@@ -145,11 +146,7 @@ function F.client(o)
     local out, waited = {}, false
     local reqs = self.requests
     self.requests = {}
-    if self.hold then
-      reqs, self.held = self.held, reqs
-    elseif #self.held > 0 then   -- hold switched off: what it held is answered first
-      reqs, self.held = table.move(reqs, 1, #reqs, #self.held + 1, self.held), {}
-    end
+    if self.hold then reqs, self.held = self.held, reqs end
     for _, r in ipairs(reqs) do
       local f = self.answer_faults[r.kind] and table.remove(self.answer_faults[r.kind], 1)
       if f and f.err then
