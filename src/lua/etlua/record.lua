@@ -1,5 +1,7 @@
 --[[ etlua.record: one message in, one outcome out
-  (unwrap the envelope -> decode -> validate -> rules -> masks -> transform -> rows).
+  (unwrap the envelope -> decode -> masks -> validate -> rules -> transform -> rows; the masks
+  are of the decoded body as received, so what validate or a rule changes in the record does not
+  reach them).
 
   local record = require "etlua.record"
   local p = record.new(desc, {masker = mask.new(key), rules = record.load_rules(dir)})
