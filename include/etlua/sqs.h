@@ -1,6 +1,6 @@
 /* sqs.h: etlua.sqs, the SQS client, in three layers:
- *  - transport: include/etlua/http.h (src/http.c): libcurl multi, connection reuse, TLS,
- *    SigV4 signing by libcurl;
+ *  - transport: include/etlua/http.h (src/http.c): libcurl multi, connection reuse, TLS; each
+ *    request signed (SigV4) by our own src/sigv4.c (etl_sigv4_sign, include/etlua/sigv4.h);
  *  - codecs: include/etlua/sqs_codec.h (src/sqs_codec.c, src/sqs_json.c, src/sqs_query.c): one
  *    table of functions per wire protocol, picked once after detection;
  *  - the Lua binding: src/sqs.c, luaopen_etlua_sqs (sqs.client's options: src/sqs_options.c).
