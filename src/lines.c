@@ -1,5 +1,6 @@
-/* lines.c: the etlua.lines module. Owns the cutting of an --input file into its lines (the file
- * source of src/lua/etlua/source.lua, which numbers them and makes each line's message).
+/* lines.c: the etlua.lines module. Owns the cutting of an --input file into its lines for the
+ * file source, src/lua/etlua/source_file.lua; lines.message also numbers each line and makes its
+ * message id (the source makes the rest of the message).
  *
  * Why C: read in Lua, a file came as 64 KiB strings (f:read(n)), each line then found and cut
  * out of one with string.find and string.sub: every chunk a new 64 KiB Lua string for the
