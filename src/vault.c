@@ -2,7 +2,8 @@
  * EVP interface (no crypto of our own), random nonces from RAND_bytes, and a key handle whose
  * bytes never go back to Lua and are cleansed (OPENSSL_cleanse) when it is closed.
  *
- * Lua API (see ARCHITECTURE.md "etlua.vault"):
+ * Lua API (what the vault stores and how: README "PII vault and `etlua reveal`" and
+ * src/lua/etlua/pii_vault.lua):
  *   vault.key(material)          -> key ("etlua.vault.key")  or nil, msg
  *                                   material: 32 raw bytes or 64 hex digits (+ one newline)
  *   key:id()                     -> 16 lowercase hex chars: the first 8 bytes of SHA-256(key)
