@@ -1,5 +1,7 @@
-/* pg.h: the etlua.pg module (libpq connection handle, parameterised exec, COPY of row arrays)
- * and the pure COPY text-format escaping it uses, exposed for unit tests. */
+/* pg.h: the etlua.pg module (libpq connection handle, parameterised exec, COPY of row arrays in
+ * COPY's binary or text format), the C API for array parameters a C module holds in C arrays
+ * (etl_pg_push_int_array, etl_pg_push_char_array: src/ledger_entries.c's), and the pure
+ * functions behind them exposed for unit tests (COPY text escaping, binary arrays and rows). */
 #ifndef ETLUA_PG_H
 #define ETLUA_PG_H
 
