@@ -1,6 +1,8 @@
 /* json.h: the JSON codec (etlua.json) and the number formatting it shares with the Postgres path.
- * The Lua module is what the host uses; the C functions below are for other C modules (the COPY
- * path's number text) and for tests. Why a codec of our own: see the header of src/json.c. */
+ * The Lua module is what the host uses (its json.number_text gives etlua.rows the Postgres text of
+ * a number); the C functions below are that formatting and the encoder's (src/json.c,
+ * src/json_encode.c), declared here for tests/c/test_json.c. Why a codec of our own: see the
+ * header of src/json.c. */
 #ifndef ETLUA_JSON_H
 #define ETLUA_JSON_H
 
