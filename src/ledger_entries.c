@@ -10,8 +10,9 @@
  * spells), used by build() for the common batch and by entry() for everything else: ledger.lua's
  * Lua loop over the other batches and l:entry_key. ledger.lua keeps the batch-level decisions
  * (which items are common, the file stamps, partitions known or made, expired items, the legacy
- * ledger, the order, the fresh set). key_line reads the key by hand: two fixed forms that
- * etlua.source writes, no format a library parses; it matches what the Lua patterns
+ * ledger, the order, the fresh set). key_line reads the key by hand: two fixed forms of the
+ * --input source's ids (etlua.source_file: a file's line ids made by etlua.lines' lines.message,
+ * stdin's by source_file itself), no format a library parses; it matches what the Lua patterns
  * ^input:(%x+):(%d+)$ and ^stdin:%d+:(%d+)$ did before it.
  *
  * Why C for the batch: in Lua the claim's loop read about a dozen fields per message, called the
@@ -42,7 +43,7 @@
  *   - key (item.key, else item.id) is a string;
  *   - send time item.sent_ms is an integer, or absent (nil or false);
  *   - message, when it is a table whose input_line is set and whose id is the key (an --input
- *     line as etlua.source makes it), has an integer input_line and an input_file string or
+ *     line as etlua.source_file makes it), has an integer input_line and an input_file string or
  *     nil; otherwise whose key does not start with "i" (an --input line id to parse), nor,
  *     without a send time, with "stdin:";
  *   - `sent`, from the send time, the file's stamp (stamps[file]) or the queue's (stamp), falls
