@@ -4,8 +4,9 @@
  * etl_sqs_request and reads an answer into a neutral struct etl_sqs_result, mapping the
  * service's errors onto the etlua.sqs codes. Both codecs are pure functions of their input
  * bytes, bounded in what they keep, so tests and fuzzers feed them arbitrary answers:
- *  - src/sqs_json.c   JSON 1.0 (x-amz-json-1.0, X-Amz-Target), answers read in one pass by
- *                     src/sqs_json_answer.c (why not a JSON library: its header);
+ *  - src/sqs_json.c   JSON 1.0 (x-amz-json-1.0, X-Amz-Target), answers read by
+ *                     src/sqs_json_answer.c with the one-pass reader of src/sqs_json_read.c
+ *                     (why not a JSON library: the header of sqs_json_read.c);
  *  - src/sqs_query.c  the query protocol (form bodies), XML answers read with expat.
  * src/sqs_codec.c holds what both share: code and action names, the error classification,
  * freeing a result. */
