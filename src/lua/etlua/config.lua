@@ -1,9 +1,13 @@
 -- etlua.config: the run's configuration, from the environment and the script's defaults (the
 -- environment wins over the script's `config` table). It reads and validates every environment
--- variable etlua uses (no other module calls os.getenv): a bad value is a one-line error naming
--- the variable and what it allows. It owns the secrets (AWS secret key and session token, mask
--- key, vault key, the Postgres password): each is registered with etlua.redact as it is read,
--- and config.describe() is the only view of the configuration that is logged.
+-- variable etlua uses (other modules hand it os.getenv): a bad value is a one-line error naming
+-- the variable and what it allows. The other readers: etlua.cli looks at DATABASE_URL early, to
+-- start the Postgres connection while the rest loads (only for a URL M.database accepts);
+-- src/http_proxy.c reads the proxy variables in C, as libcurl would; src/pg_text.c reads
+-- PGPASSWORD only to redact it from a connection error; libpq reads its own PG* variables. It
+-- owns the secrets (AWS secret key and session token, mask key, vault key, the Postgres
+-- password): each is registered with etlua.redact as it is read, and config.describe() is the
+-- only view of the configuration that is logged.
 local fail = require "etlua.fail"
 local redact = require "etlua.redact"
 local pg = require "etlua.pg"
