@@ -1,5 +1,5 @@
 --[[ etlua.testing: unit-testing any pipeline script without SQS or Postgres, with the same
-loader, decoder, masking and row building as a real run (README "Testing a script").
+loader, decoder, masking and row building as a real run (SCRIPTING.md "Testing a script").
 
   local testing = require "etlua.testing"
   local pipeline = testing.load("scripts/purchases_etl.lua", {key = "...", rules = "dir"})
