@@ -1,6 +1,6 @@
 --[[ etlua.rows: what transform returned -> the rows of each output, every value already in the
 form Postgres reads, or the reason it cannot be written. Checked here, so the COPY path
-(src/pg.c) only ever sees strings, integers and nil. A row is read by etlua.row's gather (C:
+(src/pg_copy.c) only ever sees strings, integers and nil. A row is read by etlua.row's gather (C:
 per value and per key it is cheaper than type() and next() from Lua), which also tells the
 common row (strings and integers, no other key) from one that needs the checks below.
 
