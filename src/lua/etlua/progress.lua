@@ -1,6 +1,7 @@
 -- etlua.progress: the live progress line of a --drain on a terminal (stderr), redrawn at most
 -- once a second: done, rate, rejects, and roughly how many messages are left in the queue
--- (ApproximateNumberOfMessages, asked every few seconds). Nothing when stderr is not a terminal.
+-- (src:approximate_left(): ApproximateNumberOfMessages plus ...NotVisible, visible plus in
+-- flight, asked every few seconds, less what was received since). Nothing when stderr is not a terminal.
 local host = require "etlua.host"
 
 local M = {}
