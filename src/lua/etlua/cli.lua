@@ -1,5 +1,6 @@
 -- etlua.cli: the command line (README "Running it"). Parses argv, answers --help and
--- --version, and hands everything else to the runner.
+-- --version, hands `etlua reveal ...` to etlua.reveal, starts the Postgres connection early (in
+-- a thread, while the rest loads: prestart below) and hands everything else to the runner.
 local host = require "etlua.host"
 
 local M = {}
@@ -8,12 +9,12 @@ M.usage = [[
 usage: etlua SCRIPT [--drain] [--dry-run] [--input FILE|-] [--rules DIR] [--log-format text|json]
                     [--metrics HOST:PORT]
        etlua reveal [--field PATH] MASKED...   (PII vault key holders; see etlua reveal --help)
-       etlua --version | --help
+       etlua --version | --help | -h
 
 Drains an SQS queue of JSON events into PostgreSQL through a Lua pipeline script: the tables
 it writes, validation, the rows of each event, which fields are personal data (SCRIPTING.md;
 scripts/login_etl.lua for login events, scripts/purchases_etl.lua for SNS-published purchases).
---dry-run prints {"<output>": row} lines for a script with several outputs.
+--dry-run prints {"<output>": row} lines for a script with `outputs`.
 
 options:
   --drain              exit 0 once the queue is empty (after the last commit and delete; on a
@@ -21,13 +22,14 @@ options:
                        flight); without it etlua runs as a service until SIGTERM/SIGINT
   --dry-run            print the rows it would write as JSON lines on stdout; write and delete
                        nothing (what it received from SQS is released when it ends)
-  --input FILE|-       read message bodies, one per line, from FILE or stdin instead of SQS
+  --input FILE|-       read message bodies, one per line, from FILE or stdin instead of SQS;
+                       the run ends at the end of its input, with or without --drain
   --rules DIR          load analysts' rule files (DIR/*.lua, in name order)
   --log-format FORMAT  text (default) or json lines, on stderr
   --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics, with /healthz (200 while
                        running) and /readyz (200 while connected to SQS and Postgres, else 503);
                        a numeric address: 127.0.0.1:9108, 0.0.0.0:9108, [::1]:9108
-  --version, --help
+  --version, --help (-h)
 
 environment:
   SQS_QUEUE_URL | SQS_QUEUE         the queue (a name is resolved with GetQueueUrl)
@@ -38,6 +40,8 @@ environment:
                                     and ~/.aws/config (AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE);
                                     test/test for a loopback endpoint with none set
   AWS_CA_BUNDLE                     CA file for https endpoints
+  http_proxy, https_proxy | HTTPS_PROXY, all_proxy | ALL_PROXY, no_proxy | NO_PROXY
+                                    proxy for SQS, by curl's rules (HTTP_PROXY is never read)
   ETLUA_SQS_PROTOCOL                auto (default), json or query
   DATABASE_URL | PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGSSLMODE   Postgres (in a URL,
                                     percent-encode @ / % in the password: %40 %2F %25)
@@ -73,8 +77,9 @@ signals: SIGTERM/SIGINT stop receiving, commit and delete the batch in hand, rel
   other message received (visibility 0: SQS hands it out again at once), exit 0 (a script hook
   running at that moment is cut short: its message and the rest of its batch are released too;
   a second signal exits at once: the ledger makes that harmless); SIGHUP re-reads the script and
-  the rule files between batches (a version that fails to load is refused and the old one keeps
-  running).
+  the rule files between batches (a version that fails to load, or that writes other tables,
+  columns or keys, is refused and the old one keeps running; the script's config table is not
+  applied again: settings are read at start-up only).
 A --drain on a terminal shows a progress line on stderr: done, rate, rejects, ~messages left.
 
 exit status: 0 done; 1 a run that could not finish (one line on stderr says why); 2 usage.
