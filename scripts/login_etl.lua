@@ -52,9 +52,11 @@ local function absent(v)
   return v == nil or v == null
 end
 
--- Length in characters (UTF-8 code points). Text that is not valid UTF-8 is counted in bytes:
--- the contract has no rule for it, so it goes on to Postgres, which refuses it and the row
--- lands in the rejects as db_refused (the same for a NUL character, which text cannot hold).
+-- Length in characters (UTF-8 code points). Text that is not valid UTF-8 never comes from a
+-- body: the decoder rejects such a body as invalid_json before validate runs. It is counted in
+-- bytes here only for a record built some other way (a test calling validate with a table).
+-- A NUL character (\u0000) is valid UTF-8 and passes: Postgres refuses it in text and the
+-- message lands in the rejects as db_refused.
 -- A character takes at least one byte, so the checks count only text with more bytes than
 -- the limit: `#v > LIMIT and char_count(v) > LIMIT`.
 local function char_count(s)
