@@ -23,8 +23,12 @@
  * nothing); live memory may grow by at most BUDGET_MEMORY_MB (Lua runs a full emergency
  * collection before giving up), so string.rep, table.concat or gsub of a huge size fail at once
  * with "not enough memory".
- * Limit: a single C function running long without allocating (string.find with a pathological
- * pattern on a long subject) runs no VM instruction and cannot be cut short before it returns.
+ * C functions: a C function runs no VM instruction, so the hook cannot cut it while it runs.
+ * The library functions a hook may call take time about linear in their input (table.sort's is
+ * n log n), and the memory limit bounds the input. Lua's string patterns are the exception: they
+ * can backtrack for hours on a short subject. So string.find, match, gmatch and gsub in the
+ * sandbox are budget.patterns (src/pattern.c), whose matcher calls etl_budget_check as it
+ * works: the hook's error is raised there.
  *
  * Lua API:
  *   budget.call(ms, fn, ...) -> true, results...
@@ -33,6 +37,8 @@
  *       converted under the same budget, anything else "(error object is a T value)".
  *       Misuse (ms not a positive integer, fn not a function, a call inside a call) raises.
  *   budget.expired() -> true when the running call is past its CPU time or stopped
+ *   budget.patterns -> {find, match, gmatch, gsub}: Lua's string functions of those names, whose
+ *       matcher looks at the running call's budget as it works (src/pattern.c)
  *   budget.MEMORY_MB, budget.WATCH_MS
  * One budgeted call runs at a time in the process (the host has one Lua state). The allocator
  * counts only while a call runs: a block allocated before and freed during it counts as freed,
@@ -40,6 +46,7 @@
 #include "etlua/budget.h"
 
 #include "etlua/host.h"
+#include "etlua/pattern.h"
 
 #include <errno.h>
 #include <lauxlib.h>
@@ -82,26 +89,46 @@ static int64_t etl_budget_clock_ns(clockid_t clock)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void etl_budget_hook(lua_State *L, lua_Debug *ar)
+/* Why the budgeted call running on L is to stop now (recorded in why), or WHY_NONE: none runs on
+ * L, or it is within its time and no stop was asked for. */
+static int etl_budget_due(lua_State *L)
 {
-    (void)ar;
-    if (active_L != L) { /* armed by a signal as the call ended: remove it, raise nothing */
-        lua_sethook(L, NULL, 0, 0);
-        return;
-    }
+    if (active_L != L)
+        return WHY_NONE;
     if (why == WHY_NONE) {
         if (etl_host_stop_requested())
             why = WHY_STOPPED;
         else if (atomic_load(&expired_gen) == atomic_load(&call_gen))
             why = WHY_TIMEOUT;
-        else {
-            lua_sethook(L, NULL, 0, 0); /* a late signal of an earlier call: nothing to do */
-            return;
-        }
     }
-    /* from now on raise at every instruction: even an error caught by a pcall meets the next */
+    return why;
+}
+
+static void etl_budget_hook(lua_State *L, lua_Debug *ar);
+
+/* Raises the call's stop; from now on at every instruction too: even an error caught by a pcall
+ * meets the next. */
+static void etl_budget_raise(lua_State *L)
+{
     lua_sethook(L, etl_budget_hook, LUA_MASKCOUNT, 1);
     luaL_error(L, why == WHY_STOPPED ? "stopped by a stop signal" : "ran past its time budget");
+}
+
+static void etl_budget_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    /* nothing due: armed by a signal as the call ended, or a late signal of an earlier call */
+    if (etl_budget_due(L) == WHY_NONE) {
+        lua_sethook(L, NULL, 0, 0);
+        return;
+    }
+    etl_budget_raise(L);
+}
+
+void etl_budget_check(lua_State *L)
+{
+    if (etl_budget_due(L) != WHY_NONE)
+        etl_budget_raise(L);
 }
 
 /* Arms the hook on the running call; only ever on the Lua thread itself (a signal handler
@@ -365,5 +392,7 @@ int luaopen_etlua_budget(lua_State *L)
     lua_setfield(L, -2, "MEMORY_MB");
     lua_pushinteger(L, WATCH_MS);
     lua_setfield(L, -2, "WATCH_MS");
+    etl_pattern_push(L);
+    lua_setfield(L, -2, "patterns");
     return 1;
 }

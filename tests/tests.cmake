@@ -9,6 +9,8 @@ foreach(t ${ETLUA_C_TESTS})
   add_test(NAME c.${name} COMMAND ${name})
   set_tests_properties(c.${name} PROPERTIES LABELS "unit")
 endforeach()
+# c.test_pattern: a matcher that stopped looking at the budget would backtrack for hours
+set_tests_properties(c.test_pattern PROPERTIES TIMEOUT 120)
 
 # --- lint: cppcheck, luacheck, clang-format (tests/lint.cmake) --------------------------------
 include(${CMAKE_SOURCE_DIR}/tests/lint.cmake)
@@ -110,9 +112,10 @@ etlua_integration(progress 120 ${IT}/progress.sh)
 # pii, 1 MiB runs included) through fauxqs, --input and --dry-run; oracle.py --pii-leaks finds
 # no secret in any stored detail, body or log line, within a time bound.
 etlua_integration(pii_rejects 300 ${IT}/pii_rejects.sh)
-# integration.sandbox: a rule looping forever on one message is a script_timeout reject (the rest
-# lands); escape attempts from a rule come back empty; SIGTERM inside the loop exits in ~1 s.
-etlua_integration(sandbox 180 ${IT}/sandbox.sh)
+# integration.sandbox: a rule looping forever, or a pattern backtracking, on one message is a
+# script_timeout reject (the rest lands); escape attempts from a rule come back empty; SIGTERM
+# inside the loop or the pattern exits in ~1 s.
+etlua_integration(sandbox 240 ${IT}/sandbox.sh)
 
 # --- fuzz (libFuzzer, clang; ETLUA_FUZZ=ON) -----------------------------------------------------
 # Every tests/fuzz/fuzz_<name>.c is a libFuzzer target (ASan + UBSan) linked against

@@ -20,7 +20,9 @@ The environment is built from an allow-list (never by deleting from _G), one per
       require       "cjson" (a cjson.new() instance of its own), "etlua.mask" (the pure functions
                     sha256_hex, hmac_sha256_hex, canonical_ip) and Lua files in the sandbox's
                     directory, run in the same sandbox and cached in it
-  * string (without dump), table, math, utf8: copies, so changing them changes nothing for the host
+  * string (without dump), table, math, utf8: copies, so changing them changes nothing for the host;
+    string's find, match, gmatch and gsub are etlua.budget's (budget.patterns), which a time
+    budget or a stop signal cuts even while they match (below)
   * os.time, os.date, os.clock, os.difftime.
 Left out on purpose: print and warn (stdout carries --dry-run rows; log lines belong to the host),
 dofile, loadfile, collectgarbage, coroutine (a coroutine made at load time would run a hook's
@@ -34,6 +36,14 @@ local mask = require "etlua.mask"
 local codec = require "etlua.codec"
 
 local M = {}
+
+-- Lua's own string.find, match, gmatch and gsub run no VM instruction while they match, so a
+-- pattern that backtracks for hours would be out of the budget's reach; budget.patterns are
+-- the same functions with a matcher that looks at the budget as it works. They go into the
+-- state's string library itself, not only into each sandbox's copy: every string's metatable
+-- indexes that table, so s:find(...) in a script reaches them. (Outside a budgeted call they
+-- behave exactly as Lua's, for the host's own code too.)
+for name, f in pairs(budget.patterns) do rawset(string, name, f) end
 
 M.LOAD_BUDGET_MS = 5000 -- the top level of a script, a rule file or a required file, at load
 
