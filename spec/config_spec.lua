@@ -147,6 +147,7 @@ describe("every variable in one table", function()
     for _, case in ipairs({
       { "ETLUA_RETRY_ATTEMPTS", "abc", "ETLUA_RETRY_ATTEMPTS must be an integer from 1 to 1000, not 'abc'" },
       { "ETLUA_BATCH_SIZE", "0", "ETLUA_BATCH_SIZE must be an integer from 1 to 100000, not '0'" },
+      { "ETLUA_DRAIN_WAIT_SECONDS", "0", "ETLUA_DRAIN_WAIT_SECONDS must be an integer from 1 to 20, not '0'" },
       { "ETLUA_SQS_PROTOCOL", "xml", "ETLUA_SQS_PROTOCOL must be auto, json or query, not 'xml'" },
       { "ETLUA_SYNCHRONOUS_COMMIT", "maybe",
         "ETLUA_SYNCHRONOUS_COMMIT must be on, remote_apply, remote_write, local or off, not 'maybe'" },

@@ -57,7 +57,7 @@ environment:
   ETLUA_RECEIVE_CONCURRENCY         most ReceiveMessage long polls in flight; the number adapts
                                     below it (default 128)
   ETLUA_WAIT_SECONDS                long-poll wait as a service (default 20)
-  ETLUA_DRAIN_WAIT_SECONDS          long-poll wait that proves the queue empty with --drain (default 1)
+  ETLUA_DRAIN_WAIT_SECONDS          long-poll wait that proves the queue empty with --drain (1-20, default 1)
   ETLUA_RETRY_ATTEMPTS              attempts for a call that fails for a passing reason (default 8)
   ETLUA_OUTAGE_SECONDS              how long an SQS or Postgres outage is waited out mid-run (default 300)
   ETLUA_LEDGER_RETENTION            seconds a ledger entry is kept, margin included (default: the

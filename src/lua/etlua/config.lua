@@ -130,7 +130,9 @@ M.VARIABLES = {
   { "ETLUA_OUTAGE_SECONDS", "integer", 300, 0, 86400 },
   { "ETLUA_RETRY_ATTEMPTS", "integer", 8, 1, 1000 },
   { "ETLUA_WAIT_SECONDS", "integer", 20, 0, 20 },
-  { "ETLUA_DRAIN_WAIT_SECONDS", "integer", 1, 0, 20 },
+  -- at least 1: a --drain ends on an empty long poll; a short poll (0) can come back empty
+  -- from a queue that still holds messages (SQS samples a subset of its servers)
+  { "ETLUA_DRAIN_WAIT_SECONDS", "integer", 1, 1, 20 },
   -- The most ReceiveMessage long polls in flight: the number in flight adapts below it
   -- (etlua.receive_window: grows while prompt full answers meet a waiting batch, shrinks on
   -- empty, slow or late answers and on a prefetch two batches ahead); 128 leaves room at 20 ms
