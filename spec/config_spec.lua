@@ -142,6 +142,38 @@ region = ap-south-1
   end)
 end)
 
+describe("the script's defaults for libpq's PG* variables", function()
+  local pg = require "etlua.pg"
+
+  it("are written into the connection string when the environment leaves them unset", function()
+    local cfg = config.load({ PGHOST = "db.example", PGPORT = "6432", PGSSLMODE = "require" }, with {})
+    assert.are.equal("host='db.example' port='6432' sslmode='require'", cfg.database_url)
+    assert.are.same({ host = "db.example", port = "6432", sslmode = "require" },
+                    pg.parse_conninfo(cfg.database_url))
+  end)
+
+  it("lose to the environment's own PG* (which libpq reads)", function()
+    local cfg = config.load({ PGHOST = "db.example", PGUSER = "etl" }, with { PGHOST = "other" })
+    assert.are.equal("user='etl'", cfg.database_url)
+    assert.are.equal("", config.load({ PGHOST = "db.example" }, with { PGHOST = "other" }).database_url)
+  end)
+
+  it("lose to what DATABASE_URL says, and fill in what it does not", function()
+    local cfg = config.load({ PGHOST = "db.example", PGSSLMODE = "require", PGDATABASE = "d0" },
+                            with { DATABASE_URL = "postgresql://u@h:5433/db" })
+    assert.are.same({ host = "h", port = "5433", user = "u", dbname = "db", sslmode = "require" },
+                    pg.parse_conninfo(cfg.database_url))
+  end)
+
+  it("quote a value as libpq reads it, and keep a password out of describe()", function()
+    local cfg = config.load({ PGPASSWORD = [[pw-secret'\q]], PGUSER = "a b" }, with {})
+    assert.are.same({ password = [[pw-secret'\q]], user = "a b" }, pg.parse_conninfo(cfg.database_url))
+    for k, v in pairs(config.describe(cfg)) do
+      assert.is_nil(tostring(v):find("pw-secret", 1, true), k)
+    end
+  end)
+end)
+
 describe("every variable in one table", function()
   it("validates each plain setting with a one-line error naming it and what it allows", function()
     for _, case in ipairs({

@@ -159,6 +159,13 @@ for name in ([[SQS_QUEUE_URL SQS_QUEUE AWS_ENDPOINT_URL_SQS AWS_ENDPOINT_URL AWS
   AWS_SHARED_CREDENTIALS_FILE AWS_CONFIG_FILE AWS_CA_BUNDLE DATABASE_URL ETLUA_MASK_KEY
   ETLUA_MASK_KEY_FILE ETLUA_VAULT_KEY ETLUA_VAULT_KEY_FILE]]):gmatch("%S+") do KNOWN[name] = true end
 
+-- libpq's own variables a script's config may give defaults for, and the connection keyword
+-- each stands for. libpq reads them from the environment itself; a default is written into the
+-- connection string instead (see database).
+local PG_DEFAULTS = { PGHOST = "host", PGPORT = "port", PGUSER = "user", PGPASSWORD = "password",
+                      PGDATABASE = "dbname", PGSSLMODE = "sslmode" }
+for name in pairs(PG_DEFAULTS) do KNOWN[name] = true end
+
 local function setting(get, v, input)
   local name, kind, default = v[1], v[2], v[3]
   if input and v.input ~= nil then default = v.input end
@@ -179,14 +186,31 @@ local function setting(get, v, input)
   return raw
 end
 
+-- A connection string of keyword='value' pairs (libpq's quoting: \\ and \' inside quotes).
+local function keyword_string(params)
+  local names = {}
+  for k in pairs(params) do names[#names + 1] = k end
+  table.sort(names)
+  for i, k in ipairs(names) do
+    names[i] = k .. "='" .. params[k]:gsub("[\\']", "\\%0") .. "'"
+  end
+  return table.concat(names, " ")
+end
+
 -- The Postgres connection string: DATABASE_URL, or "" (libpq then reads PGHOST, PGPORT, ...).
 -- Its password, as libpq reads it and as it is written, is registered with etlua.redact. A URL
 -- whose password holds a character a URL must percent-encode (an unencoded '@' or '/') is
 -- refused: libpq would read part of the password as the host name or the port, and echo it.
-local function database(get)
+-- from_script: {keyword = value} of the script's PG* defaults whose variable the environment
+-- leaves unset. They go into the string as keyword='value' pairs, under what DATABASE_URL says:
+-- the URL's own parts win, then libpq's reading of the environment's PG* for what neither sets.
+local function database(get, from_script)
   redact.add(get("PGPASSWORD"), redact.PASSWORD)
   local url = get("DATABASE_URL")
-  if not url then return "", nil end
+  if not url then
+    if next(from_script) == nil then return "", nil end
+    return keyword_string(from_script), from_script
+  end
   local parsed = pg.parse_conninfo(url)
   if parsed then
     redact.add(parsed.password, redact.PASSWORD)
@@ -204,7 +228,22 @@ local function database(get)
     fail.user("DATABASE_URL: the password holds a character a URL must percent-encode"
       .. " (@ / %% as %%40 %%2F %%25); Postgres would read part of it as the host or the port")
   end
-  return url, parsed
+  if next(from_script) == nil then return url, parsed end
+  local params = {}
+  for k, v in pairs(from_script) do params[k] = v end
+  for k, v in pairs(parsed) do params[k] = v end
+  return keyword_string(params), params
+end
+
+-- {keyword = value} of the script's PG* defaults that the environment does not set.
+local function pg_defaults(defaults, getenv)
+  local params = {}
+  for name, keyword in pairs(PG_DEFAULTS) do
+    local v = defaults[name]
+    local env = getenv(name)
+    if v ~= nil and v ~= "" and (env == nil or env == "") then params[keyword] = tostring(v) end
+  end
+  return params
 end
 
 -- load(script_defaults, getenv, need) -> cfg. getenv defaults to os.getenv (tests pass a table
@@ -277,7 +316,7 @@ function M.load(defaults, getenv, need)
     cfg.ca_bundle = get("AWS_CA_BUNDLE")
   end
 
-  if need.db then cfg.database_url, cfg.database = database(get) end
+  if need.db then cfg.database_url, cfg.database = database(get, pg_defaults(defaults, getenv)) end
   return cfg
 end
 
@@ -303,7 +342,7 @@ end
 
 -- database(getenv) -> conninfo: the Postgres connection string alone (etlua reveal).
 function M.database(getenv)
-  return (database(nonempty(getenv)))
+  return (database(nonempty(getenv), {}))
 end
 
 -- The connection's parts that may be logged.
