@@ -31,7 +31,7 @@ options:
                        a numeric address: 127.0.0.1:9108, 0.0.0.0:9108, [::1]:9108
   --version, --help (-h)
 
-environment (a script's `config` table may give any of these a default; the environment wins):
+environment (a script's `config` may give each a default, the proxy ones aside; the environment wins):
   SQS_QUEUE_URL | SQS_QUEUE         the queue (a name is resolved with GetQueueUrl)
   AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL   endpoint override (emulators); else from the queue URL
   AWS_REGION | AWS_DEFAULT_REGION   SigV4 region (default us-east-1)
