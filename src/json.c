@@ -35,6 +35,7 @@
  *                       encodes to null
  * A non-string argument to decode is misuse and raises. */
 #include "etlua/json_internal.h"
+#include "etlua/modules.h"
 
 #include <locale.h>
 #include <math.h>
