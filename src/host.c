@@ -313,7 +313,7 @@ static int etl_host_run(lua_State *L)
     etl_host_set_type(L);
     etl_host_preload(L);
     lua_pushboolean(L, 1); /* the executable, not etlua.so: pg.prestart may start its thread */
-    lua_setfield(L, LUA_REGISTRYINDEX, "etlua.executable");
+    lua_setfield(L, LUA_REGISTRYINDEX, ETL_HOST_EXECUTABLE_KEY);
     lua_getglobal(L, "require");
     lua_pushliteral(L, "etlua.cli");
     lua_call(L, 1, 1);

@@ -23,6 +23,11 @@ struct etl_embedded {
 };
 extern const struct etl_embedded etl_embedded_modules[];
 
+/* Registry key that etl_host_main sets to true before running etlua.cli: the code runs in the
+ * executable, not in etlua.so loaded by plain lua5.4 (busted). src/pg_prestart.c reads it: only
+ * the executable starts pg.prestart's thread. */
+#define ETL_HOST_EXECUTABLE_KEY "etlua.executable"
+
 /* Registers the C modules (their entry points: etlua/modules.h) and the embedded Lua modules in
  * package.preload. Returns nothing; raises on memory exhaustion only. */
 void etl_host_preload(struct lua_State *L);
