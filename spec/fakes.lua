@@ -192,7 +192,7 @@ end
 
 -- Modules that hold references to etlua.host (or to each other) and so are reloaded on fakes.
 local RELOAD = { "etlua.retry", "etlua.telemetry", "etlua.inflight", "etlua.heartbeat", "etlua.queue_depth",
-  "etlua.source", "etlua.progress", "etlua.config", "etlua.dryrun", "etlua.runner" }
+  "etlua.source", "etlua.progress", "etlua.config", "etlua.dryrun", "etlua.pg_connect", "etlua.runner" }
 
 function F.with(fakes, fn)
   local saved = {}

@@ -13,6 +13,7 @@
 
 #include "etlua/budget.h"
 #include "etlua/lua_alloc.h"
+#include "etlua/modules.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -25,18 +26,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-int luaopen_etlua_mask(lua_State *L);
-int luaopen_etlua_sqs(lua_State *L);
-int luaopen_etlua_pg(lua_State *L);
-int luaopen_etlua_metrics(lua_State *L);
-int luaopen_etlua_vault(lua_State *L);
-int luaopen_etlua_json(lua_State *L);
-int luaopen_etlua_scrub(lua_State *L);
-int luaopen_etlua_budget(lua_State *L);
-int luaopen_etlua_row(lua_State *L);
-int luaopen_etlua_lines(lua_State *L);
-int luaopen_etlua_ledger_entries(lua_State *L);
 
 static volatile sig_atomic_t stop_requests;
 static volatile sig_atomic_t reload_requests;
@@ -170,7 +159,6 @@ static const luaL_Reg host_funcs[] = {
     {NULL, NULL},
 };
 
-int luaopen_etlua_host(lua_State *L);
 int luaopen_etlua_host(lua_State *L)
 {
     luaL_newlib(L, host_funcs);
@@ -325,7 +313,7 @@ static int etl_host_run(lua_State *L)
     etl_host_set_type(L);
     etl_host_preload(L);
     lua_pushboolean(L, 1); /* the executable, not etlua.so: pg.prestart may start its thread */
-    lua_setfield(L, LUA_REGISTRYINDEX, "etlua.executable");
+    lua_setfield(L, LUA_REGISTRYINDEX, ETL_HOST_EXECUTABLE_KEY);
     lua_getglobal(L, "require");
     lua_pushliteral(L, "etlua.cli");
     lua_call(L, 1, 1);

@@ -1,5 +1,6 @@
 /* json.c: the etlua.json module (the Lua binding), the text of numbers it shares with the
- * Postgres path (json.number_text), and the UTF-8 rule both directions apply.
+ * Postgres path (json.number_text). The UTF-8 rule both directions apply is etl_json_utf8_seq
+ * (include/etlua/json_lex.h).
  * The decoder is src/json_decode.c, the encoder src/json_encode.c; what each accepts and writes
  * is stated in their header comments.
  *
@@ -35,6 +36,7 @@
  *                       encodes to null
  * A non-string argument to decode is misuse and raises. */
 #include "etlua/json_internal.h"
+#include "etlua/modules.h"
 
 #include <locale.h>
 #include <math.h>
@@ -46,41 +48,6 @@
 #include <lua.h>
 
 #define ARRAY_MT "etlua.json.array"
-
-size_t etl_json_utf8_seq(const unsigned char *p, size_t n, int *valid)
-{
-    unsigned char c = p[0], lo = 0x80, hi = 0xBF;
-    size_t need;
-    *valid = 0;
-    if (c < 0x80) {
-        *valid = 1;
-        return 1;
-    }
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 2;
-        if (c == 0xE0)
-            lo = 0xA0; /* no overlong forms */
-        if (c == 0xED)
-            hi = 0x9F; /* no surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 3;
-        if (c == 0xF0)
-            lo = 0x90; /* no overlong forms */
-        if (c == 0xF4)
-            hi = 0x8F; /* nothing past U+10FFFF */
-    } else {
-        return 1; /* 80..C1, F5..FF never start a sequence */
-    }
-    if (n < 2 || p[1] < lo || p[1] > hi)
-        return 1;
-    for (size_t i = 2; i <= need; i++)
-        if (i >= n || p[i] < 0x80 || p[i] > 0xBF)
-            return i;
-    *valid = 1;
-    return need + 1;
-}
 
 /* The shortest %.15g / %.16g / %.17g text of x that strtod reads back as x (%.17g always does),
  * with the locale's decimal point written as '.'. x is finite. Returns the length. */

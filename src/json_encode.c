@@ -24,6 +24,7 @@
  * encoder calls no Lua function) uses a buffer of its own. */
 #include "etlua/buf.h"
 #include "etlua/json_internal.h"
+#include "etlua/json_lex.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -78,6 +78,7 @@
  *     nil when it has none); stamps: --input file digest -> its stamp; known: partition index
  *     -> true (both the ledger's plain tables, read raw). */
 #include "etlua/mask.h"
+#include "etlua/modules.h"
 #include "etlua/pg.h"
 
 #include <lauxlib.h>
@@ -499,7 +500,6 @@ static int etl_ledger_entries_entry(lua_State *L)
     return 4;
 }
 
-int luaopen_etlua_ledger_entries(lua_State *L);
 int luaopen_etlua_ledger_entries(lua_State *L)
 {
     lua_createtable(L, 0, 3);

@@ -31,6 +31,7 @@
  *   r:close()                   frees the buffer (also __gc and __close; twice is safe); next()
  *                               on a closed reader, or on a closed file, raises. */
 #include "etlua/mask.h"
+#include "etlua/modules.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -247,7 +248,6 @@ static int etl_lines_close(lua_State *L)
     return 0;
 }
 
-int luaopen_etlua_lines(lua_State *L);
 int luaopen_etlua_lines(lua_State *L)
 {
     static const luaL_Reg methods[] = {

@@ -5,12 +5,12 @@
  * lua5.4 and busted require), this file provides luaopen_etlua instead: it preloads the same
  * modules, so `require "etlua"` followed by `require "etlua.runner"` works outside the binary. */
 #include "etlua/host.h"
+#include "etlua/modules.h"
 
 #include <lauxlib.h>
 #include <lua.h>
 
 #ifdef ETLUA_AS_MODULE
-int luaopen_etlua(lua_State *L);
 int luaopen_etlua(lua_State *L)
 {
     etl_host_preload(L);

@@ -31,6 +31,7 @@
 
 #include "etlua/buf.h"
 #include "etlua/mask.h"
+#include "etlua/modules.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>

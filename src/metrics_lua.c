@@ -4,6 +4,7 @@
  * registry. Misuse raises; serve returns nil, msg when it cannot listen. */
 #include "etlua/metrics.h"
 #include "etlua/metrics_server.h"
+#include "etlua/modules.h"
 
 #include <stdlib.h>
 

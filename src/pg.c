@@ -7,6 +7,7 @@
  * message, code where code is the SQLSTATE, or "connection" when the connection is gone; misuse
  * raises. Waiting on the server without blocking is pg_wait.c; escaping and error messages are
  * pg_text.c (include/etlua/pg_internal.h lists what they share). */
+#include "etlua/modules.h"
 #include "etlua/pg_internal.h"
 
 #include <lauxlib.h>

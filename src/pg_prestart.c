@@ -7,7 +7,7 @@
  * very call pg.connect makes (etl_pg_connectdb): the same keywords, connect_timeout and every
  * libpq rule; its outcome (a failure included) is what pg.connect reports, by the same code.
  *
- * Only in the executable (the registry's "etlua.executable", set by src/host.c): etlua.so
+ * Only in the executable (the registry's ETL_HOST_EXECUTABLE_KEY, set by src/host.c): etlua.so
  * under plain lua5.4 may be unloaded at lua_close while a thread runs its code. One at a time.
  * A connection nobody took (a run that stopped on a user error before connecting) is closed at
  * lua_close; one still connecting then is waited for up to ABANDON_WAIT_MS, then left to finish
@@ -155,7 +155,7 @@ static void etl_pg_prestart_warm_crypto(void)
 int etl_pg_prestart(lua_State *L)
 {
     const char *conninfo = luaL_checkstring(L, 1);
-    lua_getfield(L, LUA_REGISTRYINDEX, "etlua.executable");
+    lua_getfield(L, LUA_REGISTRYINDEX, ETL_HOST_EXECUTABLE_KEY);
     int executable = lua_toboolean(L, -1);
     lua_pop(L, 1);
     pthread_mutex_lock(&pre_mu);

@@ -12,6 +12,7 @@
  *   scrub.clean(s) -> s with invalid UTF-8 as U+FFFD and NUL dropped
  *   sc:close(), pats:close() (also __gc, __close; safe twice)
  * Misuse raises; out of memory raises. Error messages never contain the text or a raw value. */
+#include "etlua/modules.h"
 #include "etlua/scrub.h"
 
 #include <stdlib.h>

@@ -8,6 +8,7 @@
 #include "etlua/buf.h"
 #include "etlua/host.h"
 #include "etlua/http.h"
+#include "etlua/modules.h"
 #include "etlua/sqs.h"
 #include "etlua/sqs_codec.h"
 #include "etlua/sqs_options.h"

@@ -15,6 +15,7 @@
  * OpenSSL failures while sealing raise; a ciphertext that does not open is an expected result
  * and returns nil, msg. Messages never contain the key, the plaintext or the ciphertext. */
 #include "etlua/buf.h"
+#include "etlua/modules.h"
 #include "etlua/vault.h"
 
 #include <limits.h>
@@ -293,7 +294,6 @@ static const luaL_Reg etl_vault_funcs[] = {
     {NULL, NULL},
 };
 
-int luaopen_etlua_vault(lua_State *L);
 int luaopen_etlua_vault(lua_State *L)
 {
     if (luaL_newmetatable(L, KEY_MT)) {

@@ -1,5 +1,12 @@
-/* host.h: the one place that owns the Lua state (creation, preloading, protected calls).
- * Every crossing from C into Lua goes through these functions; there is no bare lua_call. */
+/* host.h: the one place that owns the Lua state (creation, preloading, the outermost protected
+ * call).
+ * The rule for calling Lua from C: a call from C code that Lua did not call is protected; in the
+ * program that is only etl_host_main, whose lua_pcall runs etlua.cli.main. Inside a C function
+ * that Lua called, a plain lua_call is fine when no C resource would leak if it raised: its error
+ * goes to the nearest protected call (host.c's loader and etl_host_run, the callbacks of
+ * src/mask_rows.c). A function that must not raise, or must handle the error itself, makes its
+ * own lua_pcall (src/budget.c's budget.call, src/pg_wait.c's wait hook, host.c's redaction of an
+ * error message). */
 #ifndef ETLUA_HOST_H
 #define ETLUA_HOST_H
 
@@ -16,8 +23,13 @@ struct etl_embedded {
 };
 extern const struct etl_embedded etl_embedded_modules[];
 
-/* Registers the C modules (etlua.mask, etlua.sqs, etlua.pg, etlua.host) and the embedded Lua
- * modules in package.preload. Returns nothing; raises on memory exhaustion only. */
+/* Registry key that etl_host_main sets to true before running etlua.cli: the code runs in the
+ * executable, not in etlua.so loaded by plain lua5.4 (busted). src/pg_prestart.c reads it: only
+ * the executable starts pg.prestart's thread. */
+#define ETL_HOST_EXECUTABLE_KEY "etlua.executable"
+
+/* Registers the C modules (their entry points: etlua/modules.h) and the embedded Lua modules in
+ * package.preload. Returns nothing; raises on memory exhaustion only. */
 void etl_host_preload(struct lua_State *L);
 
 /* Non-zero once SIGTERM/SIGINT has asked the process to stop (after host.install_signals()).

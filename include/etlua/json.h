@@ -8,8 +8,6 @@
 
 #include <stddef.h>
 
-struct lua_State;
-
 #define ETL_JSON_MAX_DEPTH 1000 /* arrays/objects nested deeper are refused (decode and encode) */
 #define ETL_JSON_NUMBER_MAX 32  /* room for any text below, NUL included */
 
@@ -24,8 +22,5 @@ int etl_json_number_text(double x, char out[ETL_JSON_NUMBER_MAX]);
  * "1e+15", "0.1"), so that a float decodes as a float again. Returns the length; x must be
  * finite (the encoder writes null for inf and nan). */
 int etl_json_float_text(double x, char out[ETL_JSON_NUMBER_MAX]);
-
-/* Lua module: json.decode(s), json.encode(v), json.number_text(n), json.array_mt, json.null. */
-int luaopen_etlua_json(struct lua_State *L);
 
 #endif

@@ -1,5 +1,5 @@
 /* json_internal.h: what the C files of etlua.json share and nothing outside them uses.
- *  - src/json.c         the Lua binding (luaopen_etlua_json), number text, the UTF-8 rule;
+ *  - src/json.c         the Lua binding (luaopen_etlua_json), number text;
  *  - src/json_decode.c  text -> Lua values, in one pass onto the Lua stack;
  *  - src/json_encode.c  Lua values -> text, into one growable buffer. */
 #ifndef ETLUA_JSON_INTERNAL_H
@@ -10,12 +10,6 @@
 #include <stddef.h>
 
 struct lua_State;
-
-/* The UTF-8 sequence at p[0..n) (n >= 1), by the table of well-formed byte sequences of the
- * Unicode standard (no overlongs, no surrogates, nothing past U+10FFFF). Returns its length and
- * sets *valid to 1; for an ill-formed sequence sets *valid to 0 and returns the length of its
- * maximal subpart (at least 1), the bytes one U+FFFD replaces. */
-size_t etl_json_utf8_seq(const unsigned char *p, size_t n, int *valid);
 
 /* The decoder's cache of object keys (one per decode closure): the bytes of the last key made
  * in each of ETL_JSON_KEY_SLOTS slots (picked by a hash of the key's length and three of its

@@ -77,15 +77,13 @@ int etl_mask_hasher_hex(struct etl_mask_hasher *h, const void *data, size_t len,
                         char out[ETL_MASK_HEX_LEN + 1]);
 
 /* mask.row_masks(entries, null, json_text, each_masks) -> a spec's row_masks method in C, for
- * etlua.pii (src/mask_rows.c says what it reads and returns). Part of the Lua module below. */
+ * etlua.pii (src/mask_rows.c says what it reads and returns). Part of the Lua module
+ * (luaopen_etlua_mask, etlua/modules.h). */
 int etl_mask_l_row_masks(struct lua_State *L);
 
 /* mask.canonical(s, form) -> the text s is masked by under form: nil, "ip", "lower" or "trim"
- * (src/mask_rows.c: the one definition of the canonical forms). Part of the Lua module below. */
+ * (src/mask_rows.c: the one definition of the canonical forms). Part of the Lua module
+ * (luaopen_etlua_mask, etlua/modules.h). */
 int etl_mask_l_canonical(struct lua_State *L);
-
-/* Lua module: mask.sha256_hex, mask.hmac_sha256_hex, mask.new(key) -> "etlua.mask.hasher"
- * with :hex(s) and :close(), mask.canonical_ip(s) -> text, 4|6 or nil. */
-int luaopen_etlua_mask(struct lua_State *L);
 
 #endif

@@ -13,7 +13,6 @@
 
 #include <stddef.h>
 
-struct lua_State;
 struct etl_metrics;
 
 enum etl_metric_kind { ETL_COUNTER, ETL_GAUGE, ETL_HISTOGRAM };
@@ -71,16 +70,5 @@ void etl_metrics_set_ready(struct etl_metrics *m, int ready);
 
 /* Readiness as set by etl_metrics_set_ready (0 until set). */
 int etl_metrics_is_ready(struct etl_metrics *m);
-
-/* Lua module: metrics.registry() -> "etlua.metrics.registry" with
- *   :counter(name, help [, label]) -> id     :gauge(name, help [, label]) -> id
- *   :histogram(name, help, {bounds}) -> id
- *   :inc(id [, n [, label_value]])   :set(id, v [, label_value])   :observe(id, v)
- *   :render() -> text                :ready(bool)
- *   :constant_label(name, value)     :process_metrics()
- *   :serve(addr) -> bound_addr | nil, msg
- *   :close() (also __gc and __close; twice is safe)
- * Misuse (bad names, unknown ids, a closed registry) raises. */
-int luaopen_etlua_metrics(struct lua_State *L);
 
 #endif

@@ -49,7 +49,4 @@ const unsigned char *etl_pg_array_bytes(struct lua_State *L, int idx, unsigned *
 long long etl_pg_copy_binary(struct lua_State *L, int rows, int ncols, const unsigned *types,
                              unsigned char **buf, size_t *cap);
 
-/* require "etlua.pg": pushes the module table {connect = ...}. */
-int luaopen_etlua_pg(struct lua_State *L);
-
 #endif

@@ -19,8 +19,6 @@
 
 #include "etlua/mask.h"
 
-struct lua_State;
-
 /* Canonical form applied to a masked value before hashing (the pii declaration's `canonical`). */
 enum etl_scrub_canonical {
     ETL_SCRUB_CANON_NONE = 0,
@@ -74,9 +72,5 @@ int etl_scrub_text(const struct etl_scrub_cfg *cfg, const char *in, size_t len, 
 /* Only the text hygiene: invalid UTF-8 -> U+FFFD (one per invalid byte), NUL dropped.
  * Returns ETL_SCRUB_SAME, ETL_SCRUB_NEW or ETL_SCRUB_NOMEM. */
 int etl_scrub_clean(const char *in, size_t len, char **out, size_t *outlen);
-
-/* Lua module: scrub.new(masker, keys [, canonical]) -> scrubber; scrubber:text(s [, patterns]);
- * scrub.patterns(raws) -> patterns; scrub.clean(s). See src/scrub.c. */
-int luaopen_etlua_scrub(struct lua_State *L);
 
 #endif

@@ -3,7 +3,8 @@
  *    request signed (SigV4) by our own src/sigv4.c (etl_sigv4_sign, include/etlua/sigv4.h);
  *  - codecs: include/etlua/sqs_codec.h (src/sqs_codec.c, src/sqs_json.c, src/sqs_query.c): one
  *    table of functions per wire protocol, picked once after detection;
- *  - the Lua binding: src/sqs.c, luaopen_etlua_sqs (sqs.client's options: src/sqs_options.c).
+ *  - the Lua binding: src/sqs.c, luaopen_etlua_sqs (declared in etlua/modules.h; sqs.client's
+ *    options: src/sqs_options.c).
  *
  * Lua API (expected failures return nil, msg, code; misuse raises; messages never carry secrets,
  * signatures or message bodies):
@@ -42,9 +43,5 @@
  * calls use a slot kept for them, so they work while every other slot is busy. */
 #ifndef ETLUA_SQS_H
 #define ETLUA_SQS_H
-
-struct lua_State;
-
-int luaopen_etlua_sqs(struct lua_State *L);
 
 #endif

@@ -8,6 +8,8 @@
  * check is on medians: a sleep the stop waits out adds WATCH_MS/2 to the median whatever the
  * load, while a host that stalls the process now and then (a loaded CI machine, valgrind in
  * memcheck.drain) moves both closes of a round and only a few rounds. */
+#include "etlua/modules.h"
+
 #include "check.h"
 
 #include <lauxlib.h>
@@ -15,8 +17,6 @@
 #include <lualib.h>
 #include <stdlib.h>
 #include <time.h>
-
-int luaopen_etlua_budget(lua_State *L);
 
 #define ROUNDS 21
 #define EXTRA_CLOSE_MS 2.5 /* a stop that waits out the tick adds ~WATCH_MS/2 = 5 ms */

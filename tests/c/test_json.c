@@ -4,6 +4,8 @@
  * leave exactly their results on the stack, also when they refuse. The value-level behaviour
  * is spec/json_spec.lua. */
 #include "etlua/json_internal.h"
+#include "etlua/json_lex.h"
+#include "etlua/modules.h"
 
 #include "check.h"
 

@@ -7,6 +7,7 @@
  * Under AddressSanitizer every block goes to malloc: the slab counts are then not checked.
  * A plain program: prints each failure and exits non-zero when any check failed. */
 #include "etlua/lua_alloc.h"
+#include "etlua/modules.h"
 
 #include "check.h"
 
@@ -18,8 +19,6 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
-
-int luaopen_etlua_budget(lua_State *L);
 
 #define NBLOCKS 20000
 

@@ -6,6 +6,7 @@
  * A plain program: prints each failure and exits non-zero when any check failed. */
 #include "etlua/buf.h"
 #include "etlua/mask.h"
+#include "etlua/modules.h"
 
 #include "check.h"
 

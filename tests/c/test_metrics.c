@@ -6,6 +6,7 @@
  * /metrics, /healthz and /readyz over a socket, and the Lua binding. A plain program: prints each failure and exits non-zero when any check failed. */
 #include "etlua/metrics.h"
 #include "etlua/metrics_server.h"
+#include "etlua/modules.h"
 
 #include "check.h"
 

@@ -4,6 +4,7 @@
  * (etl_pg_copy_binary: the bytes of each type, dates as days from 2000, which batches go as
  * text), and the Lua surface of etlua.pg against a closed port
  * (connect errors never carry the password, invalid conninfo is not echoed, misuse raises). */
+#include "etlua/modules.h"
 #include "etlua/pg.h"
 
 #include "check.h"

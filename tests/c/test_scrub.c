@@ -2,6 +2,7 @@
  * keyed values, raw-value patterns, the merge of overlapping spans, linear time on 1 MiB runs of
  * every hostile shape, and the Lua binding (etlua.scrub: misuse, close twice).
  * Masks are real HMAC-SHA-256 under a test key, so expected texts are computed the same way. */
+#include "etlua/modules.h"
 #include "etlua/scrub.h"
 
 #include "check.h"

@@ -3,6 +3,7 @@
  * nonce, ciphertext, tag, associated data, truncation) refused with zeroed output, key parsing,
  * the key id, and the Lua binding (no key in tostring, close twice, closed key raises).
  * A plain program: prints each failure and exits non-zero when any check failed. */
+#include "etlua/modules.h"
 #include "etlua/vault.h"
 
 #include "check.h"
@@ -13,8 +14,6 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
-
-int luaopen_etlua_vault(lua_State *L);
 
 static void key_0_31(unsigned char k[ETL_VAULT_KEY_LEN])
 {

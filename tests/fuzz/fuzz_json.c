@@ -8,6 +8,8 @@
  *    and valid UTF-8) equal to the input whenever the input was valid UTF-8.
  * One Lua state serves every input. */
 #include "etlua/json_internal.h"
+#include "etlua/json_lex.h"
+#include "etlua/modules.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -7,6 +7,7 @@
  * (valid JSON and valid UTF-8, within the depth limit), and a text of a plain scalar or string
  * is the same when the decoded value is encoded again. */
 #include "etlua/json_internal.h"
+#include "etlua/modules.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -32,19 +32,20 @@
 -- kept while a reload must still find them.
 local host = require "etlua.host"
 local entries = require "etlua.ledger_entries"
+local const = require "etlua.ledger_const"
 
 local M = {}
 local Ledger = {}
 Ledger.__index = Ledger
 
-M.EPOCH = entries.EPOCH            -- 2024-01-01T00:00:00Z, `sent` = 0 (the rule's, in C)
-M.MARGIN = 3600                    -- added to the queue's retention: clock skew, late commits
+M.EPOCH = const.EPOCH              -- 2024-01-01T00:00:00Z, `sent` = 0 (the rule's, in C)
+M.MARGIN = const.MARGIN            -- added to the queue's retention: clock skew, late commits
 M.INPUT_RETENTION = 4 * 86400 + M.MARGIN -- --input: as a queue with SQS's default retention
 M.SQS_MAX_RETENTION = 14 * 86400   -- a queue that does not report its retention
 -- Partition widths when none is set: the largest of these at most an eighth of the retention,
 -- so the ledger holds at most retention + width (<= 1.125x) of entries plus 2 empty ahead.
 local WIDTHS = { 60, 300, 900, 3600, 14400, 21600, 43200, 86400 }
-M.AHEAD = 2                        -- partitions kept made ahead of the current time
+M.AHEAD = const.AHEAD              -- partitions kept made ahead of the current time
 
 -- retention(queue_seconds, override, log) -> seconds a ledger entry must live (margin included).
 -- override: ETLUA_LEDGER_RETENTION; queue_seconds: the queue's MessageRetentionPeriod (nil for

@@ -12,14 +12,13 @@
 -- partition made on demand. Every step runs under a short lock_timeout; a step that times out
 -- is left for a later call (a detach cut short is FINALIZEd then).
 local host = require "etlua.host"
+local const = require "etlua.ledger_const"
 
 local M = {}
 
 local LOCK_TIMEOUT = "500ms"
 local UPGRADE_LOCK_TIMEOUT = "10s"
 local MAX_PAST_AT_OPEN = 64 -- partitions made at open for the past; older ones on demand
-
-local function ledger_m() return require "etlua.ledger" end
 
 local function exec_all(db, ...)
   for _, sql in ipairs({ ... }) do
@@ -37,7 +36,7 @@ end
 
 -- The name of partition k: the base name and its start time in UTC.
 local function part_name(l, k)
-  return l.base .. "_" .. os.date("!%Y%m%d_%H%M%S", ledger_m().EPOCH + k * l.width)
+  return l.base .. "_" .. os.date("!%Y%m%d_%H%M%S", const.EPOCH + k * l.width)
 end
 
 local function attach_sql(l, k)
@@ -210,14 +209,13 @@ end
 -- The server's time and the horizon: the longest retention of the queues still consumed (a
 -- queue nobody consumed for longer than its retention has no message left to redeliver).
 local function refresh_state(l)
-  local L = ledger_m()
   local rows, err, code = l.db:exec(
     "WITH me AS (INSERT INTO " .. l.queues .. " AS q (name, retention, seen, stamp) "
       .. "VALUES ($1, $2, now(), $5) ON CONFLICT (name) DO UPDATE SET seen = now(), retention = $2 "
       .. "WHERE q.seen < now() - make_interval(secs => $3) OR q.retention <> $2 RETURNING 1) "
       .. "SELECT extract(epoch from now())::bigint - $4, (SELECT max(retention) FROM " .. l.queues
       .. " WHERE seen > now() - make_interval(secs => retention)), (SELECT count(*) FROM me)",
-    l.queue, l.retention, math.max(1, math.min(l.retention // 4, 600)), L.EPOCH, l.stamp)
+    l.queue, l.retention, math.max(1, math.min(l.retention // 4, 600)), const.EPOCH, l.stamp)
   if not rows then return nil, err, code end
   l.server_now, l.server_at = math.tointeger(tonumber(rows[1][1])), host.mono()
   l.horizon = math.max(l.retention, math.tointeger(tonumber(rows[1][2] or "0")) or 0)
@@ -235,7 +233,6 @@ local OPEN_PROBE = "SELECT c.relkind, EXISTS (SELECT 1 FROM pg_attribute a WHERE
 -- create(l, width): at open. Upgrades an earlier ledger, makes the tables, registers the queue
 -- (its stamp), and the partitions from the retention's start to AHEAD ahead.
 function M.create(l, width)
-  local L = ledger_m()
   local db = l.db
   local ok, err, code
   if l.schema then
@@ -290,7 +287,7 @@ function M.create(l, width)
     end
     if not ok then return nil, err, code end
   end
-  local reuse = l.retention - math.min(L.MARGIN, l.retention // 2)
+  local reuse = l.retention - math.min(const.MARGIN, l.retention // 2)
   l.reuse = reuse
   -- ... and, in the same statement, the server's time and the horizon (refresh_state's): the
   -- other queues' retentions as they were (this queue's row is the one just written: its
@@ -302,7 +299,7 @@ function M.create(l, width)
     .. "q.stamp <= EXCLUDED.stamp - $3 OR q.stamp > EXCLUDED.stamp THEN EXCLUDED.stamp ELSE q.stamp END "
     .. "RETURNING stamp) SELECT (SELECT stamp FROM me), extract(epoch from now())::bigint - $4, "
     .. "(SELECT max(retention) FROM " .. l.queues .. " WHERE seen > now() - make_interval(secs => retention) "
-    .. "AND name <> $1)", l.queue, l.retention, reuse, L.EPOCH)
+    .. "AND name <> $1)", l.queue, l.retention, reuse, const.EPOCH)
   if not rows then return nil, err, code end
   l.stamp = math.tointeger(tonumber(rows[1][1]))
   l.server_now, l.server_at = math.tointeger(tonumber(rows[1][2])), host.mono()
@@ -323,7 +320,7 @@ function M.create(l, width)
   local now_k = l.server_now // l.width
   local first = math.max((l.server_now - l.horizon) // l.width, now_k - MAX_PAST_AT_OPEN)
   local missing = {}
-  for k = first, now_k + L.AHEAD do
+  for k = first, now_k + const.AHEAD do
     if not l.known[k] then missing[#missing + 1] = k end
   end
   ok, err, code = create_partitions(l, missing)
@@ -348,7 +345,7 @@ function M.due(l, list)
     if p.pending or p.hi <= limit then return true end
   end
   local now_k = l.server_now // l.width
-  for k = now_k, now_k + ledger_m().AHEAD do
+  for k = now_k, now_k + const.AHEAD do
     if not l.known[k] then return true end
   end
   return false
@@ -485,7 +482,7 @@ function M.step(l)
   end
   if not did then
     local now_k = l.server_now // l.width
-    for k = now_k, now_k + ledger_m().AHEAD do
+    for k = now_k, now_k + const.AHEAD do
       if not l.known[k] then
         ok, err, code = create_partition(l, k)
         did = "made " .. part_name(l, k)

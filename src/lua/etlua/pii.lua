@@ -197,6 +197,18 @@ local function mask_of(text, masker, by_text)
   return hex
 end
 
+-- One value's mask and the canonical text it is computed from (form: the entry's canonical);
+-- with raws, a string's or a number's raw and canonical texts are added to it.
+local function mask_value(v, form, masker, by_text, raws)
+  local text, is_string = canonical(v, form)
+  local hex = mask_of(text, masker, by_text)
+  if raws and (is_string or math.type(v)) then
+    add_raw(raws, is_string and v or text, hex)
+    add_raw(raws, text, hex)
+  end
+  return hex, text
+end
+
 -- masked, plain (and raws when given a table): see the header. by_text may be nil.
 local function compute(self, rec, masker, by_text, raws)
   local masked, plain = {}, {}
@@ -205,26 +217,16 @@ local function compute(self, rec, masker, by_text, raws)
     if not e.each then
       local v = single(rec, e.segments)
       if v ~= nil then
-        local text, is_string = canonical(v, e.canonical)
-        local hex = mask_of(text, masker, by_text)
+        local hex, text = mask_value(v, e.canonical, masker, by_text, raws)
         masked[e.path], plain[e.path] = hex, text
-        if raws and (is_string or math.type(v)) then
-          add_raw(raws, is_string and v or text, hex)
-          add_raw(raws, text, hex)
-        end
       end
     else
       local values = {}
       collect(rec, e.segments, 1, values)
       local list, texts = {}, {}
       for _, v in ipairs(values) do
-        local text, is_string = canonical(v, e.canonical)
-        local hex = mask_of(text, masker, by_text)
+        local hex, text = mask_value(v, e.canonical, masker, by_text, raws)
         list[#list + 1], texts[#texts + 1] = hex, text
-        if raws and (is_string or math.type(v)) then
-          add_raw(raws, is_string and v or text, hex)
-          add_raw(raws, text, hex)
-        end
       end
       if #list > 0 then masked[e.path], plain[e.path] = list, texts end
     end

@@ -10,7 +10,7 @@
 -- is decrypted before anything is printed: a wrong key or a tampered row is one line on stderr,
 -- exit 1, and no plaintext at all. Exit: 0 all found; 1 a failure or a mask not found; 2 usage.
 local pii_vault = require "etlua.pii_vault"
-local pg = require "etlua.pg"
+local pg_connect = require "etlua.pg_connect"
 local fail = require "etlua.fail"
 local config = require "etlua.config"
 
@@ -60,15 +60,9 @@ local function parse(argv)
   return opts, masks
 end
 
-local function connect()
-  local db, err = pg.connect(config.database(os.getenv))
-  if db then -- --reencrypt writes: durable whatever the server's default
-    local ok, serr = require("etlua.runner").durable(db, config.setting("ETLUA_SYNCHRONOUS_COMMIT"))
-    if not ok then db, err = nil, serr end
-  end
-  if not db then
-    fail.user("cannot connect to Postgres: %s; check DATABASE_URL or PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE", err)
-  end
+local function connect() -- --reencrypt writes: durable whatever the server's default
+  local db, err = pg_connect.durable(config.database(os.getenv))
+  if not db then pg_connect.fail(err) end
   return db
 end
 

@@ -10,7 +10,7 @@ local ledger = require "etlua.ledger"
 local retry = require "etlua.retry"
 local fail = require "etlua.fail"
 local mask = require "etlua.mask"
-local pg = require "etlua.pg"
+local pg_connect = require "etlua.pg_connect"
 local host = require "etlua.host"
 local telemetry = require "etlua.telemetry"
 local progress = require "etlua.progress"
@@ -18,33 +18,18 @@ local progress = require "etlua.progress"
 local M = {}
 
 -- Postgres ------------------------------------------------------------------------------------
--- Every connection runs its transactions with synchronous_commit = on (ETLUA_SYNCHRONOUS_COMMIT),
--- whatever the server's default: with `off` a COMMIT returns before its WAL is on disk, so a
--- server crash can lose a batch that etlua has already deleted from the queue.
-function M.durable(db, level)
-  local ok, err, code = db:exec("SELECT set_config('synchronous_commit', $1, false)", level)
-  if not ok then return nil, err, code end
-  return db
-end
-
--- Connects, retrying with backoff. At start-up (no deadline) a few attempts, then a one-line
--- error; mid-run, until the outage deadline (ETLUA_OUTAGE_SECONDS) or a stop signal, since the
--- batch in hand must be committed before anything is deleted.
+-- Connects (etlua.pg_connect: synchronous_commit set on every connection), retrying with
+-- backoff. At start-up (no deadline) a few attempts, then a one-line error; mid-run, until the
+-- outage deadline (ETLUA_OUTAGE_SECONDS) or a stop signal, since the batch in hand must be
+-- committed before anything is deleted.
 local function connect(cfg, log, deadline)
   local db, err
   repeat
     db, err = retry.call(log, "postgres", function()
-      local conn, msg = pg.connect(cfg.database_url)
-      if not conn then return nil, msg, "connection" end
-      local ok, serr, scode = M.durable(conn, cfg.synchronous_commit)
-      if ok then return conn end
-      conn:close()
-      return nil, serr, scode
+      return pg_connect.durable(cfg.database_url, cfg.synchronous_commit)
     end)
   until db or not deadline or host.mono() > deadline or host.stopping()
-  if not db then
-    fail.user("cannot connect to Postgres: %s; check DATABASE_URL or PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE", err)
-  end
+  if not db then pg_connect.fail(err) end
   return db
 end
 
