@@ -46,6 +46,7 @@
 #include "etlua/budget.h"
 
 #include "etlua/host.h"
+#include "etlua/modules.h"
 #include "etlua/pattern.h"
 
 #include <errno.h>
@@ -358,7 +359,6 @@ static const luaL_Reg etl_budget_funcs[] = {
     {NULL, NULL},
 };
 
-int luaopen_etlua_budget(lua_State *L);
 int luaopen_etlua_budget(lua_State *L)
 {
     int idle = 0;

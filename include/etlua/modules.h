@@ -44,7 +44,8 @@ int luaopen_etlua_json(struct lua_State *L);
  * scrubber:text(s [, patterns]); scrub.patterns(raws) -> patterns; scrub.clean(s). */
 int luaopen_etlua_scrub(struct lua_State *L);
 
-/* etlua.budget (src/budget.c, its API in that file's header): budget.call(ms, fn, ...). */
+/* etlua.budget (src/budget.c, its API in that file's header): budget.call(ms, fn, ...), and
+ * budget.patterns (src/pattern.c). */
 int luaopen_etlua_budget(struct lua_State *L);
 
 /* etlua.row (src/row.c, its API in that file's header): row.gather(t, columns). */

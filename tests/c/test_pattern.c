@@ -9,13 +9,13 @@
  * also when the script catches the error, and a call within its budget is not. */
 #include "check.h"
 
+#include "etlua/modules.h"
+
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
 #include <stdlib.h>
 #include <time.h>
-
-int luaopen_etlua_budget(lua_State *L);
 
 /* Each call as one line: "label => ok,results" or "label => false,message". */
 static const char *const CASES =

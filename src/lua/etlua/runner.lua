@@ -1,5 +1,5 @@
 -- etlua.runner: the loop, top to bottom as the data flows:
---   receive → process each body (decode → validate → rules → transform) → commit → delete
+--   receive → process each body (decode → masks → validate → rules → transform) → commit → delete
 -- A message is deleted (acknowledged) only after the transaction holding its row or its reject
 -- has committed; the ledger in that transaction makes any redelivery land once.
 local config = require "etlua.config"
