@@ -42,6 +42,18 @@ psql_q() { psql -X -At -v ON_ERROR_STOP=1 -c "$1"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok - $*"; }
 
+# stop_clean PID LOG [WHAT]: SIGTERM to etlua's PID, which must exit 0 (else its LOG is shown
+# and the test fails, naming WHAT); sets t to the milliseconds from the signal to its exit.
+stop_clean() {
+  local t0 rc=0
+  t0=$(date +%s%3N)
+  kill -TERM "$1"
+  wait "$1" || rc=$?
+  # shellcheck disable=SC2034  # t is read by the caller
+  t=$(( $(date +%s%3N) - t0 ))
+  [ $rc -eq 0 ] || { cat "$2" >&2; fail "${3:+$3: }exit status $rc after SIGTERM"; }
+}
+
 # no_secrets FILE...: none of the secrets, nor the Postgres password, appears in the files.
 no_secrets() {
   local f

@@ -195,9 +195,7 @@ python3 -c 'import sys; sys.exit(not float(sys.argv[2]) > float(sys.argv[1]))' "
   || fail "the last commit time did not advance after the outage: $(lc "$WORK/final") -> $(lc "$WORK/after")"
 ok "the last commit time advanced past the outage: $(lc "$WORK/final") -> $(lc "$WORK/after")"
 
-kill -TERM $pid
-rc=0; wait $pid || rc=$?
-[ $rc -eq 0 ] || { cat "$WORK/etlua.log" >&2; fail "exit status $rc after SIGTERM"; }
+stop_clean $pid "$WORK/etlua.log"
 [ "$(code /healthz)" = 000 ] || fail "still serving after exit"
 ok "SIGTERM: exit 0, the server is gone"
 

@@ -86,7 +86,7 @@ ok "a looping rule and a backtracking pattern: a script_timeout reject naming ea
 # sigterm_inside LOCALE SEED WHAT: 200 messages and one that makes a rule spin (LOCALE), with a
 # budget of an hour; SIGTERM once that message is in hand; then drains with the normal budget.
 sigterm_inside() {
-  local locale=$1 seed=$2 what=$3 pid rc t t0 cpu
+  local locale=$1 seed=$2 what=$3 pid t cpu
   psql_q "TRUNCATE user_logins, user_logins_rejects" >/dev/null
   python3 "$ROOT/tests/harness/gen_logins.py" 200 --seed "$seed" >"$WORK/two.jsonl"
   special "$locale" 1 >>"$WORK/two.jsonl"
@@ -98,11 +98,7 @@ sigterm_inside() {
     cpu=$(ps -o time= -p $pid | awk -F: '{print $NF}')
     [ "${cpu%%.*}" -ge 2 ] 2>/dev/null && break
   done
-  t0=$(date +%s%3N)
-  kill -TERM $pid
-  rc=0; wait $pid || rc=$?
-  t=$(( $(date +%s%3N) - t0 ))
-  [ $rc -eq 0 ] || { cat "$WORK/two.log" >&2; fail "exit status $rc after SIGTERM"; }
+  stop_clean $pid "$WORK/two.log"
   [ $t -lt 1500 ] || fail "took ${t} ms to stop while $what"
   grep -q "stop signal: script hooks stopped" "$WORK/two.log" || fail "no log line for the cut hook"
   [ "$(psql_q "SELECT count(*) FROM user_logins WHERE locale = '$locale'")" = 0 ] || fail "the $locale message landed"

@@ -15,11 +15,7 @@ send "$WORK/input.jsonl"
 "$ETLUA_BIN" "$script" 2>"$WORK/busy.log" &     # as a service: runs until a signal
 pid=$!
 sleep 1.5
-t0=$(date +%s%3N)
-kill -TERM $pid
-rc=0; wait $pid || rc=$?
-t=$(( $(date +%s%3N) - t0 ))
-[ $rc -eq 0 ] || { cat "$WORK/busy.log" >&2; fail "exit status $rc after SIGTERM"; }
+stop_clean $pid "$WORK/busy.log"
 [ $t -lt 5000 ] || fail "took ${t} ms to stop"
 grep -q " stopped .*received=" "$WORK/busy.log" || fail "no stop summary"
 ok "SIGTERM mid-drain: exit 0 after ${t} ms, the batch in hand committed and deleted"

@@ -17,9 +17,7 @@ send "$WORK/input.jsonl"
 "$ETLUA_BIN" "$script" 2>"$WORK/std.log" &
 pid=$!
 sleep 1.5
-kill -TERM $pid
-rc=0; wait $pid || rc=$?
-[ $rc -eq 0 ] || { cat "$WORK/std.log" >&2; fail "exit status $rc after SIGTERM"; }
+stop_clean $pid "$WORK/std.log"
 grep -q ' released .*messages=' "$WORK/std.log" || { cat "$WORK/std.log" >&2; fail "no release logged"; }
 d=$(depth)
 [ "${d#* }" = 0 ] || fail "messages still in flight after the stop (visible, in flight: $d)"
@@ -42,9 +40,7 @@ node "$ROOT/tests/harness/sqs.js" send "$AWS_ENDPOINT_URL" "$SQS_QUEUE_URL" "$WO
 "$ETLUA_BIN" "$script" --drain 2>"$WORK/fifo.log" &
 pid=$!
 sleep 1
-kill -TERM $pid
-rc=0; wait $pid || rc=$?
-[ $rc -eq 0 ] || { cat "$WORK/fifo.log" >&2; fail "FIFO: exit status $rc after SIGTERM"; }
+stop_clean $pid "$WORK/fifo.log" FIFO
 d=$(depth)
 [ "${d#* }" = 0 ] || fail "FIFO: messages still in flight after the stop (visible, in flight: $d)"
 [ "${d% *}" -gt 0 ] || fail "FIFO: the drain finished before the signal; nothing to test"
