@@ -27,8 +27,8 @@
  * The library functions a hook may call take time about linear in their input (table.sort's is
  * n log n), and the memory limit bounds the input. Lua's string patterns are the exception: they
  * can backtrack for hours on a short subject. So string.find, match, gmatch and gsub in the
- * sandbox are budget.patterns (src/pattern.c), whose matcher calls etl_budget_check as it
- * works: the hook's error is raised there.
+ * sandbox are budget.patterns (src/pattern.c), whose matcher (src/pattern_match.c) calls
+ * etl_budget_check as it works: the hook's error is raised there.
  *
  * Lua API:
  *   budget.call(ms, fn, ...) -> true, results...

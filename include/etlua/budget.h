@@ -11,8 +11,8 @@
  * inside an endless loop. Does nothing otherwise. */
 void etl_budget_interrupt(void);
 
-/* For C code that a hook call runs without running Lua instructions for long (src/pattern.c's
- * matcher): raises the hook's own error, as its hook would, when the budgeted call running on L
+/* For C code that a hook call runs without running Lua instructions for long (the matcher of
+ * src/pattern_match.c): raises the hook's own error, as its hook would, when the budgeted call running on L
  * is past its CPU time or a stop signal came; returns at once otherwise, and whenever no
  * budgeted call runs on L. Only from a C function Lua called (it raises). */
 void etl_budget_check(lua_State *L);
